@@ -1,0 +1,91 @@
+"""The FastAPI application: REST API under /v1, back office at /, /healthz and /metrics."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from creditdesk import __version__
+from creditdesk.api import problems
+from creditdesk.api.deps import get_db
+from creditdesk.api.middleware import BodyLimitAndMetrics
+from creditdesk.api.routes import audit as audit_routes
+from creditdesk.api.routes import credits as credits_routes
+from creditdesk.api.routes import parties as parties_routes
+from creditdesk.config import get_settings
+from creditdesk.db import Database, get_database
+from creditdesk.jobs.runner import JobLoop
+
+DESCRIPTION = """
+Prepaid credits and account billing on a double-entry credit ledger.
+
+Authenticate with an API key: `Authorization: Bearer cdk_...`. Every write accepts an
+`Idempotency-Key` header; send one on every write that moves credits. Errors are RFC 9457
+problem+json documents with a stable `code`.
+"""
+
+
+def create_app(database_url: str | None = None, *, db: Database | None = None, run_jobs: bool = False) -> FastAPI:
+    settings = get_settings()
+    database = db or get_database(database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        loop = None
+        if run_jobs and settings.jobs_interval_seconds > 0:
+            loop = JobLoop(database, settings.jobs_interval_seconds)
+            loop.start()
+        yield
+        if loop is not None:
+            loop.stop()
+
+    app = FastAPI(title="creditdesk", version=__version__, description=DESCRIPTION,
+                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan)
+    app.state.db = database
+    problems.install(app)
+
+    v1 = APIRouter(prefix="/v1")
+    v1.include_router(parties_routes.router)
+    v1.include_router(audit_routes.router)
+    _include_optional(v1)
+    app.include_router(v1)
+
+    @app.get("/healthz", tags=["system"])
+    def healthz(database: Database = Depends(get_db)):
+        try:
+            with database.read() as session:
+                session.execute(text("SELECT 1"))
+        except Exception as exc:  # the probe must answer, not raise
+            return JSONResponse({"status": "unavailable", "database": str(exc.__class__.__name__)}, status_code=503)
+        return {"status": "ok", "database": database.dialect, "version": __version__}
+
+    @app.get("/metrics", tags=["system"], include_in_schema=False)
+    def metrics():
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    _mount_web(app)
+    app.add_middleware(BodyLimitAndMetrics, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def _include_optional(v1: APIRouter) -> None:
+    v1.include_router(credits_routes.router)
+    from creditdesk.api.routes import sms as sms_routes  # SMS credits (seed 003)
+    v1.include_router(sms_routes.router)
+
+
+def create_server_app() -> FastAPI:
+    """The app as `creditdesk serve` runs it: with the background jobs."""
+    return create_app(run_jobs=True)
+
+
+def _mount_web(app: FastAPI) -> None:
+    try:
+        from creditdesk.web.app import mount
+    except ImportError:
+        return
+    mount(app)

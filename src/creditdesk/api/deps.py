@@ -1,0 +1,150 @@
+"""What every endpoint needs: the database, the authenticated actor, and the write runner."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import Depends, Header, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from creditdesk import idempotency
+from creditdesk.api.problems import PROBLEM_MEDIA_TYPE, error_problem
+from creditdesk.audit import Actor
+from creditdesk.db import Database
+from creditdesk.errors import Conflict, CreditdeskError, IdempotencyInProgress, InvalidInput, Unauthenticated
+from creditdesk.parties import service as parties
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cdk_...`")
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_actor(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+              db: Database = Depends(get_db)) -> Actor:
+    if credentials is None or not credentials.credentials:
+        raise Unauthenticated("Send an API key: Authorization: Bearer <key>.", code="missing_api_key")
+    with db.read() as session:
+        actor = parties.authenticate_api_key(session, credentials.credentials)
+    request.state.actor = actor
+    refuse_unknown_query_parameters(request)
+    return actor
+
+
+_declared_query: dict[int, frozenset[str]] = {}
+
+
+def refuse_unknown_query_parameters(request: Request) -> None:
+    """Query parameters the endpoint does not declare are refused, as unknown body fields are: a
+    misspelt filter (`?holdr_id=`) must not silently widen a list that a script then acts on."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    declared = _declared_query.get(id(route))
+    if declared is None:
+        declared = frozenset(_query_names(dependant))
+        _declared_query[id(route)] = declared
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        raise InvalidInput(f"Unknown query parameter(s): {', '.join(unknown)}.", code="unknown_query_parameter",
+                           unknown=unknown)
+
+
+def _query_names(dependant) -> set[str]:
+    names = {p.alias for p in getattr(dependant, "query_params", ())}
+    for sub in getattr(dependant, "dependencies", ()):
+        names |= _query_names(sub)
+    return names
+
+
+def read_session(db: Database = Depends(get_db)) -> Iterator[Session]:
+    with db.read() as session:
+        yield session
+
+
+class WriteContext:
+    """Runs one write: idempotency claim, the service call and the stored response, all-or-nothing."""
+
+    def __init__(self, *, db: Database, actor: Actor, key: str | None, fingerprint: str, method: str, path: str):
+        self.db = db
+        self.actor = actor
+        self.key = key
+        self.fingerprint = fingerprint
+        self.method = method
+        self.path = path
+
+    def run(self, fn: Callable[[Session, Actor], Any], *, status_code: int = 200,
+            redact: Callable[[Any], Any] | None = None) -> Response:
+        """`redact(body)` gives what is kept for replays when the answer holds a secret shown only once."""
+        claim = None
+        if self.key is not None:
+            outcome = idempotency.claim(self.db, workspace_id=self.actor.workspace_id, key=self.key,
+                                        fingerprint=self.fingerprint, method=self.method, path=self.path)
+            if isinstance(outcome, idempotency.Replay):
+                media = PROBLEM_MEDIA_TYPE if outcome.status >= 400 else "application/json"
+                return Response(outcome.body, status_code=outcome.status, media_type=media,
+                                headers={"Idempotent-Replayed": "true"})
+            claim = outcome
+
+        def transaction(session: Session) -> str:
+            result = fn(session, self.actor)
+            session.flush()
+            encoded = jsonable_encoder(result)
+            body = json.dumps(encoded, separators=(",", ":"))
+            if claim is not None:
+                kept = json.dumps(redact(encoded), separators=(",", ":")) if redact else body
+                idempotency.complete(session, claim, status=status_code, body=kept)
+            return body
+
+        try:
+            body = self.db.write(transaction)
+        except CreditdeskError as exc:
+            problem = error_problem(exc, instance=self.path)
+            problem_body = json.dumps(problem, default=str)
+            if claim is not None:
+                if isinstance(exc, IdempotencyInProgress) or exc.http_status >= 500:
+                    idempotency.release(self.db, claim)
+                else:
+                    # A refused request is answered the same way when retried with its key.
+                    self.db.write(lambda s: idempotency.complete(s, claim, status=exc.http_status,
+                                                                  body=problem_body))
+            headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+            return Response(problem_body, status_code=exc.http_status, media_type=PROBLEM_MEDIA_TYPE,
+                            headers=headers)
+        except IntegrityError:
+            # A uniqueness race the service's own checks could not see (two requests at once).
+            if claim is not None:
+                idempotency.release(self.db, claim)
+            conflict = Conflict("This request conflicts with a concurrent change; retry it.",
+                                code="concurrent_conflict")
+            return Response(json.dumps(error_problem(conflict, instance=self.path)), status_code=409,
+                            media_type=PROBLEM_MEDIA_TYPE)
+        except BaseException:
+            if claim is not None:
+                idempotency.release(self.db, claim)
+            raise
+        return Response(body, status_code=status_code, media_type="application/json")
+
+
+async def write_context(
+    request: Request,
+    actor: Actor = Depends(get_actor),
+    db: Database = Depends(get_db),
+    idempotency_key: str | None = Header(
+        default=None, alias="Idempotency-Key",
+        description="Optional. The same key with the same body replays the first answer; "
+                    "with another body it is refused (422); while the first is running, 409."),
+) -> WriteContext:
+    body = await request.body()
+    key = idempotency.check_key(idempotency_key) if idempotency_key is not None else None
+    fingerprint = idempotency.request_fingerprint(request.method, request.url.path, body)
+    return WriteContext(db=db, actor=actor, key=key, fingerprint=fingerprint, method=request.method,
+                        path=request.url.path)

@@ -1,0 +1,281 @@
+"""Credit types, packs, projects, consumptions, holds, transfers, balances and eligibility."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import Field
+from sqlalchemy.orm import Session
+
+from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
+from creditdesk.api.schemas import ListOf, list_of
+from creditdesk.audit import Actor
+from creditdesk.credits import reads
+from creditdesk.credits import schemas as s
+from creditdesk.credits import service as credits
+from creditdesk.credits.errors import InvalidCredits
+from creditdesk.credits.models import Consumption, CreditTransfer, Hold, Project
+from creditdesk.errors import NotFound
+from creditdesk.ledger.models import LedgerAccount
+from creditdesk.parties.schemas import Input
+from creditdesk.repository import get_in_workspace
+
+router = APIRouter()
+
+Limit = Query(default=None, ge=1, le=500, description="Page size (default 50).")
+Cursor = Query(default=None, max_length=500, description="next_cursor of the previous page.")
+
+
+class ReverseRequest(Input):
+    reason: str = Field(default="", max_length=2000)
+
+
+# --- credit types ---
+
+@router.post("/credit-types", status_code=201, response_model=s.CreditTypeOut, tags=["credit types"])
+def create_credit_type(body: s.CreditTypeCreate, ctx: WriteContext = Depends(write_context)):
+    return ctx.run(lambda db, actor: s.CreditTypeOut.model_validate(
+        credits.create_credit_type(db, body, actor=actor)), status_code=201)
+
+
+@router.get("/credit-types", response_model=ListOf[s.CreditTypeOut], tags=["credit types"])
+def list_credit_types(actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    return list_of(credits.list_credit_types(session, actor=actor), None, s.CreditTypeOut.model_validate)
+
+
+def _credit_type_in_path(fn):
+    """A credit type named in the path that does not exist here is not found (404), like any other id;
+    in a body it stays 422 unknown_credit_type."""
+    try:
+        return fn()
+    except InvalidCredits as exc:
+        if exc.code == "unknown_credit_type":
+            raise NotFound(exc.message) from exc
+        raise
+
+
+@router.get("/credit-types/{code}", response_model=s.CreditTypeOut, tags=["credit types"])
+def get_credit_type(code: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    return _credit_type_in_path(lambda: s.CreditTypeOut.model_validate(
+        credits.credit_type_by_code(session, actor.workspace_id, code)))
+
+
+@router.patch("/credit-types/{code}", response_model=s.CreditTypeOut, tags=["credit types"])
+def update_credit_type(code: str, body: s.CreditTypeUpdate, ctx: WriteContext = Depends(write_context)):
+    return ctx.run(lambda db, actor: _credit_type_in_path(lambda: s.CreditTypeOut.model_validate(
+        credits.update_credit_type(db, code, body, actor=actor))))
+
+
+# --- packs ---
+
+def _pack_view(db: Session, pack) -> s.PackOut:
+    return reads.packs_out(db, [(pack, db.get(LedgerAccount, pack.ledger_account_id))])[0]
+
+
+@router.post("/packs", status_code=201, response_model=s.PackOut, tags=["packs"])
+def grant_pack(body: s.PackCreate, ctx: WriteContext = Depends(write_context)):
+    """Grant a pack to a holder (office, user, customer, or the workspace pool)."""
+    return ctx.run(lambda db, actor: _pack_view(db, credits.grant_pack(db, body, actor=actor)), status_code=201)
+
+
+@router.post("/packs/batch", status_code=201, response_model=ListOf[s.PackOut], tags=["packs"])
+def grant_packs(body: s.PackBatchCreate, ctx: WriteContext = Depends(write_context)):
+    """Grant up to 1000 packs all-or-nothing. Packs with an idempotency_key already used are not granted twice."""
+    def run(db, actor):
+        return list_of([credits.grant_pack(db, p, actor=actor) for p in body.packs], None,
+                       lambda pack: _pack_view(db, pack))
+    return ctx.run(run, status_code=201)
+
+
+@router.get("/packs", response_model=ListOf[s.PackOut], tags=["packs"])
+def list_packs(
+    limit: int | None = Limit, cursor: str | None = Cursor,
+    holder_kind: s.HolderKind | None = None,
+    holder_id: str | None = Query(default=None, max_length=40),
+    office_id: str | None = Query(default=None, max_length=40,
+                                  description="Packs of the office and of the users who belong to it."),
+    customer_id: str | None = Query(default=None, max_length=40),
+    status: list[s.PackStatus] | None = Query(default=None),
+    credit_type: str | None = Query(default=None, max_length=40),
+    remaining_min: int | None = Query(default=None, ge=0),
+    remaining_max: int | None = Query(default=None, ge=0),
+    expires_from: datetime | None = None,
+    expires_to: datetime | None = None,
+    status_label: str | None = Query(default=None, max_length=100),
+    q: str | None = Query(default=None, max_length=200, description="Search name, notes, label, external ref."),
+    sort: str = Query(default="created", pattern="^(created|expires_at|name|remaining|quantity|priority)$"),
+    order: str = Query(default="asc", pattern="^(asc|desc)$"),
+    actor: Actor = Depends(get_actor), session: Session = Depends(read_session),
+):
+    page = reads.list_packs(session, actor=actor, limit=limit, cursor=cursor, holder_kind=holder_kind,
+                            holder_id=holder_id, office_id=office_id, customer_id=customer_id, status=status,
+                            credit_type=credit_type, remaining_min=remaining_min, remaining_max=remaining_max,
+                            expires_from=expires_from, expires_to=expires_to, q=q, status_label=status_label,
+                            sort=sort, descending=order == "desc")
+    return {"object": "list", "data": reads.packs_out(session, page.items), "next_cursor": page.next_cursor}
+
+
+@router.get("/packs/{pack_id}", response_model=s.PackOut, tags=["packs"])
+def get_pack(pack_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    return reads.get_pack_out(session, actor=actor, pack_id=pack_id)
+
+
+@router.patch("/packs/{pack_id}", response_model=s.PackOut, tags=["packs"])
+def update_pack(pack_id: str, body: s.PackUpdate, ctx: WriteContext = Depends(write_context)):
+    """Edit the status label and special notes (and, with manage_packs, name, managers, priority)."""
+    return ctx.run(lambda db, actor: _pack_view(db, credits.update_pack(db, pack_id, body, actor=actor)))
+
+
+@router.get("/packs/{pack_id}/history", response_model=ListOf[s.HistoryEntry], tags=["packs"])
+def pack_history(pack_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    """Every movement in and out with running balance, and holder changes with before/after."""
+    return list_of(reads.pack_history(session, actor=actor, pack_id=pack_id), None, lambda e: e)
+
+
+@router.post("/packs/{pack_id}/change-holder", response_model=s.PackOut, tags=["packs"])
+def change_holder(pack_id: str, body: s.ChangeHolder, ctx: WriteContext = Depends(write_context)):
+    """Move the pack and its remaining balance to another holder (user <-> user <-> office)."""
+    return ctx.run(lambda db, actor: _pack_view(db, credits.change_holder(db, pack_id, body, actor=actor)))
+
+
+@router.post("/packs/{pack_id}/void", response_model=s.PackOut, tags=["packs"])
+def void_pack(pack_id: str, body: s.VoidPack, ctx: WriteContext = Depends(write_context)):
+    """Void the pack: what remains goes to breakage, with the reason."""
+    return ctx.run(lambda db, actor: _pack_view(db, credits.void_pack(db, pack_id, body, actor=actor)))
+
+
+# --- projects ---
+
+@router.post("/projects", status_code=201, response_model=s.ProjectOut, tags=["projects"])
+def create_project(body: s.ProjectCreate, ctx: WriteContext = Depends(write_context)):
+    return ctx.run(lambda db, actor: credits.project_out(db, credits.create_project(db, body, actor=actor)),
+                   status_code=201)
+
+
+@router.get("/projects", response_model=ListOf[s.ProjectOut], tags=["projects"])
+def list_projects(limit: int | None = Limit, cursor: str | None = Cursor,
+                  office_id: str | None = Query(default=None, max_length=40),
+                  q: str | None = Query(default=None, max_length=200),
+                  actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    page = reads.list_projects(session, actor=actor, limit=limit, cursor=cursor, office_id=office_id, q=q)
+    return list_of(page.items, page.next_cursor, lambda p: credits.project_out(session, p))
+
+
+@router.get("/projects/{project_id}", response_model=s.ProjectOut, tags=["projects"])
+def get_project(project_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    return credits.project_out(session, get_in_workspace(session, Project, actor.workspace_id, project_id))
+
+
+@router.patch("/projects/{project_id}", response_model=s.ProjectOut, tags=["projects"])
+def update_project(project_id: str, body: s.ProjectUpdate, ctx: WriteContext = Depends(write_context)):
+    return ctx.run(lambda db, actor: credits.project_out(db, credits.update_project(db, project_id, body, actor=actor)))
+
+
+# --- consumptions ---
+
+@router.post("/consumptions", status_code=201, response_model=s.ConsumptionOut, tags=["consumptions"])
+def consume(body: s.ConsumeRequest, ctx: WriteContext = Depends(write_context)):
+    """Consume credits for a context in burn order; all-or-nothing unless allow_partial."""
+    return ctx.run(lambda db, actor: credits.consumption_out(db, credits.consume(db, body, actor=actor)),
+                   status_code=201)
+
+
+@router.get("/consumptions", response_model=ListOf[s.ConsumptionOut], tags=["consumptions"])
+def list_consumptions(limit: int | None = Limit, cursor: str | None = Cursor,
+                      context_kind: s.ContextKind | None = None,
+                      context_id: str | None = Query(default=None, max_length=40),
+                      reference_kind: str | None = Query(default=None, max_length=40),
+                      reference_id: str | None = Query(default=None, max_length=200),
+                      actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    page = credits.list_consumptions(session, actor=actor, limit=limit, cursor=cursor, context_kind=context_kind,
+                                     context_id=context_id, reference_kind=reference_kind, reference_id=reference_id)
+    return list_of(page.items, page.next_cursor, lambda c: credits.consumption_out(session, c))
+
+
+@router.get("/consumptions/{consumption_id}", response_model=s.ConsumptionOut, tags=["consumptions"])
+def get_consumption(consumption_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    return credits.consumption_out(session, get_in_workspace(session, Consumption, actor.workspace_id, consumption_id))
+
+
+@router.post("/consumptions/{consumption_id}/reverse", response_model=s.ConsumptionOut, tags=["consumptions"])
+def reverse_consumption(consumption_id: str, body: ReverseRequest | None = None,
+                        ctx: WriteContext = Depends(write_context)):
+    """Return the credits to the packs they came from (an expired pack passes them to breakage)."""
+    reason = body.reason if body else ""
+    return ctx.run(lambda db, actor: credits.consumption_out(
+        db, credits.reverse_consumption(db, consumption_id, actor=actor, reason=reason)))
+
+
+# --- holds ---
+
+@router.post("/holds", status_code=201, response_model=s.HoldOut, tags=["holds"])
+def create_hold(body: s.HoldRequest, ctx: WriteContext = Depends(write_context)):
+    """Reserve credits now; capture all or part later, release, or let the timeout release them."""
+    return ctx.run(lambda db, actor: credits.hold_out(db, credits.create_hold(db, body, actor=actor)),
+                   status_code=201)
+
+
+@router.get("/holds/{hold_id}", response_model=s.HoldOut, tags=["holds"])
+def get_hold(hold_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    return credits.hold_out(session, get_in_workspace(session, Hold, actor.workspace_id, hold_id))
+
+
+@router.post("/holds/{hold_id}/capture", response_model=s.HoldOut, tags=["holds"])
+def capture_hold(hold_id: str, body: s.CaptureRequest | None = None, ctx: WriteContext = Depends(write_context)):
+    data = body or s.CaptureRequest()
+    return ctx.run(lambda db, actor: credits.hold_out(db, credits.capture_hold(db, hold_id, data, actor=actor)))
+
+
+@router.post("/holds/{hold_id}/release", response_model=s.HoldOut, tags=["holds"])
+def release_hold(hold_id: str, ctx: WriteContext = Depends(write_context)):
+    return ctx.run(lambda db, actor: credits.hold_out(db, credits.release_hold(db, hold_id, actor=actor)))
+
+
+@router.post("/holds/{hold_id}/reverse", response_model=s.HoldOut, tags=["holds"])
+def reverse_hold(hold_id: str, body: ReverseRequest | None = None, ctx: WriteContext = Depends(write_context)):
+    reason = body.reason if body else ""
+    return ctx.run(lambda db, actor: credits.hold_out(db, credits.reverse_hold(db, hold_id, actor=actor,
+                                                                               reason=reason)))
+
+
+# --- transfers ---
+
+@router.post("/transfers", status_code=201, response_model=s.TransferOut, response_model_by_alias=True,
+             tags=["transfers"])
+def transfer(body: s.TransferRequest, ctx: WriteContext = Depends(write_context)):
+    """Move credits between holders; moved credits keep expiry, priority, cost and paid/free nature."""
+    def run(db, actor):
+        result = credits.transfer_credits(db, body, actor=actor)
+        return credits.transfer_out(db, result.transfer, result.lines).model_dump(mode="json", by_alias=True)
+    return ctx.run(run, status_code=201)
+
+
+@router.get("/transfers/{transfer_id}", response_model=s.TransferOut, response_model_by_alias=True,
+            tags=["transfers"])
+def get_transfer(transfer_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    xfer = get_in_workspace(session, CreditTransfer, actor.workspace_id, transfer_id, label="transfer")
+    # The model itself, not a by-alias dict: response validation reads the field name (from_), and
+    # response_model_by_alias writes it out as "from".
+    return credits.transfer_out(session, xfer)
+
+
+# --- balances and eligibility ---
+
+@router.get("/balances", response_model=ListOf[s.BalanceOut], tags=["balances"])
+def get_balances(holder_kind: s.HolderKind, holder_id: str | None = Query(default=None, max_length=40),
+                 credit_type: str | None = Query(default=None, max_length=40),
+                 actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    """Available, held and total per credit type for one holder."""
+    return list_of(reads.balances(session, actor=actor, holder_kind=holder_kind, holder_id=holder_id,
+                                  credit_type=credit_type), None, lambda b: b)
+
+
+@router.get("/eligibility", response_model=s.EligibilityOut, tags=["balances"])
+def get_eligibility(context_kind: s.ContextKind, context_id: str | None = Query(default=None, max_length=40),
+                    credit_type: str | None = Query(default=None, max_length=40),
+                    product_code: str | None = Query(default=None, max_length=100),
+                    actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    """Eligible packs in burn order, and each near-miss pack of the customer with why it is not eligible."""
+    return reads.eligibility(session, actor=actor, context_kind=context_kind, context_id=context_id,
+                             credit_type=credit_type, product_code=product_code)

@@ -1,0 +1,1 @@
+"""Accounts, credit terms, invoices, payments, subscriptions, bills and activities (a later issue)."""

@@ -1,0 +1,1 @@
+"""Products, services, price plans and credit packages (a later issue)."""

@@ -1,0 +1,207 @@
+"""The `creditdesk` command. Each command opens its own transaction and calls the same services as the API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+
+import typer
+from rich.console import Console
+
+from creditdesk.config import get_settings
+from creditdesk.db import Database, get_database
+
+app = typer.Typer(help="creditdesk: prepaid credits and account billing. Every command has --help.",
+                  no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema: apply and check migrations.", no_args_is_help=True)
+workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(apikey_app, name="apikey")
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DatabaseOption = typer.Option(None, "--database-url", envvar="CREDITDESK_DATABASE_URL",
+                              help="Database URL (default: sqlite:///creditdesk.db in the working directory).")
+
+
+def open_db(database_url: str | None) -> Database:
+    return get_database(database_url or get_settings().database_url)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def run_service(db: Database, fn):
+    """Run one write transaction; domain errors end the command with their message and code."""
+    from creditdesk.errors import CreditdeskError
+
+    try:
+        return db.write(fn)
+    except CreditdeskError as exc:
+        fail(f"{exc.message} ({exc.code})")
+
+
+def ensure_schema(db: Database, *, apply_if_empty: bool) -> None:
+    from creditdesk import migrate
+
+    if migrate.is_empty(db):
+        if not apply_if_empty:
+            fail("The database has no schema yet. Run: creditdesk db upgrade")
+        console.print("Empty database: applying migrations ...")
+        migrate.upgrade(db)
+        return
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(migrate.alembic_config(db)).get_current_head()
+    if migrate.current_revision(db) != head:
+        fail("The database schema is behind this version of creditdesk. Run: creditdesk db upgrade")
+
+
+# --- db ---
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: str = DatabaseOption, revision: str = typer.Argument("head", help="Target revision.")):
+    """Apply the migrations up to REVISION (default: the newest)."""
+    from creditdesk import migrate
+
+    db = open_db(database_url)
+    migrate.upgrade(db, revision)
+    console.print(f"Database at revision [bold]{migrate.current_revision(db)}[/bold] ({db.dialect}).")
+
+
+@db_app.command("check")
+def db_check(database_url: str = DatabaseOption):
+    """Fail if the models and the migrations disagree (alembic check)."""
+    from creditdesk import migrate
+
+    db = open_db(database_url)
+    try:
+        migrate.check(db)
+    except Exception as exc:  # alembic raises its own error types; all mean "not in sync"
+        fail(str(exc))
+    console.print("Models and migrations agree.")
+
+
+# --- workspace ---
+
+@workspace_app.command("create")
+def workspace_create(
+    name: str = typer.Argument(..., help="The workspace (business) name."),
+    master_email: str = typer.Option(..., "--master-email", help="Email of the first master user (their login)."),
+    master_name: str = typer.Option("Administrator", "--master-name", help="Name of the first master user."),
+    password: str = typer.Option(None, "--password", envvar="CREDITDESK_MASTER_PASSWORD",
+                                 help="Back-office password of the master user (generated and printed if omitted)."),
+    database_url: str = DatabaseOption,
+):
+    """Create a workspace with its first master user and an API key (printed once)."""
+    from creditdesk.parties import service as parties
+
+    db = open_db(database_url)
+    ensure_schema(db, apply_if_empty=True)
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    ws, user, key, secret = run_service(db, lambda s: parties.create_workspace(
+        s, name=name, master_name=master_name, master_email=master_email, master_password=password))
+    console.print(f"Workspace [bold]{ws.name}[/bold] created: {ws.id}")
+    console.print(f"Master user: {user.email} ({user.id})" + (f", password: [bold]{password}[/bold]" if generated else ""))
+    console.print(f"API key (shown once, keep it safe): [bold]{secret}[/bold]")
+
+
+# --- apikey ---
+
+@apikey_app.command("create")
+def apikey_create(
+    workspace_id: str = typer.Option(..., "--workspace", help="Workspace id (ws_...)."),
+    user_id: str = typer.Option(None, "--user", help="User the key acts as (default: the first master user)."),
+    name: str = typer.Option("CLI key", "--name", help="A name to recognise the key by."),
+    database_url: str = DatabaseOption,
+):
+    """Create an API key acting as a user of a workspace (printed once)."""
+    from sqlalchemy import select
+
+    from creditdesk.audit import Actor
+    from creditdesk.parties import schemas
+    from creditdesk.parties import service as parties
+    from creditdesk.parties.models import User
+
+    db = open_db(database_url)
+    ensure_schema(db, apply_if_empty=False)
+
+    def fn(session):
+        uid = user_id or session.scalar(select(User.id).where(
+            User.workspace_id == workspace_id, User.role == "master", User.is_active.is_(True)).order_by(User.id))
+        if uid is None:
+            from creditdesk.errors import NotFound
+            raise NotFound(f"No workspace {workspace_id!r} with an active master user.")
+        return parties.create_api_key(session, schemas.ApiKeyCreate(name=name, user_id=uid),
+                                      actor=Actor.system(workspace_id))
+
+    key, secret = run_service(db, fn)
+    console.print(f"API key {key.id} acting as {key.user_id} (shown once): [bold]{secret}[/bold]")
+
+
+# --- serve ---
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int = typer.Option(1, help="Worker processes."),
+    demo: bool = typer.Option(False, "--demo", help="On an empty database, first create a demo workspace "
+                                                    "and print its back-office login and an API key."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
+    database_url: str = DatabaseOption,
+):
+    """Serve the REST API (/v1, docs at /docs) and the back office (/)."""
+    import uvicorn
+
+    from creditdesk.parties import service as parties
+
+    db = open_db(database_url)
+    ensure_schema(db, apply_if_empty=True)
+    if demo:
+        from creditdesk import demo as demo_data
+
+        info = run_service(db, demo_data.ensure_demo)
+        console.rule("creditdesk demo")
+        console.print(f"Back office:  http://{host}:{port}/   login [bold]{info.email}[/bold] / "
+                      f"password [bold]{info.password}[/bold]")
+        console.print(f"API key:      [bold]{info.api_key}[/bold]  (a new key at every --demo start)")
+        console.print(f"Try:          curl -H 'Authorization: Bearer {info.api_key}' http://{host}:{port}/v1/offices")
+        console.print(f"API docs:     http://{host}:{port}/docs")
+        console.rule()
+    else:
+        with db.read() as session:
+            if parties.count_workspaces(session) == 0:
+                console.print("[yellow]No workspace yet.[/yellow] Create one with:\n"
+                              "  creditdesk workspace create \"My business\" --master-email you@example.com\n"
+                              "or start with demo data: creditdesk serve --demo")
+    sys.stdout.flush()
+    if workers == 1:
+        from creditdesk.api.app import create_app
+
+        uvicorn.run(create_app(db=db, run_jobs=True), host=host, port=port, access_log=access_log,
+                    log_level="info")
+        return
+    # Worker processes import the app afresh; they find the database through the environment.
+    os.environ["CREDITDESK_DATABASE_URL"] = db.url
+    uvicorn.run("creditdesk.api.app:create_server_app", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log, log_level="info")
+
+
+def _register_domain_commands() -> None:
+    from creditdesk import cli_credits
+
+    cli_credits.register(app)
+
+
+_register_domain_commands()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,308 @@
+"""CLI commands of the ledger and credits: verify, jobs, packs import/grant, consume, balance, history."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+ledger_app = typer.Typer(help="The double-entry ledger under every balance.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Background jobs (also run by `serve` every few seconds).", no_args_is_help=True)
+packs_app = typer.Typer(help="Credit packs: grant, import, list history.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(ledger_app, name="ledger")
+    app.add_typer(jobs_app, name="jobs")
+    app.add_typer(packs_app, name="packs")
+    app.command("consume")(consume)
+    app.command("balance")(balance)
+    app.command("history")(history)
+
+
+def _cli():
+    from creditdesk import cli
+
+    return cli
+
+
+def _db(database_url):
+    cli = _cli()
+    db = cli.open_db(database_url)
+    cli.ensure_schema(db, apply_if_empty=False)
+    return db
+
+
+def _actor(db, workspace_id: str, user_id: str | None):
+    """The user a CLI command acts as (default: the workspace's first active master user)."""
+    from sqlalchemy import select
+
+    from creditdesk.parties import service as parties
+    from creditdesk.parties.models import User
+
+    with db.read() as session:
+        stmt = select(User).where(User.workspace_id == workspace_id, User.is_active.is_(True))
+        stmt = stmt.where(User.id == user_id) if user_id else stmt.where(User.role == "master").order_by(User.id)
+        user = session.scalars(stmt).first()
+        if user is None:
+            _cli().fail(f"No active {'user ' + user_id if user_id else 'master user'} in workspace {workspace_id}.")
+        return parties.actor_for_user(session, user)
+
+
+DatabaseOption = typer.Option(None, "--database-url", envvar="CREDITDESK_DATABASE_URL",
+                              help="Database URL (default: sqlite:///creditdesk.db).")
+WorkspaceOption = typer.Option(..., "--workspace", help="Workspace id (ws_...).")
+UserOption = typer.Option(None, "--as", help="Act as this user id (default: the first master user).")
+
+
+def _progress():
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeRemainingColumn(), transient=False)
+
+
+# --- ledger ---
+
+@ledger_app.command("verify")
+def ledger_verify(workspace_id: str = typer.Option(None, "--workspace", help="Only this workspace."),
+                  database_url: str = DatabaseOption):
+    """Recompute every balance from the transfers and check the invariants. Exits 1 if anything is wrong."""
+    from sqlalchemy import func, select
+
+    from creditdesk.ledger import service as ledger
+    from creditdesk.ledger.models import LedgerAccount
+
+    db = _db(database_url)
+    cli = _cli()
+    with db.read() as session:
+        total = session.scalar(select(func.count()).select_from(LedgerAccount).where(
+            *([LedgerAccount.workspace_id == workspace_id] if workspace_id else []))) or 0
+        with _progress() as progress:
+            task = progress.add_task("Checking accounts", total=total)
+            report = ledger.verify(session, workspace_id=workspace_id, progress=lambda: progress.advance(task))
+    for problem in report.problems:
+        cli.err.print(f"[red]✗[/red] {problem}")
+    if not report.ok:
+        cli.err.print(f"[red]{len(report.problems)} problem(s)[/red] in {report.accounts_checked} accounts, "
+                      f"{report.transfers_checked} transfers.")
+        raise typer.Exit(1)
+    cli.console.print(f"[green]Ledger OK[/green]: {report.accounts_checked} accounts, "
+                      f"{report.transfers_checked} transfers; cached balances match, debits equal credits "
+                      "per unit, no account below zero.")
+
+
+# --- jobs ---
+
+@jobs_app.command("expire")
+def jobs_expire(workspace_id: str = typer.Option(None, "--workspace", help="Only this workspace."),
+                batch_size: int = typer.Option(500, help="Packs per transaction."),
+                database_url: str = DatabaseOption):
+    """Expire packs past their expiry date (remaining credits go to breakage). Safe to re-run."""
+    from creditdesk.credits import service as credits
+    from creditdesk.jobs import runner
+
+    db = _db(database_url)
+    with db.read() as session:
+        due = credits.count_due_packs(session, workspace_id=workspace_id)
+    with _progress() as progress:
+        task = progress.add_task("Expiring packs", total=due)
+        count = runner.expire_due_packs(db, batch_size=batch_size, workspace_id=workspace_id,
+                                        progress=lambda n: progress.advance(task, n))
+    _cli().console.print(f"{count} pack(s) expired.")
+
+
+@jobs_app.command("release-holds")
+def jobs_release_holds(workspace_id: str = typer.Option(None, "--workspace", help="Only this workspace."),
+                       database_url: str = DatabaseOption):
+    """Release holds past their timeout. Safe to re-run."""
+    from creditdesk.jobs import runner
+
+    db = _db(database_url)
+    count = runner.release_timed_out_holds(db, workspace_id=workspace_id)
+    _cli().console.print(f"{count} hold(s) released.")
+
+
+@jobs_app.command("run")
+def jobs_run(database_url: str = DatabaseOption):
+    """Run every job once (hold timeouts, then expiry)."""
+    from creditdesk.jobs import runner
+
+    result = runner.run_all(_db(database_url))
+    _cli().console.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
+
+
+# --- packs ---
+
+@packs_app.command("import")
+def packs_import(path: str = typer.Argument(..., help="CSV file with a header row (see README)."),
+                 workspace_id: str = WorkspaceOption, as_user: str = UserOption,
+                 batch_size: int = typer.Option(1000, help="Rows per transaction."),
+                 database_url: str = DatabaseOption):
+    """Grant packs from a CSV file, streamed. Bad rows are reported with their line numbers; valid rows
+    are committed; re-running the same file grants nothing twice."""
+    from creditdesk.credits import importer
+
+    db = _db(database_url)
+    actor = _actor(db, workspace_id, as_user)
+    cli = _cli()
+    report = importer.ImportReport()
+    size = os.path.getsize(path)
+    with open(path, newline="", encoding="utf-8-sig") as handle, _progress() as progress:
+        task = progress.add_task("Importing packs (bytes)", total=size)
+        batch: list[importer.Row] = []
+
+        def flush():
+            if batch:
+                rows = list(batch)
+                db.write(lambda session: importer.import_batch(session, rows, actor=actor, report=report))
+                batch.clear()
+                progress.update(task, completed=handle.buffer.tell() if hasattr(handle, "buffer") else 0)
+
+        for row in importer.read_rows(handle):
+            batch.append(row)
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        progress.update(task, completed=size)
+    for line, message in report.errors[:200]:
+        cli.err.print(f"[red]line {line}[/red]: {message}")
+    if len(report.errors) > 200:
+        cli.err.print(f"... and {len(report.errors) - 200} more errors")
+    cli.console.print(f"{report.granted} pack(s) granted, {report.skipped} already imported, "
+                      f"{len(report.errors)} error(s).")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@packs_app.command("grant")
+def packs_grant(workspace_id: str = WorkspaceOption,
+                holder: str = typer.Option(..., help="kind:id, e.g. office:off_..., user:usr_..., or workspace."),
+                credit_type: str = typer.Option(..., help="Credit type code, e.g. sms."),
+                quantity: int = typer.Option(..., help="Positive integer in the type's smallest unit."),
+                name: str = typer.Option(..., help="Pack name."),
+                expires_at: str = typer.Option(None, help="ISO date/time the pack expires."),
+                expiry_months: int = typer.Option(None, help="Expire N months after purchase."),
+                price_paid: int = typer.Option(0, help="Price in minor units."),
+                currency: str = typer.Option(None, help="ISO currency, e.g. GBP."),
+                as_user: str = UserOption, database_url: str = DatabaseOption):
+    """Grant one pack to a holder."""
+    from creditdesk.credits import schemas
+    from creditdesk.credits import service as credits
+
+    kind, _, holder_id = holder.partition(":")
+    db = _db(database_url)
+    actor = _actor(db, workspace_id, as_user)
+    try:
+        data = schemas.PackCreate(holder=schemas.Holder(kind=kind, id=holder_id or None), credit_type=credit_type,
+                                  quantity=quantity, name=name, expires_at=expires_at, expiry_months=expiry_months,
+                                  price_paid=price_paid, currency=currency)
+    except Exception as exc:
+        _cli().fail(str(exc))
+    pack = _cli().run_service(db, lambda s: credits.grant_pack(s, data, actor=actor))
+    _cli().console.print(f"Pack {pack.id} granted: {quantity} {credit_type} to {kind} {holder_id}.")
+
+
+@packs_app.command("list")
+def packs_list(workspace_id: str = WorkspaceOption,
+               holder: str = typer.Option(None, help="kind:id"),
+               status: str = typer.Option(None, help="active, depleted, expired or voided"),
+               limit: int = typer.Option(50, help="Rows per page."), cursor: str = typer.Option(None),
+               database_url: str = DatabaseOption):
+    """List packs (one page; pass --cursor to continue)."""
+    from creditdesk.credits import reads
+
+    db = _db(database_url)
+    actor = _actor(db, workspace_id, None)
+    kind, _, hid = (holder or "").partition(":")
+    with db.read() as session:
+        page = reads.list_packs(session, actor=actor, limit=limit, cursor=cursor, holder_kind=kind or None,
+                                holder_id=hid or None, status=[status] if status else None)
+        views = reads.packs_out(session, page.items)
+    table = Table("id", "holder", "type", "remaining", "quantity", "expires", "status", "label")
+    for v in views:
+        table.add_row(v.id, f"{v.holder['kind']}:{v.holder['id']}", v.credit_type, str(v.remaining),
+                      str(v.quantity), v.expires_at.date().isoformat() if v.expires_at else "never", v.status,
+                      v.status_label)
+    _cli().console.print(table)
+    if page.next_cursor:
+        _cli().console.print(f"More: --cursor {page.next_cursor}")
+
+
+def consume(workspace_id: str = WorkspaceOption,
+            context: str = typer.Option(..., help="kind:id - project:prj_..., user:usr_..., office:off_..., "
+                                                  "customer:cus_..., or workspace."),
+            credit_type: str = typer.Option(..., help="Credit type code."),
+            amount: int = typer.Option(..., help="How many (smallest unit)."),
+            product: str = typer.Option(None, help="Product code being paid for."),
+            reference: str = typer.Option(None, help="kind:id of what it pays for, e.g. project:prj_..."),
+            allow_partial: bool = typer.Option(False, help="Take what there is instead of refusing."),
+            as_user: str = UserOption, database_url: str = DatabaseOption):
+    """Consume credits in burn order (priority, soonest expiry, free before paid, oldest)."""
+    from creditdesk.credits import schemas
+    from creditdesk.credits import service as credits
+
+    kind, _, cid = context.partition(":")
+    ref = None
+    if reference:
+        rkind, _, rid = reference.partition(":")
+        ref = schemas.ReferenceIn(kind=rkind, id=rid)
+    db = _db(database_url)
+    actor = _actor(db, workspace_id, as_user)
+    data = schemas.ConsumeRequest(context=schemas.Context(kind=kind, id=cid or None), credit_type=credit_type,
+                                  amount=amount, product_code=product, reference=ref, allow_partial=allow_partial)
+    out = _cli().run_service(db, lambda s: credits.consumption_out(s, credits.consume(s, data, actor=actor)))
+    _cli().console.print(f"Consumption {out.id}: {out.amount} {credit_type}")
+    for line in out.lines:
+        _cli().console.print(f"  {line.pack_id}: {line.amount}")
+
+
+def balance(workspace_id: str = WorkspaceOption,
+            holder: str = typer.Option(..., help="kind:id, or workspace"),
+            credit_type: str = typer.Option(None, help="Only this credit type."),
+            database_url: str = DatabaseOption):
+    """Available, held and total credits of a holder per credit type."""
+    from creditdesk.credits import reads
+
+    kind, _, hid = holder.partition(":")
+    db = _db(database_url)
+    actor = _actor(db, workspace_id, None)
+    from creditdesk.errors import CreditdeskError
+
+    try:
+        with db.read() as session:
+            rows = reads.balances(session, actor=actor, holder_kind=kind, holder_id=hid or None,
+                                  credit_type=credit_type)
+    except CreditdeskError as exc:
+        _cli().fail(f"{exc.message} ({exc.code})")
+    table = Table("credit type", "available", "held", "total", "frozen", "packs")
+    for b in rows:
+        table.add_row(b.credit_type, str(b.available), str(b.held), str(b.total), str(b.frozen), str(b.packs))
+    _cli().console.print(table)
+
+
+def history(pack_id: str = typer.Argument(..., help="Pack id (pack_...)."), workspace_id: str = WorkspaceOption,
+            as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+            database_url: str = DatabaseOption):
+    """Every movement in and out of a pack, with running balance."""
+    from creditdesk.credits import reads
+    from creditdesk.errors import CreditdeskError
+
+    db = _db(database_url)
+    actor = _actor(db, workspace_id, None)
+    try:
+        with db.read() as session:
+            entries = reads.pack_history(session, actor=actor, pack_id=pack_id)
+    except CreditdeskError as exc:
+        _cli().fail(f"{exc.message} ({exc.code})")
+    if as_json:
+        for e in entries:
+            print(json.dumps(e.model_dump(mode="json")))
+        return
+    table = Table("when", "what", "amount", "balance", "held", "reference")
+    for e in entries:
+        ref = f"{e.reference.kind}:{e.reference.id}" if e.reference.kind else ""
+        table.add_row(e.at.strftime("%Y-%m-%d %H:%M"), e.kind, str(e.amount), str(e.balance_after),
+                      str(e.held_after), ref)
+    _cli().console.print(table)

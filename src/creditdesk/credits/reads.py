@@ -1,0 +1,345 @@
+"""Read side of credits: pack views, balances, the pack list/report, eligibility explained, history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from creditdesk import clock
+from creditdesk.audit import Actor, AuditEvent
+from creditdesk.credits import schemas
+from creditdesk.credits.models import CreditType, Pack, Project
+from creditdesk.credits.service import (
+    CONSUME,
+    HolderRef,
+    _covers,
+    _holder_clause,
+    burn_key,
+    credit_type_by_code,
+    frozen_user_ids,
+    resolve_context,
+    resolve_holder,
+)
+from creditdesk.errors import InvalidInput
+from creditdesk.ledger.models import PENDING, POST_PENDING, VOID_PENDING, LedgerAccount, LedgerTransfer
+from creditdesk.pagination import Page, paginate
+from creditdesk.parties.models import User, UserOffice
+
+SORTS = {
+    "created": Pack.id,
+    "expires_at": Pack.expires_at,
+    "name": Pack.name,
+    "remaining": None,  # resolved below (a ledger column expression)
+    "quantity": Pack.quantity,
+    "priority": Pack.priority,
+}
+
+
+def _available_expr():
+    return LedgerAccount.credits_posted - LedgerAccount.debits_posted - LedgerAccount.debits_pending
+
+
+def pack_out(pack: Pack, account: LedgerAccount, *, unit: str | None = None, frozen: bool = False) -> schemas.PackOut:
+    return schemas.PackOut(
+        id=pack.id, holder={"kind": pack.holder_kind, "id": pack.holder_id}, customer_id=pack.customer_id,
+        credit_type=unit or pack.unit, quantity=pack.quantity, remaining=account.available,
+        held=account.debits_pending, balance=account.credit_balance, frozen=frozen, price_paid=pack.price_paid,
+        currency=pack.currency, is_paid=pack.is_paid, source=pack.source, external_ref=pack.external_ref,
+        name=pack.name, relationship_manager_id=pack.relationship_manager_id,
+        project_manager_id=pack.project_manager_id, purchased_at=pack.purchased_at, starts_at=pack.starts_at,
+        expires_at=pack.expires_at, expiry_months=pack.expiry_months, priority=pack.priority,
+        product_codes=list(pack.product_codes or []), status=pack.status, status_label=pack.status_label or "",
+        notes=pack.notes or "", void_reason=pack.void_reason, origin_pack_id=pack.origin_pack_id,
+        ledger_account_id=pack.ledger_account_id, created_at=pack.created_at, updated_at=pack.updated_at)
+
+
+def packs_out(session: Session, rows: list[tuple[Pack, LedgerAccount]]) -> list[schemas.PackOut]:
+    """Pack views for many packs at once, with the frozen flag computed per credit type."""
+    types = {ct.id: ct for ct in session.scalars(select(CreditType).where(
+        CreditType.id.in_({p.credit_type_id for p, _ in rows})))} if rows else {}
+    frozen: set[tuple[str, str]] = set()
+    for ct in types.values():
+        users = {p.holder_id for p, _ in rows if p.holder_kind == "user" and p.credit_type_id == ct.id}
+        frozen |= {(ct.id, u) for u in frozen_user_ids(session, ct.workspace_id, ct, users)}
+    return [pack_out(p, a, frozen=p.holder_kind == "user" and (p.credit_type_id, p.holder_id) in frozen)
+            for p, a in rows]
+
+
+def get_pack_out(session: Session, *, actor: Actor, pack_id: str) -> schemas.PackOut:
+    from creditdesk.repository import get_in_workspace
+
+    pack = get_in_workspace(session, Pack, actor.workspace_id, pack_id)
+    return packs_out(session, [(pack, session.get(LedgerAccount, pack.ledger_account_id))])[0]
+
+
+def office_holder_clause(workspace_id: str, office_id: str):
+    """Packs of an office and of the users who belong to it (primary or additional office)."""
+    users = select(User.id).where(User.workspace_id == workspace_id, or_(
+        User.primary_office_id == office_id,
+        User.id.in_(select(UserOffice.user_id).where(UserOffice.office_id == office_id))))
+    return or_(and_(Pack.holder_kind == "office", Pack.holder_id == office_id),
+               and_(Pack.holder_kind == "user", Pack.holder_id.in_(users)))
+
+
+def list_packs(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
+               holder_kind: str | None = None, holder_id: str | None = None, office_id: str | None = None,
+               customer_id: str | None = None, status: list[str] | None = None, credit_type: str | None = None,
+               remaining_min: int | None = None, remaining_max: int | None = None,
+               expires_from: datetime | None = None, expires_to: datetime | None = None,
+               q: str | None = None, status_label: str | None = None, sort: str = "created",
+               descending: bool = False) -> Page[tuple[Pack, LedgerAccount]]:
+    ws = actor.workspace_id
+    stmt = (select(Pack, LedgerAccount).join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
+            .where(Pack.workspace_id == ws))
+    if holder_kind:
+        stmt = stmt.where(Pack.holder_kind == holder_kind)
+    if holder_id:
+        stmt = stmt.where(Pack.holder_id == holder_id)
+    if office_id:
+        stmt = stmt.where(office_holder_clause(ws, office_id))
+    if customer_id:
+        stmt = stmt.where(Pack.customer_id == customer_id)
+    if status:
+        stmt = stmt.where(Pack.status.in_(status))
+    if credit_type:
+        stmt = stmt.where(Pack.unit == credit_type)
+    available = _available_expr()
+    if remaining_min is not None:
+        stmt = stmt.where(available >= remaining_min)
+    if remaining_max is not None:
+        stmt = stmt.where(available <= remaining_max)
+    if expires_from is not None:
+        stmt = stmt.where(Pack.expires_at >= _aware(expires_from))
+    if expires_to is not None:
+        stmt = stmt.where(Pack.expires_at <= _aware(expires_to))
+    if status_label:
+        stmt = stmt.where(Pack.status_label == status_label)
+    if q:
+        like = f"%{q.lower()}%"
+        stmt = stmt.where(or_(func.lower(Pack.name).like(like), func.lower(Pack.notes).like(like),
+                              func.lower(Pack.status_label).like(like), func.lower(Pack.external_ref).like(like)))
+    if sort not in SORTS:
+        raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", code="invalid_sort")
+    # Remaining is a ledger expression; keyset pagination keys on (value, id) all the same.
+    column = available if sort == "remaining" else SORTS[sort]
+    page = paginate(session, stmt, id_column=Pack.id, limit=limit, cursor=cursor,
+                    sort_column=None if sort == "created" else column, descending=descending,
+                    row_key=lambda row: (_sort_value(row, sort), row[0].id))
+    page.items = [(row[0], row[1]) for row in page.items]
+    return page
+
+
+def _sort_value(row, sort: str):
+    pack, account = row[0], row[1]
+    if sort == "remaining":
+        return account.available
+    if sort == "created":
+        return None
+    return getattr(pack, SORTS[sort].key)
+
+
+def _aware(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def balances(session: Session, *, actor: Actor, holder_kind: str, holder_id: str | None,
+             credit_type: str | None = None) -> list[schemas.BalanceOut]:
+    """Per credit type: available (spendable now), held, total posted, and how much of it is frozen."""
+    holder, _ = resolve_holder(session, actor.workspace_id, holder_kind, holder_id)
+    now = clock.now()
+    stmt = (select(Pack, LedgerAccount).join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
+            .where(Pack.workspace_id == actor.workspace_id, Pack.holder_kind == holder.kind,
+                   Pack.holder_id == holder.id, Pack.status.in_(("active", "expired", "voided"))))
+    if credit_type:
+        stmt = stmt.where(Pack.unit == credit_type_by_code(session, actor.workspace_id, credit_type).code)
+    totals: dict[str, dict] = {}
+    rows = session.execute(stmt).all()
+    views = packs_out(session, [(p, a) for p, a in rows])
+    for (pack, account), view in zip(rows, views):
+        t = totals.setdefault(pack.unit, {"available": 0, "held": 0, "total": 0, "frozen": 0, "packs": 0})
+        usable = (pack.status == "active" and pack.starts_at <= now
+                  and (pack.expires_at is None or pack.expires_at > now))
+        if usable:
+            if view.frozen:
+                t["frozen"] += account.available
+            else:
+                t["available"] += account.available
+            t["packs"] += 1
+        t["held"] += account.debits_pending
+        t["total"] += account.credit_balance if usable else account.debits_pending
+    if credit_type and credit_type not in totals:
+        totals[credit_type] = {"available": 0, "held": 0, "total": 0, "frozen": 0, "packs": 0}
+    return [schemas.BalanceOut(holder=holder.as_dict(), credit_type=unit, **vals)
+            for unit, vals in sorted(totals.items())]
+
+
+def eligibility(session: Session, *, actor: Actor, context_kind: str, context_id: str | None,
+                credit_type: str | None, product_code: str | None) -> schemas.EligibilityOut:
+    """Eligible packs in burn order, and every near miss of the customer with why it is not eligible."""
+    ws = actor.workspace_id
+    ctx = resolve_context(session, ws, context_kind, context_id)
+    ct = credit_type_by_code(session, ws, credit_type) if credit_type else None
+    now = clock.now()
+    cond = _holder_clause(ctx.holders)
+    if ctx.customer_id:
+        cond = or_(cond, Pack.customer_id == ctx.customer_id)
+    rows = session.execute(select(Pack, LedgerAccount).join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
+                           .where(Pack.workspace_id == ws, cond)).all()
+    views = {v.id: v for v in packs_out(session, [(p, a) for p, a in rows])}
+    holders = {(h.kind, h.id) for h in ctx.holders}
+    eligible, misses = [], []
+    for pack, account in rows:
+        reasons = []
+        if (pack.holder_kind, pack.holder_id) not in holders:
+            reasons.append("holder_mismatch")
+        if pack.status == "voided":
+            reasons.append("voided")
+        if pack.status == "expired" or (pack.expires_at is not None and pack.expires_at <= now):
+            reasons.append("expired")
+        elif pack.starts_at > now:
+            reasons.append("not_started")
+        if pack.status == "depleted" or (pack.status == "active" and account.available <= 0):
+            reasons.append("depleted")
+        if ct is not None and pack.credit_type_id != ct.id:
+            reasons.append("other_credit_type")
+        if not _covers(pack, product_code):
+            reasons.append("product_not_covered")
+        if views[pack.id].frozen:
+            reasons.append("frozen")
+        if reasons:
+            misses.append((pack, reasons))
+        else:
+            eligible.append(pack)
+    eligible.sort(key=burn_key)
+    misses.sort(key=lambda m: (len(m[1]), m[0].id))
+    return schemas.EligibilityOut(
+        context=ctx.as_dict(), credit_type=ct.code if ct else None, product_code=product_code,
+        available=sum(views[p.id].remaining for p in eligible if ct is not None),
+        eligible=[schemas.EligibleOut(pack=views[p.id], burn_rank=i + 1) for i, p in enumerate(eligible)],
+        not_eligible=[schemas.NearMissOut(pack=views[p.id], reasons=r) for p, r in misses])
+
+
+KIND_BY_CODE = {
+    ("grant", "in"): "grant", ("consume", "out"): "consume", ("hold", "out"): "hold",
+    ("capture", "out"): "capture", ("release", "out"): "release", ("reversal", "in"): "reversal",
+    ("transfer", "in"): "transfer_in", ("transfer", "out"): "transfer_out", ("expire", "out"): "expire",
+    ("void", "out"): "void",
+}
+
+
+def reference_link(kind: str | None, ref_id: str | None, url: str | None) -> str | None:
+    if url:
+        return url
+    if kind == "project" and ref_id:
+        return f"/projects/{ref_id}"
+    if kind == "pack" and ref_id:
+        return f"/packs/{ref_id}"
+    return None
+
+
+def pack_history(session: Session, *, actor: Actor, pack_id: str) -> list[schemas.HistoryEntry]:
+    """Every movement in and out of a pack with running balance, plus holder changes (before/after)."""
+    from creditdesk.repository import get_in_workspace
+
+    pack = get_in_workspace(session, Pack, actor.workspace_id, pack_id)
+    acc = pack.ledger_account_id
+    transfers = session.scalars(select(LedgerTransfer).where(
+        LedgerTransfer.workspace_id == actor.workspace_id,
+        or_(LedgerTransfer.debit_account_id == acc, LedgerTransfer.credit_account_id == acc))
+        .order_by(LedgerTransfer.id)).all()
+    events = session.scalars(select(AuditEvent).where(
+        AuditEvent.workspace_id == actor.workspace_id, AuditEvent.object_id == pack.id,
+        AuditEvent.action.in_(("pack.change_holder", "pack.void", "pack.update", "pack.expire")))).all()
+    entries: list[tuple[str, schemas.HistoryEntry]] = []
+    balance = held = 0
+    pending_amounts = {}
+    for t in transfers:
+        direction = "out" if t.debit_account_id == acc else "in"
+        if t.phase == PENDING:
+            pending_amounts[t.id] = t.amount
+            held += t.amount
+            signed = 0
+        elif t.phase == POST_PENDING:
+            held -= pending_amounts.get(t.pending_id, 0)
+            balance -= t.amount
+            signed = -t.amount
+        elif t.phase == VOID_PENDING:
+            held -= pending_amounts.get(t.pending_id, 0)
+            signed = 0
+        else:
+            signed = t.amount if direction == "in" else -t.amount
+            balance += signed
+        kind = KIND_BY_CODE.get((t.code, direction), t.code)
+        detail = {"held": t.amount} if t.phase in (PENDING, VOID_PENDING) else None
+        entries.append((t.id, schemas.HistoryEntry(
+            id=t.id, at=t.created_at, kind=kind, amount=signed, balance_after=balance, held_after=held,
+            reference=schemas.ReferenceOut(kind=t.reference_kind, id=t.reference_id,
+                                           url=reference_link(t.reference_kind, t.reference_id, t.reference_url)),
+            operation_id=t.operation_id, actor_id=t.actor_id, detail=detail)))
+    # Non-movement events sit between movements by time; their balances are those at that point.
+    # Ties (same timestamp, e.g. a frozen clock) go by creation order: the id without its prefix
+    # ("evt_..." and "lt_..." would otherwise put every event before every movement).
+    merged = sorted(entries + [(e.id, e) for e in events],
+                    key=lambda pair: (_at(pair[1]), pair[0].split("_", 1)[-1]))
+    out, balance, held = [], 0, 0
+    for _, item in merged:
+        if isinstance(item, schemas.HistoryEntry):
+            balance, held = item.balance_after, item.held_after
+            out.append(item)
+        else:
+            kind = {"pack.change_holder": "holder_change", "pack.void": "voided", "pack.update": "edited",
+                    "pack.expire": "expired"}[item.action]
+            before, after = item.before or {}, item.after or {}
+            detail = {k: {"before": before.get(k), "after": after.get(k)} for k in after
+                      if k in before and before.get(k) != after.get(k) and k not in ("updated_at",)}
+            if item.action == "pack.change_holder":
+                detail["reason"] = after.get("reason", "")
+            out.append(schemas.HistoryEntry(id=item.id, at=item.created_at, kind=kind, amount=0,
+                                            balance_after=balance, held_after=held,
+                                            reference=schemas.ReferenceOut(kind=None, id=None, url=None),
+                                            operation_id=None, actor_id=item.actor_id, detail=detail))
+    return out
+
+
+def _at(item) -> datetime:
+    return item.at if isinstance(item, schemas.HistoryEntry) else item.created_at
+
+
+def projects_using_pack(session: Session, pack: Pack) -> list[str]:
+    """Projects whose consumptions burned this pack (the report's direct links)."""
+    rows = session.scalars(select(LedgerTransfer.reference_id).where(
+        LedgerTransfer.debit_account_id == pack.ledger_account_id, LedgerTransfer.reference_kind == "project",
+        LedgerTransfer.code.in_((CONSUME, "capture"))).distinct())
+    return sorted(r for r in rows if r)
+
+
+def list_projects(session: Session, *, actor: Actor, limit=None, cursor=None, office_id=None, q=None):
+    stmt = select(Project).where(Project.workspace_id == actor.workspace_id)
+    if office_id:
+        stmt = stmt.where(Project.office_id == office_id)
+    if q:
+        stmt = stmt.where(func.lower(Project.name).like(f"%{q.lower()}%"))
+    return paginate(session, stmt, id_column=Project.id, limit=limit, cursor=cursor)
+
+
+def holder_label(session: Session, kind: str, holder_id: str) -> str:
+    from creditdesk.parties.models import Customer, Office, Workspace
+
+    model = {"office": Office, "user": User, "customer": Customer, "workspace": Workspace}.get(kind)
+    obj = session.get(model, holder_id) if model else None
+    return obj.name if obj is not None else holder_id
+
+
+__all__ = ["HolderRef", "balances", "eligibility", "list_packs", "pack_history", "pack_out", "packs_out"]
+
+
+def status_labels(session: Session, *, actor: Actor, status: list[str] | None = None) -> list[str]:
+    """The status labels in use (for the back office's label filter), optionally among packs of some statuses."""
+    stmt = select(Pack.status_label).where(Pack.workspace_id == actor.workspace_id, Pack.status_label != "")
+    if status:
+        stmt = stmt.where(Pack.status.in_(status))
+    return sorted(set(session.scalars(stmt.distinct())))

@@ -1,0 +1,969 @@
+"""Credits: credit types, packs, consumption in burn order, holds, reversals, transfers, expiry.
+
+Burn order (documented in the README): priority (smaller first), then soonest expiry (packs that
+never expire last), then free before paid, then oldest (created first).
+
+Locking protocol: the ledger account of a pack guards the pack. Anything that changes a pack's
+balance, status or holder first locks its ledger account (`ledger.lock_accounts`, id order), then
+re-reads the pack. So two consumptions never see the same balance, and a void or a holder change
+cannot slip between a consumption's check and its write.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from creditdesk import audit, clock
+from creditdesk.audit import Actor, snapshot
+from creditdesk.credits import schemas
+from creditdesk.credits.errors import (
+    AlreadyReversed,
+    CreditsFrozen,
+    HoldExpired,
+    HoldNotPending,
+    InsufficientCredits,
+    InvalidCredits,
+    NothingToReverse,
+    PackNotActive,
+)
+from creditdesk.credits.models import Consumption, CreditTransfer, CreditType, Hold, Pack, Project, ProjectContact
+from creditdesk.errors import NotFound, NotPermitted
+from creditdesk.ids import new_id
+from creditdesk.ledger import service as ledger
+from creditdesk.ledger.models import (
+    DEBITS_MUST_NOT_EXCEED_CREDITS,
+    NO_CACHE,
+    PENDING,
+    LedgerAccount,
+    LedgerTransfer,
+)
+from creditdesk.ledger.service import Reference, TransferSpec
+from creditdesk.parties.models import Customer, Office, User
+from creditdesk.repository import get_in_workspace
+
+# Ledger transfer codes (why credits moved).
+GRANT, CONSUME, HOLD, CAPTURE, RELEASE, REVERSAL, TRANSFER, EXPIRE, VOID = (
+    "grant", "consume", "hold", "capture", "release", "reversal", "transfer", "expire", "void")
+
+
+# --- permissions (one place; the API, back office and CLI all come through here) ----------------
+
+def can_manage_packs(actor: Actor) -> bool:
+    return actor.has("manage_packs")
+
+
+def require_manage_packs(actor: Actor, what: str) -> None:
+    if not can_manage_packs(actor):
+        raise NotPermitted(f"Only master users or users with the manage_packs permission may {what}.")
+
+
+def require_grant(actor: Actor) -> None:
+    if not (actor.is_master or actor.role == "manager" or actor.has("manage_packs")):
+        raise NotPermitted("Only master users, managers or users with manage_packs may grant packs.")
+
+
+def require_consume(actor: Actor) -> None:
+    if not (actor.is_master or actor.role == "manager" or actor.has("consume_credits")):
+        raise NotPermitted("Consuming credits needs the consume_credits permission.")
+
+
+# --- credit types --------------------------------------------------------------------------------
+
+def create_credit_type(session: Session, data: schemas.CreditTypeCreate, *, actor: Actor) -> CreditType:
+    if not actor.is_master:
+        raise NotPermitted("Only master users may create credit types.")
+    if session.scalar(select(CreditType.id).where(CreditType.workspace_id == actor.workspace_id,
+                                                  CreditType.code == data.code)):
+        raise InvalidCredits(f"Credit type {data.code!r} already exists.", code="credit_type_exists")
+    ws = actor.workspace_id
+    sinks = {}
+    for kind in ("issuance", "consumed", "breakage"):
+        sinks[kind] = ledger.open_account(session, workspace_id=ws, unit=data.code, code=kind, flags=NO_CACHE,
+                                          system_key=f"{kind}:{data.code}")
+    now = clock.now()
+    ct = CreditType(id=new_id("ct"), workspace_id=ws, code=data.code, name=data.name, scale=data.scale,
+                    required_permission=data.required_permission,
+                    issuance_account_id=sinks["issuance"].id, consumed_account_id=sinks["consumed"].id,
+                    breakage_account_id=sinks["breakage"].id, created_at=now, updated_at=now)
+    session.add(ct)
+    session.flush()
+    audit.record(session, actor=actor, action="credit_type.create", object_type="credit_type", object_id=ct.id,
+                 after=snapshot(ct))
+    return ct
+
+
+def update_credit_type(session: Session, code: str, data: schemas.CreditTypeUpdate, *, actor: Actor) -> CreditType:
+    if not actor.is_master:
+        raise NotPermitted("Only master users may change credit types.")
+    ct = credit_type_by_code(session, actor.workspace_id, code)
+    before = snapshot(ct)
+    ct.name = data.name
+    ct.updated_at = clock.now()
+    audit.record(session, actor=actor, action="credit_type.update", object_type="credit_type", object_id=ct.id,
+                 before=before, after=snapshot(ct))
+    return ct
+
+
+def credit_type_by_code(session: Session, workspace_id: str, code: str) -> CreditType:
+    ct = session.scalar(select(CreditType).where(CreditType.workspace_id == workspace_id, CreditType.code == code))
+    if ct is None:
+        raise InvalidCredits(f"Unknown credit type {code!r}. Create it first (POST /v1/credit-types).",
+                             code="unknown_credit_type")
+    return ct
+
+
+def list_credit_types(session: Session, *, actor: Actor) -> list[CreditType]:
+    return list(session.scalars(select(CreditType).where(CreditType.workspace_id == actor.workspace_id)
+                                .order_by(CreditType.code)))
+
+
+# --- holders -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HolderRef:
+    kind: str
+    id: str
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "id": self.id}
+
+
+def resolve_holder(session: Session, workspace_id: str, kind: str, holder_id: str | None) -> tuple[HolderRef, str | None]:
+    """Check the holder exists in this workspace; return it with the customer it belongs to."""
+    if kind == "workspace":
+        if holder_id not in (None, workspace_id):
+            raise NotFound("The workspace pool is this workspace's own; give no id.")
+        return HolderRef("workspace", workspace_id), None
+    if not holder_id:
+        raise InvalidCredits(f"A {kind} holder needs an id.", code="holder_id_required")
+    if kind == "office":
+        office = get_in_workspace(session, Office, workspace_id, holder_id)
+        return HolderRef("office", office.id), office.customer_id
+    if kind == "user":
+        user = get_in_workspace(session, User, workspace_id, holder_id)
+        return HolderRef("user", user.id), _customer_of_user(session, user)
+    if kind == "customer":
+        customer = get_in_workspace(session, Customer, workspace_id, holder_id)
+        return HolderRef("customer", customer.id), customer.id
+    raise InvalidCredits(f"Unknown holder kind {kind!r}.", code="invalid_holder_kind")
+
+
+def _customer_of_user(session: Session, user: User) -> str | None:
+    if not user.primary_office_id:
+        return None
+    return session.scalar(select(Office.customer_id).where(Office.id == user.primary_office_id))
+
+
+# --- packs ---------------------------------------------------------------------------------------
+
+def add_months(moment: datetime, months: int) -> datetime:
+    month0 = moment.month - 1 + months
+    year, month = moment.year + month0 // 12, month0 % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, origin: Pack | None = None,
+               transfer_id: str | None = None, fund_from: str | None = None) -> Pack:
+    """Create a pack and fund it: a ledger transfer from issuance (or from `fund_from`) to its account."""
+    if origin is None:
+        require_grant(actor)
+    ws = actor.workspace_id
+    if data.idempotency_key:
+        existing = session.scalar(select(Pack).where(Pack.workspace_id == ws,
+                                                     Pack.idempotency_key == data.idempotency_key))
+        if existing is not None:
+            return existing
+    ct = credit_type_by_code(session, ws, data.credit_type)
+    holder, customer_id = resolve_holder(session, ws, data.holder.kind, data.holder.id)
+    for user_id in (data.relationship_manager_id, data.project_manager_id):
+        if user_id:
+            get_in_workspace(session, User, ws, user_id)
+    now = clock.now()
+    purchased_at = _aware(data.purchased_at) or now
+    starts_at = _aware(data.starts_at) or purchased_at
+    if data.expires_at and data.expiry_months:
+        raise InvalidCredits("Give either expires_at or expiry_months, not both.", code="expiry_ambiguous")
+    expires_at = _aware(data.expires_at)
+    if data.expiry_months:
+        expires_at = add_months(purchased_at, data.expiry_months)
+    if expires_at is not None and expires_at <= starts_at:
+        raise InvalidCredits("The pack would expire before it starts.", code="expiry_before_start")
+    if data.price_paid and not data.currency:
+        raise InvalidCredits("A price paid needs its currency.", code="currency_required")
+    if data.idempotency_key:
+        # Two grants with one key at once (PostgreSQL): the second waits on the unique key, then fails
+        # on it. Insert under a savepoint, and on that failure answer with the pack the first one made.
+        session.flush()
+        try:
+            with session.begin_nested():
+                account, pack = _insert_pack(session, data, ct, holder, customer_id, purchased_at, starts_at,
+                                             expires_at, origin, transfer_id, now)
+        except IntegrityError:
+            existing = session.scalar(select(Pack).where(Pack.workspace_id == ws,
+                                                         Pack.idempotency_key == data.idempotency_key))
+            if existing is None:
+                raise
+            return existing
+    else:
+        account, pack = _insert_pack(session, data, ct, holder, customer_id, purchased_at, starts_at, expires_at,
+                                     origin, transfer_id, now)
+    if fund_from is None:
+        ledger.post(session, [TransferSpec(ct.issuance_account_id, account.id, data.quantity, GRANT,
+                                           Reference("pack", pack.id))],
+                    workspace_id=ws, operation_id=pack.id, actor_id=actor.user_id,
+                    locked={account.id: account})
+    audit.record(session, actor=actor, action="pack.create", object_type="pack", object_id=pack.id,
+                 after=snapshot(pack))
+    return pack
+
+
+def _insert_pack(session: Session, data: schemas.PackCreate, ct: CreditType, holder: HolderRef,
+                 customer_id: str | None, purchased_at: datetime, starts_at: datetime, expires_at: datetime | None,
+                 origin: Pack | None, transfer_id: str | None, now: datetime) -> tuple[LedgerAccount, Pack]:
+    ws = ct.workspace_id
+    account = ledger.open_account(session, workspace_id=ws, unit=ct.code, code="pack",
+                                  flags=DEBITS_MUST_NOT_EXCEED_CREDITS)
+    pack = Pack(
+        id=new_id("pack"), workspace_id=ws, holder_kind=holder.kind, holder_id=holder.id, customer_id=customer_id,
+        credit_type_id=ct.id, unit=ct.code, quantity=data.quantity, price_paid=data.price_paid,
+        currency=data.currency, is_paid=data.price_paid > 0 if data.is_paid is None else data.is_paid,
+        source=data.source, external_ref=data.external_ref, name=data.name,
+        relationship_manager_id=data.relationship_manager_id, project_manager_id=data.project_manager_id,
+        purchased_at=purchased_at, starts_at=starts_at, expires_at=expires_at, expiry_months=data.expiry_months,
+        priority=data.priority, product_codes=list(data.product_codes), status="active",
+        status_label=data.status_label, notes=data.notes, ledger_account_id=account.id,
+        origin_pack_id=origin.id if origin else None, credit_transfer_id=transfer_id,
+        idempotency_key=data.idempotency_key, created_at=now, updated_at=now)
+    session.add(pack)
+    session.flush()
+    return account, pack
+
+
+def get_pack(session: Session, workspace_id: str, pack_id: str, *, for_update: bool = False) -> Pack:
+    pack = get_in_workspace(session, Pack, workspace_id, pack_id)
+    if for_update:
+        ledger.lock_accounts(session, [pack.ledger_account_id])
+        session.refresh(pack)
+    return pack
+
+
+def update_pack(session: Session, pack_id: str, data: schemas.PackUpdate, *, actor: Actor) -> Pack:
+    """Edit the business fields of a pack (status label and notes during credit drives, names, managers)."""
+    pack = get_pack(session, actor.workspace_id, pack_id, for_update=True)
+    fields = data.model_fields_set
+    if fields - {"status_label", "notes"}:
+        require_manage_packs(actor, "change a pack's name, managers or priority")
+    before = snapshot(pack)
+    for name in ("relationship_manager_id", "project_manager_id"):
+        if name in fields and getattr(data, name):
+            get_in_workspace(session, User, actor.workspace_id, getattr(data, name))
+    for name in fields:
+        value = getattr(data, name)
+        if value is None and name in ("status_label", "notes", "name", "priority"):
+            continue
+        setattr(pack, name, value)
+    pack.updated_at = clock.now()
+    audit.record(session, actor=actor, action="pack.update", object_type="pack", object_id=pack.id,
+                 before=before, after=snapshot(pack))
+    return pack
+
+
+def change_holder(session: Session, pack_id: str, data: schemas.ChangeHolder, *, actor: Actor) -> Pack:
+    """Move a pack, with its remaining balance and history, to another holder (user <-> user <-> office)."""
+    require_manage_packs(actor, "change a pack's holder")
+    pack = get_pack(session, actor.workspace_id, pack_id, for_update=True)
+    if pack.status == "voided":
+        raise PackNotActive("A voided pack cannot change holder.")
+    holder, customer_id = resolve_holder(session, actor.workspace_id, data.holder.kind, data.holder.id)
+    if (holder.kind, holder.id) == (pack.holder_kind, pack.holder_id):
+        raise InvalidCredits("The pack already belongs to this holder.", code="same_holder")
+    before = snapshot(pack)
+    pack.holder_kind, pack.holder_id, pack.customer_id = holder.kind, holder.id, customer_id
+    pack.updated_at = clock.now()
+    account = session.get(LedgerAccount, pack.ledger_account_id)
+    audit.record(session, actor=actor, action="pack.change_holder", object_type="pack", object_id=pack.id,
+                 before=before, after=snapshot(pack, reason=data.reason, balance_moved=account.credit_balance))
+    return pack
+
+
+def void_pack(session: Session, pack_id: str, data: schemas.VoidPack, *, actor: Actor) -> Pack:
+    """Void a pack: its available credits go to breakage. Credits on hold follow when released."""
+    require_manage_packs(actor, "void packs")
+    pack = get_pack(session, actor.workspace_id, pack_id, for_update=True)
+    if pack.status == "voided":
+        raise PackNotActive("This pack is already voided.", code="pack_already_voided")
+    before = snapshot(pack)
+    ct = session.get(CreditType, pack.credit_type_id)
+    account = session.get(LedgerAccount, pack.ledger_account_id)
+    if account.available > 0:
+        ledger.post(session, [TransferSpec(account.id, ct.breakage_account_id, account.available, VOID,
+                                           Reference("pack", pack.id))],
+                    workspace_id=pack.workspace_id, operation_id=pack.id, actor_id=actor.user_id,
+                    locked={account.id: account})
+    pack.status = "voided"
+    pack.void_reason = data.reason
+    pack.updated_at = clock.now()
+    audit.record(session, actor=actor, action="pack.void", object_type="pack", object_id=pack.id,
+                 before=before, after=snapshot(pack))
+    return pack
+
+
+def _refresh_status(pack: Pack, account: LedgerAccount) -> None:
+    """active <-> depleted follows the balance; expired and voided are final."""
+    if pack.status in ("expired", "voided"):
+        return
+    empty = account.credit_balance == 0 and account.debits_pending == 0
+    new = "depleted" if empty else "active"
+    if new != pack.status:
+        pack.status = new
+        pack.updated_at = clock.now()
+
+
+# --- projects ------------------------------------------------------------------------------------
+
+def _check_contacts(session: Session, workspace_id: str, ids: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(ids))
+    for user_id in unique:
+        get_in_workspace(session, User, workspace_id, user_id)
+    return unique
+
+
+def project_contact_ids(session: Session, project_id: str) -> list[str]:
+    return list(session.scalars(select(ProjectContact.user_id).where(ProjectContact.project_id == project_id)
+                                .order_by(ProjectContact.user_id)))
+
+
+def project_out(session: Session, project: Project) -> schemas.ProjectOut:
+    office = session.get(Office, project.office_id)
+    return schemas.ProjectOut(id=project.id, name=project.name, office_id=project.office_id,
+                              customer_id=office.customer_id if office else None,
+                              contact_ids=project_contact_ids(session, project.id), status=project.status,
+                              created_at=project.created_at, updated_at=project.updated_at)
+
+
+def create_project(session: Session, data: schemas.ProjectCreate, *, actor: Actor) -> Project:
+    if not (actor.is_master or actor.role == "manager" or actor.has("consume_credits")):
+        raise NotPermitted("Creating projects needs a manager role or the consume_credits permission.")
+    get_in_workspace(session, Office, actor.workspace_id, data.office_id)
+    contacts = _check_contacts(session, actor.workspace_id, data.contact_ids)
+    now = clock.now()
+    project = Project(id=new_id("prj"), workspace_id=actor.workspace_id, office_id=data.office_id, name=data.name,
+                      status="open", created_at=now, updated_at=now)
+    session.add(project)
+    session.flush()
+    for user_id in contacts:
+        session.add(ProjectContact(project_id=project.id, user_id=user_id, workspace_id=actor.workspace_id))
+    session.flush()
+    audit.record(session, actor=actor, action="project.create", object_type="project", object_id=project.id,
+                 after=snapshot(project, contact_ids=contacts))
+    return project
+
+
+def update_project(session: Session, project_id: str, data: schemas.ProjectUpdate, *, actor: Actor) -> Project:
+    if not (actor.is_master or actor.role == "manager" or actor.has("consume_credits")):
+        raise NotPermitted("Changing projects needs a manager role or the consume_credits permission.")
+    project = get_in_workspace(session, Project, actor.workspace_id, project_id, for_update=True)
+    before = snapshot(project, contact_ids=project_contact_ids(session, project.id))
+    fields = data.model_fields_set
+    if "name" in fields and data.name:
+        project.name = data.name
+    if "status" in fields and data.status:
+        project.status = data.status
+    if "office_id" in fields and data.office_id:
+        get_in_workspace(session, Office, actor.workspace_id, data.office_id)
+        project.office_id = data.office_id
+    if "contact_ids" in fields and data.contact_ids is not None:
+        contacts = _check_contacts(session, actor.workspace_id, data.contact_ids)
+        for row in session.scalars(select(ProjectContact).where(ProjectContact.project_id == project.id)):
+            session.delete(row)
+        session.flush()
+        for user_id in contacts:
+            session.add(ProjectContact(project_id=project.id, user_id=user_id, workspace_id=actor.workspace_id))
+    project.updated_at = clock.now()
+    session.flush()
+    audit.record(session, actor=actor, action="project.update", object_type="project", object_id=project.id,
+                 before=before, after=snapshot(project, contact_ids=project_contact_ids(session, project.id)))
+    return project
+
+
+# --- contexts, eligibility, burn order -----------------------------------------------------------
+
+@dataclass
+class ResolvedContext:
+    kind: str
+    id: str
+    holders: list[HolderRef]
+    customer_id: str | None
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "id": self.id}
+
+
+def resolve_context(session: Session, workspace_id: str, kind: str, context_id: str | None) -> ResolvedContext:
+    """Whose packs may pay: a project (its office and its contacts), a user, an office, a customer
+    (the customer's own packs and its offices'), or the workspace pool."""
+    if kind == "project":
+        project = get_in_workspace(session, Project, workspace_id, context_id or "")
+        office = session.get(Office, project.office_id)
+        holders = [HolderRef("office", project.office_id)] + [
+            HolderRef("user", uid) for uid in project_contact_ids(session, project.id)]
+        return ResolvedContext(kind, project.id, holders, office.customer_id if office else None)
+    if kind == "customer":
+        customer = get_in_workspace(session, Customer, workspace_id, context_id or "")
+        office_ids = session.scalars(select(Office.id).where(Office.workspace_id == workspace_id,
+                                                             Office.customer_id == customer.id))
+        return ResolvedContext(kind, customer.id, [HolderRef("customer", customer.id)] + [
+            HolderRef("office", oid) for oid in office_ids], customer.id)
+    holder, customer_id = resolve_holder(session, workspace_id, kind, context_id)
+    return ResolvedContext(kind, holder.id, [holder], customer_id)
+
+
+def burn_key(pack: Pack):
+    far = datetime.max.replace(tzinfo=pack.starts_at.tzinfo)
+    return (pack.priority, pack.expires_at or far, pack.is_paid, pack.created_at, pack.id)
+
+
+def _holder_clause(holders: list[HolderRef]):
+    by_kind: dict[str, list[str]] = {}
+    for h in holders:
+        by_kind.setdefault(h.kind, []).append(h.id)
+    return or_(*[and_(Pack.holder_kind == kind, Pack.holder_id.in_(ids)) for kind, ids in by_kind.items()])
+
+
+def frozen_user_ids(session: Session, workspace_id: str, ct: CreditType, user_ids: set[str]) -> set[str]:
+    """Users whose credits of this type are frozen: deactivated, or lacking the type's permission
+    (master users hold every permission, as Actor.has says)."""
+    if not user_ids:
+        return set()
+    frozen = set()
+    for user in session.scalars(select(User).where(User.workspace_id == workspace_id, User.id.in_(user_ids))):
+        if not user.is_active:
+            frozen.add(user.id)
+        elif (ct.required_permission and user.role != "master"
+              and ct.required_permission not in (user.permissions or [])):
+            frozen.add(user.id)
+    return frozen
+
+
+def is_frozen(session: Session, pack: Pack, ct: CreditType | None = None) -> bool:
+    if pack.holder_kind != "user":
+        return False
+    ct = ct or session.get(CreditType, pack.credit_type_id)
+    return bool(frozen_user_ids(session, pack.workspace_id, ct, {pack.holder_id}))
+
+
+def _covers(pack: Pack, product_code: str | None) -> bool:
+    return not pack.product_codes or (product_code is not None and product_code in pack.product_codes)
+
+
+def _eligible_candidates(session: Session, ctx: ResolvedContext, ct: CreditType, product_code: str | None,
+                         now: datetime) -> list[Pack]:
+    rows = session.scalars(select(Pack).where(
+        Pack.workspace_id == ct.workspace_id, Pack.credit_type_id == ct.id, Pack.status == "active",
+        _holder_clause(ctx.holders), Pack.starts_at <= now,
+        or_(Pack.expires_at.is_(None), Pack.expires_at > now))).all()
+    packs = [p for p in rows if _covers(p, product_code)]
+    frozen = frozen_user_ids(session, ct.workspace_id, ct, {p.holder_id for p in packs if p.holder_kind == "user"})
+    return sorted((p for p in packs if not (p.holder_kind == "user" and p.holder_id in frozen)), key=burn_key)
+
+
+def _lock_and_recheck(session: Session, packs: list[Pack], ct: CreditType, product_code: str | None,
+                      ctx: ResolvedContext, now: datetime) -> tuple[list[Pack], dict[str, LedgerAccount]]:
+    """Lock the candidates' accounts, release their timed-out holds, and keep those still eligible."""
+    accounts = ledger.lock_accounts(session, [p.ledger_account_id for p in packs])
+    if any(a.debits_pending for a in accounts.values()):
+        release_timed_out_holds(session, workspace_id=ct.workspace_id, account_ids=[
+            a.id for a in accounts.values() if a.debits_pending], locked=accounts)
+    fresh = session.scalars(select(Pack).where(Pack.id.in_([p.id for p in packs]))
+                            .execution_options(populate_existing=True)).all()
+    holders = {(h.kind, h.id) for h in ctx.holders}
+    keep = [p for p in fresh if p.status == "active" and (p.holder_kind, p.holder_id) in holders
+            and p.starts_at <= now and (p.expires_at is None or p.expires_at > now) and _covers(p, product_code)]
+    return sorted(keep, key=burn_key), accounts
+
+
+def _plan(packs: list[Pack], accounts: dict[str, LedgerAccount], amount: int) -> list[tuple[Pack, int]]:
+    plan, need = [], amount
+    for pack in packs:
+        if need == 0:
+            break
+        take = min(accounts[pack.ledger_account_id].available, need)
+        if take > 0:
+            plan.append((pack, take))
+            need -= take
+    return plan
+
+
+def _reference(ref: schemas.ReferenceIn | None) -> Reference:
+    if ref is None:
+        return Reference()
+    return Reference(ref.kind, ref.id, ref.url)
+
+
+def _burn(session: Session, ctx: ResolvedContext, ct: CreditType, amount: int, product_code: str | None,
+          allow_partial: bool) -> tuple[list[tuple[Pack, int]], dict[str, LedgerAccount]]:
+    now = clock.now()
+    candidates = _eligible_candidates(session, ctx, ct, product_code, now)
+    packs, accounts = _lock_and_recheck(session, candidates, ct, product_code, ctx, now)
+    plan = _plan(packs, accounts, amount)
+    taken = sum(t for _, t in plan)
+    if taken == 0 or (taken < amount and not allow_partial):
+        raise InsufficientCredits(
+            f"Not enough {ct.code} credits: {taken} available for this {ctx.kind}, {amount} requested.",
+            available=taken, requested=amount)
+    return plan, accounts
+
+
+def consume(session: Session, data: schemas.ConsumeRequest, *, actor: Actor) -> Consumption:
+    require_consume(actor)
+    ct = credit_type_by_code(session, actor.workspace_id, data.credit_type)
+    ctx = resolve_context(session, actor.workspace_id, data.context.kind, data.context.id)
+    plan, accounts = _burn(session, ctx, ct, data.amount, data.product_code, data.allow_partial)
+    consumption = Consumption(
+        id=new_id("con"), workspace_id=actor.workspace_id, context_kind=ctx.kind, context_id=ctx.id,
+        credit_type_id=ct.id, product_code=data.product_code, amount_requested=data.amount,
+        amount=sum(t for _, t in plan), allow_partial=data.allow_partial,
+        reference_kind=data.reference.kind if data.reference else None,
+        reference_id=data.reference.id if data.reference else None,
+        reference_url=data.reference.url if data.reference else None, status="posted", actor_id=actor.user_id,
+        created_at=clock.now())
+    session.add(consumption)
+    ref = _reference(data.reference)
+    ledger.post(session, [TransferSpec(p.ledger_account_id, ct.consumed_account_id, take, CONSUME, ref)
+                          for p, take in plan],
+                workspace_id=actor.workspace_id, operation_id=consumption.id, actor_id=actor.user_id, locked=accounts)
+    for pack, _ in plan:
+        _refresh_status(pack, accounts[pack.ledger_account_id])
+    audit.record(session, actor=actor, action="consumption.create", object_type="consumption",
+                 object_id=consumption.id, after=snapshot(consumption, lines=[
+                     {"pack_id": p.id, "amount": t} for p, t in plan]))
+    return consumption
+
+
+def operation_lines(session: Session, operation_id: str, code: str) -> list[dict]:
+    """Which packs paid for an operation, and how much (net of nothing: the original legs)."""
+    rows = session.execute(
+        select(Pack.id, LedgerTransfer.amount).join(Pack, Pack.ledger_account_id == LedgerTransfer.debit_account_id)
+        .where(LedgerTransfer.operation_id == operation_id, LedgerTransfer.code == code)
+        .order_by(LedgerTransfer.id)).all()
+    return [{"pack_id": pid, "amount": amount} for pid, amount in rows]
+
+
+def consumption_out(session: Session, c: Consumption) -> schemas.ConsumptionOut:
+    ct = session.get(CreditType, c.credit_type_id)
+    return schemas.ConsumptionOut(
+        id=c.id, context={"kind": c.context_kind, "id": c.context_id}, credit_type=ct.code,
+        product_code=c.product_code, amount_requested=c.amount_requested, amount=c.amount,
+        allow_partial=c.allow_partial, reference=schemas.ReferenceOut(kind=c.reference_kind, id=c.reference_id,
+                                                                      url=c.reference_url),
+        status=c.status, lines=operation_lines(session, c.id, CONSUME), reversed_at=c.reversed_at,
+        created_at=c.created_at)
+
+
+def _return_to_packs(session: Session, *, actor: Actor, ct: CreditType, operation_id: str,
+                     legs: list[tuple[str, int]], ref: Reference) -> None:
+    """Send credits back from `consumed` to the packs they came from; expired or voided packs pass
+    them straight on to breakage (recorded as such)."""
+    packs = {p.ledger_account_id: p for p in session.scalars(select(Pack).where(
+        Pack.ledger_account_id.in_([a for a, _ in legs])))}
+    accounts = ledger.lock_accounts(session, packs)
+    for p in session.scalars(select(Pack).where(Pack.id.in_([p.id for p in packs.values()]))
+                             .execution_options(populate_existing=True)):
+        packs[p.ledger_account_id] = p
+    ledger.post(session, [TransferSpec(ct.consumed_account_id, acc, amount, REVERSAL, ref) for acc, amount in legs],
+                workspace_id=actor.workspace_id, operation_id=operation_id, actor_id=actor.user_id, locked=accounts)
+    now = clock.now()
+    breakage = []
+    for acc, amount in legs:
+        pack = packs[acc]
+        dead = pack.status in ("expired", "voided") or (pack.expires_at is not None and pack.expires_at <= now)
+        if not dead:
+            continue
+        breakage.append(TransferSpec(acc, ct.breakage_account_id, amount,
+                                     EXPIRE if pack.status != "voided" else VOID, ref))
+        if pack.status == "depleted":
+            # It was empty when its expiry came, so the job never expired it; the credits now passing
+            # through it to breakage make it expired. (An active pack past its expiry keeps its own rest
+            # for the job, which will expire it.)
+            audit.record(session, actor=Actor.system(pack.workspace_id), action="pack.expire",
+                         object_type="pack", object_id=pack.id, before={"status": pack.status},
+                         after={"status": "expired", "breakage": amount, "held": 0})
+            pack.status = "expired"
+            pack.updated_at = now
+    if breakage:
+        ledger.post(session, breakage, workspace_id=actor.workspace_id, operation_id=operation_id,
+                    actor_id=actor.user_id, locked=accounts)
+    for pack in packs.values():
+        _refresh_status(pack, accounts[pack.ledger_account_id])
+
+
+def reverse_consumption(session: Session, consumption_id: str, *, actor: Actor, reason: str = "") -> Consumption:
+    require_manage_packs(actor, "reverse consumptions")
+    c = get_in_workspace(session, Consumption, actor.workspace_id, consumption_id, for_update=True)
+    if c.status == "reversed":
+        raise AlreadyReversed("This consumption was already reversed.")
+    ct = session.get(CreditType, c.credit_type_id)
+    legs = [(t.debit_account_id, t.amount) for t in session.scalars(select(LedgerTransfer).where(
+        LedgerTransfer.operation_id == c.id, LedgerTransfer.code == CONSUME).order_by(LedgerTransfer.id))]
+    before = snapshot(c)
+    _return_to_packs(session, actor=actor, ct=ct, operation_id=c.id, legs=legs,
+                     ref=Reference(c.reference_kind, c.reference_id, c.reference_url))
+    c.status = "reversed"
+    c.reversed_at = clock.now()
+    audit.record(session, actor=actor, action="consumption.reverse", object_type="consumption", object_id=c.id,
+                 before=before, after=snapshot(c, reason=reason))
+    return c
+
+
+def list_consumptions(session: Session, *, actor: Actor, limit=None, cursor=None, context_kind=None,
+                      context_id=None, reference_kind=None, reference_id=None):
+    from creditdesk.pagination import paginate
+
+    stmt = select(Consumption).where(Consumption.workspace_id == actor.workspace_id)
+    if context_kind:
+        stmt = stmt.where(Consumption.context_kind == context_kind)
+    if context_id:
+        stmt = stmt.where(Consumption.context_id == context_id)
+    if reference_kind:
+        stmt = stmt.where(Consumption.reference_kind == reference_kind)
+    if reference_id:
+        stmt = stmt.where(Consumption.reference_id == reference_id)
+    return paginate(session, stmt, id_column=Consumption.id, limit=limit, cursor=cursor, descending=True)
+
+
+# --- holds ---------------------------------------------------------------------------------------
+
+def create_hold(session: Session, data: schemas.HoldRequest, *, actor: Actor) -> Hold:
+    require_consume(actor)
+    ct = credit_type_by_code(session, actor.workspace_id, data.credit_type)
+    ctx = resolve_context(session, actor.workspace_id, data.context.kind, data.context.id)
+    plan, accounts = _burn(session, ctx, ct, data.amount, data.product_code, allow_partial=False)
+    now = clock.now()
+    hold = Hold(id=new_id("hold"), workspace_id=actor.workspace_id, context_kind=ctx.kind, context_id=ctx.id,
+                credit_type_id=ct.id, product_code=data.product_code, amount=data.amount, captured_amount=0,
+                status="pending", timeout_at=now + timedelta(seconds=data.timeout_seconds),
+                reference_kind=data.reference.kind if data.reference else None,
+                reference_id=data.reference.id if data.reference else None,
+                reference_url=data.reference.url if data.reference else None, actor_id=actor.user_id,
+                created_at=now)
+    session.add(hold)
+    ledger.post(session, [TransferSpec(p.ledger_account_id, ct.consumed_account_id, take, HOLD,
+                                       _reference(data.reference)) for p, take in plan],
+                workspace_id=actor.workspace_id, operation_id=hold.id, actor_id=actor.user_id, pending=True,
+                timeout_at=hold.timeout_at, locked=accounts)
+    audit.record(session, actor=actor, action="hold.create", object_type="hold", object_id=hold.id,
+                 after=snapshot(hold, lines=[{"pack_id": p.id, "amount": t} for p, t in plan]))
+    return hold
+
+
+def _hold_pendings(session: Session, hold: Hold) -> list[LedgerTransfer]:
+    return list(session.scalars(select(LedgerTransfer).where(
+        LedgerTransfer.operation_id == hold.id, LedgerTransfer.phase == PENDING).order_by(LedgerTransfer.id)))
+
+
+def _lock_hold(session: Session, workspace_id: str, hold_id: str):
+    hold = get_in_workspace(session, Hold, workspace_id, hold_id)
+    pendings = _hold_pendings(session, hold)
+    accounts = ledger.lock_accounts(session, [t.debit_account_id for t in pendings])
+    session.refresh(hold)
+    return hold, pendings, accounts
+
+
+def capture_hold(session: Session, hold_id: str, data: schemas.CaptureRequest, *, actor: Actor) -> Hold:
+    """Capture all or part of a hold (in burn order); the rest is released."""
+    require_consume(actor)
+    hold, pendings, accounts = _lock_hold(session, actor.workspace_id, hold_id)
+    if hold.status != "pending":
+        raise HoldNotPending(f"This hold is {hold.status}; only a pending hold can be captured.")
+    if clock.now() >= hold.timeout_at:
+        raise HoldExpired("This hold timed out; its credits are released.")
+    amount = hold.amount if data.amount is None else data.amount
+    if amount > hold.amount:
+        raise InvalidCredits(f"Cannot capture {amount}: the hold is for {hold.amount}.", code="capture_exceeds_hold")
+    before = snapshot(hold)
+    ct = session.get(CreditType, hold.credit_type_id)
+    left = amount
+    released = []
+    for pending in pendings:
+        take = min(left, pending.amount)
+        if take > 0:
+            ledger.resolve_pending(session, pending.id, workspace_id=actor.workspace_id, amount=take, code=CAPTURE,
+                                   actor_id=actor.user_id, locked=accounts)
+            left -= take
+            if take < pending.amount:
+                released.append((pending.debit_account_id, pending.amount - take))
+        else:
+            ledger.resolve_pending(session, pending.id, workspace_id=actor.workspace_id, void=True, code=RELEASE,
+                                   actor_id=actor.user_id, locked=accounts)
+            released.append((pending.debit_account_id, pending.amount))
+    _after_release(session, actor=actor, ct=ct, hold=hold, released=released, accounts=accounts)
+    hold.status = "captured"
+    hold.captured_amount = amount
+    hold.resolved_at = clock.now()
+    audit.record(session, actor=actor, action="hold.capture", object_type="hold", object_id=hold.id,
+                 before=before, after=snapshot(hold))
+    return hold
+
+
+def release_hold(session: Session, hold_id: str, *, actor: Actor, timed_out: bool = False) -> Hold:
+    if not timed_out:
+        require_consume(actor)
+    hold, pendings, accounts = _lock_hold(session, actor.workspace_id, hold_id)
+    if hold.status != "pending":
+        raise HoldNotPending(f"This hold is {hold.status}; only a pending hold can be released.")
+    _release(session, hold, pendings, accounts, actor=actor, timed_out=timed_out)
+    return hold
+
+
+def _release(session: Session, hold: Hold, pendings: list[LedgerTransfer], accounts, *, actor: Actor,
+             timed_out: bool) -> None:
+    before = snapshot(hold)
+    ct = session.get(CreditType, hold.credit_type_id)
+    for pending in pendings:
+        ledger.resolve_pending(session, pending.id, workspace_id=hold.workspace_id, void=True, code=RELEASE,
+                               actor_id=actor.user_id, locked=accounts)
+    _after_release(session, actor=actor, ct=ct, hold=hold,
+                   released=[(p.debit_account_id, p.amount) for p in pendings], accounts=accounts)
+    hold.status = "timed_out" if timed_out else "released"
+    hold.resolved_at = clock.now()
+    audit.record(session, actor=actor, action="hold.timeout" if timed_out else "hold.release", object_type="hold",
+                 object_id=hold.id, before=before, after=snapshot(hold))
+
+
+def _after_release(session: Session, *, actor: Actor, ct: CreditType, hold: Hold, released: list[tuple[str, int]],
+                   accounts: dict[str, LedgerAccount]) -> None:
+    """Released credits of a pack that expired (or was voided) while held go to breakage now."""
+    # Every pack of the hold (not only those with something released): a fully captured pack is depleted.
+    packs = {p.ledger_account_id: p for p in session.scalars(select(Pack).where(
+        Pack.ledger_account_id.in_(list({a for a, _ in released} | set(accounts)))))}
+    breakage = [TransferSpec(acc, ct.breakage_account_id, amount, VOID if packs[acc].status == "voided" else EXPIRE,
+                             Reference("hold", hold.id))
+                for acc, amount in released if amount > 0 and packs[acc].status in ("expired", "voided")]
+    if breakage:
+        ledger.post(session, breakage, workspace_id=hold.workspace_id, operation_id=hold.id, actor_id=actor.user_id,
+                    locked=accounts)
+    for pack in packs.values():
+        _refresh_status(pack, accounts[pack.ledger_account_id])
+
+
+def release_timed_out_holds(session: Session, *, workspace_id: str | None = None, account_ids: list[str] | None = None,
+                            locked: dict[str, LedgerAccount] | None = None, limit: int = 500) -> int:
+    """Release pending holds past their timeout (all of a workspace, or those touching some accounts)."""
+    now = clock.now()
+    stmt = select(Hold).where(Hold.status == "pending", Hold.timeout_at <= now)
+    if workspace_id:
+        stmt = stmt.where(Hold.workspace_id == workspace_id)
+    if account_ids is not None:
+        stmt = stmt.where(Hold.id.in_(select(LedgerTransfer.operation_id).where(
+            LedgerTransfer.debit_account_id.in_(account_ids), LedgerTransfer.phase == PENDING,
+            LedgerTransfer.code == HOLD)))
+    count = 0
+    for hold in session.scalars(stmt.order_by(Hold.id).limit(limit)).all():
+        pendings = _hold_pendings(session, hold)
+        accounts = dict(locked or {})
+        accounts.update(ledger.lock_accounts(session, [t.debit_account_id for t in pendings
+                                                       if t.debit_account_id not in accounts]))
+        session.refresh(hold)
+        if hold.status != "pending":
+            continue
+        _release(session, hold, pendings, accounts, actor=Actor.system(hold.workspace_id), timed_out=True)
+        count += 1
+    return count
+
+
+def reverse_hold(session: Session, hold_id: str, *, actor: Actor, reason: str = "") -> Hold:
+    """Reverse a captured hold: the captured credits go back to the packs they came from."""
+    require_manage_packs(actor, "reverse captured holds")
+    hold = get_in_workspace(session, Hold, actor.workspace_id, hold_id, for_update=True)
+    if hold.status != "captured":
+        raise NothingToReverse("Only a captured hold can be reversed.")
+    if hold.reversed_at is not None:
+        raise AlreadyReversed("This hold was already reversed.")
+    ct = session.get(CreditType, hold.credit_type_id)
+    legs = [(t.debit_account_id, t.amount) for t in session.scalars(select(LedgerTransfer).where(
+        LedgerTransfer.operation_id == hold.id, LedgerTransfer.code == CAPTURE).order_by(LedgerTransfer.id))]
+    before = snapshot(hold)
+    _return_to_packs(session, actor=actor, ct=ct, operation_id=hold.id, legs=legs,
+                     ref=Reference(hold.reference_kind, hold.reference_id, hold.reference_url))
+    hold.reversed_at = clock.now()
+    audit.record(session, actor=actor, action="hold.reverse", object_type="hold", object_id=hold.id,
+                 before=before, after=snapshot(hold, reason=reason))
+    return hold
+
+
+def hold_out(session: Session, hold: Hold) -> schemas.HoldOut:
+    ct = session.get(CreditType, hold.credit_type_id)
+    return schemas.HoldOut(
+        id=hold.id, context={"kind": hold.context_kind, "id": hold.context_id}, credit_type=ct.code,
+        product_code=hold.product_code, amount=hold.amount, captured_amount=hold.captured_amount, status=hold.status,
+        timeout_at=hold.timeout_at, reference=schemas.ReferenceOut(kind=hold.reference_kind, id=hold.reference_id,
+                                                                   url=hold.reference_url),
+        lines=operation_lines(session, hold.id, HOLD), created_at=hold.created_at, resolved_at=hold.resolved_at,
+        reversed_at=hold.reversed_at)
+
+
+# --- transfers between holders -------------------------------------------------------------------
+
+@dataclass
+class TransferResult:
+    transfer: CreditTransfer
+    lines: list[dict] = field(default_factory=list)
+
+
+def transfer_credits(session: Session, data: schemas.TransferRequest, *, actor: Actor,
+                     authorize=None) -> TransferResult:
+    """Move credits to another holder. Each slice taken from a source pack becomes a pack on the
+    receiver with the same expiry, priority, products, cost per credit and paid/free nature."""
+    ws = actor.workspace_id
+    ct = credit_type_by_code(session, ws, data.credit_type)
+    to, _ = resolve_holder(session, ws, data.to.kind, data.to.id)
+    now = clock.now()
+    if data.from_pack_id:
+        source_pack = get_in_workspace(session, Pack, ws, data.from_pack_id)
+        if source_pack.credit_type_id != ct.id:
+            raise InvalidCredits("The source pack holds another credit type.", code="credit_type_mismatch")
+        source = HolderRef(source_pack.holder_kind, source_pack.holder_id)
+        candidates = [source_pack]
+    elif data.from_ is not None:
+        source, _ = resolve_holder(session, ws, data.from_.kind, data.from_.id)
+        # Frozen credits may be transferred away; not-yet-started packs keep waiting where they are.
+        candidates = sorted(session.scalars(select(Pack).where(
+            Pack.workspace_id == ws, Pack.credit_type_id == ct.id, Pack.status == "active",
+            Pack.holder_kind == source.kind, Pack.holder_id == source.id, Pack.starts_at <= now,
+            or_(Pack.expires_at.is_(None), Pack.expires_at > now))).all(), key=burn_key)
+    else:
+        raise InvalidCredits("Say where the credits come from: from (a holder) or from_pack_id.",
+                             code="transfer_source_required")
+    if (source.kind, source.id) == (to.kind, to.id):
+        raise InvalidCredits("Source and destination are the same holder.", code="same_holder")
+    if authorize is not None:
+        authorize(session, actor, source, to, ct)
+    else:
+        require_manage_packs(actor, "transfer credits between holders")
+    accounts = ledger.lock_accounts(session, [p.ledger_account_id for p in candidates])
+    fresh = {p.id: p for p in session.scalars(select(Pack).where(Pack.id.in_([p.id for p in candidates]))
+                                              .execution_options(populate_existing=True))}
+    live = [fresh[p.id] for p in candidates if fresh[p.id].status == "active"
+            and (fresh[p.id].holder_kind, fresh[p.id].holder_id) == (source.kind, source.id)
+            and (fresh[p.id].expires_at is None or fresh[p.id].expires_at > now)]
+    if data.from_pack_id and not live:
+        raise PackNotActive("The source pack is not active.")
+    plan = _plan(sorted(live, key=burn_key), accounts, data.amount)
+    moved = sum(t for _, t in plan)
+    if moved < data.amount:
+        raise InsufficientCredits(f"Not enough {ct.code} credits to transfer: {moved} available, "
+                                  f"{data.amount} requested.", available=moved, requested=data.amount)
+    xfer = CreditTransfer(id=new_id("xfer"), workspace_id=ws, credit_type_id=ct.id, from_holder_kind=source.kind,
+                          from_holder_id=source.id, to_holder_kind=to.kind, to_holder_id=to.id,
+                          from_pack_id=data.from_pack_id, amount=data.amount, memo=data.memo, actor_id=actor.user_id,
+                          created_at=now)
+    session.add(xfer)
+    result = TransferResult(xfer)
+    specs = []
+    for pack, take in plan:
+        # Cost per credit is kept: the new pack's price is its share of the original price.
+        price = pack.price_paid * take // pack.quantity if pack.quantity else 0
+        new_pack = grant_pack(session, schemas.PackCreate(
+            holder=schemas.Holder(kind=to.kind, id=to.id if to.kind != "workspace" else None),
+            credit_type=ct.code, quantity=take, name=pack.name, price_paid=price, currency=pack.currency,
+            is_paid=pack.is_paid, source="transfer", external_ref=pack.external_ref,
+            relationship_manager_id=pack.relationship_manager_id, project_manager_id=pack.project_manager_id,
+            purchased_at=pack.purchased_at, starts_at=pack.starts_at, expires_at=pack.expires_at,
+            priority=pack.priority, product_codes=list(pack.product_codes or []), status_label=pack.status_label),
+            actor=actor, origin=pack, transfer_id=xfer.id, fund_from=pack.ledger_account_id)
+        new_pack.expiry_months = pack.expiry_months
+        accounts[new_pack.ledger_account_id] = session.get(LedgerAccount, new_pack.ledger_account_id)
+        specs.append(TransferSpec(pack.ledger_account_id, new_pack.ledger_account_id, take, TRANSFER,
+                                  Reference("credit_transfer", xfer.id)))
+        result.lines.append({"from_pack_id": pack.id, "to_pack_id": new_pack.id, "amount": take})
+    ledger.post(session, specs, workspace_id=ws, operation_id=xfer.id, actor_id=actor.user_id, locked=accounts)
+    for pack, _ in plan:
+        _refresh_status(pack, accounts[pack.ledger_account_id])
+    audit.record(session, actor=actor, action="credit_transfer.create", object_type="credit_transfer",
+                 object_id=xfer.id, after=snapshot(xfer, lines=result.lines))
+    return result
+
+
+def transfer_lines(session: Session, xfer: CreditTransfer) -> list[dict]:
+    rows = session.execute(select(Pack.origin_pack_id, Pack.id, Pack.quantity).where(
+        Pack.workspace_id == xfer.workspace_id, Pack.credit_transfer_id == xfer.id).order_by(Pack.id)).all()
+    return [{"from_pack_id": o, "to_pack_id": p, "amount": q} for o, p, q in rows]
+
+
+def transfer_out(session: Session, xfer: CreditTransfer, lines: list[dict] | None = None) -> schemas.TransferOut:
+    ct = session.get(CreditType, xfer.credit_type_id)
+    return schemas.TransferOut(
+        id=xfer.id, credit_type=ct.code, from_={"kind": xfer.from_holder_kind, "id": xfer.from_holder_id,
+                                                "pack_id": xfer.from_pack_id},
+        to={"kind": xfer.to_holder_kind, "id": xfer.to_holder_id}, amount=xfer.amount, memo=xfer.memo,
+        lines=lines if lines is not None else transfer_lines(session, xfer), created_at=xfer.created_at)
+
+
+# --- expiry --------------------------------------------------------------------------------------
+
+def due_pack_ids(session: Session, *, now: datetime | None = None, limit: int = 1000,
+                 workspace_id: str | None = None) -> list[str]:
+    now = now or clock.now()
+    stmt = select(Pack.id).where(Pack.status == "active", Pack.expires_at.is_not(None), Pack.expires_at <= now)
+    if workspace_id:
+        stmt = stmt.where(Pack.workspace_id == workspace_id)
+    return list(session.scalars(stmt.order_by(Pack.expires_at, Pack.id).limit(limit)))
+
+
+def count_due_packs(session: Session, *, workspace_id: str | None = None) -> int:
+    from sqlalchemy import func
+
+    stmt = select(func.count()).select_from(Pack).where(Pack.status == "active", Pack.expires_at.is_not(None),
+                                                        Pack.expires_at <= clock.now())
+    if workspace_id:
+        stmt = stmt.where(Pack.workspace_id == workspace_id)
+    return session.scalar(stmt) or 0
+
+
+def expire_packs(session: Session, pack_ids: list[str]) -> int:
+    """Expire these packs if still due: available credits go to breakage; held credits stay held until
+    their hold ends, then follow. Safe to run on several nodes at once and to re-run."""
+    if not pack_ids:
+        return 0
+    now = clock.now()
+    packs = session.scalars(select(Pack).where(Pack.id.in_(pack_ids))).all()
+    accounts = ledger.lock_accounts(session, [p.ledger_account_id for p in packs])
+    packs = session.scalars(select(Pack).where(Pack.id.in_(pack_ids))
+                            .execution_options(populate_existing=True)).all()
+    types = {}
+    expired = 0
+    by_ws: dict[str, list[TransferSpec]] = {}
+    for pack in packs:
+        if pack.status != "active" or pack.expires_at is None or pack.expires_at > now:
+            continue  # another node got there first, or it changed meanwhile
+        ct = types.get(pack.credit_type_id) or session.get(CreditType, pack.credit_type_id)
+        types[ct.id] = ct
+        account = accounts[pack.ledger_account_id]
+        before_status = pack.status
+        if account.available > 0:
+            by_ws.setdefault(pack.workspace_id, []).append(
+                TransferSpec(account.id, ct.breakage_account_id, account.available, EXPIRE, Reference("pack", pack.id)))
+        pack.status = "expired"
+        pack.updated_at = now
+        audit.record(session, actor=Actor.system(pack.workspace_id), action="pack.expire", object_type="pack",
+                     object_id=pack.id, before={"status": before_status},
+                     after={"status": "expired", "breakage": account.available, "held": account.debits_pending})
+        expired += 1
+    for ws, specs in by_ws.items():
+        ledger.post(session, specs, workspace_id=ws, locked=accounts)
+    return expired

@@ -1,0 +1,192 @@
+"""Engine, sessions and the one way to run a write transaction.
+
+Who opens a transaction commits it: API requests, back-office requests, CLI commands and jobs each
+call `Database.write(fn)` (or `transaction()`), and services only ever receive the session.
+
+SQLite: WAL, synchronous=FULL, foreign keys on; write transactions start with BEGIN IMMEDIATE and
+are serialised in-process by a lock, because letting threads race SQLite's busy handler makes it
+sleep (see shared/architecture.md). Reads use a deferred BEGIN and run beside the writer.
+
+PostgreSQL: serialization failures and deadlocks (40001, 40P01) are retried here, around the whole
+transaction, so they never reach a caller as a 500 or as "insufficient credits".
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import JSON, BigInteger, DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC, always hands back timezone-aware UTC (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+# Amounts are integers at a fixed scale; 64-bit everywhere.
+Amount = BigInteger
+JSONType = JSON
+
+RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+
+def normalize_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 20):
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            if ":memory:" in self.url or self.url.rstrip("/") in ("sqlite:", "sqlite:/", "sqlite://"):
+                raise ValueError("creditdesk needs a SQLite *file* (several connections share it), "
+                                 "e.g. sqlite:///creditdesk.db")
+            self.engine: Engine = create_engine(
+                self.url, echo=echo, poolclass=QueuePool, pool_size=pool_size, max_overflow=20,
+                connect_args={"check_same_thread": False, "timeout": 30},
+            )
+            _configure_sqlite(self.engine)
+            self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        else:
+            self.engine = create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=20,
+                                        pool_pre_ping=True)
+            self._write_engine = self.engine
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        session = self._read_sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One write transaction, committed when the block ends without error. No retries here."""
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
+        session = self._write_sessions()
+        session.info["after_commit"] = []
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+            if lock is not None:
+                lock.release()
+        for callback in session.info.get("after_commit", []):
+            callback()
+
+    def write(self, fn: Callable[[Session], T], *, attempts: int = 8) -> T:
+        """Run `fn(session)` in a write transaction, retrying serialization failures and deadlocks."""
+        for attempt in range(attempts):
+            try:
+                with self.transaction() as session:
+                    return fn(session)
+            except DBAPIError as exc:
+                if not _is_retryable(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(min(0.2, 0.005 * (2 ** attempt)) * random.random())
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def after_commit(session: Session, callback: Callable[[], Any]) -> None:
+    """Queue a side effect (email, webhook) to run only once the transaction has committed."""
+    session.info.setdefault("after_commit", []).append(callback)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # We emit BEGIN ourselves (below), so the driver must not.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+_databases: dict[str, Database] = {}
+_databases_lock = threading.Lock()
+
+
+def get_database(url: str | None = None) -> Database:
+    """One Database (engine and pool) per URL per process."""
+    from creditdesk.config import get_settings
+
+    url = normalize_url(url or get_settings().database_url)
+    with _databases_lock:
+        if url not in _databases:
+            _databases[url] = Database(url)
+        return _databases[url]

@@ -1,0 +1,91 @@
+"""Demo data for `creditdesk serve --demo`, created through the same services as everything else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from creditdesk.audit import Actor
+from creditdesk.parties import schemas as ps
+from creditdesk.parties import service as parties
+from creditdesk.parties.models import User, Workspace
+
+DEMO_WORKSPACE = "Demo Services Ltd"
+DEMO_EMAIL = "master@demo.example.com"
+DEMO_PASSWORD = "demo-password"
+
+
+@dataclass
+class DemoInfo:
+    workspace_id: str
+    email: str
+    password: str
+    api_key: str
+
+
+def ensure_demo(session: Session) -> DemoInfo:
+    ws = session.scalar(select(Workspace).where(Workspace.name == DEMO_WORKSPACE).order_by(Workspace.id))
+    if ws is None:
+        return create_demo(session)
+    master = session.scalar(select(User).where(User.workspace_id == ws.id, User.email == DEMO_EMAIL))
+    _, secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
+                                       actor=Actor.system(ws.id))
+    return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, secret)
+
+
+def create_demo(session: Session) -> DemoInfo:
+    ws, master, _key, secret = parties.create_workspace(
+        session, name=DEMO_WORKSPACE, master_name="Morgan Master", master_email=DEMO_EMAIL,
+        master_password=DEMO_PASSWORD)
+    actor = parties.actor_for_user(session, master)
+
+    head_office = parties.create_office(session, ps.OfficeCreate(name="Head Office"), actor=actor)
+    branch = parties.create_office(session, ps.OfficeCreate(name="North Branch"), actor=actor)
+
+    def staff(name, email, role, permissions, office, extra=()):
+        return parties.create_user(session, ps.UserCreate(
+            name=name, email=email, is_staff=True, role=role, permissions=permissions,
+            primary_office_id=office.id, additional_office_ids=[o.id for o in extra], password=DEMO_PASSWORD),
+            actor=actor)
+
+    manager = staff("Maya Manager", "manager@demo.example.com", "manager",
+                    ["send_sms", "manage_office_credits", "manage_packs", "consume_credits", "manage_users"],
+                    head_office, extra=[branch])
+    alice = staff("Alice Account", "alice@demo.example.com", "member", ["send_sms", "consume_credits"], head_office)
+    bob = staff("Bob Builder", "bob@demo.example.com", "member", ["send_sms", "consume_credits"], head_office)
+    carol = staff("Carol Clerk", "carol@demo.example.com", "member", ["consume_credits"], branch)
+    parties.create_team(session, ps.TeamCreate(name="Project delivery", office_id=head_office.id,
+                                               member_ids=[alice.id, bob.id]), actor=actor)
+    parties.create_team(session, ps.TeamCreate(name="North desk", office_id=branch.id,
+                                               member_ids=[carol.id]), actor=actor)
+
+    customers = {}
+    for cname, offices, contacts in [
+        ("Acme Widgets", ["Acme London", "Acme Leeds"], [("Wendy Widget", "wendy@acme.example.com"),
+                                                         ("Liam Leeds", "liam@acme.example.com")]),
+        ("Globex Corporation", ["Globex HQ"], [("Hank Scorpio", "hank@globex.example.com")]),
+        ("Initech", ["Initech Austin"], [("Peter Gibbons", "peter@initech.example.com")]),
+    ]:
+        customer = parties.create_customer(session, ps.CustomerCreate(name=cname), actor=actor)
+        office_objs = [parties.create_office(session, ps.OfficeCreate(name=o, customer_id=customer.id), actor=actor)
+                       for o in offices]
+        users = []
+        for i, (uname, email) in enumerate(contacts):
+            users.append(parties.create_user(session, ps.UserCreate(
+                name=uname, email=email, is_staff=False,
+                primary_office_id=office_objs[min(i, len(office_objs) - 1)].id), actor=actor))
+        customers[cname] = (customer, office_objs, users)
+
+    try:
+        from creditdesk.credits.demo import create_credit_demo
+    except ImportError:
+        create_credit_demo = None
+    if create_credit_demo is not None:
+        create_credit_demo(session, actor=actor, customers=customers,
+                           staff={"manager": manager, "alice": alice, "bob": bob, "carol": carol})
+
+    _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
+                                            actor=actor)
+    return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, demo_secret or secret)

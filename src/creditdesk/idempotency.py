@@ -1,0 +1,161 @@
+"""Idempotency-Key handling for every write (API POST/PATCH/DELETE, back-office forms).
+
+Two steps. `claim` records the key as in flight in its own short transaction, so a concurrent
+duplicate sees it and is answered 409 instead of running twice. The write itself then stores its
+response on the key in the *same* transaction as its effects (`complete`), so a crash either loses
+both (the retry runs again) or keeps both (the retry replays). A claim whose request died is taken
+over once its lock lapses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from creditdesk import clock
+from creditdesk.config import get_settings
+from creditdesk.db import Base, Database, UTCDateTime
+from creditdesk.errors import Conflict, IdempotencyInProgress, IdempotencyKeyReused, InvalidInput
+
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(MAX_KEY_LENGTH), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    state: Mapped[str] = mapped_column(String(12))  # in_flight | done
+    owner: Mapped[str] = mapped_column(String(32))
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+Index("ix_idempotency_keys_expires_at", IdempotencyKey.expires_at)
+
+
+@dataclass
+class Claim:
+    workspace_id: str
+    key: str
+    owner: str
+
+
+@dataclass
+class Replay:
+    status: int
+    body: str
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    digest = hashlib.sha256()
+    digest.update(method.upper().encode())
+    digest.update(b"\0")
+    digest.update(path.encode())
+    digest.update(b"\0")
+    digest.update(_canonical_body(body))
+    return digest.hexdigest()
+
+
+def _canonical_body(body: bytes) -> bytes:
+    # The same JSON with other whitespace or key order is the same request.
+    if not body.strip():
+        return b""
+    try:
+        return json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        return body
+
+
+def check_key(key: str) -> str:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
+                           code="invalid_idempotency_key")
+    return key
+
+
+def claim(db: Database, *, workspace_id: str, key: str, fingerprint: str, method: str,
+          path: str) -> Claim | Replay:
+    settings = get_settings()
+    owner = secrets.token_hex(16)
+
+    def attempt(session: Session) -> Claim | Replay:
+        now = clock.now()
+        row = session.execute(
+            select(IdempotencyKey)
+            .where(IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key)
+            .with_for_update()
+        ).scalar_one_or_none()
+        lock_until = now + timedelta(seconds=settings.idempotency_lock_seconds)
+        if row is not None and row.expires_at <= now:
+            session.delete(row)
+            session.flush()
+            row = None
+        if row is None:
+            session.add(IdempotencyKey(
+                workspace_id=workspace_id, key=key, request_hash=fingerprint, method=method, path=path,
+                state="in_flight", owner=owner, created_at=now, locked_until=lock_until,
+                expires_at=now + timedelta(hours=settings.idempotency_retention_hours)))
+            session.flush()
+            return Claim(workspace_id, key, owner)
+        if row.request_hash != fingerprint:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was already used with a different request "
+                f"({row.method} {row.path} with another body). Use a new key for a new request.")
+        if row.state == "done":
+            return Replay(row.response_status or 200, row.response_body or "")
+        if row.locked_until > now:
+            raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed; "
+                                        "retry after it has finished.")
+        # The first request died before finishing (nothing of it was committed): take it over.
+        row.owner = owner
+        row.locked_until = lock_until
+        return Claim(workspace_id, key, owner)
+
+    for _ in range(3):
+        try:
+            return db.write(attempt)
+        except IntegrityError:
+            # A concurrent first use inserted the key between our read and insert: look again.
+            continue
+    raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed.")
+
+
+def complete(session: Session, claim_: Claim, *, status: int, body: str) -> None:
+    """Store the response in the caller's transaction. Fails if another request took the key over."""
+    result = session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.workspace_id == claim_.workspace_id, IdempotencyKey.key == claim_.key,
+               IdempotencyKey.owner == claim_.owner, IdempotencyKey.state == "in_flight")
+        .values(state="done", response_status=status, response_body=body)
+    )
+    if result.rowcount != 1:
+        raise Conflict("This request's Idempotency-Key was taken over by a retry; nothing was applied.",
+                       code="idempotency_key_taken_over")
+
+
+def release(db: Database, claim_: Claim) -> None:
+    """Forget an in-flight claim whose request failed unexpectedly, so a retry may run."""
+    def fn(session: Session) -> None:
+        session.execute(delete(IdempotencyKey).where(
+            IdempotencyKey.workspace_id == claim_.workspace_id, IdempotencyKey.key == claim_.key,
+            IdempotencyKey.owner == claim_.owner, IdempotencyKey.state == "in_flight"))
+    db.write(fn)
+
+
+def purge_expired(session: Session, *, now: datetime | None = None) -> int:
+    now = now or clock.now()
+    return session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at <= now)).rowcount

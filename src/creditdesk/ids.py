@@ -1,0 +1,56 @@
+"""Prefixed, sortable ids: `<prefix>_` + 26 Crockford base32 chars (48-bit ms time + 80 random bits).
+
+Ids sort by creation time (to the millisecond), which gives cursor pagination a stable order
+without exposing sequential integers.
+"""
+
+import os
+import threading
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_lock = threading.Lock()
+_last_ms = 0
+_last_rand = 0
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str) -> str:
+    global _last_ms, _last_rand
+    with _lock:
+        ms = int(time.time() * 1000)
+        if ms <= _last_ms:
+            # Same millisecond (or clock stepped back): keep ids of this process strictly increasing.
+            ms = _last_ms
+            rand = _last_rand + 1
+        else:
+            rand = int.from_bytes(os.urandom(10), "big") >> 1
+        _last_ms, _last_rand = ms, rand
+    return f"{prefix}_{_encode(ms, 10)}{_encode(rand & ((1 << 80) - 1), 16)}"
+
+
+PREFIXES = {
+    "workspace": "ws",
+    "customer": "cus",
+    "office": "off",
+    "user": "usr",
+    "team": "team",
+    "api_key": "key",
+    "audit_event": "evt",
+    "ledger_account": "la",
+    "ledger_transfer": "lt",
+    "credit_type": "ct",
+    "pack": "pack",
+    "project": "prj",
+    "consumption": "con",
+    "hold": "hold",
+    "credit_transfer": "xfer",
+    "import": "imp",
+}

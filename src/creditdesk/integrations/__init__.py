@@ -1,0 +1,1 @@
+"""CRM deal webhooks and payment gateways (a later issue)."""

@@ -1,0 +1,72 @@
+"""Background jobs: pack expiry and hold timeouts. Each batch is its own transaction.
+
+Safe on several nodes at once and safe to re-run: every batch re-checks, under the pack's ledger
+account lock, that the pack or hold is still due, so a second node finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from creditdesk.credits import service as credits
+from creditdesk.db import Database
+
+log = logging.getLogger("creditdesk.jobs")
+
+
+def expire_due_packs(db: Database, *, batch_size: int = 500, workspace_id: str | None = None,
+                     progress: Callable[[int], None] | None = None) -> int:
+    total = 0
+    while True:
+        with db.read() as session:
+            ids = credits.due_pack_ids(session, limit=batch_size, workspace_id=workspace_id)
+        if not ids:
+            return total
+        done = db.write(lambda session: credits.expire_packs(session, ids))
+        total += done
+        if progress:
+            progress(len(ids))
+
+
+def release_timed_out_holds(db: Database, *, batch_size: int = 200, workspace_id: str | None = None,
+                            progress: Callable[[int], None] | None = None) -> int:
+    total = 0
+    while True:
+        released = db.write(lambda session: credits.release_timed_out_holds(session, workspace_id=workspace_id,
+                                                                            limit=batch_size))
+        total += released
+        if progress and released:
+            progress(released)
+        if released < batch_size:
+            return total
+
+
+def run_all(db: Database) -> dict:
+    return {"holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
+
+
+class JobLoop:
+    """Runs the jobs every `interval` seconds in a daemon thread (started by `creditdesk serve`)."""
+
+    def __init__(self, db: Database, interval: float):
+        self.db = db
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="creditdesk-jobs", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                result = run_all(self.db)
+                if any(result.values()):
+                    log.info("jobs: %s", result)
+            except Exception:  # a failed run is retried at the next tick
+                log.exception("background jobs failed")

@@ -1,0 +1,21 @@
+"""Every table, imported in one place so Alembic and the tests see the whole metadata."""
+
+from creditdesk.audit import AuditEvent  # noqa: F401
+from creditdesk.db import Base  # noqa: F401
+from creditdesk.idempotency import IdempotencyKey  # noqa: F401
+from creditdesk.parties.models import (  # noqa: F401
+    ApiKey,
+    Customer,
+    Office,
+    Team,
+    TeamMember,
+    User,
+    UserOffice,
+    Workspace,
+)
+
+import creditdesk.credits.models  # noqa: F401,E402
+import creditdesk.ledger.models  # noqa: F401,E402
+import creditdesk.sms.models  # noqa: F401,E402
+
+metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""Email templates over SMTP and outbound webhooks (a later issue)."""

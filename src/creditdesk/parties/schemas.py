@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+Role = Literal["master", "manager", "member"]
+Permission = Literal["send_sms", "manage_office_credits", "manage_packs", "consume_credits", "manage_users"]
+
+
+class Input(BaseModel):
+    """Request bodies refuse fields they do not know: no mass assignment of ids, workspace or role."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+Name = Field(min_length=1, max_length=200)
+
+
+class WorkspaceOut(Output):
+    id: str
+    name: str
+    settings: dict
+    created_at: datetime
+
+
+class WorkspaceUpdate(Input):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class CustomerCreate(Input):
+    name: str = Name
+    email: EmailStr | None = None
+    external_ref: str | None = Field(default=None, max_length=200)
+    notes: str = Field(default="", max_length=10_000)
+
+
+class CustomerUpdate(Input):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: EmailStr | None = None
+    external_ref: str | None = Field(default=None, max_length=200)
+    notes: str | None = Field(default=None, max_length=10_000)
+
+
+class CustomerOut(Output):
+    id: str
+    object: Literal["customer"] = "customer"
+    name: str
+    email: str | None
+    external_ref: str | None
+    notes: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class OfficeCreate(Input):
+    name: str = Name
+    customer_id: str | None = Field(default=None, max_length=40)
+    email: EmailStr | None = None
+
+
+class OfficeUpdate(Input):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: EmailStr | None = None
+
+
+class OfficeOut(Output):
+    id: str
+    object: Literal["office"] = "office"
+    name: str
+    customer_id: str | None
+    email: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserCreate(Input):
+    name: str = Name
+    email: EmailStr | None = None
+    is_staff: bool = False
+    role: Role = "member"
+    permissions: list[Permission] = Field(default_factory=list)
+    primary_office_id: str | None = Field(default=None, max_length=40)
+    additional_office_ids: list[str] = Field(default_factory=list, max_length=100)
+    password: str | None = Field(default=None, min_length=8, max_length=200)
+
+
+class UserUpdate(Input):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    email: EmailStr | None = None
+    role: Role | None = None
+    permissions: list[Permission] | None = None
+    is_active: bool | None = None
+    primary_office_id: str | None = Field(default=None, max_length=40)
+    additional_office_ids: list[str] | None = Field(default=None, max_length=100)
+    password: str | None = Field(default=None, min_length=8, max_length=200)
+
+
+class UserOut(Output):
+    id: str
+    object: Literal["user"] = "user"
+    name: str
+    email: str | None
+    is_staff: bool
+    role: str
+    permissions: list[str]
+    is_active: bool
+    primary_office_id: str | None
+    additional_office_ids: list[str] = Field(default_factory=list)
+    team_ids: list[str] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+
+
+class TeamCreate(Input):
+    name: str = Name
+    office_id: str | None = Field(default=None, max_length=40)
+    member_ids: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class TeamUpdate(Input):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    office_id: str | None = Field(default=None, max_length=40)
+    member_ids: list[str] | None = Field(default=None, max_length=1000)
+
+
+class TeamOut(Output):
+    id: str
+    object: Literal["team"] = "team"
+    name: str
+    office_id: str | None
+    member_ids: list[str] = Field(default_factory=list)
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApiKeyCreate(Input):
+    name: str = Name
+    user_id: str | None = Field(default=None, max_length=40)
+
+
+class ApiKeyUpdate(Input):
+    name: str = Name
+
+
+class ApiKeyOut(Output):
+    id: str
+    object: Literal["api_key"] = "api_key"
+    name: str
+    user_id: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str | None = Field(description="The secret key. Shown once (null in an idempotent replay); "
+                                        "only a hash is stored.")

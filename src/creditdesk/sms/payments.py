@@ -1,0 +1,67 @@
+"""Payment methods for SMS credit purchases. Pluggable, one interface.
+
+`charge(purchase)` answers paid, pending or failed. Credits are granted only once a purchase is paid:
+at once for "paid", later through `service.settle_purchase` for "pending" (a card gateway's callback,
+or a master confirming a bank transfer), never for "failed".
+
+The default "manual_invoice" method is for workspaces that invoice their own staff purchases
+(or pay by account): the purchase is paid when made, and the receipt is its tax invoice.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from creditdesk.sms.models import SmsPurchase
+
+PaymentStatus = Literal["paid", "pending", "failed"]
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    status: PaymentStatus
+    reference: str | None = None
+    error: str | None = None
+
+
+class PaymentMethod(Protocol):
+    code: str
+    label: str
+
+    def charge(self, purchase: SmsPurchase) -> PaymentResult: ...
+
+
+class ManualInvoice:
+    code = "manual_invoice"
+    label = "Invoice (paid on account)"
+
+    def charge(self, purchase: SmsPurchase) -> PaymentResult:
+        return PaymentResult(status="paid", reference=f"invoice:{purchase.id}")
+
+
+_lock = threading.Lock()
+_methods: dict[str, PaymentMethod] = {ManualInvoice.code: ManualInvoice()}
+
+
+def register_payment_method(method: PaymentMethod) -> PaymentMethod | None:
+    """Add (or replace) a payment method; returns the one it replaced."""
+    with _lock:
+        previous = _methods.get(method.code)
+        _methods[method.code] = method
+    return previous
+
+
+def unregister_payment_method(code: str) -> None:
+    with _lock:
+        if code != ManualInvoice.code:
+            _methods.pop(code, None)
+
+
+def get_payment_method(code: str) -> PaymentMethod | None:
+    return _methods.get(code)
+
+
+def payment_method_codes() -> list[str]:
+    return sorted(_methods)

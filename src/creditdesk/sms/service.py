@@ -1,0 +1,751 @@
+"""SMS credits for individual users (seed 003): pool, purchases, transfers, sending, accounts, logs.
+
+The rules, in one place (the API and the back office both call these functions):
+
+- Credits are of the credit type `sms` (created on first use, frozen while the holder lacks send_sms).
+  Holders are the workspace pool ("system / unallocated credits", master users only) and users.
+- A user may receive credits (purchase or transfer) only when active, staff, and allowed to send SMS
+  (the send_sms permission; master users hold every permission).
+- Who manages whom: master users everyone and the pool; users with manage_office_credits (and no
+  master role) every user of their offices, primary and additional, themselves included; everyone else
+  themselves and the members of their teams.
+- Purchase: master -> pool or any user; office manager -> any user of their offices; others -> themselves
+  and their team members. Credits are granted only once the payment succeeds.
+- Transfer: master -> pool <-> any user, and user <-> user; office manager -> between users of their
+  offices; others -> from their own credits to a team member, never from a team member. The
+  conditions must be agreed to. Frozen credits may be transferred out (that is how they are unfrozen).
+- Sending: the sending user's own credits always pay (one per segment), whoever the message is for;
+  a hold is captured when the sender backend accepts the message and released when it fails.
+- Every change writes an audit row; the logs show every credit movement of the last 30 days.
+
+Services take the session first and a keyword-only actor, and never commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from creditdesk import audit, clock
+from creditdesk.audit import Actor, snapshot
+from creditdesk.credits import schemas as cs
+from creditdesk.credits import service as credits
+from creditdesk.credits.errors import CreditsFrozen, InsufficientCredits
+from creditdesk.credits.models import CreditType, Pack
+from creditdesk.credits.service import HolderRef
+from creditdesk.errors import Conflict, InvalidInput, NotFound, NotPermitted
+from creditdesk.ids import new_id
+from creditdesk.ledger.models import POST_PENDING, POSTED, LedgerAccount, LedgerTransfer
+from creditdesk.pagination import Page, paginate
+from creditdesk.parties.models import User, UserOffice, Workspace
+from creditdesk.parties.service import require_master, team_mate_ids
+from creditdesk.repository import get_in_workspace
+from creditdesk.sms import payments, schemas
+from creditdesk.sms.models import SmsMessage, SmsPurchase
+from creditdesk.sms.segments import count_segments
+from creditdesk.sms.senders import SendResult, SmsSender, current_sender
+
+log = logging.getLogger("creditdesk.sms")
+
+SMS = "sms"
+LOG_DAYS = 30
+MAX_SEGMENTS = 10
+HOLD_TIMEOUT_SECONDS = 300
+DEFAULT_PRICING = {"unit_price": 10, "currency": "AUD", "tax_rate_bp": 1000, "tax_label": "GST"}
+TRANSFER_CONDITIONS = (
+    "Transferred SMS credits leave this account at once and become the receiver's own credits: only the "
+    "receiver (or someone who manages their account) can move them again. They keep their purchase date and "
+    "price. Transfers are recorded in the audit log and in the last 30 days logs of both accounts."
+)
+# The columns of GET /v1/sms/logs.csv, in this order (documented in the API and tested).
+LOG_CSV_COLUMNS = (
+    "date_utc", "account_kind", "account_id", "account_name", "direction", "movement", "quantity",
+    "counterparty_kind", "counterparty_id", "counterparty_name", "reference_kind", "reference_id",
+    "actor_id", "actor_name", "ledger_transfer_id",
+)
+
+
+# --- small helpers ---------------------------------------------------------------------------------
+
+def _with_permission(actor: Actor, permission: str) -> Actor:
+    """The actor with one more permission, for one call into the credits layer.
+
+    The SMS rules of this module have already allowed the action; the credits layer checks a generic
+    permission (manage_packs to grant a pack, consume_credits to hold) that an SMS user need not hold.
+    The audit rows written down there still name the real user and API key."""
+    return dataclasses.replace(actor, permissions=actor.permissions | {permission})
+
+
+def may_send_sms(user: User) -> bool:
+    """Active staff with send_sms (master users hold every permission): may hold and use SMS credits."""
+    return bool(user.is_active and user.is_staff
+                and (user.role == "master" or "send_sms" in (user.permissions or [])))
+
+
+def _workspace(session: Session, actor: Actor) -> Workspace:
+    return session.get(Workspace, actor.workspace_id)
+
+
+def _require_individual(ws: Workspace) -> None:
+    if (ws.settings or {}).get("sms_credit_mode", "individual") != "individual":
+        raise Conflict("This workspace uses shared office SMS credits; individual user credits are not in use. "
+                       "A master user can switch the SMS credit mode to individual.", code="sms_credit_mode_shared")
+
+
+def find_sms_credit_type(session: Session, workspace_id: str) -> CreditType | None:
+    return session.scalar(select(CreditType).where(CreditType.workspace_id == workspace_id, CreditType.code == SMS))
+
+
+def sms_credit_type(session: Session, workspace_id: str) -> CreditType:
+    """The `sms` credit type, created on first use (frozen while the holder lacks send_sms)."""
+    ct = find_sms_credit_type(session, workspace_id)
+    if ct is None:
+        ct = credits.create_credit_type(session, cs.CreditTypeCreate(
+            code=SMS, name="SMS", scale=0, required_permission="send_sms"), actor=Actor.system(workspace_id))
+    return ct
+
+
+# --- settings --------------------------------------------------------------------------------------
+
+def sms_settings(ws: Workspace) -> dict:
+    stored = (ws.settings or {}).get("sms") or {}
+    seller = {"name": ws.name, "address": "", "tax_id": None, "email": None, **(stored.get("seller") or {})}
+    return {"credit_mode": (ws.settings or {}).get("sms_credit_mode", "individual"),
+            **{k: stored.get(k, v) for k, v in DEFAULT_PRICING.items()}, "seller": seller}
+
+
+def settings_out(ws: Workspace) -> schemas.SmsSettingsOut:
+    return schemas.SmsSettingsOut(**sms_settings(ws), payment_methods=payments.payment_method_codes(),
+                                  transfer_conditions=TRANSFER_CONDITIONS)
+
+
+def get_settings(session: Session, *, actor: Actor) -> schemas.SmsSettingsOut:
+    return settings_out(_workspace(session, actor))
+
+
+def update_settings(session: Session, data: schemas.SmsSettingsUpdate, *, actor: Actor) -> schemas.SmsSettingsOut:
+    """Change the SMS credit mode, prices, tax or seller details. Master users only; audited."""
+    require_master(actor, "change SMS settings")
+    ws = session.execute(select(Workspace).where(Workspace.id == actor.workspace_id).with_for_update()).scalar_one()
+    before = sms_settings(ws)
+    fields = data.model_fields_set
+    for name in fields:
+        if getattr(data, name) is None:
+            raise InvalidInput(f"{name} cannot be null.", code="field_not_nullable", field=name)
+    settings = dict(ws.settings or {})
+    stored = dict(settings.get("sms") or {})
+    if "credit_mode" in fields:
+        settings["sms_credit_mode"] = data.credit_mode
+    for name in ("unit_price", "currency", "tax_rate_bp", "tax_label"):
+        if name in fields:
+            stored[name] = getattr(data, name)
+    if "seller" in fields:
+        stored["seller"] = data.seller.model_dump(mode="json")
+    settings["sms"] = stored
+    ws.settings = settings  # a new dict: the JSON column sees the change
+    ws.updated_at = clock.now()
+    after = sms_settings(ws)
+    audit.record(session, actor=actor, action="workspace.sms_settings", object_type="workspace", object_id=ws.id,
+                 before=before, after=after)
+    if before["credit_mode"] != after["credit_mode"]:
+        audit.record(session, actor=actor, action="workspace.sms_credit_mode", object_type="workspace",
+                     object_id=ws.id, before={"sms_credit_mode": before["credit_mode"]},
+                     after={"sms_credit_mode": after["credit_mode"]})
+    return settings_out(ws)
+
+
+# --- who manages whom ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scope:
+    """The users a viewer manages. kind: master (everyone, and the pool) | office | team."""
+
+    kind: str
+    user_ids: frozenset[str]  # empty for master: everyone
+
+    def covers(self, user_id: str) -> bool:
+        return self.kind == "master" or user_id in self.user_ids
+
+
+def office_user_ids(session: Session, workspace_id: str, office_ids: frozenset[str]) -> set[str]:
+    if not office_ids:
+        return set()
+    return set(session.scalars(select(User.id).where(User.workspace_id == workspace_id, or_(
+        User.primary_office_id.in_(office_ids),
+        User.id.in_(select(UserOffice.user_id).where(UserOffice.office_id.in_(office_ids)))))))
+
+
+def scope_of(session: Session, actor: Actor) -> Scope:
+    if actor.is_master:
+        return Scope("master", frozenset())
+    if actor.user_id is None:
+        return Scope("team", frozenset())
+    if actor.has("manage_office_credits"):
+        ids = office_user_ids(session, actor.workspace_id, actor.office_ids) | {actor.user_id}
+        return Scope("office", frozenset(ids))
+    return Scope("team", frozenset(team_mate_ids(session, actor.user_id)))
+
+
+def _account(session: Session, actor: Actor, ref: schemas.AccountRef) -> tuple[HolderRef, User | None]:
+    if ref.kind == "workspace":
+        if ref.id not in (None, actor.workspace_id):
+            raise NotFound("The workspace pool is this workspace's own; give no id.")
+        return HolderRef("workspace", actor.workspace_id), None
+    if not ref.id:
+        raise InvalidInput("A user account needs the user's id.", code="account_id_required")
+    user = get_in_workspace(session, User, actor.workspace_id, ref.id)
+    return HolderRef("user", user.id), user
+
+
+def _require_pool_manager(actor: Actor) -> None:
+    if not actor.is_master:
+        raise NotPermitted("Only master users manage the workspace pool (system / unallocated credits).",
+                           code="pool_master_only")
+
+
+def _require_recipient(user: User) -> None:
+    if not may_send_sms(user):
+        why = "is deactivated" if not user.is_active else (
+            "is not a staff user" if not user.is_staff else "does not have the send_sms permission")
+        raise InvalidInput(f"SMS credits can only go to active users with permission to send SMS; {user.name} {why}.",
+                           code="recipient_cannot_send_sms", user_id=user.id)
+
+
+def authorize_purchase(session: Session, actor: Actor, ref: schemas.AccountRef) -> HolderRef:
+    """Who may buy for whom (seed 003). Returns the holder the credits go to."""
+    holder, user = _account(session, actor, ref)
+    if user is None:
+        _require_pool_manager(actor)
+        return holder
+    scope = scope_of(session, actor)
+    if not scope.covers(user.id):
+        if scope.kind == "office":
+            raise NotPermitted("You can buy SMS credits only for users of your offices.", code="not_permitted")
+        raise NotPermitted("You can buy SMS credits only for yourself and members of your teams.",
+                           code="not_permitted")
+    _require_recipient(user)
+    return holder
+
+
+def authorize_transfer(session: Session, actor: Actor, source: HolderRef, to: HolderRef) -> None:
+    """Who may transfer what where (seed 003); used as the credits transfer's authorize hook."""
+    if source.kind not in ("workspace", "user") or to.kind not in ("workspace", "user"):
+        raise InvalidInput("SMS credits move between the workspace pool and users only.", code="invalid_sms_account")
+    if "workspace" in (source.kind, to.kind):
+        _require_pool_manager(actor)
+    scope = scope_of(session, actor)
+    if scope.kind == "office":
+        for side in (source, to):
+            if side.kind == "user" and not scope.covers(side.id):
+                raise NotPermitted("You can transfer SMS credits only between users of your offices.",
+                                   code="not_permitted")
+    elif scope.kind == "team":
+        if source.kind != "user" or source.id != actor.user_id:
+            raise NotPermitted("You can transfer only from your own SMS credits, never from a team member's.",
+                               code="not_permitted")
+        if to.kind != "user" or to.id == actor.user_id or to.id not in scope.user_ids:
+            raise NotPermitted("You can transfer your SMS credits only to members of your teams.",
+                               code="not_permitted")
+    if to.kind == "user":
+        _require_recipient(session.get(User, to.id))
+
+
+# --- purchases -------------------------------------------------------------------------------------
+
+def receipt_number(purchase: SmsPurchase) -> str | None:
+    return f"SMS-{purchase.number:06d}" if purchase.number is not None else None
+
+
+def compute_tax(subtotal: int, rate_bp: int) -> int:
+    """Tax in minor units, rounded half up (integers only)."""
+    return (subtotal * rate_bp + 5_000) // 10_000
+
+
+def create_purchase(session: Session, data: schemas.PurchaseCreate, *, actor: Actor) -> SmsPurchase:
+    """Buy SMS credits for the pool or a user. The payment method is charged; the credits are granted
+    (a pack, source "purchase") only if it answers paid; pending waits for `settle_purchase`."""
+    ws = _workspace(session, actor)
+    if data.for_.kind == "user":
+        _require_individual(ws)
+    method = payments.get_payment_method(data.payment_method)
+    if method is None:
+        raise InvalidInput(f"Unknown payment method {data.payment_method!r}; use one of "
+                           f"{', '.join(payments.payment_method_codes())}.", code="unknown_payment_method")
+    holder = authorize_purchase(session, actor, data.for_)
+    settings = sms_settings(ws)
+    subtotal = settings["unit_price"] * data.quantity
+    tax = compute_tax(subtotal, settings["tax_rate_bp"])
+    purchase = SmsPurchase(
+        id=new_id("smsp"), workspace_id=ws.id, number=None, status="pending", for_kind=holder.kind,
+        for_id=holder.id, quantity=data.quantity, currency=settings["currency"], unit_price=settings["unit_price"],
+        subtotal=subtotal, tax_rate_bp=settings["tax_rate_bp"], tax_label=settings["tax_label"], tax=tax,
+        total=subtotal + tax, billing=data.billing.model_dump(mode="json"), seller=settings["seller"],
+        payment_method=method.code, actor_id=actor.user_id, created_at=clock.now())
+    session.add(purchase)
+    session.flush()
+    audit.record(session, actor=actor, action="sms_purchase.create", object_type="sms_purchase",
+                 object_id=purchase.id, after=snapshot(purchase))
+    try:
+        result = method.charge(purchase)
+    except Exception as exc:  # a gateway error is a failed payment, never credits
+        log.exception("payment method %s raised for purchase %s", method.code, purchase.id)
+        result = payments.PaymentResult(status="failed", error=f"The payment could not be completed ({exc}).")
+    _apply_payment(session, purchase, result, actor=actor)
+    return purchase
+
+
+def _next_number(session: Session, workspace_id: str) -> int:
+    # The workspace row is the lock: receipt numbers stay sequential and unique under concurrent purchases.
+    session.execute(select(Workspace.id).where(Workspace.id == workspace_id).with_for_update())
+    last = session.scalar(select(func.max(SmsPurchase.number)).where(SmsPurchase.workspace_id == workspace_id))
+    return (last or 0) + 1
+
+
+def _apply_payment(session: Session, purchase: SmsPurchase, result: payments.PaymentResult, *,
+                   actor: Actor) -> None:
+    if result.status == "pending":
+        purchase.payment_reference = result.reference
+        return
+    before = snapshot(purchase)
+    if result.status != "paid":
+        purchase.status = "failed"
+        purchase.payment_reference = result.reference
+        purchase.failure_reason = result.error or "The payment failed."
+        audit.record(session, actor=actor, action="sms_purchase.payment_failed", object_type="sms_purchase",
+                     object_id=purchase.id, before=before, after=snapshot(purchase))
+        return
+    ct = sms_credit_type(session, purchase.workspace_id)
+    purchase.number = _next_number(session, purchase.workspace_id)
+    pack = credits.grant_pack(session, cs.PackCreate(
+        holder=cs.Holder(kind=purchase.for_kind, id=purchase.for_id if purchase.for_kind == "user" else None),
+        credit_type=ct.code, quantity=purchase.quantity, name=f"SMS credits, receipt {receipt_number(purchase)}",
+        price_paid=purchase.subtotal, currency=purchase.currency, is_paid=purchase.subtotal > 0, source="purchase",
+        external_ref=purchase.id, idempotency_key=f"sms_purchase:{purchase.id}"),
+        actor=_with_permission(actor, "manage_packs"))
+    purchase.status = "paid"
+    purchase.pack_id = pack.id
+    purchase.payment_reference = result.reference
+    purchase.paid_at = clock.now()
+    audit.record(session, actor=actor, action="sms_purchase.paid", object_type="sms_purchase",
+                 object_id=purchase.id, before=before, after=snapshot(purchase))
+
+
+def settle_purchase(session: Session, purchase_id: str, data: schemas.PaymentOutcome, *,
+                    actor: Actor) -> SmsPurchase:
+    """Record the outcome of a pending payment (a gateway callback, or a master confirming a bank
+    transfer). Paid grants the credits and issues the receipt; failed never does."""
+    require_master(actor, "record the outcome of an SMS credit payment")
+    purchase = get_in_workspace(session, SmsPurchase, actor.workspace_id, purchase_id, label="SMS purchase",
+                                for_update=True)
+    if purchase.status != "pending":
+        raise Conflict(f"This purchase is already {purchase.status}.", code="purchase_not_pending")
+    _apply_payment(session, purchase, payments.PaymentResult(
+        status=data.status, reference=data.reference or purchase.payment_reference, error=data.reason), actor=actor)
+    return purchase
+
+
+def _purchase_visible(session: Session, actor: Actor, purchase: SmsPurchase) -> bool:
+    if actor.is_master or (actor.user_id is not None and purchase.actor_id == actor.user_id):
+        return True
+    return purchase.for_kind == "user" and scope_of(session, actor).covers(purchase.for_id)
+
+
+def get_purchase(session: Session, purchase_id: str, *, actor: Actor) -> SmsPurchase:
+    purchase = get_in_workspace(session, SmsPurchase, actor.workspace_id, purchase_id, label="SMS purchase")
+    if not _purchase_visible(session, actor, purchase):
+        # Not admitted to exist: a 403 would confirm the id.
+        raise NotFound(f"No SMS purchase with id {purchase_id!r} in this workspace.", object_id=purchase_id)
+    return purchase
+
+
+def list_purchases(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
+                   status: str | None = None) -> Page[SmsPurchase]:
+    stmt = select(SmsPurchase).where(SmsPurchase.workspace_id == actor.workspace_id)
+    scope = scope_of(session, actor)
+    if scope.kind != "master":
+        stmt = stmt.where(or_(SmsPurchase.actor_id == actor.user_id,
+                              and_(SmsPurchase.for_kind == "user", SmsPurchase.for_id.in_(scope.user_ids))))
+    if status:
+        stmt = stmt.where(SmsPurchase.status == status)
+    return paginate(session, stmt, id_column=SmsPurchase.id, limit=limit, cursor=cursor, descending=True)
+
+
+def purchase_out(purchase: SmsPurchase) -> schemas.PurchaseOut:
+    return schemas.PurchaseOut(
+        id=purchase.id, number=purchase.number, receipt_number=receipt_number(purchase), status=purchase.status,
+        for_={"kind": purchase.for_kind, "id": purchase.for_id}, quantity=purchase.quantity,
+        currency=purchase.currency, unit_price=purchase.unit_price, subtotal=purchase.subtotal,
+        tax_rate_bp=purchase.tax_rate_bp, tax_label=purchase.tax_label, tax=purchase.tax, total=purchase.total,
+        billing=purchase.billing, seller=purchase.seller, payment_method=purchase.payment_method,
+        payment_reference=purchase.payment_reference, failure_reason=purchase.failure_reason,
+        pack_id=purchase.pack_id,
+        receipt_url=f"/v1/sms/purchases/{purchase.id}/receipt.pdf" if purchase.status == "paid" else None,
+        created_by=purchase.actor_id, created_at=purchase.created_at, paid_at=purchase.paid_at)
+
+
+def purchase_receipt(session: Session, purchase_id: str, *, actor: Actor) -> tuple[str, bytes]:
+    """The tax invoice / receipt PDF of a paid purchase: (file name, bytes)."""
+    from creditdesk.sms.receipts import render_receipt
+
+    purchase = get_purchase(session, purchase_id, actor=actor)
+    if purchase.status != "paid":
+        raise Conflict(f"This purchase is {purchase.status}: its tax invoice / receipt is issued once the payment "
+                       "succeeds.", code="receipt_not_available")
+    buyer = session.get(User, purchase.actor_id) if purchase.actor_id else None
+    number = receipt_number(purchase)
+    pdf = render_receipt(purchase, account_name=holder_name(session, purchase.for_kind, purchase.for_id),
+                         number=number, buyer_name=buyer.name if buyer else None)
+    return f"receipt-{number}.pdf", pdf
+
+
+def holder_name(session: Session, kind: str, holder_id: str) -> str:
+    if kind == "workspace":
+        return "Unallocated (workspace pool)"
+    user = session.get(User, holder_id)
+    return user.name if user is not None else holder_id
+
+
+# --- transfers -------------------------------------------------------------------------------------
+
+def transfer(session: Session, data: schemas.SmsTransferCreate, *, actor: Actor) -> credits.TransferResult:
+    """Move SMS credits between the pool and users, by the rules of seed 003."""
+    if not data.agree_to_conditions:
+        raise InvalidInput("Agree to the transfer conditions to transfer SMS credits "
+                           "(agree_to_conditions: true; the conditions are in GET /v1/sms/settings).",
+                           code="conditions_not_agreed", conditions=TRANSFER_CONDITIONS)
+    ws = _workspace(session, actor)
+    _require_individual(ws)
+    source, _ = _account(session, actor, data.from_)
+    to, _ = _account(session, actor, data.to)
+    ct = sms_credit_type(session, ws.id)
+    request = cs.TransferRequest.model_validate({
+        "from": {"kind": source.kind, "id": source.id if source.kind == "user" else None},
+        "to": {"kind": to.kind, "id": to.id if to.kind == "user" else None},
+        "credit_type": ct.code, "amount": data.quantity, "memo": data.memo})
+    result = credits.transfer_credits(session, request, actor=actor,
+                                      authorize=lambda s, a, src, dst, _ct: authorize_transfer(s, a, src, dst))
+    audit.record(session, actor=actor, action="sms_transfer.create", object_type="credit_transfer",
+                 object_id=result.transfer.id,
+                 after={"from": source.as_dict(), "to": to.as_dict(), "quantity": data.quantity,
+                        "agreed_to_conditions": TRANSFER_CONDITIONS, "memo": data.memo})
+    return result
+
+
+# --- sending ---------------------------------------------------------------------------------------
+
+def send_message(session: Session, data: schemas.MessageCreate, *, actor: Actor,
+                 sender: SmsSender | None = None) -> SmsMessage:
+    """Send an SMS paid by the sending user's own credits: one credit per segment.
+
+    The credits are held first (no credits: InsufficientCredits, nothing sent), then the sender
+    backend is called: accepted captures the hold, refused (or an exception) releases it and keeps the
+    message as failed. The backend runs in a savepoint, so its own failed writes cannot spoil ours."""
+    if actor.user_id is None:
+        raise InvalidInput("A message is sent by a user (their own credits pay); use a user's API key.",
+                           code="sender_required")
+    if not actor.has("send_sms"):
+        raise NotPermitted("Sending SMS needs the send_sms permission. Any SMS credits you hold are frozen "
+                           "until transferred to a user who may send.", code="not_permitted")
+    ws = _workspace(session, actor)
+    _require_individual(ws)
+    user = get_in_workspace(session, User, actor.workspace_id, actor.user_id)
+    if not may_send_sms(user):
+        raise CreditsFrozen("Your SMS credits are frozen: you no longer have permission to send SMS (or your user "
+                            "is deactivated). They can be transferred to another user.", user_id=user.id)
+    if data.on_behalf_of_user_id:
+        get_in_workspace(session, User, actor.workspace_id, data.on_behalf_of_user_id)
+    count = count_segments(data.body)
+    if count.segments > MAX_SEGMENTS:
+        raise InvalidInput(f"The message takes {count.segments} segments; at most {MAX_SEGMENTS} are sent.",
+                           code="message_too_long", segments=count.segments, max_segments=MAX_SEGMENTS)
+    sender = sender or current_sender()
+    ct = find_sms_credit_type(session, ws.id)
+    if ct is None:
+        raise _no_credits(0, count.segments)
+    now = clock.now()
+    message = SmsMessage(
+        id=new_id("msg"), workspace_id=ws.id, sender_user_id=user.id, on_behalf_of_user_id=data.on_behalf_of_user_id,
+        api_key_id=actor.api_key_id, recipient=data.to, body=data.body, encoding=count.encoding, segments=count.segments,
+        status="sending", backend=sender.name, credits_charged=0, created_at=now)
+    session.add(message)
+    session.flush()
+    spender = _with_permission(actor, "consume_credits")
+    try:
+        hold = credits.create_hold(session, cs.HoldRequest(
+            context=cs.Context(kind="user", id=user.id), credit_type=ct.code, amount=count.segments,
+            reference=cs.ReferenceIn(kind="sms_message", id=message.id), timeout_seconds=HOLD_TIMEOUT_SECONDS),
+            actor=spender)
+    except InsufficientCredits as exc:
+        raise _no_credits(exc.details.get("available", 0), count.segments) from exc
+    message.hold_id = hold.id
+    session.flush()
+    try:
+        with session.begin_nested():
+            result = sender.send(session, message)
+    except Exception as exc:
+        log.exception("SMS backend %s raised for message %s", sender.name, message.id)
+        result = SendResult(accepted=False, error=f"The SMS backend failed: {exc}")
+    if result.accepted:
+        credits.capture_hold(session, hold.id, cs.CaptureRequest(), actor=spender)
+        message.status = "accepted"
+        message.credits_charged = count.segments
+        message.provider_reference = result.provider_reference
+        message.sent_at = clock.now()
+        action = "sms_message.send"
+    else:
+        credits.release_hold(session, hold.id, actor=spender)
+        message.status = "failed"
+        message.failure_reason = result.error or "The SMS backend refused the message."
+        action = "sms_message.fail"
+    audit.record(session, actor=actor, action=action, object_type="sms_message", object_id=message.id,
+                 after=snapshot(message))
+    return message
+
+
+def _no_credits(available: int, needed: int) -> InsufficientCredits:
+    return InsufficientCredits(
+        f"Not enough SMS credits: you have {available} available and this message needs {needed} "
+        f"(one per segment). Buy SMS credits or ask for a transfer; nothing was sent.",
+        available=available, requested=needed)
+
+
+def message_out(message: SmsMessage) -> schemas.MessageOut:
+    return schemas.MessageOut(
+        id=message.id, to=message.recipient, body=message.body, encoding=message.encoding, segments=message.segments,
+        status=message.status, backend=message.backend, provider_reference=message.provider_reference,
+        failure_reason=message.failure_reason, sender_user_id=message.sender_user_id,
+        on_behalf_of_user_id=message.on_behalf_of_user_id, hold_id=message.hold_id,
+        credits_charged=message.credits_charged, created_at=message.created_at, sent_at=message.sent_at)
+
+
+def _message_filter(session: Session, actor: Actor):
+    scope = scope_of(session, actor)
+    if scope.kind == "master":
+        return None
+    if scope.kind == "office":
+        return SmsMessage.sender_user_id.in_(scope.user_ids)
+    return or_(SmsMessage.sender_user_id == actor.user_id, SmsMessage.on_behalf_of_user_id == actor.user_id)
+
+
+def list_messages(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
+                  status: str | None = None, sender_user_id: str | None = None) -> Page[SmsMessage]:
+    """The outbox: messages the viewer may see (master: all; office managers: their offices' users';
+    others: their own and those sent on their behalf), newest first."""
+    stmt = select(SmsMessage).where(SmsMessage.workspace_id == actor.workspace_id)
+    cond = _message_filter(session, actor)
+    if cond is not None:
+        stmt = stmt.where(cond)
+    if status:
+        stmt = stmt.where(SmsMessage.status == status)
+    if sender_user_id:
+        stmt = stmt.where(SmsMessage.sender_user_id == sender_user_id)
+    return paginate(session, stmt, id_column=SmsMessage.id, limit=limit, cursor=cursor, descending=True)
+
+
+def get_message(session: Session, message_id: str, *, actor: Actor) -> SmsMessage:
+    message = get_in_workspace(session, SmsMessage, actor.workspace_id, message_id, label="message")
+    cond = _message_filter(session, actor)
+    if cond is not None and session.scalar(select(SmsMessage.id).where(SmsMessage.id == message.id, cond)) is None:
+        raise NotFound(f"No message with id {message_id!r} in this workspace.", object_id=message_id)
+    return message
+
+
+# --- the "Manage SMS credits" box --------------------------------------------------------------------
+
+def _balances(session: Session, ct: CreditType | None, holders: list[HolderRef] | None,
+              workspace_id: str) -> dict[tuple[str, str], list[int]]:
+    """(kind, id) -> [available, held] for the given holders (None: every pool and user holder)."""
+    if ct is None:
+        return {}
+    now = clock.now()
+    stmt = (select(Pack.holder_kind, Pack.holder_id, Pack.status, Pack.starts_at, Pack.expires_at, LedgerAccount)
+            .join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
+            .where(Pack.workspace_id == workspace_id, Pack.credit_type_id == ct.id,
+                   Pack.status.in_(("active", "expired", "voided")), Pack.holder_kind.in_(("workspace", "user"))))
+    if holders is not None:
+        users = [h.id for h in holders if h.kind == "user"]
+        conds = [and_(Pack.holder_kind == "user", Pack.holder_id.in_(users))] if users else []
+        if any(h.kind == "workspace" for h in holders):
+            conds.append(Pack.holder_kind == "workspace")
+        if not conds:
+            return {}
+        stmt = stmt.where(or_(*conds))
+    out: dict[tuple[str, str], list[int]] = {}
+    for kind, holder_id, status, starts_at, expires_at, account in session.execute(stmt):
+        totals = out.setdefault((kind, holder_id), [0, 0])
+        if status == "active" and starts_at <= now and (expires_at is None or expires_at > now):
+            totals[0] += account.available
+        totals[1] += account.debits_pending
+    return out
+
+
+def list_accounts(session: Session, *, actor: Actor) -> list[schemas.SmsAccountOut]:
+    """What the viewer sees in the Manage SMS credits box, with what they may do on each row.
+
+    master: the pool and every staff user with send_sms; office manager (manage_office_credits): the
+    staff with send_sms of their offices, no pool; others: themselves and their team members with send_sms.
+    Masters and office managers also see users of their reach who hold frozen credits (send_sms removed,
+    or deactivated), so the credits can be transferred away: the seed requires that before they are used."""
+    ws = _workspace(session, actor)
+    scope = scope_of(session, actor)
+    ct = find_sms_credit_type(session, ws.id)
+    stmt = select(User).where(User.workspace_id == ws.id)
+    if scope.kind != "master":
+        stmt = stmt.where(User.id.in_(scope.user_ids))
+    users = list(session.scalars(stmt))
+    holders = None if scope.kind == "master" else [HolderRef("user", u.id) for u in users]
+    balances = _balances(session, ct, holders, ws.id)
+    rows: list[schemas.SmsAccountOut] = []
+    if scope.kind == "master":
+        available, held = balances.get(("workspace", ws.id), [0, 0])
+        rows.append(schemas.SmsAccountOut(
+            kind="workspace", id=ws.id, name=holder_name(session, "workspace", ws.id), email=None, is_self=False,
+            is_active=True, can_send_sms=False, available=available, held=held, frozen=0,
+            actions=["purchase", "transfer_to", "transfer_from", "logs"]))
+    people = []
+    for user in users:
+        is_self = user.id == actor.user_id
+        can_send = may_send_sms(user)
+        available, held = balances.get(("user", user.id), [0, 0])
+        holds_credits = available > 0 or held > 0
+        if scope.kind == "team":
+            visible = is_self or can_send
+        else:
+            visible = is_self or (user.is_staff and can_send) or holds_credits
+        if not visible:
+            continue
+        actions = []
+        if scope.kind == "team":
+            if can_send:
+                actions.append("purchase")
+            if not is_self and can_send:
+                actions.append("transfer_to")
+            if is_self:
+                actions.append("transfer_from")
+        else:
+            if can_send:
+                actions += ["purchase", "transfer_to"]
+            actions.append("transfer_from")
+        actions.append("logs")
+        people.append(schemas.SmsAccountOut(
+            kind="user", id=user.id, name=user.name, email=user.email, is_self=is_self, is_active=user.is_active,
+            can_send_sms=can_send, available=available if can_send else 0, held=held,
+            frozen=0 if can_send else available, actions=actions))
+    people.sort(key=lambda a: (not a.is_self, a.name.lower(), a.id))
+    return rows + people
+
+
+def get_account(session: Session, *, actor: Actor, kind: str, account_id: str | None) -> schemas.SmsAccountOut:
+    target = actor.workspace_id if kind == "workspace" else account_id
+    for row in list_accounts(session, actor=actor):
+        if row.kind == kind and row.id == target:
+            return row
+    raise NotFound("No SMS account you may manage with this id.", object_id=account_id or kind)
+
+
+# --- logs (last 30 days) -------------------------------------------------------------------------------
+
+MOVEMENTS = {("transfer", "in"): "transfer_in", ("transfer", "out"): "transfer_out", ("consume", "out"): "consumed",
+             ("reversal", "in"): "reversal", ("expire", "out"): "expired", ("void", "out"): "voided"}
+
+
+def _log_holders(session: Session, actor: Actor, account: str | None) -> list[HolderRef]:
+    visible = [HolderRef(a.kind, a.id) for a in list_accounts(session, actor=actor) if "logs" in a.actions]
+    if account is None:
+        return visible
+    wanted = HolderRef("workspace", actor.workspace_id) if account == "workspace" else HolderRef("user", account)
+    if wanted not in visible:
+        raise NotPermitted("You may view the logs only of SMS accounts you manage.", code="not_permitted")
+    return [wanted]
+
+
+def list_logs(session: Session, *, actor: Actor, account: str | None = None, limit: int | None = None,
+              cursor: str | None = None) -> Page[schemas.SmsLogEntry]:
+    """Every incoming and outgoing SMS credit movement of the last 30 days (by the clock) of one
+    account ("workspace" for the pool, or a user id), or of every account the viewer manages. Newest first.
+    Holds are not movements; a sent message shows when its hold is captured."""
+    holders = _log_holders(session, actor, account)
+    ct = find_sms_credit_type(session, actor.workspace_id)
+    if ct is None or not holders:
+        return Page(items=[], next_cursor=None)
+    since = clock.now() - timedelta(days=LOG_DAYS)
+    t = LedgerTransfer
+    users = [h.id for h in holders if h.kind == "user"]
+    conds = [and_(Pack.holder_kind == "user", Pack.holder_id.in_(users))] if users else []
+    if any(h.kind == "workspace" for h in holders):
+        conds.append(Pack.holder_kind == "workspace")
+    stmt = (select(t, Pack)
+            .join(Pack, or_(Pack.ledger_account_id == t.debit_account_id, Pack.ledger_account_id == t.credit_account_id))
+            .where(t.workspace_id == actor.workspace_id, Pack.workspace_id == actor.workspace_id,
+                   Pack.credit_type_id == ct.id, t.phase.in_((POSTED, POST_PENDING)), t.created_at >= since,
+                   or_(*conds)))
+    page = paginate(session, stmt, id_column=Pack.id, sort_column=t.id, limit=limit, cursor=cursor,
+                    descending=True, row_key=lambda row: (row[0].id, row[1].id))
+    return Page(items=_log_entries(session, [(row[0], row[1]) for row in page.items]), next_cursor=page.next_cursor)
+
+
+def _log_entries(session: Session, rows: list[tuple[LedgerTransfer, Pack]]) -> list[schemas.SmsLogEntry]:
+    other_accounts = {t.credit_account_id if t.debit_account_id == p.ledger_account_id else t.debit_account_id
+                      for t, p in rows if t.code == "transfer"}
+    others = {p.ledger_account_id: p for p in session.scalars(
+        select(Pack).where(Pack.ledger_account_id.in_(other_accounts)))} if other_accounts else {}
+    actor_ids = {t.actor_id for t, _ in rows if t.actor_id}
+    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(actor_ids))).all()) if actor_ids else {}
+    label_cache: dict[tuple[str, str], str] = {}
+
+    def party(kind: str, holder_id: str) -> schemas.Party:
+        key = (kind, holder_id)
+        if key not in label_cache:
+            label_cache[key] = holder_name(session, kind, holder_id)
+        return schemas.Party(kind=kind, id=holder_id, name=label_cache[key])
+
+    out = []
+    for t, pack in rows:
+        direction = "out" if t.debit_account_id == pack.ledger_account_id else "in"
+        counterparty = None
+        reference_kind, reference_id = t.reference_kind, t.reference_id
+        if t.code == "grant":
+            movement = "purchase" if pack.source == "purchase" else "grant"
+            if pack.source == "purchase" and pack.external_ref:
+                reference_kind, reference_id = "sms_purchase", pack.external_ref
+        elif t.code == "capture":
+            movement = "sent" if t.reference_kind == "sms_message" else "consumed"
+        else:
+            movement = MOVEMENTS.get((t.code, direction), t.code)
+        if t.code == "transfer":
+            other = others.get(t.credit_account_id if direction == "out" else t.debit_account_id)
+            if other is not None:
+                counterparty = party(other.holder_kind, other.holder_id)
+        out.append(schemas.SmsLogEntry(
+            id=t.id, at=t.created_at, account=party(pack.holder_kind, pack.holder_id), direction=direction,
+            movement=movement, quantity=t.amount, counterparty=counterparty, reference_kind=reference_kind,
+            reference_id=reference_id, actor_id=t.actor_id, actor_name=names.get(t.actor_id), pack_id=pack.id))
+    return out
+
+
+def log_csv_row(entry: schemas.SmsLogEntry) -> list[str]:
+    cp = entry.counterparty
+    return [entry.at.strftime("%Y-%m-%dT%H:%M:%SZ"), entry.account.kind, entry.account.id, entry.account.name,
+            entry.direction, entry.movement, str(entry.quantity), cp.kind if cp else "", cp.id if cp else "",
+            cp.name if cp else "", entry.reference_kind or "", entry.reference_id or "", entry.actor_id or "",
+            entry.actor_name or "", entry.id]
+
+
+def iter_logs(session: Session, *, actor: Actor, account: str | None = None, batch: int = 500):
+    """All log entries of the window, page by page (for the CSV export, which streams)."""
+    cursor = None
+    while True:
+        page = list_logs(session, actor=actor, account=account, limit=batch, cursor=cursor)
+        yield from page.items
+        if not page.next_cursor:
+            return
+        cursor = page.next_cursor
+
+
+__all__ = ["LOG_CSV_COLUMNS", "TRANSFER_CONDITIONS", "create_purchase", "list_accounts", "list_logs", "may_send_sms",
+           "send_message", "settle_purchase", "transfer", "update_settings"]

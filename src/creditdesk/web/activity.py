@@ -1,0 +1,219 @@
+"""Activity log (the audit events, filterable, as CSV) and Settings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from starlette.datastructures import FormData
+
+from creditdesk import audit, clock
+from creditdesk.credits import service as credits
+from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
+from creditdesk.parties import schemas as ps
+from creditdesk.parties import service as parties
+from creditdesk.parties.models import User, Workspace
+from creditdesk.parties.passwords import verify_password
+from creditdesk.web import forms, repository
+from creditdesk.web.core import (
+    WebRoute,
+    WebUser,
+    csrf_form,
+    current_user,
+    db_of,
+    reading,
+    fmt_datetime,
+    next_day,
+    parse_date,
+    password_fingerprint,
+    read_session,
+    redirect,
+    render,
+    set_session,
+    start_of,
+)
+from creditdesk.web.presenters import Names
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+COMMON_ACTIONS = ["pack.create", "pack.update", "pack.change_holder", "pack.void", "pack.expire",
+                  "consumption.create", "consumption.reverse", "credit_transfer.create", "hold.create",
+                  "hold.capture", "hold.release", "project.create", "project.update", "customer.create",
+                  "office.create", "user.create", "user.update", "api_key.create", "workspace.update"]
+OBJECT_TYPES = ["pack", "consumption", "credit_transfer", "hold", "project", "customer", "office", "user", "team",
+                "api_key", "credit_type", "workspace"]
+OBJECT_URLS = {"pack": "/packs/{}", "project": "/projects/{}", "office": "/offices/{}", "user": "/users/{}",
+               "customer": "/customers/{}"}
+FILTERS = ("action", "object_type", "object_id", "actor_id", "since", "until")
+
+
+def log_filters(request: Request) -> tuple[dict, dict]:
+    params = request.query_params
+    echo = {k: (params.get(k) or "").strip()[:100] for k in FILTERS}
+    kwargs = {k: echo[k] or None for k in ("action", "object_type", "object_id", "actor_id")}
+    kwargs["since"] = start_of(parse_date(echo["since"], label="From"))
+    kwargs["until"] = next_day(parse_date(echo["until"], label="To"))  # "to" the whole day
+    return echo, kwargs
+
+
+def changes(event) -> list[str]:
+    """What changed, in one line per field (before -> after); creations list nothing but their name."""
+    before, after = event.before or {}, event.after or {}
+    if not before:
+        name = after.get("name")
+        return [f"name: {name}"] if name else []
+    out = []
+    for key, value in after.items():
+        if key in ("updated_at",) or before.get(key) == value or key not in before:
+            continue
+        out.append(f"{key.replace('_', ' ')}: {_short(before.get(key))} → {_short(value)}")
+    for key in ("reason", "balance_moved"):
+        if key in after and key not in before and after[key] not in ("", None):
+            out.append(f"{key.replace('_', ' ')}: {_short(after[key])}")
+    return out
+
+
+def _short(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@router.get("/activity", response_class=HTMLResponse)
+def activity(request: Request, user: WebUser = Depends(current_user)):
+    cursor = request.query_params.get("cursor") or None
+    error = None
+    events, next_cursor = [], None
+    try:
+        echo, kwargs = log_filters(request)
+    except InvalidInput as exc:
+        echo, kwargs, error = {k: (request.query_params.get(k) or "")[:100] for k in FILTERS}, None, exc.message
+    with reading(db_of(request)) as session:
+        if kwargs is not None:
+            try:
+                page = audit.list_audit_events(session, actor=user.actor, limit=50, cursor=cursor, **kwargs)
+            except NotPermitted:
+                raise
+            except InvalidInput as exc:
+                error = exc.message
+            else:
+                events, next_cursor = page.items, page.next_cursor
+        else:
+            audit.list_audit_events(session, actor=user.actor, limit=1)  # members: 403 even with bad filters
+        names = Names(session, user.workspace_id)
+        names.load("user", {e.actor_id for e in events if e.actor_id})
+        rows = [{"e": e, "actor": names.get("user", e.actor_id) if e.actor_id else e.actor_kind,
+                 "url": OBJECT_URLS.get(e.object_type, "").format(e.object_id) or None, "changes": changes(e)}
+                for e in events]
+        staff = [(u.id, u.name) for u in parties.list_users(session, actor=user.actor, is_staff=True,
+                                                              limit=500).items]
+    last_30 = {"since": (clock.now() - timedelta(days=30)).strftime("%Y-%m-%d")}
+    return render(request, "activity.html", nav="activity", rows=rows, filters=echo, next_cursor=next_cursor,
+                  cursor=cursor, error=error, actions=COMMON_ACTIONS, object_types=OBJECT_TYPES, staff=staff,
+                  last_30=last_30)
+
+
+CSV_COLUMNS = ["id", "at", "actor_kind", "actor_id", "actor", "api_key_id", "action", "object_type", "object_id",
+               "changes", "before", "after"]
+
+
+@router.get("/activity/export.csv")
+def activity_csv(request: Request, user: WebUser = Depends(current_user)):
+    db = db_of(request)
+    echo, kwargs = log_filters(request)
+    with reading(db) as session:
+        audit.list_audit_events(session, actor=user.actor, limit=1, **kwargs)  # refuse members before streaming
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        cursor = None
+        while True:
+            with reading(db) as session:
+                page = audit.list_audit_events(session, actor=user.actor, limit=500, cursor=cursor, **kwargs)
+                names = Names(session, user.workspace_id)
+                names.load("user", {e.actor_id for e in page.items if e.actor_id})
+                for e in page.items:
+                    writer.writerow([e.id, e.created_at.isoformat(), e.actor_kind, e.actor_id or "",
+                                     names.get("user", e.actor_id) if e.actor_id else "", e.api_key_id or "",
+                                     e.action, e.object_type, e.object_id, "; ".join(changes(e)),
+                                     json.dumps(e.before, sort_keys=True) if e.before is not None else "",
+                                     json.dumps(e.after, sort_keys=True) if e.after is not None else ""])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            cursor = page.next_cursor
+            if not cursor:
+                return
+
+    stamp = clock.now().strftime("%Y%m%d")
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="activity-{stamp}.csv"',
+                                      "Cache-Control": "no-store"})
+
+
+# --- settings -----------------------------------------------------------------------------------------
+
+def _settings_page(request: Request, user: WebUser, *, error: str | None = None, status_code: int = 200):
+    with reading(db_of(request)) as session:
+        workspace = session.get(Workspace, user.workspace_id)
+        types = credits.list_credit_types(session, actor=user.actor)
+        keys = parties.list_api_keys(session, actor=user.actor, limit=200).items
+        names = Names(session, user.workspace_id)
+        names.load("user", {k.user_id for k in keys})
+        key_rows = [(k, names.get("user", k.user_id)) for k in keys]
+        offices = repository.offices_by_customer(session, user.workspace_id)
+    return render(request, "settings.html", nav="settings", workspace=workspace, types=types, keys=key_rows,
+                  own_offices=[o for o, c in offices if o.customer_id is None], error=error,
+                  status_code=status_code, fmt_datetime=fmt_datetime)
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings(request: Request, user: WebUser = Depends(current_user)):
+    return _settings_page(request, user)
+
+
+@router.post("/settings/workspace", response_class=HTMLResponse)
+def rename_workspace(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    try:
+        data = forms.validated(ps.WorkspaceUpdate, name=forms.text(form, "name", limit=300))
+        db_of(request).write(lambda session: parties.update_workspace(session, data, actor=user.actor))
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        return _settings_page(request, user, error=exc.message, status_code=422)
+    return redirect(request, "/settings", flash="Workspace renamed.")
+
+
+@router.post("/settings/password", response_class=HTMLResponse)
+def change_password(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    current, new, again = (str(form.get(k) or "")[:1000] for k in ("current", "new", "again"))
+    db = db_of(request)
+    error = None
+    with reading(db) as session:
+        row = session.get(User, user.id)
+        ok = row is not None and verify_password(row.password_hash, current)
+    if not ok:
+        error = "Your current password is not right."
+    elif len(new) < 10:
+        error = "Choose a new password of at least 10 characters."
+    elif new != again:
+        error = "The two new passwords differ."
+    if error:
+        return _settings_page(request, user, error=error, status_code=422)
+    try:
+        data = forms.validated(ps.UserUpdate, password=new)
+        updated = db.write(lambda session: parties.update_user(session, user.id, data, actor=user.actor))
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        return _settings_page(request, user, error=exc.message, status_code=422)
+    response = redirect(request, "/settings", flash="Password changed. Your other sessions are logged out.")
+    # Other sessions end (their password fingerprint no longer matches); this one carries on.
+    set_session(response, request, {**read_session(request), "pw": password_fingerprint(updated.password_hash)})
+    return response

@@ -1,0 +1,28 @@
+"""The back office: server-rendered pages at / in the same app as the REST API.
+
+Pages call the same service functions as the API (credits.service, parties.service, reads, audit);
+nothing here decides a business rule. Permission checks come from the services too: buttons are
+hidden with the services' own checks, and a forged request is refused by the service (403 page).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from creditdesk.web import activity, auth, clients, packs, projects
+from creditdesk.web.core import STATIC_DIR, WebRoute, read_session
+
+
+def mount(app: FastAPI) -> None:
+    home = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+    @home.get("/")
+    def index(request: Request):
+        return RedirectResponse("/credits" if read_session(request).get("uid") else "/login", status_code=303)
+
+    for router in (home, auth.router, packs.fixed, packs.router, clients.router, projects.fixed, projects.router,
+                   activity.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

@@ -1,0 +1,355 @@
+"""What every back-office page needs: the signed session cookie, CSRF, the logged-in user, flash
+messages, rendering, and turning domain errors into HTML pages or form messages.
+
+The session is a cookie signed with `settings.secret_key` (itsdangerous); nothing is stored server
+side. It carries the user id, the workspace id, a CSRF token, and a fingerprint of the password hash,
+so changing a password ends every session of that user. Each request re-reads the user: a deactivated
+user or one whose role changed is logged out or re-permissioned at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from creditdesk.audit import Actor
+from creditdesk.config import get_settings
+from creditdesk.credits import service as credits
+from creditdesk.db import Database
+from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
+from creditdesk.parties import service as parties
+from creditdesk.parties.models import User, Workspace
+from creditdesk.web.forms import currency_exponent
+
+SESSION_COOKIE = "creditdesk_session"
+FLASH_COOKIE = "creditdesk_flash"
+SESSION_MAX_AGE = 12 * 3600
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+class LoginRequired(Exception):
+    """Not logged in (or the session ended): send the browser to the login page."""
+
+
+class CsrfRefused(CreditdeskError):
+    code = "csrf_failed"
+    http_status = 403
+    title = "Form refused"
+
+
+def csrf_refused() -> CsrfRefused:
+    return CsrfRefused("This form has expired or did not come from this page. Reload the page and try again.")
+
+
+# --- amounts and dates ------------------------------------------------------------------------------
+
+def fmt_amount(value: int | None, scale: int = 0, *, grouping: bool = True) -> str:
+    """An integer amount at the credit type's scale, as people read it (hours, scale 2: 150 -> 1.50)."""
+    if value is None:
+        return ""
+    sign = "-" if value < 0 else ""
+    whole, frac = divmod(abs(int(value)), 10 ** scale)
+    text = f"{whole:,}" if grouping else str(whole)
+    return f"{sign}{text}.{frac:0{scale}d}" if scale else f"{sign}{text}"
+
+
+def parse_amount(text: str, scale: int, *, label: str = "Amount", allow_zero: bool = False) -> int:
+    """'1.5' at scale 2 -> 150. More decimals than the credit type has is an error, never rounded."""
+    cleaned = (text or "").strip().replace(",", "").replace(" ", "")
+    if not cleaned:
+        raise InvalidInput(f"{label} is required.", code="amount_required")
+    try:
+        number = Decimal(cleaned)
+    except InvalidOperation:
+        raise InvalidInput(f"{label}: {text!r} is not a number.", code="invalid_amount") from None
+    if not number.is_finite():
+        raise InvalidInput(f"{label}: {text!r} is not a number.", code="invalid_amount")
+    scaled = number * (10 ** scale)
+    if scaled != scaled.to_integral_value():
+        raise InvalidInput(f"{label}: {text} has more decimal places than this credit type allows ({scale}).",
+                           code="too_many_decimals")
+    value = int(scaled)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InvalidInput(f"{label} must be more than zero.", code="amount_not_positive")
+    if value > 10 ** 15:
+        raise InvalidInput(f"{label} is too large.", code="amount_too_large")
+    return value
+
+
+def fmt_date(value: datetime | date | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d")
+
+
+def fmt_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def parse_date(text: str | None, *, label: str) -> date | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{label}: {text!r} is not a date (YYYY-MM-DD).", code="invalid_date") from None
+
+
+def start_of(day: date | None) -> datetime | None:
+    return datetime.combine(day, time(0, 0), tzinfo=UTC) if day else None
+
+
+def end_of(day: date | None) -> datetime | None:
+    """The last moment of a day: a pack "expiring on the 31st" can be used all of the 31st."""
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC) if day else None
+
+
+def next_day(day: date | None) -> datetime | None:
+    return start_of(day + timedelta(days=1)) if day else None
+
+
+# --- signed cookies ---------------------------------------------------------------------------------
+
+def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(get_settings().secret_key, salt=f"creditdesk-web-{purpose}")
+
+
+def password_fingerprint(password_hash: str | None) -> str:
+    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
+
+
+def read_session(request: Request) -> dict:
+    raw = request.cookies.get(SESSION_COOKIE)
+    if not raw:
+        return {}
+    try:
+        data = _serializer("session").loads(raw, max_age=SESSION_MAX_AGE)
+    except BadSignature:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def set_session(response: Response, request: Request, data: dict) -> None:
+    response.set_cookie(SESSION_COOKIE, _serializer("session").dumps(data), max_age=SESSION_MAX_AGE,
+                        httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/")
+
+
+def clear_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def csrf_matches(request: Request, token: str | None) -> bool:
+    expected = read_session(request).get("csrf")
+    return bool(expected and token) and hmac.compare_digest(str(expected), str(token))
+
+
+async def csrf_form(request: Request) -> FormData:
+    """The posted form, once its CSRF token matches the session's; otherwise 403 and nothing done."""
+    form = await request.form()
+    if not csrf_matches(request, form.get("csrf_token")):
+        raise csrf_refused()
+    return form
+
+
+# --- the logged-in user -------------------------------------------------------------------------------
+
+def _can(check: Callable[[Actor], None], actor: Actor) -> bool:
+    """Whether the service's own permission check lets this actor through (used to hide buttons)."""
+    try:
+        check(actor)
+    except NotPermitted:
+        return False
+    return True
+
+
+@dataclass
+class WebUser:
+    id: str
+    name: str
+    email: str
+    role: str
+    permissions: list[str]
+    workspace_id: str
+    workspace_name: str
+    actor: Actor
+    csrf: str
+    can: dict[str, bool] = field(default_factory=dict)
+
+
+def _load_user(db: Database, data: dict) -> WebUser | None:
+    user_id, workspace_id = data.get("uid"), data.get("wid")
+    if not user_id or not workspace_id:
+        return None
+    with db.read() as session:
+        user = session.get(User, user_id)
+        if (user is None or user.workspace_id != workspace_id or not user.is_staff or not user.is_active
+                or data.get("pw") != password_fingerprint(user.password_hash)):
+            return None
+        actor = parties.actor_for_user(session, user)
+        workspace = session.get(Workspace, workspace_id)
+        can = {
+            "manage_packs": credits.can_manage_packs(actor),
+            "grant": _can(credits.require_grant, actor),
+            "consume": _can(credits.require_consume, actor),
+            "read_log": _can(lambda a: parties.require_manager(a, "read the activity log"), actor),
+            "master": actor.is_master,
+        }
+        return WebUser(id=user.id, name=user.name, email=user.email or "", role=user.role,
+                       permissions=list(user.permissions or []), workspace_id=workspace_id,
+                       workspace_name=workspace.name if workspace else "", actor=actor, csrf=data.get("csrf", ""),
+                       can=can)
+
+
+def current_user(request: Request) -> WebUser:
+    """Dependency of every page behind the login."""
+    user = getattr(request.state, "web_user", None)
+    if user is not None:
+        return user
+    user = _load_user(request.app.state.db, read_session(request))
+    if user is None:
+        raise LoginRequired()
+    request.state.web_user = user
+    return user
+
+
+def db_of(request: Request) -> Database:
+    return request.app.state.db
+
+
+@contextmanager
+def reading(db: Database) -> Iterator[Session]:
+    """A read transaction whose rows stay usable after it ends (templates render after the session
+    closes, and Database.read() rolls back, which would otherwise expire every loaded row)."""
+    with db.read() as session:
+        yield session
+        session.expunge_all()
+
+
+# --- rendering ----------------------------------------------------------------------------------------
+
+def query_string(params: dict[str, Any], **changes: Any) -> str:
+    """Current filters with some changed; empty values are dropped so URLs stay short and readable."""
+    merged = {**params, **changes}
+    pairs = []
+    for key, value in merged.items():
+        if value is None or value == "" or value is False:
+            continue
+        if isinstance(value, (list, tuple)):
+            pairs.extend((key, v) for v in value if v not in (None, ""))
+        else:
+            pairs.append((key, value))
+    encoded = urlencode(pairs)
+    return f"?{encoded}" if encoded else ""
+
+
+_env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(["html"]),
+                   trim_blocks=True, lstrip_blocks=True)
+_env.globals.update(fmt_amount=fmt_amount, fmt_date=fmt_date, fmt_datetime=fmt_datetime, query_string=query_string,
+                    currency_exponent=currency_exponent)
+
+
+def read_flash(request: Request) -> list[dict]:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return []
+    try:
+        data = _serializer("flash").loads(raw, max_age=300)
+    except BadSignature:
+        return []
+    return data if isinstance(data, list) else []
+
+
+def render(request: Request, template: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    user = getattr(request.state, "web_user", None)
+    flashes = read_flash(request)
+    html = _env.get_template(template).render(request=request, user=user, flashes=flashes,
+                                              csrf_token=user.csrf if user else context.pop("csrf", ""),
+                                              **context)
+    response = HTMLResponse(html, status_code=status_code)
+    if flashes:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def render_fragment(template: str, **context: Any) -> str:
+    return _env.get_template(template).render(**context)
+
+
+def redirect(request: Request, url: str, *, flash: str | None = None, level: str = "success") -> RedirectResponse:
+    response = RedirectResponse(url, status_code=303)
+    if flash:
+        response.set_cookie(FLASH_COOKIE, _serializer("flash").dumps([{"level": level, "text": flash}]),
+                            max_age=300, httponly=True, samesite="lax", secure=request.url.scheme == "https",
+                            path="/")
+    return response
+
+
+def safe_next(url: str | None, default: str = "/credits") -> str:
+    """Only local paths: a login link must not bounce people to another site."""
+    if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
+        return url
+    return default
+
+
+def error_page(request: Request, exc: CreditdeskError) -> HTMLResponse:
+    titles = {403: "Not permitted", 404: "Not found"}
+    return render(request, "error.html", status_code=exc.http_status,
+                  title=titles.get(exc.http_status, exc.title), message=exc.message, code=exc.code)
+
+
+class WebRoute(APIRoute):
+    """Back-office routes answer HTML: a login redirect, or an error page, never problem+json."""
+
+    def get_route_handler(self) -> Callable:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                return await original(request)
+            except LoginRequired:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                if request.method != "GET":
+                    target = "/credits"
+                response = RedirectResponse("/login" + query_string({"next": target}), status_code=303)
+                if request.cookies.get(SESSION_COOKIE):
+                    clear_session(response)
+                return response
+            except CreditdeskError as exc:
+                return error_page(request, exc)
+            except RequestValidationError:
+                return error_page(request, InvalidInput("The request was not understood (a parameter is "
+                                                        "missing or malformed)."))
+
+        return handler

@@ -1,0 +1,509 @@
+"""Credits: the active packs report (seed 000 "Credit Pack Content Plan Tracking") with its CSV export,
+the pack page with its credit history, and the corrections: status label and notes, change holder,
+void, grant, and bulk import from CSV. Every change goes through the credits services."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from starlette.datastructures import FormData, UploadFile
+
+from creditdesk.credits import importer, reads
+from creditdesk.credits import schemas as s
+from creditdesk.credits import service as credits
+from creditdesk.credits.models import Pack
+from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
+from creditdesk.ledger.models import LedgerAccount
+from creditdesk.parties import service as parties
+from creditdesk.repository import get_in_workspace
+from creditdesk.web import forms
+from creditdesk.web.core import (
+    WebRoute,
+    WebUser,
+    csrf_form,
+    current_user,
+    db_of,
+    reading,
+    end_of,
+    fmt_amount,
+    fmt_date,
+    fmt_datetime,
+    parse_amount,
+    parse_date,
+    query_string,
+    redirect,
+    render,
+    render_fragment,
+    safe_next,
+    start_of,
+)
+from creditdesk.web.presenters import Names, credit_types, holder_choices, pack_rows
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+# Fixed paths under /packs/ (new, import) are matched before /packs/{pack_id}: mount() includes this first.
+fixed = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+REPORT_SORTS = {"expires_at": "Expiry", "remaining": "Remaining", "name": "Name", "created": "Created",
+                "quantity": "Original", "priority": "Priority"}
+FILTER_KEYS = ("q", "credit_type", "office_id", "status_label", "remaining_min", "remaining_max", "expires_from",
+               "expires_to", "sort", "order")
+PAGE_SIZES = (25, 50, 100, 200)
+
+
+# --- the active packs report ----------------------------------------------------------------------
+
+@dataclass
+class ReportFilters:
+    echo: dict  # what the form shows and the links carry (as typed)
+    kwargs: dict  # what list_packs gets
+    errors: list[str]
+
+
+def report_filters(request: Request, types: dict) -> ReportFilters:
+    params = request.query_params
+    echo = {k: (params.get(k) or "").strip()[:200] for k in FILTER_KEYS}
+    errors: list[str] = []
+    kwargs: dict = {"status": ["active"]}
+    if echo["q"]:
+        kwargs["q"] = echo["q"]
+    if echo["credit_type"]:
+        if echo["credit_type"] in types:
+            kwargs["credit_type"] = echo["credit_type"]
+        else:
+            errors.append(f"Unknown credit type {echo['credit_type']!r}.")
+    if echo["office_id"]:
+        kwargs["office_id"] = echo["office_id"]
+    if echo["status_label"]:
+        kwargs["status_label"] = echo["status_label"]
+    # Remaining is typed in the credit type's own unit (1.5 hours), so the scale must be known.
+    scales = {ct.scale for ct in types.values()}
+    if echo["remaining_min"] or echo["remaining_max"]:
+        if "credit_type" in kwargs:
+            scale = types[kwargs["credit_type"]].scale
+        elif len(scales) == 1:
+            scale = scales.pop()
+        else:
+            scale = None
+            errors.append("Choose a credit type to filter by remaining balance: credit types count in "
+                          "different units.")
+        if scale is not None:
+            for key, label in (("remaining_min", "Remaining from"), ("remaining_max", "Remaining to")):
+                if echo[key]:
+                    try:
+                        kwargs[key] = parse_amount(echo[key], scale, label=label, allow_zero=True)
+                    except InvalidInput as exc:
+                        errors.append(exc.message)
+    for key, label, convert in (("expires_from", "Expires from", start_of), ("expires_to", "Expires to", end_of)):
+        try:
+            day = parse_date(echo[key], label=label)
+        except InvalidInput as exc:
+            errors.append(exc.message)
+            continue
+        if day:
+            kwargs[key] = convert(day)
+    if echo["sort"] not in REPORT_SORTS:
+        echo["sort"] = "expires_at"
+    if echo["order"] not in ("asc", "desc"):
+        echo["order"] = "asc"
+    kwargs["sort"] = echo["sort"]
+    kwargs["descending"] = echo["order"] == "desc"
+    return ReportFilters(echo, kwargs, errors)
+
+
+def _page_size(request: Request) -> int:
+    try:
+        size = int(request.query_params.get("limit") or 50)
+    except ValueError:
+        size = 50
+    return size if size in PAGE_SIZES else 50
+
+
+@router.get("/credits", response_class=HTMLResponse)
+def report(request: Request, user: WebUser = Depends(current_user)):
+    db = db_of(request)
+    cursor = request.query_params.get("cursor") or None
+    limit = _page_size(request)
+    with reading(db) as session:
+        types = credit_types(session, user.actor)
+        filters = report_filters(request, types)
+        rows, next_cursor = [], None
+        if not filters.errors:
+            try:
+                page = reads.list_packs(session, actor=user.actor, limit=limit, cursor=cursor, **filters.kwargs)
+            except InvalidInput as exc:  # a stale or hand-made cursor
+                filters.errors.append(exc.message)
+            else:
+                rows = pack_rows(session, user.actor, page.items)
+                next_cursor = page.next_cursor
+        choices = holder_choices(session, user.workspace_id)
+        labels = reads.status_labels(session, actor=user.actor, status=["active"])
+    return render(request, "credits.html", nav="credits", rows=rows, filters=filters.echo, errors=filters.errors,
+                  next_cursor=next_cursor, cursor=cursor, limit=limit, types=types, offices=choices["offices"],
+                  labels=labels, sorts=REPORT_SORTS, page_sizes=PAGE_SIZES,
+                  here=request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+
+
+EXPORT_COLUMNS = ["pack_id", "name", "holder_kind", "holder", "customer", "credit_type", "remaining", "held",
+                  "original", "expires", "status", "status_label", "notes", "relationship_manager",
+                  "project_manager", "source", "external_ref", "projects"]
+
+
+@router.get("/credits/export.csv")
+def export_report(request: Request, user: WebUser = Depends(current_user)):
+    """The filtered report as CSV, streamed page by page (one short read transaction per page)."""
+    db = db_of(request)
+    with reading(db) as session:
+        filters = report_filters(request, credit_types(session, user.actor))
+    if filters.errors:
+        raise InvalidInput(" ".join(filters.errors), code="invalid_filters")
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(EXPORT_COLUMNS)
+        cursor = None
+        while True:
+            with reading(db) as session:
+                page = reads.list_packs(session, actor=user.actor, limit=500, cursor=cursor, **filters.kwargs)
+                for row in pack_rows(session, user.actor, page.items):
+                    v = row.view
+                    writer.writerow([
+                        v.id, v.name, v.holder["kind"], row.holder.name, row.customer_name, v.credit_type,
+                        fmt_amount(v.remaining, row.scale, grouping=False), fmt_amount(v.held, row.scale, grouping=False),
+                        fmt_amount(v.quantity, row.scale, grouping=False), fmt_date(v.expires_at), v.status,
+                        v.status_label, v.notes, row.relationship_manager, row.project_manager, v.source,
+                        v.external_ref or "", "; ".join(name for _, name in row.projects)])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            cursor = page.next_cursor
+            if not cursor:
+                return
+
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="active-credit-packs.csv"',
+                                      "Cache-Control": "no-store"})
+
+
+# --- one pack --------------------------------------------------------------------------------------
+
+def _load_pack(session, user: WebUser, pack_id: str):
+    pack = get_in_workspace(session, Pack, user.workspace_id, pack_id)
+    account = session.get(LedgerAccount, pack.ledger_account_id)
+    return pack, account
+
+
+def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dict]:
+    entries = reads.pack_history(session, actor=user.actor, pack_id=pack_id)
+    names.load("user", {e.actor_id for e in entries if e.actor_id})
+    project_ids = {e.reference.id for e in entries if e.reference.kind == "project" and e.reference.id}
+    names.load("project", project_ids)
+    out = []
+    for e in entries:
+        ref = e.reference
+        link_text = None
+        if ref.kind == "project" and ref.id:
+            link_text = f"Project: {names.get('project', ref.id)}"
+        elif ref.kind and ref.id:
+            link_text = f"{ref.kind.replace('_', ' ').capitalize()} {ref.id}"
+        detail = []
+        for key, change in (e.detail or {}).items():
+            if key == "reason":
+                if change:
+                    detail.append(f"Reason: {change}")
+            elif key == "held":
+                continue
+            elif isinstance(change, dict):
+                before, after = change.get("before"), change.get("after")
+                if key == "holder_id":
+                    continue  # shown through holder_kind/holder below
+                detail.append(f"{key.replace('_', ' ')}: {before or '—'} → {after or '—'}")
+        if e.kind == "holder_change" and e.detail:
+            before_id = (e.detail.get("holder_id") or {}).get("before")
+            after_id = (e.detail.get("holder_id") or {}).get("after")
+            kinds = e.detail.get("holder_kind") or {}
+            pack = session.get(Pack, pack_id)
+            before_kind = kinds.get("before") or pack.holder_kind
+            after_kind = kinds.get("after") or pack.holder_kind
+            detail = [f"From {names.get(before_kind, before_id)} to {names.get(after_kind, after_id)}"] + [
+                d for d in detail if not d.startswith(("holder kind", "customer id"))]
+        out.append({"entry": e, "actor": names.get("user", e.actor_id) if e.actor_id else "system",
+                    "link": ref.url, "link_text": link_text, "detail": detail,
+                    "held": (e.detail or {}).get("held")})
+    return out
+
+
+KIND_LABELS = {"grant": "Granted", "consume": "Consumed", "hold": "Held", "capture": "Captured",
+               "release": "Released", "reversal": "Returned (reversal)", "transfer_in": "Transferred in",
+               "transfer_out": "Transferred out", "expire": "Expired (breakage)", "void": "Voided (breakage)",
+               "holder_change": "Holder changed", "voided": "Voided", "edited": "Edited", "expired": "Expired"}
+
+
+@router.get("/packs/{pack_id}", response_class=HTMLResponse)
+def pack_page(pack_id: str, request: Request, user: WebUser = Depends(current_user)):
+    with reading(db_of(request)) as session:
+        pack, account = _load_pack(session, user, pack_id)
+        names = Names(session, user.workspace_id)
+        row = pack_rows(session, user.actor, [(pack, account)], names=names)[0]
+        history = history_rows(session, user, pack.id, names)
+        origin = session.get(Pack, pack.origin_pack_id) if pack.origin_pack_id else None
+    return render(request, "pack.html", nav="credits", row=row, history=history, kinds=KIND_LABELS, origin=origin,
+                  back=safe_next(request.query_params.get("back"), "/credits"))
+
+
+@router.get("/packs/{pack_id}/history", response_class=HTMLResponse)
+def pack_history(pack_id: str, request: Request, user: WebUser = Depends(current_user)):
+    """The credit history dialog's content (the report's eye icon); a full page without JavaScript."""
+    with reading(db_of(request)) as session:
+        pack, account = _load_pack(session, user, pack_id)
+        names = Names(session, user.workspace_id)
+        row = pack_rows(session, user.actor, [(pack, account)], names=names, with_projects=False)[0]
+        history = history_rows(session, user, pack.id, names)
+    if request.query_params.get("fragment"):
+        return HTMLResponse(render_fragment("_history.html", row=row, history=history, kinds=KIND_LABELS,
+                                            fmt_amount=fmt_amount, fmt_datetime=fmt_datetime))
+    return render(request, "history.html", nav="credits", row=row, history=history, kinds=KIND_LABELS)
+
+
+@router.post("/packs/{pack_id}/edit")
+def edit_pack(pack_id: str, request: Request, user: WebUser = Depends(current_user),
+              form: FormData = Depends(csrf_form)):
+    """Status label and special notes (credit drives); audited by update_pack."""
+    back = safe_next(forms.text(form, "next"), f"/packs/{pack_id}")
+    fields = {name: forms.text(form, name, limit=20_000) for name in ("status_label", "notes") if name in form}
+    if not fields:
+        return redirect(request, back, flash="Nothing to change.", level="error")
+    try:
+        data = forms.validated(s.PackUpdate, **fields)
+        pack = db_of(request).write(lambda session: credits.update_pack(session, pack_id, data, actor=user.actor))
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        if exc.http_status == 404:
+            raise
+        return redirect(request, back, flash=exc.message, level="error")
+    what = " and ".join({"status_label": "status label", "notes": "notes"}[k] for k in fields)
+    return redirect(request, back, flash=f"Saved the {what} of {pack.name}.")
+
+
+# --- change holder and void (with a confirmation that says what will happen) -----------------------
+
+@router.get("/packs/{pack_id}/change-holder", response_class=HTMLResponse)
+def change_holder_form(pack_id: str, request: Request, user: WebUser = Depends(current_user)):
+    credits.require_manage_packs(user.actor, "change a pack's holder")
+    with reading(db_of(request)) as session:
+        pack, account = _load_pack(session, user, pack_id)
+        row = pack_rows(session, user.actor, [(pack, account)])[0]
+        choices = holder_choices(session, user.workspace_id)
+    return render(request, "change_holder.html", nav="credits", row=row, choices=choices, confirm=None,
+                  error=None, selected="", reason="")
+
+
+@router.post("/packs/{pack_id}/change-holder", response_class=HTMLResponse)
+def change_holder(pack_id: str, request: Request, user: WebUser = Depends(current_user),
+                  form: FormData = Depends(csrf_form)):
+    credits.require_manage_packs(user.actor, "change a pack's holder")
+    db = db_of(request)
+    selected, reason = forms.text(form, "holder", limit=100), forms.text(form, "reason", limit=2000)
+    confirmed = forms.text(form, "confirm") == "yes"
+    error = None
+    with reading(db) as session:
+        pack, account = _load_pack(session, user, pack_id)
+        row = pack_rows(session, user.actor, [(pack, account)])[0]
+        choices = holder_choices(session, user.workspace_id)
+        try:
+            kind, holder_id = forms.holder_value(selected)
+            data = forms.validated(s.ChangeHolder, holder={"kind": kind, "id": holder_id}, reason=reason)
+            target = Names(session, user.workspace_id).holder(kind, holder_id or user.workspace_id)
+            credits.resolve_holder(session, user.workspace_id, kind, holder_id)
+        except CreditdeskError as exc:
+            if isinstance(exc, NotPermitted):
+                raise
+            error, data, target = exc.message, None, None
+    if data is not None and confirmed:
+        try:
+            db.write(lambda session: credits.change_holder(session, pack_id, data, actor=user.actor))
+        except NotPermitted:
+            raise
+        except CreditdeskError as exc:
+            error = exc.message
+        else:
+            return redirect(request, f"/packs/{pack_id}",
+                            flash=f"Moved {row.view.name} with {fmt_amount(row.view.balance, row.scale)} "
+                                  f"{row.view.credit_type} from {row.holder.name} to {target.name}.")
+    return render(request, "change_holder.html", nav="credits", row=row, choices=choices,
+                  confirm=target if error is None else None, error=error, selected=selected, reason=reason,
+                  status_code=200 if error is None else 422)
+
+
+@router.post("/packs/{pack_id}/void", response_class=HTMLResponse)
+def void_pack(pack_id: str, request: Request, user: WebUser = Depends(current_user),
+              form: FormData = Depends(csrf_form)):
+    db = db_of(request)
+    reason = forms.text(form, "reason", limit=2000)
+    confirmed = forms.text(form, "confirm") == "yes"
+    credits.require_manage_packs(user.actor, "void packs")
+    with reading(db) as session:
+        pack, account = _load_pack(session, user, pack_id)
+        row = pack_rows(session, user.actor, [(pack, account)])[0]
+    error = None
+    if not reason:
+        error = "Give the reason for voiding: it is kept in the pack's history and the activity log."
+    elif confirmed:
+        try:
+            db.write(lambda session: credits.void_pack(session, pack_id, s.VoidPack(reason=reason),
+                                                       actor=user.actor))
+        except NotPermitted:
+            raise
+        except CreditdeskError as exc:
+            error = exc.message
+        else:
+            return redirect(request, f"/packs/{pack_id}",
+                            flash=f"Voided {row.view.name}: {fmt_amount(row.view.remaining, row.scale)} "
+                                  f"{row.view.credit_type} went to breakage.")
+    return render(request, "void.html", nav="credits", row=row, reason=reason, error=error,
+                  status_code=200 if error is None else 422)
+
+
+# --- grant a pack ----------------------------------------------------------------------------------
+
+GRANT_FIELDS = ("holder", "credit_type", "quantity", "name", "price_paid", "currency", "is_paid", "source",
+                "external_ref", "relationship_manager_id", "project_manager_id", "purchased_at", "starts_at",
+                "expires_at", "expiry_months", "priority", "product_codes", "status_label", "notes",
+                "idempotency_key")
+
+
+def _grant_page(request: Request, user: WebUser, values: dict, *, error: str | None = None,
+                status_code: int = 200) -> HTMLResponse:
+    with reading(db_of(request)) as session:
+        types = credit_types(session, user.actor)
+        choices = holder_choices(session, user.workspace_id)
+        staff = [(u.id, u.name) for u in parties.list_users(session, actor=user.actor, is_staff=True,
+                                                              limit=500).items]
+    return render(request, "grant.html", nav="credits", values=values, error=error, types=types, choices=choices,
+                  staff=staff, sources=[x for x in s.Source.__args__ if x != "transfer"], status_code=status_code)
+
+
+@fixed.get("/packs/new", response_class=HTMLResponse)
+def grant_form(request: Request, user: WebUser = Depends(current_user)):
+    credits.require_grant(user.actor)
+    values = {"source": "manual", "priority": "100", "is_paid": "auto", "idempotency_key": secrets.token_hex(16)}
+    holder = request.query_params.get("holder")
+    if holder:
+        values["holder"] = holder[:100]
+    return _grant_page(request, user, values)
+
+
+def grant_request(form, types: dict) -> s.PackCreate:
+    kind, holder_id = forms.holder_value(forms.text(form, "holder", limit=100))
+    code = forms.text(form, "credit_type", limit=40)
+    if code not in types:
+        raise InvalidInput("Choose a credit type.", code="credit_type_required")
+    scale = types[code].scale
+    data: dict = {
+        "holder": {"kind": kind, "id": holder_id}, "credit_type": code,
+        "quantity": parse_amount(forms.text(form, "quantity"), scale, label="Quantity"),
+        "name": forms.text(form, "name", limit=300), "source": forms.text(form, "source") or "manual",
+        "status_label": forms.text(form, "status_label", limit=200), "notes": forms.text(form, "notes", limit=20_000),
+        "priority": forms.integer(form, "priority", label="Priority", default=100),
+        "idempotency_key": forms.optional(form, "idempotency_key"),
+    }
+    currency = forms.text(form, "currency", limit=10).upper() or None
+    price = forms.text(form, "price_paid")
+    if price:
+        data["price_paid"] = parse_amount(price, forms.currency_exponent(currency), label="Price paid",
+                                          allow_zero=True)
+    data["currency"] = currency
+    paid = forms.text(form, "is_paid")
+    if paid in ("paid", "free"):
+        data["is_paid"] = paid == "paid"
+    for name in ("external_ref", "relationship_manager_id", "project_manager_id"):
+        data[name] = forms.optional(form, name)
+    purchased = parse_date(forms.text(form, "purchased_at"), label="Purchased on")
+    starts = parse_date(forms.text(form, "starts_at"), label="Starts on")
+    expires = parse_date(forms.text(form, "expires_at"), label="Expires on")
+    data["purchased_at"] = start_of(purchased)
+    data["starts_at"] = start_of(starts)
+    data["expires_at"] = end_of(expires)
+    data["expiry_months"] = forms.integer(form, "expiry_months", label="Expiry in months")
+    codes = forms.text(form, "product_codes", limit=5000).replace(",", " ").replace(";", " ").split()
+    data["product_codes"] = codes
+    return forms.validated(s.PackCreate, **data)
+
+
+@fixed.post("/packs/new", response_class=HTMLResponse)
+def grant(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    db = db_of(request)
+    values = {name: forms.text(form, name, limit=20_000) for name in GRANT_FIELDS}
+    try:
+        with reading(db) as session:
+            types = credit_types(session, user.actor)
+        data = grant_request(form, types)
+        pack = db.write(lambda session: credits.grant_pack(session, data, actor=user.actor))
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        return _grant_page(request, user, values, error=exc.message, status_code=422)
+    scale = types[pack.unit].scale
+    return redirect(request, f"/packs/{pack.id}",
+                    flash=f"Granted {pack.name}: {fmt_amount(pack.quantity, scale)} {pack.unit}.")
+
+
+# --- bulk import from CSV ---------------------------------------------------------------------------
+
+IMPORT_BATCH = 500
+
+
+@fixed.get("/packs/import", response_class=HTMLResponse)
+def import_form(request: Request, user: WebUser = Depends(current_user)):
+    credits.require_grant(user.actor)
+    return render(request, "import.html", nav="credits", columns=importer.COLUMNS, required=importer.REQUIRED,
+                  report=None, error=None)
+
+
+@fixed.get("/packs/import/template.csv")
+def import_template(request: Request, user: WebUser = Depends(current_user)):
+    return Response(",".join(importer.COLUMNS) + "\n", media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="packs-template.csv"'})
+
+
+@fixed.post("/packs/import", response_class=HTMLResponse)
+def import_packs(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    credits.require_grant(user.actor)
+    upload = form.get("file")
+    error = None
+    report = None
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        error = "Choose a CSV file to upload."
+    else:
+        raw = upload.file.read()
+        try:
+            content = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            content, error = "", "The file is not UTF-8 text. Save it as CSV (UTF-8) and upload it again."
+        if not error and "\x00" in content:
+            error = "The file contains NUL characters; it does not look like a CSV file."
+        if not error and not content.strip():
+            error = "The file is empty."
+        if not error:
+            report = importer.ImportReport()
+            db = db_of(request)
+            batch: list = []
+            for row in importer.read_rows(io.StringIO(content, newline=""), source_name=upload.filename):
+                batch.append(row)
+                if len(batch) >= IMPORT_BATCH:
+                    db.write(lambda session, rows=batch: importer.import_batch(session, rows, actor=user.actor,
+                                                                               report=report))
+                    batch = []
+            if batch:
+                db.write(lambda session: importer.import_batch(session, batch, actor=user.actor, report=report))
+            report.errors.sort()
+    return render(request, "import.html", nav="credits", columns=importer.COLUMNS, required=importer.REQUIRED,
+                  report=report, error=error, filename=getattr(upload, "filename", ""),
+                  status_code=422 if error else 200)

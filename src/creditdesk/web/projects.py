@@ -1,0 +1,184 @@
+"""Projects: the list, a new project, and the project page with its eligible packs in burn order, the
+"why not" of the customer's other packs, and consuming credits on the project."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from starlette.datastructures import FormData
+
+from creditdesk.credits import reads
+from creditdesk.credits import schemas as s
+from creditdesk.credits import service as credits
+from creditdesk.credits.models import Pack, Project
+from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
+from creditdesk.parties.models import Customer, Office
+from creditdesk.repository import get_in_workspace
+from creditdesk.web import forms, repository
+from creditdesk.web.core import (
+    WebRoute,
+    WebUser,
+    csrf_form,
+    current_user,
+    db_of,
+    reading,
+    fmt_amount,
+    parse_amount,
+    redirect,
+    render,
+)
+from creditdesk.web.presenters import Names, credit_types, near_miss_reasons, pack_rows
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+fixed = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+@router.get("/projects", response_class=HTMLResponse)
+def projects(request: Request, user: WebUser = Depends(current_user)):
+    q = (request.query_params.get("q") or "").strip()[:200]
+    office_id = (request.query_params.get("office_id") or "").strip()[:40]
+    cursor = request.query_params.get("cursor") or None
+    with reading(db_of(request)) as session:
+        page = reads.list_projects(session, actor=user.actor, limit=50, cursor=cursor, office_id=office_id or None,
+                                   q=q or None)
+        offices = repository.offices_by_customer(session, user.workspace_id)
+        names = Names(session, user.workspace_id)
+        names.load("office", {p.office_id for p in page.items})
+        office_names = {p.office_id: names.get("office", p.office_id) for p in page.items}
+    return render(request, "projects.html", nav="projects", projects=page.items, next_cursor=page.next_cursor,
+                  q=q, office_id=office_id, offices=offices, office_names=office_names)
+
+
+def _project_form(request: Request, user: WebUser, values: dict, *, error: str | None = None,
+                  status_code: int = 200) -> HTMLResponse:
+    with reading(db_of(request)) as session:
+        offices = repository.offices_by_customer(session, user.workspace_id)
+        people = repository.users_for_select(session, user.workspace_id)
+    return render(request, "project_new.html", nav="projects", values=values, offices=offices, people=people,
+                  error=error, status_code=status_code)
+
+
+@fixed.get("/projects/new", response_class=HTMLResponse)
+def new_project_form(request: Request, user: WebUser = Depends(current_user)):
+    credits.require_consume(user.actor)
+    return _project_form(request, user, {"office_id": request.query_params.get("office_id", "")[:40],
+                                         "contact_ids": []})
+
+
+@fixed.post("/projects/new", response_class=HTMLResponse)
+def new_project(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    values = {"name": forms.text(form, "name", limit=300), "office_id": forms.text(form, "office_id", limit=40),
+              "contact_ids": [str(v)[:40] for v in form.getlist("contact_ids")][:200]}
+    try:
+        data = forms.validated(s.ProjectCreate, **values)
+        project = db_of(request).write(lambda session: credits.create_project(session, data, actor=user.actor))
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        return _project_form(request, user, values, error=exc.message, status_code=422)
+    return redirect(request, f"/projects/{project.id}", flash=f"Created project {project.name}.")
+
+
+def _project_view(request: Request, user: WebUser, project_id: str, *, credit_type: str | None,
+                  product_code: str | None, consume_values: dict | None = None, error: str | None = None,
+                  status_code: int = 200) -> HTMLResponse:
+    with reading(db_of(request)) as session:
+        project = get_in_workspace(session, Project, user.workspace_id, project_id)
+        office = session.get(Office, project.office_id)
+        customer = session.get(Customer, office.customer_id) if office and office.customer_id else None
+        names = Names(session, user.workspace_id)
+        contacts = credits.project_contact_ids(session, project.id)
+        names.load("user", set(contacts))
+        types = credit_types(session, user.actor)
+        if credit_type not in types:
+            # Default: the credit type of the pack that would burn first, else the first one there is.
+            overview = reads.eligibility(session, actor=user.actor, context_kind="project", context_id=project.id,
+                                         credit_type=None, product_code=product_code)
+            credit_type = (overview.eligible[0].pack.credit_type if overview.eligible
+                           else next(iter(types), None))
+        result = None
+        eligible, misses = [], []
+        if credit_type:
+            result = reads.eligibility(session, actor=user.actor, context_kind="project", context_id=project.id,
+                                       credit_type=credit_type, product_code=product_code)
+            ids = [e.pack.id for e in result.eligible] + [m.pack.id for m in result.not_eligible]
+            loaded = repository.packs_with_accounts(session, user.workspace_id, ids)
+            rows = {r.view.id: r for r in pack_rows(session, user.actor, loaded, names=names, with_projects=False)}
+            eligible = [(e.burn_rank, rows[e.pack.id]) for e in result.eligible]
+            # Packs of other credit types are not near misses of this one: they are listed apart.
+            for m in result.not_eligible:
+                if m.reasons == ["other_credit_type"]:
+                    continue
+                reasons = [r for r in m.reasons if r != "other_credit_type"] if m.pack.credit_type == credit_type \
+                    else m.reasons
+                misses.append((rows[m.pack.id], near_miss_reasons(rows[m.pack.id], reasons,
+                                                                  wanted_unit=credit_type)))
+        consumptions = credits.list_consumptions(session, actor=user.actor, limit=50, context_kind="project",
+                                                 context_id=project.id).items
+        consumption_rows = []
+        ct_by_id = {ct.id: ct for ct in types.values()}
+        names.load("user", {c.actor_id for c in consumptions if c.actor_id})
+        for c in consumptions:
+            out = credits.consumption_out(session, c)
+            ct = ct_by_id.get(c.credit_type_id)
+            consumption_rows.append({"c": out, "scale": ct.scale if ct else 0,
+                                     "actor": names.get("user", c.actor_id) or "system"})
+        pack_names = repository.names(session, user.workspace_id, Pack,
+                                      {line.pack_id for r in consumption_rows for line in r["c"].lines})
+    scale = types[credit_type].scale if credit_type in types else 0
+    return render(request, "project.html", nav="projects", project=project, office=office, customer=customer,
+                  contacts=[(cid, names.get("user", cid)) for cid in contacts], types=types,
+                  credit_type=credit_type, product_code=product_code or "", result=result, eligible=eligible,
+                  misses=misses, scale=scale, consumptions=consumption_rows, pack_names=pack_names,
+                  consume=consume_values or {}, error=error, status_code=status_code)
+
+
+@router.get("/projects/{project_id}", response_class=HTMLResponse)
+def project_page(project_id: str, request: Request, user: WebUser = Depends(current_user)):
+    params = request.query_params
+    return _project_view(request, user, project_id, credit_type=(params.get("credit_type") or "")[:40] or None,
+                         product_code=(params.get("product_code") or "").strip()[:100] or None)
+
+
+@router.post("/projects/{project_id}/consume", response_class=HTMLResponse)
+def consume(project_id: str, request: Request, user: WebUser = Depends(current_user),
+            form: FormData = Depends(csrf_form)):
+    db = db_of(request)
+    values = {k: forms.text(form, k, limit=200) for k in ("credit_type", "amount", "product_code", "allow_partial")}
+    credit_type = values["credit_type"] or None
+    product_code = values["product_code"] or None
+    try:
+        with reading(db) as session:
+            get_in_workspace(session, Project, user.workspace_id, project_id)
+            types = credit_types(session, user.actor)
+        if credit_type not in types:
+            raise InvalidInput("Choose a credit type.", code="credit_type_required")
+        scale = types[credit_type].scale
+        amount = parse_amount(values["amount"], scale, label="Amount")
+        data = forms.validated(s.ConsumeRequest, context={"kind": "project", "id": project_id},
+                               credit_type=credit_type, amount=amount, product_code=product_code,
+                               reference={"kind": "project", "id": project_id},
+                               allow_partial=values["allow_partial"] == "yes")
+        consumption = db.write(lambda session: credits.consume(session, data, actor=user.actor))
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        if exc.http_status == 404:
+            raise
+        message = exc.message
+        if exc.code == "insufficient_credits" and "available" in exc.details and credit_type in types:
+            message = (f"Not enough {credit_type}: {fmt_amount(exc.details['available'], types[credit_type].scale)} "
+                       f"available for this project, {values['amount']} requested. Nothing was consumed.")
+        return _project_view(request, user, project_id, credit_type=credit_type, product_code=product_code,
+                             consume_values=values, error=message, status_code=409 if exc.http_status == 409 else 422)
+    with reading(db) as session:
+        lines = credits.consumption_out(session, consumption).lines
+        names = repository.names(session, user.workspace_id, Pack, {line.pack_id for line in lines})
+    paid_by = ", ".join(f"{names.get(line.pack_id, line.pack_id)} ({fmt_amount(line.amount, scale)})"
+                        for line in lines)
+    partial = (f" (of {fmt_amount(consumption.amount_requested, scale)} asked: not enough left)"
+               if consumption.amount < consumption.amount_requested else "")
+    query = f"?credit_type={credit_type}" + (f"&product_code={product_code}" if product_code else "")
+    return redirect(request, f"/projects/{project_id}{query}",
+                    flash=f"Consumed {fmt_amount(consumption.amount, scale)} {credit_type}{partial}, from {paid_by}.")
+

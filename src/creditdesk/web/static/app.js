@@ -1,0 +1,55 @@
+// creditdesk back office: the credit history dialog (the eye icon) and print buttons.
+// Every page works without this script: the eye icon is a plain link to the history page.
+(function () {
+  "use strict";
+  var dialog = document.getElementById("history-dialog");
+  var body = document.getElementById("history-body");
+
+  document.addEventListener("click", function (event) {
+    var eye = event.target.closest("a[data-history]");
+    if (eye && dialog && typeof dialog.showModal === "function") {
+      event.preventDefault();
+      body.textContent = "Loading…";
+      dialog.showModal();
+      fetch(eye.getAttribute("data-history"), { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error("HTTP " + response.status); }
+          return response.text();
+        })
+        .then(function (html) { body.innerHTML = html; })
+        .catch(function () {
+          body.innerHTML = "";
+          var p = document.createElement("p");
+          p.textContent = "Could not load the history. ";
+          var a = document.createElement("a");
+          a.href = eye.getAttribute("href");
+          a.textContent = "Open it as a page";
+          p.appendChild(a);
+          body.appendChild(p);
+        });
+      return;
+    }
+    if (event.target.closest("[data-print]")) {
+      event.preventDefault();
+      window.print();
+    }
+  });
+
+  // Filter forms: leave empty fields out of the URL, so a bookmarked view reads like what it shows.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("form.filters[method=get]")) { return; }
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if (field.name && !field.disabled && field.value === "") { field.disabled = true; }
+    });
+    setTimeout(function () {  // re-enable after the browser has read the form (back button, bfcache)
+      Array.prototype.forEach.call(form.elements, function (field) { field.disabled = false; });
+    }, 0);
+  });
+
+  if (dialog) {
+    dialog.addEventListener("click", function (event) {
+      if (event.target === dialog) { dialog.close(); }  // a click on the backdrop closes it
+    });
+  }
+})();

@@ -1,0 +1,366 @@
+"""Authorization matrix over HTTP: keys of workspace A, of every role, against the objects of workspace B.
+
+Every endpoint that takes an id is found in /openapi.json (a new one without an entry here fails the
+test, so it cannot be forgotten). For each caller of A (master, manager, a member holding every
+permission, a member holding none):
+
+- reads, writes and deletes of B's objects by id answer exactly as for an id that never existed
+  (same status and code: no existence oracle) and never show anything of B;
+- every list, search and export of A, filtered by B's ids or searched for B's names, shows nothing of B;
+- requests of A that name B's objects in their body (holder, context, office, user, pack, ...) fail;
+- and afterwards nothing of B changed: audit events, party rows, ledger transfers, balances and every
+  object as B reads it. Within A, members without manage_packs cannot change another office's packs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from creditdesk.ids import new_id
+from creditdesk.ledger.models import LedgerTransfer
+from tests.api.helpers import counts
+from tests.conftest import make_workspace
+from tests.reliability import summary
+
+MARK = "SECRETB"
+B_CT = "secretb"
+PERMISSIONS = ["send_sms", "manage_office_credits", "manage_packs", "consume_credits", "manage_users"]
+
+# A valid body for every write that takes an id, so that a refusal is about the id, not the body.
+WRITE_BODIES = {
+    ("PATCH", "/v1/customers/{customer_id}"): {"name": "Stolen"},
+    ("PATCH", "/v1/offices/{office_id}"): {"name": "Stolen"},
+    ("PATCH", "/v1/users/{user_id}"): {"name": "Stolen"},
+    ("PATCH", "/v1/teams/{team_id}"): {"name": "Stolen"},
+    ("PATCH", "/v1/api-keys/{key_id}"): {"name": "Stolen"},
+    ("DELETE", "/v1/api-keys/{key_id}"): None,
+    ("PATCH", "/v1/credit-types/{code}"): {"name": "Stolen"},
+    ("PATCH", "/v1/packs/{pack_id}"): {"status_label": "Stolen"},
+    ("POST", "/v1/packs/{pack_id}/change-holder"): {"holder": {"kind": "office", "id": "{a_office}"}},
+    ("POST", "/v1/packs/{pack_id}/void"): {"reason": "Stolen"},
+    ("PATCH", "/v1/projects/{project_id}"): {"name": "Stolen"},
+    ("POST", "/v1/consumptions/{consumption_id}/reverse"): {"reason": "Stolen"},
+    ("POST", "/v1/holds/{hold_id}/capture"): {},
+    ("POST", "/v1/holds/{hold_id}/release"): None,
+    ("POST", "/v1/holds/{hold_id}/reverse"): {"reason": "Stolen"},
+}
+# Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
+PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
+                "key_id": "api_key", "code": "credit_type", "pack_id": "pack", "project_id": "project",
+                "consumption_id": "consumption", "hold_id": "hold", "transfer_id": "transfer"}
+FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
+               "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer"}
+KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
+# Query parameters that search or filter by text: searched for B's names and codes.
+TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
+               "product_code"}
+
+
+def _ok(r: httpx.Response, *expected: int) -> dict:
+    assert r.status_code in expected, f"{r.request.method} {r.request.url} -> {r.status_code} {r.text}"
+    return r.json()
+
+
+class Api:
+    def __init__(self, base_url: str, key: str):
+        self.client = httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"})
+
+    def post(self, path, body=None):
+        return _ok(self.client.post(path, json=body), 200, 201)
+
+    def get(self, path, **params):
+        return _ok(self.client.get(path, params=params), 200)
+
+
+@pytest.fixture(scope="module")
+def world(db, live_server):
+    """Workspace A with a caller of every role, workspace B with one object of every kind."""
+    a, b = make_workspace(db, name="Matrix A"), make_workspace(db, name=f"Matrix B {MARK}")
+    base = live_server.base_url
+    am = Api(base, a.api_key)
+    am.post("/v1/credit-types", {"code": "unit", "name": "Units"})
+    a_office = am.post("/v1/offices", {"name": "A office 1"})["id"]
+    a_office2 = am.post("/v1/offices", {"name": "A office 2"})["id"]
+    a_pack = am.post("/v1/packs", {"holder": {"kind": "office", "id": a_office}, "credit_type": "unit",
+                                   "quantity": 50, "name": "A pack"})["id"]
+    a_pack2 = am.post("/v1/packs", {"holder": {"kind": "office", "id": a_office2}, "credit_type": "unit",
+                                    "quantity": 50, "name": "A office 2 pack"})["id"]
+    a_team = am.post("/v1/teams", {"name": "A team", "office_id": a_office})["id"]
+    callers = {"master": a.api_key}
+    for role, perms in (("manager", PERMISSIONS), ("member+all", PERMISSIONS), ("member", [])):
+        user = am.post("/v1/users", {"name": f"A {role}", "role": role.split("+")[0], "permissions": perms,
+                                     "is_staff": True, "email": f"{role.replace('+', '.')}@example.com",
+                                     "primary_office_id": a_office})["id"]
+        callers[role] = am.post("/v1/api-keys", {"name": role, "user_id": user})["key"]
+    consumer = am.post("/v1/users", {"name": "A consumer", "permissions": ["consume_credits"], "is_staff": True,
+                                     "email": "consumer@example.com", "primary_office_id": a_office})["id"]
+    callers["member+consume"] = am.post("/v1/api-keys", {"name": "consumer", "user_id": consumer})["key"]
+
+    bm = Api(base, b.api_key)
+    bm.post("/v1/credit-types", {"code": B_CT, "name": f"{MARK} units"})
+    objs = {"credit_type": B_CT}
+    objs["customer"] = bm.post("/v1/customers", {"name": f"{MARK} customer", "email": "secretb@example.com"})["id"]
+    objs["office"] = bm.post("/v1/offices", {"name": f"{MARK} office", "customer_id": objs["customer"]})["id"]
+    objs["office2"] = bm.post("/v1/offices", {"name": f"{MARK} office 2"})["id"]
+    objs["user"] = bm.post("/v1/users", {"name": f"{MARK} user", "email": "secretb.user@example.com",
+                                         "is_staff": True, "primary_office_id": objs["office"]})["id"]
+    objs["team"] = bm.post("/v1/teams", {"name": f"{MARK} team", "member_ids": [objs["user"]]})["id"]
+    objs["api_key"] = bm.post("/v1/api-keys", {"name": f"{MARK} key", "user_id": objs["user"]})["id"]
+    objs["pack"] = bm.post("/v1/packs", {"holder": {"kind": "office", "id": objs["office"]}, "credit_type": B_CT,
+                                         "quantity": 1000, "name": f"{MARK} pack", "notes": MARK})["id"]
+    objs["user_pack"] = bm.post("/v1/packs", {"holder": {"kind": "user", "id": objs["user"]}, "credit_type": B_CT,
+                                              "quantity": 100, "name": f"{MARK} user pack"})["id"]
+    objs["project"] = bm.post("/v1/projects", {"name": f"{MARK} project", "office_id": objs["office"],
+                                               "contact_ids": [objs["user"]]})["id"]
+    ctx = {"kind": "office", "id": objs["office"]}
+    objs["consumption"] = bm.post("/v1/consumptions", {"context": ctx, "credit_type": B_CT, "amount": 5,
+                                                       "reference": {"kind": "invoice", "id": MARK}})["id"]
+    objs["hold"] = bm.post("/v1/holds", {"context": ctx, "credit_type": B_CT, "amount": 7})["id"]
+    objs["captured_hold"] = bm.post("/v1/holds", {"context": ctx, "credit_type": B_CT, "amount": 3})["id"]
+    bm.post(f"/v1/holds/{objs['captured_hold']}/capture", {})
+    objs["transfer"] = bm.post("/v1/transfers", {"from": ctx, "to": {"kind": "office", "id": objs["office2"]},
+                                                 "credit_type": B_CT, "amount": 11, "memo": MARK})["id"]
+    schema = httpx.get(base + "/openapi.json", timeout=30).json()
+    yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
+           "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
+           "a_member": consumer}
+    am.client.close()
+    bm.client.close()
+
+
+def _b_snapshot(db, w) -> dict:
+    """Everything of B that a foreign caller might change, as B itself reads it."""
+    b, objs = w["b"], w["b_objs"]
+    snap = {"rows": counts(db, b.id)}
+    with db.read() as session:
+        snap["ledger_transfers"] = session.scalar(select(func.count()).select_from(LedgerTransfer)
+                                                  .where(LedgerTransfer.workspace_id == b.id))
+    with httpx.Client(base_url=w["base"], headers=b.headers, timeout=30) as c:
+        paths = {"customer": "/v1/customers/{}", "office": "/v1/offices/{}", "office2": "/v1/offices/{}",
+                 "user": "/v1/users/{}", "team": "/v1/teams/{}", "pack": "/v1/packs/{}", "user_pack": "/v1/packs/{}",
+                 "project": "/v1/projects/{}", "consumption": "/v1/consumptions/{}", "hold": "/v1/holds/{}",
+                 "captured_hold": "/v1/holds/{}", "transfer": "/v1/transfers/{}", "credit_type": "/v1/credit-types/{}"}
+        for name, path in paths.items():
+            snap[name] = _ok(c.get(path.format(objs[name])), 200)
+        key = _ok(c.get(f"/v1/api-keys/{objs['api_key']}"), 200)
+        key.pop("last_used_at", None)
+        snap["api_key"] = key
+        for kind, holder in (("office", objs["office"]), ("office", objs["office2"]), ("user", objs["user"])):
+            snap[f"balance {holder}"] = _ok(c.get("/v1/balances", params={"holder_kind": kind, "holder_id": holder}),
+                                            200)
+    return snap
+
+
+def _fake_id(obj: str) -> str:
+    if obj == "credit_type":
+        return "nosuchcode"
+    return new_id(FAKE_PREFIX[obj])
+
+
+def _fill(template, values: dict):
+    """Put ids into a body template ("{a_office}" and the like)."""
+    if isinstance(template, dict):
+        return {k: _fill(v, values) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_fill(v, values) for v in template]
+    if isinstance(template, str) and template.startswith("{") and template.endswith("}"):
+        return values[template[1:-1]]
+    return template
+
+
+def _id_endpoints(schema: dict) -> list[tuple[str, str, str]]:
+    out = []
+    for path, ops in schema["paths"].items():
+        names = re.findall(r"{(\w+)}", path)
+        for method in ops:
+            if names:
+                assert len(names) == 1, f"{path}: more than one id; extend the matrix"
+                out.append((method.upper(), path, names[0]))
+    return out
+
+
+def _list_endpoints(schema: dict) -> list[tuple[str, list[dict]]]:
+    return [(path, ops["get"].get("parameters", [])) for path, ops in schema["paths"].items()
+            if "get" in ops and "{" not in path and path.startswith("/v1/")]
+
+
+def _b_secrets(w) -> list[str]:
+    objs = w["b_objs"]
+    return [MARK.lower(), w["b"].id.lower()] + [v.lower() for k, v in objs.items() if k != "credit_type"]
+
+
+def _leaks(text: str, secrets: list[str], sent: set[str]) -> list[str]:
+    """B's ids and names found in a response, less what the request itself sent (echoed in errors)."""
+    low = text.lower()
+    for s in sent:
+        low = low.replace(s.lower(), "")
+    return [s for s in secrets if s in low]
+
+
+def test_authorization_matrix(db, live_server, world):
+    started = time.monotonic()
+    w = world
+    objs = w["b_objs"]
+    secrets = _b_secrets(w)
+    before = _b_snapshot(db, w)
+    violations: list[str] = []
+    requests = 0
+    endpoints = _id_endpoints(w["schema"])
+    unknown = [(m, p) for m, p, _ in endpoints if m != "GET" and (m, p) not in WRITE_BODIES]
+    unmapped = sorted({n for _, _, n in endpoints} - set(PARAM_OBJECT))
+    assert not unknown and not unmapped, (
+        f"new endpoints with ids: add them to the matrix: bodies for {unknown}, objects for {unmapped}")
+    assert len(endpoints) >= 20
+    values = {"a_office": w["a_office"]}
+
+    for role, key in w["callers"].items():
+        c = httpx.Client(base_url=w["base"], headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+        def send(method, url, body=None, params=None):
+            nonlocal requests
+            requests += 1
+            kwargs = {"params": params} if params else {}
+            if body is not None:
+                kwargs["json"] = body
+            return c.request(method, url, **kwargs)
+
+        # 1. Every endpoint with an id, B's id against an id that never existed.
+        for method, path, name in endpoints:
+            obj = PARAM_OBJECT[name]
+            if name == "hold_id" and path.endswith("/reverse"):
+                obj = "captured_hold"
+            body = _fill(WRITE_BODIES.get((method, path)), values)
+            theirs = send(method, path.replace("{" + name + "}", objs[obj]), body)
+            fake = send(method, path.replace("{" + name + "}", _fake_id(obj)), body)
+            label = f"[{role}] {method} {path} with B's {obj}"
+            if theirs.status_code < 400:
+                violations.append(f"{label}: {theirs.status_code} {theirs.text[:300]}")
+            elif (theirs.status_code, theirs.json().get("code")) != (fake.status_code, fake.json().get("code")):
+                violations.append(f"{label}: {theirs.status_code} {theirs.json().get('code')}, but "
+                                  f"{fake.status_code} {fake.json().get('code')} for an id that never existed")
+            leaked = _leaks(theirs.text, secrets, {objs[obj]})
+            if leaked:
+                violations.append(f"{label}: response shows {leaked}: {theirs.text[:300]}")
+
+        # 2. Lists, searches and exports of A, filtered by B's ids or searched for B's names.
+        for path, params in _list_endpoints(w["schema"]):
+            queries: list[dict] = [{}]
+            for p in params:
+                pname = p["name"]
+                if p.get("in") != "query":
+                    continue
+                if pname.endswith("_id"):
+                    for obj, oid in objs.items():
+                        if obj == "credit_type":
+                            continue
+                        q = {pname: oid}
+                        kind = KIND_OF_PREFIX.get(oid.split("_")[0])
+                        for kind_param in ("holder_kind", "context_kind"):
+                            if kind_param in {x["name"] for x in params} and kind:
+                                q[kind_param] = kind if not (kind == "project" and kind_param == "holder_kind") \
+                                    else "office"
+                        queries.append(q)
+                elif pname in TEXT_PARAMS:
+                    queries += [{pname: MARK}, {pname: B_CT}, {pname: objs["consumption"]}]
+            required = [p["name"] for p in params if p.get("required")]
+            for q in queries:
+                for r in required:  # e.g. holder_kind on /v1/balances
+                    q.setdefault(r, "office" if r.endswith("_kind") else "x")
+                r = send("GET", path, params=q)
+                label = f"[{role}] GET {path} {q}"
+                if r.status_code >= 500:
+                    violations.append(f"{label}: {r.status_code}")
+                sent = {str(v) for v in q.values()} if r.status_code >= 400 else set()
+                leaked = _leaks(r.text, secrets, sent)
+                if leaked:
+                    violations.append(f"{label}: {r.status_code} shows {leaked}: {r.text[:300]}")
+
+        # 3. Writes of A that name B's objects in their body.
+        office_b = {"kind": "office", "id": objs["office"]}
+        a_office = {"kind": "office", "id": w["a_office"]}
+        refs = [
+            ("POST", "/v1/packs", {"holder": office_b, "credit_type": "unit", "quantity": 5, "name": "x"}),
+            ("POST", "/v1/packs", {"holder": a_office, "credit_type": B_CT, "quantity": 5, "name": "x"}),
+            ("POST", "/v1/packs", {"holder": a_office, "credit_type": "unit", "quantity": 5, "name": "x",
+                                   "relationship_manager_id": objs["user"]}),
+            ("POST", "/v1/packs/batch", {"packs": [{"holder": office_b, "credit_type": "unit", "quantity": 5,
+                                                    "name": "x"}]}),
+            ("POST", "/v1/consumptions", {"context": office_b, "credit_type": "unit", "amount": 1}),
+            ("POST", "/v1/consumptions", {"context": {"kind": "customer", "id": objs["customer"]},
+                                          "credit_type": "unit", "amount": 1}),
+            ("POST", "/v1/consumptions", {"context": {"kind": "project", "id": objs["project"]},
+                                          "credit_type": "unit", "amount": 1}),
+            ("POST", "/v1/holds", {"context": office_b, "credit_type": "unit", "amount": 1}),
+            ("POST", "/v1/transfers", {"from": office_b, "to": a_office, "credit_type": B_CT, "amount": 1}),
+            ("POST", "/v1/transfers", {"from": office_b, "to": a_office, "credit_type": "unit", "amount": 1}),
+            ("POST", "/v1/transfers", {"from": a_office, "to": office_b, "credit_type": "unit", "amount": 1}),
+            ("POST", "/v1/transfers", {"from_pack_id": objs["pack"], "to": a_office, "credit_type": "unit",
+                                       "amount": 1}),
+            ("POST", "/v1/offices", {"name": "x", "customer_id": objs["customer"]}),
+            ("POST", "/v1/users", {"name": "x", "primary_office_id": objs["office"]}),
+            ("POST", "/v1/users", {"name": "x", "additional_office_ids": [objs["office"]]}),
+            ("POST", "/v1/teams", {"name": "x", "office_id": objs["office"]}),
+            ("POST", "/v1/teams", {"name": "x", "member_ids": [objs["user"]]}),
+            ("POST", "/v1/api-keys", {"name": "x", "user_id": objs["user"]}),
+            ("POST", "/v1/projects", {"name": "x", "office_id": objs["office"]}),
+            ("POST", "/v1/projects", {"name": "x", "office_id": w["a_office"], "contact_ids": [objs["user"]]}),
+            ("PATCH", f"/v1/packs/{w['a_pack']}", {"relationship_manager_id": objs["user"]}),
+            ("POST", f"/v1/packs/{w['a_pack']}/change-holder", {"holder": office_b}),
+            ("PATCH", f"/v1/users/{w['a_member']}", {"primary_office_id": objs["office"]}),
+            ("PATCH", f"/v1/users/{w['a_member']}", {"additional_office_ids": [objs["office"]]}),
+            ("PATCH", f"/v1/teams/{w['a_team']}", {"member_ids": [objs["user"]]}),
+            ("PATCH", f"/v1/teams/{w['a_team']}", {"office_id": objs["office"]}),
+        ]
+        for method, path, body in refs:
+            r = send(method, path, body)
+            label = f"[{role}] {method} {path} naming B's objects {body}"
+            if r.status_code < 400 or r.status_code >= 500:
+                violations.append(f"{label}: {r.status_code} {r.text[:300]}")
+            leaked = _leaks(r.text, secrets, set(_strings(body)))
+            if leaked:
+                violations.append(f"{label}: response shows {leaked}")
+
+        # 4. Within A: callers without manage_packs cannot change another office's pack.
+        if role in ("member", "member+consume"):
+            for method, path, body in (
+                    ("POST", f"/v1/packs/{w['a_pack2']}/void", {"reason": "x"}),
+                    ("POST", f"/v1/packs/{w['a_pack2']}/change-holder", {"holder": a_office}),
+                    ("PATCH", f"/v1/packs/{w['a_pack2']}", {"name": "mine now", "priority": 1}),
+                    ("POST", "/v1/transfers", {"from": {"kind": "office", "id": w["a_office2"]}, "to": a_office,
+                                               "credit_type": "unit", "amount": 1})):
+                r = send(method, path, body)
+                if r.status_code != 403:
+                    violations.append(f"[{role}] {method} {path} on office 2's pack: {r.status_code} {r.text[:200]}")
+        c.close()
+
+    after = _b_snapshot(db, w)
+    for name in before:
+        if before[name] != after[name]:
+            violations.append(f"B's {name} changed: {before[name]} -> {after[name]}")
+    a_pack2 = httpx.get(f"{w['base']}/v1/packs/{w['a_pack2']}", headers=w["a"].headers, timeout=30).json()
+    if (a_pack2["holder"]["id"], a_pack2["status"], a_pack2["name"]) != (w["a_office2"], "active", "A office 2 pack"):
+        violations.append(f"A's office 2 pack changed: {a_pack2}")
+
+    summary.add({"test": "authorization matrix", "db": db.dialect, "attempted": requests, "refused": requests,
+                 "violations": len(violations), "seconds": round(time.monotonic() - started, 1),
+                 "notes": f"{len(w['callers'])} callers x {len(endpoints)} id endpoints + lists + references"})
+    assert violations == [], "\n".join(violations[:60])
+
+
+def _strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
+def test_fake_ids_are_shaped_like_real_ones():
+    # The "never existed" comparison is only fair if fakes look like real ids.
+    real = new_id("pack")
+    assert re.fullmatch(r"pack_[0-9a-z]{26}", real) and len(_fake_id("pack")) == len(real)

@@ -1,0 +1,200 @@
+"""Mass assignment over HTTP: server-owned fields injected into every create/update body are refused.
+
+Every operation with a request body is found in /openapi.json (a new one without a base body here
+fails the test). For each, fields the body does not declare (workspace ids, ids, balances,
+statuses, roles, ledger accounts, timestamps, secrets...) are injected one at a time, at the top
+level and inside nested objects (holder, context, from/to, batch items). Each answer must be 422
+`unknown_field`; nothing may change in the caller's workspace nor in the workspace whose id was
+injected. Then the base body alone must succeed, proving the refusal was about the injected field.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from creditdesk.credits.models import Pack
+from creditdesk.ledger.models import LedgerTransfer
+from tests.api.helpers import counts
+from tests.conftest import make_workspace
+from tests.reliability import summary
+
+
+def _injections(other_ws: str) -> dict:
+    return {
+        "workspace_id": other_ws, "id": "pack_01m000000000000000000000zz", "object": "pack",
+        "remaining": 10**9, "balance": 10**9, "available": 10**9, "held": 0, "total": 10**9, "frozen": False,
+        "status": "voided", "role": "master", "is_master": True, "permissions": ["manage_packs"],
+        "ledger_account_id": "la_01m000000000000000000000zz", "debits_posted": 0, "credits_posted": 10**9,
+        "created_at": "2000-01-01T00:00:00Z", "updated_at": "2000-01-01T00:00:00Z",
+        "reversed_at": None, "resolved_at": None, "revoked_at": None, "last_used_at": None,
+        "customer_id": "cus_01m000000000000000000000zz", "origin_pack_id": "pack_01m000000000000000000000zz",
+        "credit_transfer_id": "xfer_01m000000000000000000000zz", "captured_amount": 10**6,
+        "actor_id": "usr_01m000000000000000000000zz", "api_key_id": "key_01m000000000000000000000zz",
+        "key": "cdk_injected", "key_hash": "x", "prefix": "cdk_x", "settings": {"plan": "enterprise"},
+        "is_active": False, "is_staff": True, "unit": "unit", "quantity": 10**9, "amount": 10**9,
+        "holder_kind": "workspace", "holder_id": other_ws, "lines": [], "void_reason": "x",
+    }
+
+
+def _ok(r: httpx.Response) -> dict:
+    assert r.status_code in (200, 201), f"{r.request.method} {r.request.url} -> {r.status_code} {r.text}"
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def target(db, live_server):
+    ws, other = make_workspace(db, name="Mass assignment"), make_workspace(db, name="Mass assignment other")
+    c = httpx.Client(base_url=live_server.base_url, headers=ws.headers, timeout=30)
+    ids = {}
+    _ok(c.post("/v1/credit-types", json={"code": "unit", "name": "Units"}))
+    ids["o1"] = _ok(c.post("/v1/offices", json={"name": "O1"}))["id"]
+    ids["o2"] = _ok(c.post("/v1/offices", json={"name": "O2"}))["id"]
+    ids["c1"] = _ok(c.post("/v1/customers", json={"name": "C1"}))["id"]
+    ids["u1"] = _ok(c.post("/v1/users", json={"name": "U1", "is_staff": True, "email": "u1@example.com"}))["id"]
+    ids["t1"] = _ok(c.post("/v1/teams", json={"name": "T1"}))["id"]
+    ids["k1"] = _ok(c.post("/v1/api-keys", json={"name": "K1", "user_id": ids["u1"]}))["id"]
+    office = {"kind": "office", "id": ids["o1"]}
+    for name in ("p1", "p2", "p3", "p4"):
+        ids[name] = _ok(c.post("/v1/packs", json={"holder": office, "credit_type": "unit", "quantity": 100,
+                                                  "name": name}))["id"]
+    ids["prj1"] = _ok(c.post("/v1/projects", json={"name": "P1", "office_id": ids["o1"]}))["id"]
+    ids["con1"] = _ok(c.post("/v1/consumptions", json={"context": office, "credit_type": "unit", "amount": 2}))["id"]
+    ids["h1"] = _ok(c.post("/v1/holds", json={"context": office, "credit_type": "unit", "amount": 3}))["id"]
+    ids["h2"] = _ok(c.post("/v1/holds", json={"context": office, "credit_type": "unit", "amount": 3}))["id"]
+    _ok(c.post(f"/v1/holds/{ids['h2']}/capture", json={}))
+    yield {"ws": ws, "other": other, "ids": ids, "client": c}
+    c.close()
+
+
+def _bases(ids: dict) -> dict:
+    office = {"kind": "office", "id": ids["o1"]}
+    office2 = {"kind": "office", "id": ids["o2"]}
+    pack = {"holder": office, "credit_type": "unit", "quantity": 5, "name": "p"}
+    return {
+        ("PATCH", "/v1/workspace"): ("/v1/workspace", {"name": "Mass assignment renamed"}),
+        ("POST", "/v1/customers"): ("/v1/customers", {"name": "C"}),
+        ("PATCH", "/v1/customers/{customer_id}"): (f"/v1/customers/{ids['c1']}", {"name": "C1b"}),
+        ("POST", "/v1/offices"): ("/v1/offices", {"name": "O"}),
+        ("PATCH", "/v1/offices/{office_id}"): (f"/v1/offices/{ids['o1']}", {"name": "O1b"}),
+        ("POST", "/v1/users"): ("/v1/users", {"name": "U"}),
+        ("PATCH", "/v1/users/{user_id}"): (f"/v1/users/{ids['u1']}", {"name": "U1b"}),
+        ("POST", "/v1/teams"): ("/v1/teams", {"name": "T"}),
+        ("PATCH", "/v1/teams/{team_id}"): (f"/v1/teams/{ids['t1']}", {"name": "T1b"}),
+        ("POST", "/v1/api-keys"): ("/v1/api-keys", {"name": "K"}),
+        ("PATCH", "/v1/api-keys/{key_id}"): (f"/v1/api-keys/{ids['k1']}", {"name": "K1b"}),
+        ("POST", "/v1/credit-types"): ("/v1/credit-types", {"code": "second", "name": "Second"}),
+        ("PATCH", "/v1/credit-types/{code}"): ("/v1/credit-types/unit", {"name": "Units b"}),
+        ("POST", "/v1/packs"): ("/v1/packs", pack),
+        ("POST", "/v1/packs/batch"): ("/v1/packs/batch", {"packs": [pack]}),
+        ("PATCH", "/v1/packs/{pack_id}"): (f"/v1/packs/{ids['p4']}", {"status_label": "x"}),
+        ("POST", "/v1/packs/{pack_id}/change-holder"): (f"/v1/packs/{ids['p3']}/change-holder", {"holder": office2}),
+        ("POST", "/v1/packs/{pack_id}/void"): (f"/v1/packs/{ids['p2']}/void", {"reason": "r"}),
+        ("POST", "/v1/projects"): ("/v1/projects", {"name": "P", "office_id": ids["o1"]}),
+        ("PATCH", "/v1/projects/{project_id}"): (f"/v1/projects/{ids['prj1']}", {"name": "P1b"}),
+        ("POST", "/v1/consumptions"): ("/v1/consumptions", {"context": office, "credit_type": "unit", "amount": 1}),
+        ("POST", "/v1/consumptions/{consumption_id}/reverse"): (f"/v1/consumptions/{ids['con1']}/reverse",
+                                                                {"reason": "r"}),
+        ("POST", "/v1/holds"): ("/v1/holds", {"context": office, "credit_type": "unit", "amount": 1}),
+        ("POST", "/v1/holds/{hold_id}/capture"): (f"/v1/holds/{ids['h1']}/capture", {"amount": 1}),
+        ("POST", "/v1/holds/{hold_id}/reverse"): (f"/v1/holds/{ids['h2']}/reverse", {"reason": "r"}),
+        ("POST", "/v1/transfers"): ("/v1/transfers", {"from": office, "to": office2, "credit_type": "unit",
+                                                      "amount": 1}),
+    }
+
+
+def _declared(schema: dict, operation: dict) -> set[str]:
+    """The fields a request body declares (top level), resolving $ref and Optional bodies."""
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    options = body.get("anyOf", [body])
+    names: set[str] = set()
+    for option in options:
+        if "$ref" in option:
+            option = schema["components"]["schemas"][option["$ref"].split("/")[-1]]
+        names |= set(option.get("properties", {}))
+    return names
+
+
+def _nested_paths(body: dict) -> list[tuple]:
+    """Where nested objects sit in a body: ("holder",), ("packs", 0), ("packs", 0, "holder")."""
+    out = []
+    for key, value in body.items():
+        if isinstance(value, dict):
+            out.append((key,))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            out.append((key, 0))
+            out += [(key, 0) + sub for sub in _nested_paths(value[0])]
+    return out
+
+
+def _inject_nested(body: dict, where: tuple, field: str, value) -> dict:
+    import copy
+
+    new = copy.deepcopy(body)
+    node = new
+    for step in where:
+        node = node[step]
+    node[field] = value
+    return new
+
+
+def _fingerprint(db, workspace_id: str, client: httpx.Client, path: str | None) -> dict:
+    fp = counts(db, workspace_id)
+    with db.read() as session:
+        fp["ledger_transfers"] = session.scalar(select(func.count()).select_from(LedgerTransfer)
+                                                .where(LedgerTransfer.workspace_id == workspace_id))
+        fp["packs"] = session.scalar(select(func.count()).select_from(Pack).where(Pack.workspace_id == workspace_id))
+    if path is not None:
+        r = client.get(path.removesuffix("/capture").removesuffix("/reverse").removesuffix("/void")
+                       .removesuffix("/change-holder"))
+        if r.status_code == 200:
+            obj = r.json()
+            obj.pop("last_used_at", None)
+            fp["object"] = obj
+    return fp
+
+
+def test_mass_assignment_is_refused_everywhere(db, live_server, target):
+    started = time.monotonic()
+    c, ids, ws, other = target["client"], target["ids"], target["ws"], target["other"]
+    schema = c.get("/openapi.json").json()
+    bases = _bases(ids)
+    injections = _injections(other.id)
+    writes = [(m.upper(), p, op) for p, ops in schema["paths"].items() for m, op in ops.items()
+              if "requestBody" in op]
+    missing = [(m, p) for m, p, _ in writes if (m, p) not in bases]
+    assert not missing, f"new write endpoints: add a base body for {missing}"
+    violations: list[str] = []
+    attempted = refused = 0
+    for method, template, operation in writes:
+        path, base = bases[(method, template)]
+        declared = _declared(schema, operation)
+        cases = [(f"{field}", {**base, field: value}) for field, value in injections.items() if field not in declared]
+        for where in _nested_paths(base):
+            for field in ("workspace_id", "remaining", "balance", "status"):  # none declared by a nested object
+                cases.append((".".join(map(str, where + (field,))),
+                              _inject_nested(base, where, field, other.id if field == "workspace_id" else "x")))
+        object_path = path if "{" in template else None
+        before = _fingerprint(db, ws.id, c, object_path), counts(db, other.id)
+        for label, body in cases:
+            attempted += 1
+            r = c.request(method, path, json=body)
+            code = r.json().get("code") if r.headers.get("content-type", "").endswith("json") else None
+            if r.status_code == 422 and code == "unknown_field":
+                refused += 1
+            else:
+                violations.append(f"{method} {template} with {label}: {r.status_code} {code} {r.text[:200]}")
+        after = _fingerprint(db, ws.id, c, object_path), counts(db, other.id)
+        if before != after:
+            violations.append(f"{method} {template}: state changed by refused requests: {before} -> {after}")
+        # The base body alone is accepted: the refusals were about the injected fields.
+        r = c.request(method, path, json=base)
+        if r.status_code not in (200, 201):
+            violations.append(f"{method} {template}: the base body itself is refused: {r.status_code} {r.text[:200]}")
+    summary.add({"test": "mass assignment", "db": db.dialect, "attempted": attempted, "refused": refused,
+                 "violations": len(violations), "seconds": round(time.monotonic() - started, 1),
+                 "notes": f"{len(writes)} write endpoints"})
+    assert violations == [], "\n".join(violations[:60])
