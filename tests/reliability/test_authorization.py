@@ -48,13 +48,16 @@ WRITE_BODIES = {
     ("POST", "/v1/holds/{hold_id}/capture"): {},
     ("POST", "/v1/holds/{hold_id}/release"): None,
     ("POST", "/v1/holds/{hold_id}/reverse"): {"reason": "Stolen"},
+    ("POST", "/v1/sms/purchases/{purchase_id}/payment"): {"status": "paid", "reference": "Stolen"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
                 "key_id": "api_key", "code": "credit_type", "pack_id": "pack", "project_id": "project",
-                "consumption_id": "consumption", "hold_id": "hold", "transfer_id": "transfer"}
+                "consumption_id": "consumption", "hold_id": "hold", "transfer_id": "transfer",
+                "purchase_id": "sms_purchase", "message_id": "message"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
-               "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer"}
+               "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
+               "sms_purchase": "smsp", "message": "msg"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -125,6 +128,10 @@ def world(db, live_server):
     bm.post(f"/v1/holds/{objs['captured_hold']}/capture", {})
     objs["transfer"] = bm.post("/v1/transfers", {"from": ctx, "to": {"kind": "office", "id": objs["office2"]},
                                                  "credit_type": B_CT, "amount": 11, "memo": MARK})["id"]
+    objs["sms_purchase"] = bm.post("/v1/sms/purchases", {
+        "for": {"kind": "user", "id": b.master_id}, "quantity": 20,
+        "billing": {"name": f"{MARK} buyer", "address": MARK, "email": "secretb.buyer@example.com"}})["id"]
+    objs["message"] = bm.post("/v1/messages", {"to": "+61400000000", "body": f"{MARK} message"})["id"]
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
@@ -144,7 +151,8 @@ def _b_snapshot(db, w) -> dict:
         paths = {"customer": "/v1/customers/{}", "office": "/v1/offices/{}", "office2": "/v1/offices/{}",
                  "user": "/v1/users/{}", "team": "/v1/teams/{}", "pack": "/v1/packs/{}", "user_pack": "/v1/packs/{}",
                  "project": "/v1/projects/{}", "consumption": "/v1/consumptions/{}", "hold": "/v1/holds/{}",
-                 "captured_hold": "/v1/holds/{}", "transfer": "/v1/transfers/{}", "credit_type": "/v1/credit-types/{}"}
+                 "captured_hold": "/v1/holds/{}", "transfer": "/v1/transfers/{}", "credit_type": "/v1/credit-types/{}",
+                 "sms_purchase": "/v1/sms/purchases/{}", "message": "/v1/messages/{}"}
         for name, path in paths.items():
             snap[name] = _ok(c.get(path.format(objs[name])), 200)
         key = _ok(c.get(f"/v1/api-keys/{objs['api_key']}"), 200)

@@ -16,8 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from creditdesk.audit import Actor
 from creditdesk.credits.models import Pack
 from creditdesk.ledger.models import LedgerTransfer
+from creditdesk.sms import payments
+from creditdesk.sms import schemas as sms_schemas
+from creditdesk.sms import service as sms_service
 from tests.api.helpers import counts
 from tests.conftest import make_workspace
 from tests.reliability import summary
@@ -40,6 +44,29 @@ def _injections(other_ws: str) -> dict:
     }
 
 
+BILLING = {"name": "Buyer", "address": "1 Street", "email": "buyer@example.com"}
+
+
+class _PendingPayment:
+    code, label = "mass_assignment_pending", "Confirmed later"
+
+    def charge(self, purchase):
+        return payments.PaymentResult(status="pending", reference=f"bank:{purchase.id}")
+
+
+def _pending_purchase(db, ws) -> str:
+    """A purchase waiting for its payment, made in-process: the server offers no pending method."""
+    payments.register_payment_method(_PendingPayment())
+    try:
+        actor = Actor(workspace_id=ws.id, user_id=ws.master_id, role="master")
+        data = sms_schemas.PurchaseCreate.model_validate({
+            "for": {"kind": "workspace"}, "quantity": 5, "billing": BILLING,
+            "payment_method": _PendingPayment.code})
+        return db.write(lambda session: sms_service.create_purchase(session, data, actor=actor).id)
+    finally:
+        payments.unregister_payment_method(_PendingPayment.code)
+
+
 def _ok(r: httpx.Response) -> dict:
     assert r.status_code in (200, 201), f"{r.request.method} {r.request.url} -> {r.status_code} {r.text}"
     return r.json()
@@ -49,7 +76,7 @@ def _ok(r: httpx.Response) -> dict:
 def target(db, live_server):
     ws, other = make_workspace(db, name="Mass assignment"), make_workspace(db, name="Mass assignment other")
     c = httpx.Client(base_url=live_server.base_url, headers=ws.headers, timeout=30)
-    ids = {}
+    ids = {"master": ws.master_id}
     _ok(c.post("/v1/credit-types", json={"code": "unit", "name": "Units"}))
     ids["o1"] = _ok(c.post("/v1/offices", json={"name": "O1"}))["id"]
     ids["o2"] = _ok(c.post("/v1/offices", json={"name": "O2"}))["id"]
@@ -66,6 +93,9 @@ def target(db, live_server):
     ids["h1"] = _ok(c.post("/v1/holds", json={"context": office, "credit_type": "unit", "amount": 3}))["id"]
     ids["h2"] = _ok(c.post("/v1/holds", json={"context": office, "credit_type": "unit", "amount": 3}))["id"]
     _ok(c.post(f"/v1/holds/{ids['h2']}/capture", json={}))
+    ids["smsp_paid"] = _ok(c.post("/v1/sms/purchases", json={
+        "for": {"kind": "user", "id": ws.master_id}, "quantity": 50, "billing": BILLING}))["id"]
+    ids["smsp_pending"] = _pending_purchase(db, ws)
     yield {"ws": ws, "other": other, "ids": ids, "client": c}
     c.close()
 
@@ -103,6 +133,15 @@ def _bases(ids: dict) -> dict:
         ("POST", "/v1/holds/{hold_id}/reverse"): (f"/v1/holds/{ids['h2']}/reverse", {"reason": "r"}),
         ("POST", "/v1/transfers"): ("/v1/transfers", {"from": office, "to": office2, "credit_type": "unit",
                                                       "amount": 1}),
+        ("PATCH", "/v1/sms/settings"): ("/v1/sms/settings", {"tax_label": "GST"}),
+        ("POST", "/v1/sms/purchases"): ("/v1/sms/purchases", {"for": {"kind": "workspace"}, "quantity": 3,
+                                                              "billing": BILLING}),
+        ("POST", "/v1/sms/purchases/{purchase_id}/payment"): (f"/v1/sms/purchases/{ids['smsp_pending']}/payment",
+                                                               {"status": "paid", "reference": "bank:ok"}),
+        ("POST", "/v1/sms/transfers"): ("/v1/sms/transfers", {"from": {"kind": "user", "id": ids["master"]},
+                                                              "to": {"kind": "workspace"}, "quantity": 1,
+                                                              "agree_to_conditions": True}),
+        ("POST", "/v1/messages"): ("/v1/messages", {"to": "+61400000000", "body": "Hello"}),
     }
 
 
@@ -149,7 +188,7 @@ def _fingerprint(db, workspace_id: str, client: httpx.Client, path: str | None) 
         fp["packs"] = session.scalar(select(func.count()).select_from(Pack).where(Pack.workspace_id == workspace_id))
     if path is not None:
         r = client.get(path.removesuffix("/capture").removesuffix("/reverse").removesuffix("/void")
-                       .removesuffix("/change-holder"))
+                       .removesuffix("/change-holder").removesuffix("/payment"))
         if r.status_code == 200:
             obj = r.json()
             obj.pop("last_used_at", None)

@@ -200,7 +200,11 @@ def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, orig
         raise InvalidCredits("Give either expires_at or expiry_months, not both.", code="expiry_ambiguous")
     expires_at = _aware(data.expires_at)
     if data.expiry_months:
-        expires_at = add_months(purchased_at, data.expiry_months)
+        try:
+            expires_at = add_months(purchased_at, data.expiry_months)
+        except ValueError:  # past year 9999
+            raise InvalidCredits("The expiry date would be past the year 9999; give a nearer date.",
+                                 code="expiry_out_of_range") from None
     if expires_at is not None and expires_at <= starts_at:
         raise InvalidCredits("The pack would expire before it starts.", code="expiry_before_start")
     if data.price_paid and not data.currency:

@@ -120,7 +120,7 @@ def render_receipt(purchase: SmsPurchase, *, account_name: str, number: str, buy
             left_bottom = pdf.get_y()
     pdf.set_xy(pdf.l_margin, max(left_bottom, pdf.get_y()) + 8)
 
-    widths = (80, 25, 32, 33)
+    widths = (96, 20, 26, 28)
     pdf.font(10, bold=True)
     for text, width, align in zip(("Description", "Quantity", "Unit price", "Amount"), widths, "LRRR"):
         pdf.cell(width, 8, text, border="B", align=align)
@@ -128,9 +128,14 @@ def render_receipt(purchase: SmsPurchase, *, account_name: str, number: str, buy
     pdf.font(10)
     row = (f"SMS credits for {account_name}", f"{purchase.quantity:,}", format_money(purchase.unit_price, cur),
            format_money(purchase.subtotal, cur))
-    for text, width, align in zip(row, widths, "LRRR"):
+    # The description wraps (holder names can be long); the figures sit on its first line.
+    top = pdf.get_y()
+    pdf.set_x(pdf.l_margin + widths[0])
+    for text, width, align in zip(row[1:], widths[1:], "RRR"):
         pdf.cell(width, 8, pdf.fit(text, width), align=align)
-    pdf.ln(10)
+    pdf.set_xy(pdf.l_margin, top + 1.5)
+    pdf.multi_cell(widths[0], 5, pdf.clean(row[0]), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_y(max(pdf.get_y(), top + 8) + 2)
     for label, amount, bold in (("Subtotal", purchase.subtotal, False),
                                 (f"{purchase.tax_label} ({format_rate(purchase.tax_rate_bp)})", purchase.tax, False),
                                 ("Total", purchase.total, True)):
