@@ -65,7 +65,6 @@ def test_unstorable_values_are_refused_as_bad_input(db, live_server, hostile_ws,
     kwargs = {"params": payload} if method == "GET" else {"json": payload}
     r = httpx.request(method, live_server.base_url + path, headers=ws.headers, timeout=30, **kwargs)
     assert r.status_code == 422, r.text
-    assert r.json()["code"] == "expiry_out_of_range"
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == code
     assert counts(db, ws.id) == before
