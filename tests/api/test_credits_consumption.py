@@ -306,7 +306,8 @@ def test_frozen_credits_cannot_be_consumed_until_the_holder_may_use_them(world, 
     body = {"context": {"kind": "user", "id": world.anna}, "credit_type": "sms", "amount": 10,
             "product_code": "sms_campaign"}
     before = state(db, workspace.id)
-    problem(api.post("/v1/consumptions", body), 409, "insufficient_credits")  # Anna lacks send_sms
+    refused = problem(api.post("/v1/consumptions", body), 409, "credits_frozen")  # Anna lacks send_sms
+    assert refused["frozen"] == 100 and refused["available"] == 0
     assert state(db, workspace.id) == before
     assert api.get(f"/v1/packs/{sms}").json()["frozen"] is True
     api.patch(f"/v1/users/{world.anna}", {"permissions": ["send_sms"]}, status=200)

@@ -18,6 +18,7 @@ from creditdesk.credits import schemas as cs
 from creditdesk.credits import service as credits
 from creditdesk.credits.errors import (
     AlreadyReversed,
+    CreditsFrozen,
     HoldExpired,
     HoldNotPending,
     InsufficientCredits,
@@ -214,10 +215,14 @@ def test_credits_of_a_user_without_the_types_permission_are_frozen(db, shop):
     assert balance(db, a, "user", shop.anna, "sms") == {"available": 0, "held": 0, "total": 40, "frozen": 40}
     assert pack(db, a, sms).frozen is True
     assert pack(db, a, plain).frozen is False  # a type without required_permission never freezes
-    with pytest.raises(InsufficientCredits):
+    # Refused as frozen, not as "insufficient": the credits are there, a transfer out is the way.
+    with pytest.raises(CreditsFrozen) as refused:
         consume(db, a, "user", shop.anna, 1, credit_type="sms")
-    with pytest.raises(InsufficientCredits):
+    assert refused.value.details["frozen"] == 40
+    with pytest.raises(CreditsFrozen):
         hold(db, a, "user", shop.anna, 1, credit_type="sms")
+    with pytest.raises(InsufficientCredits):  # more than even the frozen credits would pay
+        consume(db, a, "user", shop.anna, 41, credit_type="sms")
     assert lines(consume(db, a, "user", shop.anna, 1)) == [(plain, 1)]
     # Frozen until transferred away: the transfer is allowed, and the receiver can spend them.
     moved = transfer(db, a, ("user", shop.clara), 40, source=("user", shop.anna), credit_type="sms")
@@ -235,7 +240,7 @@ def test_credits_of_a_deactivated_user_are_frozen(db, shop):
     p = grant(db, a, "user", shop.clara, 20)
     set_user(db, shop, shop.clara, is_active=False)
     assert balance(db, a, "user", shop.clara)["frozen"] == 20
-    with pytest.raises(InsufficientCredits):
+    with pytest.raises(CreditsFrozen):
         consume(db, a, "user", shop.clara, 1)
     set_user(db, shop, shop.clara, is_active=True)
     assert lines(consume(db, a, "user", shop.clara, 20)) == [(p, 20)]

@@ -527,10 +527,32 @@ def _burn(session: Session, ctx: ResolvedContext, ct: CreditType, amount: int, p
     plan = _plan(packs, accounts, amount)
     taken = sum(t for _, t in plan)
     if taken == 0 or (taken < amount and not allow_partial):
+        frozen = _frozen_available(session, ctx, ct, product_code, now)
+        if frozen and taken + frozen >= (amount if not allow_partial else 1):
+            # The credits exist but are frozen: say so, so the holder knows a transfer out is the way.
+            raise CreditsFrozen(
+                f"Not enough usable {ct.code} credits: {taken} available for this {ctx.kind}, {amount} requested; "
+                f"{frozen} more are frozen (their holder is deactivated or lacks the permission to use them). "
+                "Frozen credits can be transferred to a permitted holder.",
+                available=taken, requested=amount, frozen=frozen)
         raise InsufficientCredits(
             f"Not enough {ct.code} credits: {taken} available for this {ctx.kind}, {amount} requested.",
             available=taken, requested=amount)
     return plan, accounts
+
+
+def _frozen_available(session: Session, ctx: ResolvedContext, ct: CreditType, product_code: str | None,
+                      now: datetime) -> int:
+    """Credits of the context that would pay but for being frozen (a refused consumption only)."""
+    rows = session.scalars(select(Pack).where(
+        Pack.workspace_id == ct.workspace_id, Pack.credit_type_id == ct.id, Pack.status == "active",
+        Pack.holder_kind == "user", _holder_clause(ctx.holders), Pack.starts_at <= now,
+        or_(Pack.expires_at.is_(None), Pack.expires_at > now))).all()
+    packs = [p for p in rows if _covers(p, product_code)]
+    frozen = frozen_user_ids(session, ct.workspace_id, ct, {p.holder_id for p in packs})
+    accounts = {a.id: a for a in session.scalars(select(LedgerAccount).where(
+        LedgerAccount.id.in_([p.ledger_account_id for p in packs if p.holder_id in frozen])))}
+    return sum(max(a.available, 0) for a in accounts.values())
 
 
 def consume(session: Session, data: schemas.ConsumeRequest, *, actor: Actor) -> Consumption:
