@@ -102,13 +102,6 @@ def record(session: Session, *, actor: Actor, action: str, object_type: str, obj
     return event
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def list_audit_events(session: Session, *, actor: Actor, limit=None, cursor=None, action=None, object_type=None,
                       object_id=None, actor_id=None, since=None, until=None, newest_first=True) -> Page[AuditEvent]:
     if not (actor.is_master or actor.role == "manager"):
@@ -116,8 +109,8 @@ def list_audit_events(session: Session, *, actor: Actor, limit=None, cursor=None
         from creditdesk.errors import NotPermitted
 
         raise NotPermitted("Only master and manager users may read the activity log.")
-    since = _aware(since)
-    until = _aware(until)
+    since = clock.aware(since)
+    until = clock.aware(until)
     stmt = select(AuditEvent).where(AuditEvent.workspace_id == actor.workspace_id)
     if action:
         stmt = stmt.where(AuditEvent.action == action)

@@ -42,3 +42,10 @@ def set_clock(clock: SystemClock | FrozenClock) -> None:
 
 def get_clock() -> SystemClock | FrozenClock:
     return _clock
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """The datetime in UTC when it came back naive (SQLite stores no zone; creditdesk stores UTC only)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value

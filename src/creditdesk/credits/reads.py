@@ -111,9 +111,9 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
     if remaining_max is not None:
         stmt = stmt.where(available <= remaining_max)
     if expires_from is not None:
-        stmt = stmt.where(Pack.expires_at >= _aware(expires_from))
+        stmt = stmt.where(Pack.expires_at >= clock.aware(expires_from))
     if expires_to is not None:
-        stmt = stmt.where(Pack.expires_at <= _aware(expires_to))
+        stmt = stmt.where(Pack.expires_at <= clock.aware(expires_to))
     if status_label:
         stmt = stmt.where(Pack.status_label == status_label)
     if q:
@@ -138,12 +138,6 @@ def _sort_value(row, sort: str):
     if sort == "created":
         return None
     return getattr(pack, SORTS[sort].key)
-
-
-def _aware(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def balances(session: Session, *, actor: Actor, holder_kind: str, holder_id: str | None,

@@ -169,14 +169,6 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, origin: Pack | None = None,
                transfer_id: str | None = None, fund_from: str | None = None) -> Pack:
     """Create a pack and fund it: a ledger transfer from issuance (or from `fund_from`) to its account."""
@@ -194,11 +186,11 @@ def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, orig
         if user_id:
             get_in_workspace(session, User, ws, user_id)
     now = clock.now()
-    purchased_at = _aware(data.purchased_at) or now
-    starts_at = _aware(data.starts_at) or purchased_at
+    purchased_at = clock.aware(data.purchased_at) or now
+    starts_at = clock.aware(data.starts_at) or purchased_at
     if data.expires_at and data.expiry_months:
         raise InvalidCredits("Give either expires_at or expiry_months, not both.", code="expiry_ambiguous")
-    expires_at = _aware(data.expires_at)
+    expires_at = clock.aware(data.expires_at)
     if data.expiry_months:
         try:
             expires_at = add_months(purchased_at, data.expiry_months)
