@@ -86,6 +86,32 @@ def create_demo(session: Session) -> DemoInfo:
         create_credit_demo(session, actor=actor, customers=customers,
                            staff={"manager": manager, "alice": alice, "bob": bob, "carol": carol})
 
+        _sms_demo(session, actor=actor, office=head_office,
+                  staff={"manager": manager, "alice": alice, "bob": bob, "carol": carol})
+
     _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                             actor=actor)
     return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, demo_secret or secret)
+
+
+def _sms_demo(session: Session, *, actor, office, staff: dict) -> None:
+    """SMS credits (seed 003) through the SMS services: seller details for receipts, a paid purchase with
+    its receipt, a transfer from the pool, and a user whose send_sms was removed (frozen credits)."""
+    from creditdesk.sms import schemas as ss
+    from creditdesk.sms import service as sms
+
+    sms.update_settings(session, ss.SmsSettingsUpdate(seller=ss.SellerDetails(
+        name=DEMO_WORKSPACE, address="1 Demo Street\nSydney NSW 2000", tax_id="ABN 11 222 333 444",
+        email="accounts@demo.example.com")), actor=actor)
+    sms.create_purchase(session, ss.PurchaseCreate.model_validate({
+        "for": {"kind": "user", "id": staff["alice"].id}, "quantity": 300,
+        "billing": {"name": "Demo Services Ltd", "address": "1 Demo Street\nSydney NSW 2000",
+                    "email": "accounts@demo.example.com"}}), actor=actor)
+    dan = parties.create_user(session, ps.UserCreate(
+        name="Dan Dispatch", email="dan@demo.example.com", is_staff=True, role="member",
+        permissions=["send_sms"], primary_office_id=office.id, password=DEMO_PASSWORD), actor=actor)
+    sms.transfer(session, ss.SmsTransferCreate.model_validate({
+        "from": {"kind": "workspace"}, "to": {"kind": "user", "id": dan.id}, "quantity": 50,
+        "agree_to_conditions": True, "memo": "Starter credits"}), actor=actor)
+    # Dan no longer sends SMS: his 50 credits are frozen until someone transfers them away.
+    parties.update_user(session, dan.id, ps.UserUpdate(permissions=[]), actor=actor)

@@ -15,6 +15,8 @@ FIELD_LABELS = {
     "credit_type": "Credit type", "price_paid": "Price paid", "currency": "Currency", "reason": "Reason",
     "expiry_months": "Expiry in months", "priority": "Priority", "product_codes": "Products",
     "external_ref": "External reference", "holder": "Holder", "amount": "Amount", "product_code": "Product",
+    "billing.name": "Billing name", "billing.address": "Billing address", "billing.email": "Billing email",
+    "billing.tax_id": "Billing tax id", "to": "To (phone number)", "body": "Message",
 }
 
 
@@ -26,7 +28,8 @@ def validated(model: type[M], **data: Any) -> M:
         messages = []
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ())]
-            label = FIELD_LABELS.get(loc[0], loc[0].replace("_", " ").capitalize()) if loc else "Input"
+            label = (FIELD_LABELS.get(".".join(loc[:2])) or FIELD_LABELS.get(loc[0], loc[0].replace("_", " ").capitalize())
+                     if loc else "Input")
             messages.append(f"{label}: {err.get('msg', 'invalid')}")
         raise InvalidInput("; ".join(messages), code="invalid_form") from None
 

@@ -47,6 +47,21 @@
     }, 0);
   });
 
+  // Drop-down menus: one open at a time; a click elsewhere or Escape closes them.
+  document.addEventListener("click", function (event) {
+    Array.prototype.forEach.call(document.querySelectorAll("details.menu[open]"), function (menu) {
+      if (!menu.contains(event.target)) { menu.removeAttribute("open"); }
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    Array.prototype.forEach.call(document.querySelectorAll("details.menu[open]"), function (menu) {
+      menu.removeAttribute("open");
+      var summary = menu.querySelector("summary");
+      if (summary) { summary.focus(); }
+    });
+  });
+
   if (dialog) {
     dialog.addEventListener("click", function (event) {
       if (event.target === dialog) { dialog.close(); }  // a click on the backdrop closes it

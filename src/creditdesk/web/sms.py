@@ -1,0 +1,353 @@
+"""Manage SMS credits (seed 003), in the back office: the box reached from the user's name menu, and
+its actions: purchase (details -> payment -> confirmation with the tax invoice / receipt), transfer to /
+from an account (tick to agree), the last 30 days logs (CSV, print view), and sending an SMS / the outbox.
+
+Every rule (who sees which account, who may buy for or move credits between whom, frozen credits, the
+30-day window) lives in creditdesk.sms.service; these pages only show what it answers and post to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
+
+from creditdesk import clock
+from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
+from creditdesk.parties.models import Workspace
+from creditdesk.sms import payments
+from creditdesk.sms import schemas as s
+from creditdesk.sms import service as sms
+from creditdesk.web import forms, repository
+from creditdesk.web.core import (
+    WebRoute,
+    WebUser,
+    csrf_form,
+    current_user,
+    db_of,
+    fmt_amount,
+    reading,
+    redirect,
+    render,
+)
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+POOL = "workspace"
+POOL_NAME = "System credits (unallocated)"
+MOVEMENT_LABELS = {
+    "purchase": "Purchased", "grant": "Granted", "transfer_in": "Transfer in", "transfer_out": "Transfer out",
+    "sent": "SMS sent", "consumed": "Consumed", "reversal": "Returned", "expired": "Expired", "voided": "Voided",
+}
+PAYMENT_LABELS = {"manual_invoice": "Invoice (paid on account)"}
+
+
+def _key(row: s.SmsAccountOut) -> str:
+    return POOL if row.kind == "workspace" else row.id
+
+
+def _name(row: s.SmsAccountOut) -> str:
+    return POOL_NAME if row.kind == "workspace" else row.name
+
+
+def _ref(key: str) -> s.AccountRef:
+    return s.AccountRef(kind="workspace") if key == POOL else s.AccountRef(kind="user", id=key[:40])
+
+
+def _accounts(request: Request, user: WebUser) -> tuple[list[s.SmsAccountOut], dict, Workspace]:
+    with reading(db_of(request)) as session:
+        rows = sms.list_accounts(session, actor=user.actor)
+        settings = sms.get_settings(session, actor=user.actor)
+        workspace = session.get(Workspace, user.workspace_id)
+    return rows, settings, workspace
+
+
+def _find(rows: list[s.SmsAccountOut], key: str) -> s.SmsAccountOut | None:
+    return next((r for r in rows if _key(r) == key), None)
+
+
+def _money(amount: int, currency: str) -> str:
+    return f"{fmt_amount(amount, forms.currency_exponent(currency))} {currency}"
+
+
+def _method_label(code: str) -> str:
+    method = payments.get_payment_method(code)
+    return getattr(method, "label", None) or PAYMENT_LABELS.get(code, code)
+
+
+# --- the box ----------------------------------------------------------------------------------------
+
+@router.get("/sms", response_class=HTMLResponse)
+def manage(request: Request, user: WebUser = Depends(current_user)):
+    rows, settings, _ = _accounts(request, user)
+    return render(request, "sms.html", nav="sms", rows=rows, key=_key, name=_name, settings=settings,
+                  shared=settings.credit_mode != "individual")
+
+
+# --- purchase ---------------------------------------------------------------------------------------
+
+def _purchase_values(form) -> dict:
+    return {
+        "for": forms.text(form, "for", limit=60), "quantity": forms.text(form, "quantity", limit=20),
+        "billing_name": forms.text(form, "billing_name", limit=200),
+        "billing_address": forms.text(form, "billing_address", limit=1000),
+        "billing_tax_id": forms.text(form, "billing_tax_id", limit=100),
+        "billing_email": forms.text(form, "billing_email", limit=200),
+        "payment_method": forms.text(form, "payment_method", limit=40) or "manual_invoice",
+    }
+
+
+def _purchase_request(values: dict) -> s.PurchaseCreate:
+    if not values["for"]:
+        raise InvalidInput("Choose whom the SMS credits are for: System credits or a user.")
+    quantity = forms.integer(values, "quantity", label="Quantity")
+    if quantity is None:
+        raise InvalidInput("Quantity: enter the number of SMS credits to buy.")
+    return forms.validated(s.PurchaseCreate, **{
+        "for": _ref(values["for"]).model_dump(), "quantity": quantity,
+        "billing": {"name": values["billing_name"], "address": values["billing_address"],
+                    "tax_id": values["billing_tax_id"] or None, "email": values["billing_email"]},
+        "payment_method": values["payment_method"]})
+
+
+def _purchase_page(request: Request, user: WebUser, values: dict, *, error: str | None = None,
+                   status_code: int = 200) -> HTMLResponse:
+    rows, settings, _ = _accounts(request, user)
+    options = [(_key(r), _name(r)) for r in rows if "purchase" in r.actions]
+    return render(request, "sms_purchase.html", nav="sms", values=values, options=options, settings=settings,
+                  price=_money(settings.unit_price, settings.currency), error=error, status_code=status_code)
+
+
+@router.get("/sms/purchase", response_class=HTMLResponse)
+def purchase_form(request: Request, user: WebUser = Depends(current_user)):
+    wanted = (request.query_params.get("for") or "")[:60]
+    values = {"for": wanted, "quantity": "", "billing_name": user.name, "billing_address": "", "billing_tax_id": "",
+              "billing_email": user.email, "payment_method": "manual_invoice"}
+    return _purchase_page(request, user, values)
+
+
+@router.post("/sms/purchase", response_class=HTMLResponse)
+def purchase_proceed(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    """Step 4 -> the payment screen: nothing is bought (and no credits applied) until Pay is pressed."""
+    values = _purchase_values(form)
+    try:
+        data = _purchase_request(values)
+        with reading(db_of(request)) as session:
+            sms.authorize_purchase(session, user.actor, data.for_)
+            settings = sms.get_settings(session, actor=user.actor)
+            for_name = (POOL_NAME if data.for_.kind == "workspace"
+                        else sms.holder_name(session, "user", data.for_.id))
+    except CreditdeskError as exc:
+        return _purchase_page(request, user, values, error=exc.message, status_code=422)
+    subtotal = settings.unit_price * data.quantity
+    tax = sms.compute_tax(subtotal, settings.tax_rate_bp)
+    methods = [(code, _method_label(code)) for code in settings.payment_methods]
+    return render(request, "sms_payment.html", nav="sms", values=values, for_name=for_name, quantity=data.quantity,
+                  unit_price=_money(settings.unit_price, settings.currency),
+                  subtotal=_money(subtotal, settings.currency), tax=_money(tax, settings.currency),
+                  tax_label=f"{settings.tax_label} {settings.tax_rate_bp / 100:g} %",
+                  total=_money(subtotal + tax, settings.currency), methods=methods)
+
+
+@router.post("/sms/purchase/pay", response_class=HTMLResponse)
+def purchase_pay(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    values = _purchase_values(form)
+    try:
+        data = _purchase_request(values)
+        purchase = db_of(request).write(lambda session: sms.create_purchase(session, data, actor=user.actor))
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        return _purchase_page(request, user, values, error=exc.message, status_code=422)
+    return redirect(request, f"/sms/purchases/{purchase.id}")
+
+
+def _purchase_view(request: Request, user: WebUser, purchase_id: str):
+    with reading(db_of(request)) as session:
+        purchase = sms.get_purchase(session, purchase_id, actor=user.actor)
+        for_name = (POOL_NAME if purchase.for_kind == "workspace"
+                    else sms.holder_name(session, "user", purchase.for_id))
+    return purchase, for_name
+
+
+@router.get("/sms/purchases/{purchase_id}", response_class=HTMLResponse)
+def purchase_confirmation(purchase_id: str, request: Request, user: WebUser = Depends(current_user)):
+    purchase, for_name = _purchase_view(request, user, purchase_id)
+    cur = purchase.currency
+    return render(request, "sms_confirmation.html", nav="sms", p=purchase, for_name=for_name,
+                  receipt_number=sms.receipt_number(purchase), method=_method_label(purchase.payment_method),
+                  for_key=POOL if purchase.for_kind == "workspace" else purchase.for_id,
+                  money={k: _money(getattr(purchase, k), cur) for k in ("unit_price", "subtotal", "tax", "total")})
+
+
+@router.post("/sms/purchases/{purchase_id}/payment", response_class=HTMLResponse)
+def settle(purchase_id: str, request: Request, user: WebUser = Depends(current_user),
+           form: FormData = Depends(csrf_form)):
+    status = forms.text(form, "status", limit=10)
+    outcome = forms.validated(s.PaymentOutcome, status=status, reference=forms.optional(form, "reference"),
+                              reason=forms.optional(form, "reason"))
+    db_of(request).write(lambda session: sms.settle_purchase(session, purchase_id, outcome, actor=user.actor))
+    return redirect(request, f"/sms/purchases/{purchase_id}",
+                    flash="Payment recorded." if status == "paid" else "Payment recorded as failed.")
+
+
+@router.get("/sms/purchases/{purchase_id}/receipt.pdf")
+def receipt(purchase_id: str, request: Request, user: WebUser = Depends(current_user)):
+    with reading(db_of(request)) as session:
+        filename, pdf = sms.purchase_receipt(session, purchase_id, actor=user.actor)
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
+# --- transfer ---------------------------------------------------------------------------------------
+
+def _transfer_page(request: Request, user: WebUser, key: str, direction: str, values: dict, *,
+                   error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    rows, settings, _ = _accounts(request, user)
+    account = _find(rows, key)
+    needed = "transfer_from" if direction == "from" else "transfer_to"
+    if account is None or needed not in account.actions:
+        raise NotPermitted("You cannot transfer SMS credits " + ("from" if direction == "from" else "to")
+                           + " this account.", code="not_permitted")
+    # The other side: accounts credits may go to (from this one) or come from (into this one).
+    other_action = "transfer_to" if direction == "from" else "transfer_from"
+    others = [(_key(r), _name(r), r) for r in rows if other_action in r.actions and _key(r) != key]
+    return render(request, "sms_transfer.html", nav="sms", account=account, account_key=key,
+                  account_name=_name(account), direction=direction, others=others, values=values,
+                  conditions=settings.transfer_conditions, error=error, status_code=status_code)
+
+
+@router.get("/sms/transfer", response_class=HTMLResponse)
+def transfer_form(request: Request, user: WebUser = Depends(current_user)):
+    key = (request.query_params.get("account") or "")[:40]
+    direction = "to" if request.query_params.get("direction") == "to" else "from"
+    return _transfer_page(request, user, key, direction, {"other": "", "quantity": "", "memo": "", "agree": False})
+
+
+@router.post("/sms/transfer", response_class=HTMLResponse)
+def transfer(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    key = forms.text(form, "account", limit=40)
+    direction = "to" if forms.text(form, "direction") == "to" else "from"
+    values = {"other": forms.text(form, "other", limit=40), "quantity": forms.text(form, "quantity", limit=20),
+              "memo": forms.text(form, "memo", limit=2000), "agree": form.get("agree") == "yes"}
+    try:
+        if not values["other"]:
+            raise InvalidInput("Choose the account to transfer " + ("to." if direction == "from" else "from."))
+        quantity = forms.integer(values, "quantity", label="Quantity")
+        if quantity is None:
+            raise InvalidInput("Quantity: enter the number of SMS credits to transfer.")
+        if not values["agree"]:
+            raise InvalidInput("Tick the box to agree to the transfer conditions before you transfer.")
+        source, to = (key, values["other"]) if direction == "from" else (values["other"], key)
+        data = forms.validated(s.SmsTransferCreate, **{
+            "from": _ref(source).model_dump(), "to": _ref(to).model_dump(), "quantity": quantity,
+            "agree_to_conditions": values["agree"], "memo": values["memo"]})
+        db_of(request).write(lambda session: sms.transfer(session, data, actor=user.actor))
+        with reading(db_of(request)) as session:
+            names = [POOL_NAME if k == POOL else sms.holder_name(session, "user", k) for k in (source, to)]
+    except NotPermitted as exc:
+        return _transfer_page(request, user, key, direction, values, error=exc.message, status_code=403)
+    except CreditdeskError as exc:
+        return _transfer_page(request, user, key, direction, values, error=exc.message, status_code=422)
+    return redirect(request, "/sms", flash=f"Transferred {quantity:,} SMS credits from {names[0]} to {names[1]}. "
+                                           "The credits are applied.")
+
+
+# --- logs -------------------------------------------------------------------------------------------
+
+def _log_rows(request: Request, user: WebUser, account: str | None):
+    with reading(db_of(request)) as session:
+        entries = list(sms.iter_logs(session, actor=user.actor, account=account))
+        title = None
+        if account:
+            title = POOL_NAME if account == POOL else sms.holder_name(session, "user", account)
+    for e in entries:
+        if e.account.kind == "workspace":
+            e.account.name = POOL_NAME
+        if e.counterparty is not None and e.counterparty.kind == "workspace":
+            e.counterparty.name = POOL_NAME
+    return entries, title
+
+
+@router.get("/sms/logs", response_class=HTMLResponse)
+def logs(request: Request, user: WebUser = Depends(current_user)):
+    account = (request.query_params.get("account") or "")[:40] or None
+    entries, title = _log_rows(request, user, account)
+    printing = request.query_params.get("print") == "1"
+    return render(request, "sms_logs.html", nav="sms", entries=entries, account=account, title=title,
+                  labels=MOVEMENT_LABELS, days=sms.LOG_DAYS, printing=printing, now=clock.now())
+
+
+@router.get("/sms/logs.csv")
+def logs_csv(request: Request, user: WebUser = Depends(current_user)):
+    account = (request.query_params.get("account") or "")[:40] or None
+    with reading(db_of(request)) as session:
+        entries = list(sms.iter_logs(session, actor=user.actor, account=account))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(sms.LOG_CSV_COLUMNS)
+    for entry in entries:
+        writer.writerow(sms.log_csv_row(entry))
+    name = f"sms-logs-{account or 'all'}.csv"
+    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+# --- send an SMS / the outbox -------------------------------------------------------------------------
+
+def _messages_page(request: Request, user: WebUser, values: dict, *, error: str | None = None,
+                   status_code: int = 200) -> HTMLResponse:
+    rows, settings, _ = _accounts(request, user)
+    own = next((r for r in rows if r.kind == "user" and r.is_self), None)
+    with reading(db_of(request)) as session:
+        page = sms.list_messages(session, actor=user.actor, limit=100)
+        messages = [sms.message_out(m) for m in page.items]
+        ids = {m.sender_user_id for m in messages} | {m.on_behalf_of_user_id for m in messages
+                                                       if m.on_behalf_of_user_id}
+        names = {i: sms.holder_name(session, "user", i) for i in ids}
+        people = repository.users_for_select(session, user.workspace_id)
+    return render(request, "sms_messages.html", nav="sms", own=own, messages=messages, names=names, people=people,
+                  values=values, error=error, status_code=status_code)
+
+
+@router.get("/sms/messages", response_class=HTMLResponse)
+def messages(request: Request, user: WebUser = Depends(current_user)):
+    return _messages_page(request, user, {"to": "", "body": "", "on_behalf_of": ""})
+
+
+@router.post("/sms/messages", response_class=HTMLResponse)
+def send(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    body = str(form.get("body") or "")[:1600]
+    values = {"to": forms.text(form, "to", limit=40), "body": body,
+              "on_behalf_of": forms.text(form, "on_behalf_of", limit=40)}
+    try:
+        data = forms.validated(s.MessageCreate, to=values["to"], body=body,
+                               on_behalf_of_user_id=values["on_behalf_of"] or None)
+        message = db_of(request).write(lambda session: sms.send_message(session, data, actor=user.actor))
+    except CreditdeskError as exc:
+        return _messages_page(request, user, values, error=exc.message,
+                              status_code=403 if isinstance(exc, NotPermitted) else 422)
+    if message.status != "accepted":
+        return _messages_page(request, user, values, status_code=422,
+                              error=f"The message was not sent: {message.failure_reason} No credits were used.")
+    return redirect(request, "/sms/messages", flash=f"SMS sent to {message.recipient}: {message.segments} "
+                                                    f"segment(s), {message.credits_charged} credit(s) used.")
+
+
+# --- settings (master users) ---------------------------------------------------------------------------
+
+@router.post("/settings/sms", response_class=HTMLResponse)
+def sms_settings(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    """Change the SMS credit mode (individual or shared): master users only, audited by the service."""
+    try:
+        data = forms.validated(s.SmsSettingsUpdate, credit_mode=forms.text(form, "credit_mode", limit=20))
+        db_of(request).write(lambda session: sms.update_settings(session, data, actor=user.actor))
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        return redirect(request, "/settings", flash=exc.message, level="error")
+    label = "individual user" if data.credit_mode == "individual" else "shared office"
+    return redirect(request, "/settings", flash=f"SMS credit mode: {label} SMS credits.")
