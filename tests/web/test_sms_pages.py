@@ -14,11 +14,13 @@ import re
 
 import pytest
 from pypdf import PdfReader
+from sqlalchemy import select
 
 from creditdesk.audit import Actor
 from creditdesk.credits import reads
 from creditdesk.parties import schemas as ps
 from creditdesk.parties import service as parties
+from creditdesk.parties.models import User, Workspace
 from creditdesk.sms import service as sms
 from tests.web.conftest import PASSWORD, csrf_of, logged_in, post_form
 
@@ -59,7 +61,7 @@ def people(db):
     from creditdesk.sms import schemas as s
 
     def seed(session):
-        master = parties.actor_for_user(session, session.get(parties.User, ids["master"]))
+        master = parties.actor_for_user(session, session.get(User, ids["master"]))
         for target, qty in ((None, 1000), ("Ann", 100)):
             sms.create_purchase(session, s.PurchaseCreate.model_validate({
                 "for": {"kind": "workspace"} if target is None else {"kind": "user", "id": ids[target]},
@@ -170,7 +172,7 @@ def test_frozen_credits_are_shown_frozen_and_can_be_moved_out(web, db, people):
     master = logged_in(web, people["emails"]["master"])
     db.write(lambda session: parties.update_user(session, ids["Ann"], ps.UserUpdate(permissions=[]),
                                                  actor=parties.actor_for_user(session, session.get(
-                                                     parties.User, ids["master"]))))
+                                                     User, ids["master"]))))
     html = master.get("/sms").text
     row = html.split(f'data-account="{ids["Ann"]}"', 1)[1].split("</tr>", 1)[0]
     assert "frozen" in row and ">100<" in row
@@ -202,7 +204,7 @@ def test_sms_credit_mode_is_master_only(web, db, people):
     member = logged_in(web, people["emails"]["Mia"])
     assert post_form(member, "/settings/sms", {"credit_mode": "shared"}).status_code == 403
     with db.read() as session:
-        assert sms.sms_settings(session.get(parties.Workspace, people["ws"]))["credit_mode"] == "individual"
+        assert sms.sms_settings(session.get(Workspace, people["ws"]))["credit_mode"] == "individual"
 
 
 # --- issue 4: server-side permission checks -----------------------------------------------------------
@@ -224,3 +226,28 @@ def test_pages_of_another_workspace_are_404(web, world, other_world):
                  f"/projects/{other_world.project_id}", f"/customers/{other_world.customer_id}",
                  f"/users/{other_world.wendy_id}"):
         assert client.get(path).status_code == 404, path
+
+
+def test_history_of_a_purchased_pack_links_to_its_purchase_not_to_itself(web, db, people):
+    client = logged_in(web, people["emails"]["master"])
+    with db.read() as session:
+        purchase = sms.list_purchases(session, actor=Actor.system(people["ws"]), limit=10).items[0]
+        purchase_id, pack_id = purchase.id, purchase.pack_id
+    fragment = client.get(f"/packs/{pack_id}/history?fragment=1").text
+    assert f'href="/sms/purchases/{purchase_id}"' in fragment
+    assert f'href="/packs/{pack_id}"' not in fragment
+
+
+def test_history_of_a_crm_deal_pack_names_the_deal(web, world, db):
+    from creditdesk.credits import schemas as cs
+    from creditdesk.credits import service as credits
+
+    def grant(session):
+        master = parties.actor_for_user(session, session.scalar(
+            select(User).where(User.email == world.master_email)))
+        return credits.grant_pack(session, cs.PackCreate(
+            holder=cs.Holder(kind="office", id=world.london_id), credit_type="hours", quantity=100, name="Deal pack",
+            source="crm_deal", external_ref="deal-77"), actor=master).id
+    pack_id = db.write(grant)
+    fragment = logged_in(web, world.master_email).get(f"/packs/{pack_id}/history?fragment=1").text
+    assert "CRM deal deal-77" in fragment

@@ -204,12 +204,24 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
     names.load("user", {e.actor_id for e in entries if e.actor_id})
     project_ids = {e.reference.id for e in entries if e.reference.kind == "project" and e.reference.id}
     names.load("project", project_ids)
+    pack = session.get(Pack, pack_id)
     out = []
     for e in entries:
         ref = e.reference
-        link_text = None
+        link_text, link = None, ref.url
         if ref.kind == "project" and ref.id:
             link_text = f"Project: {names.get('project', ref.id)}"
+        elif ref.kind == "pack" and ref.id == pack_id:
+            # The pack's own grant: say where it came from rather than link the page to itself.
+            link = None
+            if pack.source == "purchase" and (pack.external_ref or "").startswith("smsp_"):
+                link, link_text = f"/sms/purchases/{pack.external_ref}", "SMS purchase (receipt)"
+            else:
+                link_text = SOURCE_LABELS.get(pack.source, pack.source or "")
+                if pack.external_ref:
+                    link_text += f" {pack.external_ref}"
+        elif ref.kind == "sms_message" and ref.id:
+            link, link_text = "/sms/messages", "SMS message"
         elif ref.kind and ref.id:
             link_text = f"{ref.kind.replace('_', ' ').capitalize()} {ref.id}"
         detail = []
@@ -228,16 +240,18 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
             before_id = (e.detail.get("holder_id") or {}).get("before")
             after_id = (e.detail.get("holder_id") or {}).get("after")
             kinds = e.detail.get("holder_kind") or {}
-            pack = session.get(Pack, pack_id)
             before_kind = kinds.get("before") or pack.holder_kind
             after_kind = kinds.get("after") or pack.holder_kind
             detail = [f"From {names.get(before_kind, before_id)} to {names.get(after_kind, after_id)}"] + [
                 d for d in detail if not d.startswith(("holder kind", "customer id"))]
         out.append({"entry": e, "actor": names.get("user", e.actor_id) if e.actor_id else "system",
-                    "link": ref.url, "link_text": link_text, "detail": detail,
+                    "link": link, "link_text": link_text, "detail": detail,
                     "held": (e.detail or {}).get("held")})
     return out
 
+
+SOURCE_LABELS = {"purchase": "Purchase", "crm_deal": "CRM deal", "manual": "Granted manually", "transfer": "Transfer",
+                 "promotion": "Promotion", "subscription": "Subscription", "import": "CSV import"}
 
 KIND_LABELS = {"grant": "Granted", "consume": "Consumed", "hold": "Held", "capture": "Captured",
                "release": "Released", "reversal": "Returned (reversal)", "transfer_in": "Transferred in",
