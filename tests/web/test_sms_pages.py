@@ -176,6 +176,9 @@ def test_frozen_credits_are_shown_frozen_and_can_be_moved_out(web, db, people):
     html = master.get("/sms").text
     row = html.split(f'data-account="{ids["Ann"]}"', 1)[1].split("</tr>", 1)[0]
     assert "frozen" in row and ">100<" in row
+    report = master.get("/credits?credit_type=sms").text
+    ann_pack = report.split("SMS credits, receipt SMS-000002", 1)[1].split("</tr>", 1)[0]
+    assert "status-frozen" in ann_pack  # the active packs report shows the frozen credits as frozen
     moved = post_form(master, "/sms/transfer", {"account": ids["Ann"], "direction": "from", "other": "workspace",
                                                 "quantity": "100", "agree": "yes"}, page="/sms")
     assert moved.status_code == 303
