@@ -254,3 +254,61 @@ def test_history_of_a_crm_deal_pack_names_the_deal(web, world, db):
     pack_id = db.write(grant)
     fragment = logged_in(web, world.master_email).get(f"/packs/{pack_id}/history?fragment=1").text
     assert "CRM deal deal-77" in fragment
+
+
+def test_master_switches_the_sms_credit_mode_audited_and_the_box_says_so(web, db, people):
+    from creditdesk.audit import AuditEvent
+
+    master = logged_in(web, people["emails"]["master"])
+    response = post_form(master, "/settings/sms", {"credit_mode": "shared"})
+    assert response.status_code == 303
+    assert "shared office SMS credits" in master.get("/sms").text
+    with db.read() as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.workspace_id == people["ws"],
+                                                          AuditEvent.action == "workspace.sms_credit_mode")).all()
+        assert [e.after for e in events] == [{"sms_credit_mode": "shared"}]
+    # In shared mode individual user credits are not in use: a purchase for a user is refused, clearly.
+    html = master.get("/sms/purchase").text
+    refused = master.post("/sms/purchase/pay", data={"for": people["ids"]["Ann"], "quantity": "5", **BILLING,
+                                                     "csrf_token": csrf_of(html)})
+    assert refused.status_code == 422 and "shared office SMS credits" in refused.text
+
+
+class _Pending:
+    code, label = "web_test_pending", "Bank transfer (confirmed later)"
+
+    def charge(self, purchase):
+        from creditdesk.sms import payments
+
+        return payments.PaymentResult(status="pending", reference=f"bank:{purchase.id}")
+
+
+@pytest.fixture
+def pending_method():
+    from creditdesk.sms import payments
+
+    payments.register_payment_method(_Pending())
+    yield _Pending.code
+    payments.unregister_payment_method(_Pending.code)
+
+
+def test_pending_payment_applies_nothing_until_a_master_records_it(web, db, people, pending_method):
+    ids, ws = people["ids"], people["ws"]
+    master = logged_in(web, people["emails"]["master"])
+    token = csrf_of(master.get("/sms/purchase").text)
+    payment = master.post("/sms/purchase", data={"for": ids["Eve"], "quantity": "40", **BILLING,
+                                                 "csrf_token": token})
+    assert "Bank transfer (confirmed later)" in payment.text  # the payment screen offers the method
+    paid = master.post("/sms/purchase/pay", data={"for": ids["Eve"], "quantity": "40", **BILLING,
+                                                  "payment_method": pending_method, "csrf_token": token},
+                       follow_redirects=False)
+    url = paid.headers["location"]
+    page = master.get(url).text
+    assert "Payment pending" in page and "receipt.pdf" not in page
+    assert balance(db, ws, "user", ids["Eve"]) == 0
+    assert master.get(url + "/receipt.pdf").status_code == 409
+    recorded = post_form(master, url + "/payment", {"status": "paid", "reference": "BT-1"}, page=url)
+    assert recorded.status_code == 303
+    assert "Payment successful" in master.get(url).text
+    assert balance(db, ws, "user", ids["Eve"]) == 40
+    assert master.get(url + "/receipt.pdf").headers["content-type"] == "application/pdf"
