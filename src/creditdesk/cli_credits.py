@@ -138,41 +138,35 @@ def jobs_run(database_url: str = DatabaseOption):
 @packs_app.command("import")
 def packs_import(path: str = typer.Argument(..., help="CSV file with a header row (see README)."),
                  workspace_id: str = WorkspaceOption, as_user: str = UserOption,
-                 batch_size: int = typer.Option(1000, help="Rows per transaction."),
+                 batch_size: int = typer.Option(5000, help="Rows per transaction."),
                  database_url: str = DatabaseOption):
     """Grant packs from a CSV file, streamed. Bad rows are reported with their line numbers; valid rows
     are committed; re-running the same file grants nothing twice."""
     from creditdesk.credits import importer
+    from creditdesk.errors import CreditdeskError
 
     db = _db(database_url)
     actor = _actor(db, workspace_id, as_user)
     cli = _cli()
-    report = importer.ImportReport()
     size = os.path.getsize(path)
     with open(path, newline="", encoding="utf-8-sig") as handle, _progress() as progress:
         task = progress.add_task("Importing packs (bytes)", total=size)
-        batch: list[importer.Row] = []
 
-        def flush():
-            if batch:
-                rows = list(batch)
-                db.write(lambda session: importer.import_batch(session, rows, actor=actor, report=report))
-                batch.clear()
-                progress.update(task, completed=handle.buffer.tell() if hasattr(handle, "buffer") else 0)
+        def advance(_rows: int) -> None:
+            progress.update(task, completed=handle.buffer.tell() if hasattr(handle, "buffer") else 0)
 
-        for row in importer.read_rows(handle):
-            batch.append(row)
-            if len(batch) >= batch_size:
-                flush()
-        flush()
+        try:
+            report = importer.import_stream(db, handle, actor=actor, batch_size=batch_size, progress=advance)
+        except CreditdeskError as exc:
+            cli.fail(f"{exc.message} ({exc.code})")
         progress.update(task, completed=size)
     for line, message in report.errors[:200]:
         cli.err.print(f"[red]line {line}[/red]: {message}")
-    if len(report.errors) > 200:
-        cli.err.print(f"... and {len(report.errors) - 200} more errors")
+    if report.error_count > 200:
+        cli.err.print(f"... and {report.error_count - 200} more errors")
     cli.console.print(f"{report.granted} pack(s) granted, {report.skipped} already imported, "
-                      f"{len(report.errors)} error(s).")
-    if report.errors:
+                      f"{report.error_count} error(s).")
+    if report.error_count:
         raise typer.Exit(1)
 
 

@@ -54,3 +54,31 @@ PREFIXES = {
     "credit_transfer": "xfer",
     "import": "imp",
 }
+
+
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+
+
+def new_ids(prefix: str, count: int) -> list[str]:
+    """`count` ids of `new_id`'s format at once (bulk imports): one clock read, consecutive increasing
+    parts, and the module's ordering kept, so ids made afterwards by `new_id` still sort after them."""
+    global _last_ms, _last_rand
+    if count <= 0:
+        return []
+    with _lock:
+        ms = int(time.time() * 1000)
+        if ms <= _last_ms:
+            ms = _last_ms
+            start = _last_rand + 1
+        else:
+            start = int.from_bytes(os.urandom(10), "big") >> 1
+        _last_ms, _last_rand = ms, start + count - 1
+    stem = f"{prefix}_{_encode(ms, 10)}"
+    out = []
+    head = None
+    for r in range(start, start + count):
+        # The 16-character part is 12 slow characters that change every 2**20 ids and 4 looked up.
+        if head is None or not r & 0xFFFFF:
+            head = stem + _encode((r >> 20) & ((1 << 60) - 1), 12)
+        out.append(head + _PAIRS[(r >> 10) & 1023] + _PAIRS[r & 1023])
+    return out

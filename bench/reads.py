@@ -1,0 +1,263 @@
+"""Workload 6: reads and the expiry sweep, on SQLite (WAL, synchronous=FULL, as shipped).
+
+    .venv/bin/python -m bench.reads --packs 1000000 --holders 100000
+
+1. Balance of a holder with 1M ledger entries: the seed's hot office (10 packs) gets N consumption
+   transfers written straight into the ledger (cached totals kept, so `ledger verify` stays clean);
+   then `reads.balances` (the service function behind GET /v1/balances, the CLI and the back office)
+   is timed, one read session per call as a request has. Goal p99 < 2 ms.
+2. The filtered active-pack report over 1M packs: `reads.list_packs` + `reads.packs_out` (what GET
+   /v1/packs and the back office's /credits page run), one read session per call, for the filter
+   sets people use (the /credits defaults: active, by expiry; by credit type; an expiry window; an
+   office; remaining below a threshold; a status label; text search). Goal p95 < 50 ms.
+3. Expiry sweep of 100k due packs: 100k random active packs are made due (their expiry moved into
+   the past), then `creditdesk jobs expire` runs in a child process. Goal >= 20k packs/s.
+
+Baselines in the same run, for the ratios: a primary-key lookup of one pack row through the same
+session machinery (the floor of any read), and, for the sweep, the pack-by-pack expiry (ORM,
+`audit.record`, `ledger.post`) on a sample of the due packs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _timed(fn, n: int, warm: int = 5) -> dict:
+    for _ in range(warm):
+        fn()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return {"n": n, "p50_ms": round(_pct(samples, 0.5), 3), "p95_ms": round(_pct(samples, 0.95), 3),
+            "p99_ms": round(_pct(samples, 0.99), 3), "mean_ms": round(statistics.fmean(samples), 3)}
+
+
+def _sqlite_path(url: str) -> str:
+    return url.split("sqlite:///", 1)[1]
+
+
+def add_ledger_entries(url: str, account_ids: list[str], consumed_account: str, ws: str, unit: str,
+                       entries: int, user_id: str | None) -> None:
+    """`entries` one-credit consume transfers spread over these pack accounts, cached totals kept."""
+    import sqlite3
+
+    from creditdesk.ids import new_ids
+
+    conn = sqlite3.connect(_sqlite_path(url), isolation_level=None)
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("BEGIN IMMEDIATE")
+    stamp = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    per_account = {a: 0 for a in account_ids}
+    done = 0
+    while done < entries:
+        n = min(50_000, entries - done)
+        rows = []
+        for i, tid in enumerate(new_ids("lt", n)):
+            account = account_ids[(done + i) % len(account_ids)]
+            per_account[account] += 1
+            rows.append((tid, ws, account, consumed_account, 1, unit, "consume", "posted", None, None, None,
+                         "bench", f"bench-{done + i}", None, user_id, None, stamp))
+        conn.executemany("INSERT INTO ledger_transfers (id, workspace_id, debit_account_id, credit_account_id, "
+                         "amount, unit, code, phase, pending_id, timeout_at, operation_id, reference_kind, "
+                         "reference_id, reference_url, actor_id, idempotency_key, created_at) "
+                         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        done += n
+    conn.executemany("UPDATE ledger_accounts SET debits_posted = debits_posted + ? WHERE id = ?",
+                     [(n, a) for a, n in per_account.items()])
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def make_due(url: str, ws: str, count: int, seed: int = 5) -> int:
+    """Move the expiry of `count` random active, expiring packs into the past (a bench shortcut)."""
+    import sqlite3
+
+    conn = sqlite3.connect(_sqlite_path(url), isolation_level=None)
+    ids = [r[0] for r in conn.execute("SELECT id FROM packs WHERE workspace_id = ? AND status = 'active' "
+                                      "AND expires_at IS NOT NULL", (ws,))]
+    chosen = random.Random(seed).sample(ids, min(count, len(ids)))
+    past = (datetime.now(UTC) - timedelta(days=1)).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany("UPDATE packs SET expires_at = ? WHERE id = ?", [(past, i) for i in chosen])
+    conn.execute("COMMIT")
+    conn.close()
+    return len(chosen)
+
+
+def _cli(*args: str) -> tuple[float, int, str]:
+    import subprocess
+
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", "from creditdesk.cli import app; app()", *args], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    return time.perf_counter() - started, proc.returncode, proc.stdout + proc.stderr
+
+
+def run_workload_6(args) -> dict:
+    packs = int(getattr(args, "packs", None) or 1_000_000)
+    holders = int(getattr(args, "holders", None) or 100_000)
+    entries = int(getattr(args, "entries", None) or 1_000_000)
+    due = int(getattr(args, "due", None) or 100_000)
+    iterations = int(getattr(args, "iterations", None) or 300)
+    log = getattr(args, "log", None) or (lambda message: print(message, file=sys.stderr))
+    workdir = Path(getattr(args, "workdir", None) or tempfile.mkdtemp(prefix="creditdesk-bench-reads-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{workdir / 'reads.db'}"
+    reuse = bool(getattr(args, "reuse", False)) and (workdir / "reads.json").exists()
+    try:
+        return _run(url, workdir, packs, holders, entries, due, iterations, log, reuse)
+    finally:
+        if not getattr(args, "keep", False):
+            for f in workdir.iterdir():
+                f.unlink()
+            workdir.rmdir()
+
+
+def _run(url, workdir, packs, holders, entries, due, iterations, log, reuse) -> dict:
+    from bench import seed as seeding
+
+    if reuse:
+        meta = json.loads((workdir / "reads.json").read_text())
+    else:
+        log(f"[6] seeding {packs:,} packs over {holders:,} holders")
+        meta = seeding.seed(url, packs=packs, holders=holders, progress=lambda m: log(f"[6]   {m}"))
+        (workdir / "reads.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "office_ids"}
+                                                       | {"office_ids": meta["office_ids"][:1000]}))
+    from sqlalchemy import select
+
+    from creditdesk.audit import Actor
+    from creditdesk.credits import reads
+    from creditdesk.credits.models import CreditType, Pack
+    from creditdesk.db import Database
+    from creditdesk.ledger.models import LedgerAccount
+
+    db = Database(url)
+    ws, hot = meta["workspace_id"], meta["hot_office_id"]
+    actor = Actor(workspace_id=ws, user_id=meta["user_id"], role="master")
+    with db.read() as s:
+        hot_accounts = list(s.scalars(select(Pack.ledger_account_id).where(Pack.workspace_id == ws,
+                                                                           Pack.holder_id == hot)))
+        ct = s.scalar(select(CreditType).where(CreditType.workspace_id == ws))
+        consumed, unit = ct.consumed_account_id, ct.code
+        transfers_on_hot = s.scalar(select(LedgerAccount.debits_posted).where(
+            LedgerAccount.id == hot_accounts[0]))
+    if not reuse or not transfers_on_hot:
+        log(f"[6] writing {entries:,} ledger entries on the hot office's {len(hot_accounts)} packs")
+        add_ledger_entries(url, hot_accounts, consumed, ws, unit, entries, meta["user_id"])
+    results: dict = {"packs": packs, "holders": holders, "ledger_entries_on_holder": entries}
+
+    # Baseline: one pack row by primary key, through the same session machinery.
+    some_pack = hot_accounts and None
+    with db.read() as s:
+        some_pack = s.scalar(select(Pack.id).where(Pack.workspace_id == ws).limit(1))
+
+    def pk_lookup():
+        with db.read() as s:
+            s.get(Pack, some_pack)
+    results["baseline_pk_lookup"] = _timed(pk_lookup, iterations)
+
+    def balance():
+        with db.read() as s:
+            rows = reads.balances(s, actor=actor, holder_kind="office", holder_id=hot)
+        assert rows and rows[0].available >= 0
+    log("[6] balance of the hot holder")
+    results["balance"] = _timed(balance, max(iterations, 1000))
+
+    now = datetime.now(UTC)
+    office = meta["office_ids"][len(meta["office_ids"]) // 2]
+    filters = {
+        "credits page default (active, by expiry)": dict(status=["active"], sort="expires_at"),
+        "API default (active, by creation)": dict(status=["active"]),
+        "credit type, by expiry": dict(status=["active"], credit_type=unit, sort="expires_at"),
+        "expiring in the next 30 days": dict(status=["active"], sort="expires_at", expires_from=now,
+                                             expires_to=now + timedelta(days=30)),
+        "one office": dict(status=["active"], office_id=office, sort="expires_at"),
+        "remaining <= 10, by expiry": dict(status=["active"], remaining_max=10, sort="expires_at"),
+        "status label": dict(status=["active"], status_label="drive-2026", sort="expires_at"),
+        "text search (no match)": dict(status=["active"], q="no such pack", sort="expires_at"),
+        "by remaining, descending": dict(status=["active"], sort="remaining", descending=True),
+    }
+    results["report"] = {}
+    for name, kwargs in filters.items():
+        def report(kwargs=kwargs):
+            with db.read() as s:
+                page = reads.list_packs(s, actor=actor, limit=50, **kwargs)
+                reads.packs_out(s, page.items)
+        log(f"[6] report: {name}")
+        results["report"][name] = _timed(report, iterations if "search" not in name else max(20, iterations // 10),
+                                         warm=2)
+
+    def labels():
+        with db.read() as s:
+            reads.status_labels(s, actor=actor, status=["active"])
+    results["status_labels"] = _timed(labels, max(20, iterations // 10), warm=1)
+    db.dispose()
+
+    log(f"[6] making {due:,} packs due, then `creditdesk jobs expire`")
+    made_due = make_due(url, ws, due)
+    seconds, code, output = _cli("jobs", "expire", "--database-url", url)
+    expired = int(output.split(" pack(s) expired")[0].split()[-1]) if " pack(s) expired" in output else 0
+    results["expiry"] = {"due": made_due, "expired": expired, "seconds": round(seconds, 2),
+                         "packs_per_s": round(expired / seconds) if seconds else None, "exit": code}
+    seconds, code, output = _cli("jobs", "expire", "--database-url", url)
+    results["expiry"]["rerun_expired"] = int(output.split(" pack(s) expired")[0].split()[-1]) \
+        if " pack(s) expired" in output else None
+    if not os.environ.get("BENCH_SKIP_VERIFY"):
+        log("[6] creditdesk ledger verify")
+        seconds, code, output = _cli("ledger", "verify", "--database-url", url)
+        results["verify"] = {"ok": code == 0 and "Ledger OK" in output, "seconds": round(seconds, 1)}
+
+    bal = results["balance"]
+    report_p95 = {k: v["p95_ms"] for k, v in results["report"].items()}
+    slow = {k: v for k, v in report_p95.items() if v >= 50}
+    rate = results["expiry"]["packs_per_s"] or 0
+    met = (bal["p99_ms"] < 2 and not slow and rate >= 20_000 and expired == made_due
+           and results.get("verify", {"ok": True})["ok"])
+    measured = (f"balance p99 {bal['p99_ms']:.2f} ms (p50 {bal['p50_ms']:.2f}); report p95 "
+                f"{min(report_p95.values()):.1f}-{max(report_p95.values()):.1f} ms over {len(report_p95)} filter sets"
+                + (f" ({len(slow)} at or over 50 ms: " + ", ".join(f"{k} {v:.0f} ms" for k, v in slow.items()) + ")"
+                   if slow else "")
+                + f"; expiry {expired:,} packs in {results['expiry']['seconds']:.1f}s = {rate:,.0f} packs/s")
+    base = results["baseline_pk_lookup"]["p99_ms"]
+    return {"workload": 6, "goal": "balance p99 < 2 ms; report p95 < 50 ms; expiry >= 20k packs/s",
+            "measured": measured, "ratio": round(bal["p99_ms"] / base, 1) if base else None, "met": met,
+            "details": results}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--packs", type=int, default=1_000_000)
+    parser.add_argument("--holders", type=int, default=100_000)
+    parser.add_argument("--entries", type=int, default=1_000_000, help="Ledger entries on the hot holder.")
+    parser.add_argument("--due", type=int, default=100_000, help="Packs made due for the sweep.")
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--keep", action="store_true", help="Keep the database (with --reuse: seed once).")
+    parser.add_argument("--reuse", action="store_true", help="Reuse a database kept in --workdir.")
+    args = parser.parse_args(argv)
+    print(json.dumps(run_workload_6(args), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

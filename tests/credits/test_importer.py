@@ -1,0 +1,209 @@
+"""CSV import of packs: per-row errors with line numbers, valid rows committed, re-runs grant nothing
+twice, and an imported pack is recorded exactly as a granted one (ledger, audit, history)."""
+
+from __future__ import annotations
+
+import io
+import json
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import select
+
+from creditdesk.audit import AuditEvent, _jsonable
+from creditdesk.credits import importer
+from creditdesk.credits import schemas as cs
+from creditdesk.credits import service as credits
+from creditdesk.credits.models import Pack
+from creditdesk.ledger import service as ledger
+from creditdesk.ledger.models import LedgerAccount, LedgerTransfer
+from creditdesk.ledger.models import LedgerTransfer as LT
+from tests.credits.helpers import history, make_shop
+
+HEADER = ("holder_kind,holder_id,credit_type,quantity,name,price_paid,currency,is_paid,source,external_ref,"
+          "relationship_manager_id,project_manager_id,purchased_at,starts_at,expires_at,expiry_months,priority,"
+          "product_codes,status_label,notes,idempotency_key")
+
+
+def run_import(db, actor, text: str, **kw) -> importer.ImportReport:
+    return importer.import_stream(db, io.StringIO(text, newline=""), actor=actor, **kw)
+
+
+def csv_text(*rows: str, header: str = HEADER) -> str:
+    return "\n".join((header,) + rows) + "\n"
+
+
+def packs_of(db, ws: str) -> list[SimpleNamespace]:
+    with db.read() as s:
+        return [SimpleNamespace(**{c.key: getattr(p, c.key) for c in Pack.__table__.columns})
+                for p in s.scalars(select(Pack).where(Pack.workspace_id == ws).order_by(Pack.id))]
+
+
+def verify_ok(db, ws: str) -> None:
+    with db.read() as s:
+        report = ledger.verify(s, workspace_id=ws)
+    assert report.ok, report.problems
+
+
+def test_rows_are_granted_errors_have_line_numbers_and_a_rerun_grants_nothing(db):
+    shop = make_shop(db)
+    text = csv_text(
+        f"office,{shop.berlin},credits,100,Berlin pack,5000,GBP,,,,,,2026-01-01,,2027-01-01T00:00:00Z,,,a;b,,,",
+        f"user,{shop.anna},credits,0,Zero,,,,,,,,,,,,,,,,",  # line 3: quantity must be > 0
+        f"office,off_nope,credits,5,Unknown holder,,,,,,,,,,,,,,,,",  # line 4: no such office
+        f"workspace,,credits,7,Pool,,,,,,,,,,,,,,,,",
+        f"user,{shop.anna},credits,9,Back to front,,,,,,,,2026-05-01,,2026-04-01,,,,,,",  # line 6
+        f"customer,{shop.customer},credits,3,Odd date,,,,,,,,20260115,,,,,,,,",  # slow path, still valid
+        f"office,{shop.berlin},credits,100,Berlin pack,5000,GBP,,,,,,2026-01-01,,2027-01-01T00:00:00Z,,,a;b,,,",
+        f"office,{shop.paris},nosuchtype,1,Bad type,,,,,,,,,,,,,,,,",  # line 9
+        f"office,{shop.paris},credits,12,Paid,100,,,,,,,,,,,,,,,",  # line 10: price without currency
+    )
+    report = run_import(db, shop.actor, text, batch_size=3)
+    lines = [line for line, _ in report.errors]
+    assert lines == [3, 4, 6, 9, 10]
+    messages = dict(report.errors)
+    assert messages[3].startswith("quantity:")
+    assert "off_nope" in messages[4] and "(not_found)" in messages[4]
+    assert "(expiry_before_start)" in messages[6]
+    assert "(unknown_credit_type)" in messages[9]
+    assert "(currency_required)" in messages[10]
+    # Two identical rows are two packs (as before); the slow-path row is granted too.
+    assert (report.granted, report.skipped, report.error_count) == (4, 0, 5)
+    packs = packs_of(db, shop.ws)
+    assert sorted(p.quantity for p in packs) == [3, 7, 100, 100]
+    pool = next(p for p in packs if p.holder_kind == "workspace")
+    assert pool.holder_id == shop.ws
+    berlin = [p for p in packs if p.holder_id == shop.berlin]
+    assert all(p.product_codes == ["a", "b"] and p.is_paid and p.currency == "GBP" for p in berlin)
+    verify_ok(db, shop.ws)
+
+    again = run_import(db, shop.actor, text, batch_size=4)
+    assert (again.granted, again.skipped, again.error_count) == (0, 4, 5)
+    assert len(packs_of(db, shop.ws)) == 4
+    # A bigger file with the same rows first: only the new row is granted.
+    more = run_import(db, shop.actor, text + f"office,{shop.paris},credits,1,New,,,,,,,,,,,,,,,,\n")
+    assert (more.granted, more.skipped) == (1, 4)
+    verify_ok(db, shop.ws)
+
+
+def test_header_problems_are_reported_on_line_1(db):
+    shop = make_shop(db)
+    report = run_import(db, shop.actor, "holder_kind,credit_type,name\noffice,credits,x\n")
+    assert report.errors == [(1, "missing column(s): quantity")]
+    report = run_import(db, shop.actor, "holder_kind,credit_type,quantity,name,colour\n")
+    assert report.errors == [(1, "unknown column(s): colour")]
+
+
+def test_own_idempotency_keys_first_line_wins(db):
+    shop = make_shop(db)
+    text = csv_text(
+        f"office,{shop.berlin},credits,5,First,,,,,,,,,,,,,,,,k1",
+        f"office,{shop.berlin},credits,6,Second same key,,,,,,,,,,,,,,,,k1",
+        # A slow-path row (unusual date form) takes key k2 before a plain row with the same key.
+        f"office,{shop.berlin},credits,7,Slow first,,,,,,,,20260115,,,,,,,,k2",
+        f"office,{shop.berlin},credits,8,Fast second,,,,,,,,,,,,,,,,k2",
+    )
+    report = run_import(db, shop.actor, text)
+    assert (report.granted, report.skipped, report.error_count) == (2, 2, 0)
+    assert sorted(p.name for p in packs_of(db, shop.ws)) == ["First", "Slow first"]
+
+
+def test_errors_kept_are_capped_but_all_counted(db, monkeypatch):
+    shop = make_shop(db)
+    monkeypatch.setattr(importer, "MAX_KEPT_ERRORS", 3)
+    text = csv_text(*[f"office,{shop.berlin},credits,-1,Bad,,,,,,,,,,,,,,,," for _ in range(7)])
+    report = run_import(db, shop.actor, text, batch_size=2)
+    assert report.error_count == 7 and [line for line, _ in report.errors] == [2, 3, 4]
+
+
+def test_an_imported_pack_is_recorded_like_a_granted_one(db, frozen_clock):
+    shop = make_shop(db)
+    fields = dict(price_paid=5000, currency="EUR", source="purchase", external_ref="ext-9",
+                  relationship_manager_id=shop.ben, purchased_at="2026-01-10T08:30:00+02:00",
+                  expiry_months=12, priority=50, product_codes=["x", "a"], status_label="drive",
+                  notes='quote " and unicode é ✓')
+    granted = db.write(lambda s: credits.grant_pack(s, cs.PackCreate(
+        holder={"kind": "office", "id": shop.berlin}, credit_type="credits", quantity=40, name="Same pack",
+        idempotency_key="the-granted-one", **fields), actor=shop.actor).id)
+    row = (f"office,{shop.berlin},credits,40,Same pack,5000,EUR,,purchase,ext-9,{shop.ben},,"
+           f"2026-01-10T08:30:00+02:00,,,12,50,x a,drive,\"quote \"\" and unicode é ✓\",the-imported-one")
+    report = run_import(db, shop.actor, csv_text(row))
+    assert (report.granted, report.error_count) == (1, 0)
+
+    with db.read() as s:
+        g = s.scalar(select(Pack).where(Pack.workspace_id == shop.ws, Pack.idempotency_key == "the-granted-one"))
+        i = s.scalar(select(Pack).where(Pack.workspace_id == shop.ws, Pack.idempotency_key == "the-imported-one"))
+        differ = {"id", "ledger_account_id", "idempotency_key"}
+        columns = [c.key for c in Pack.__table__.columns if c.key not in differ]
+        assert {c: getattr(i, c) for c in columns} == {c: getattr(g, c) for c in columns}
+
+        ga, ia = s.get(LedgerAccount, g.ledger_account_id), s.get(LedgerAccount, i.ledger_account_id)
+        columns = [c.key for c in LedgerAccount.__table__.columns if c.key != "id"]
+        assert {c: getattr(ia, c) for c in columns} == {c: getattr(ga, c) for c in columns}
+
+        def transfers(pack):
+            rows = s.scalars(select(LT).where(LT.credit_account_id == pack.ledger_account_id)).all()
+            assert len(rows) == 1
+            t = rows[0]
+            assert (t.operation_id, t.reference_id) == (pack.id, pack.id)
+            return {c.key: getattr(t, c.key) for c in LT.__table__.columns
+                    if c.key not in ("id", "credit_account_id", "operation_id", "reference_id")}
+        assert transfers(i) == transfers(g)
+
+        def event(pack):
+            e = s.scalar(select(AuditEvent).where(AuditEvent.object_id == pack.id))
+            after = dict(e.after)
+            for key in differ:
+                after.pop(key)
+            return {"action": e.action, "actor_id": e.actor_id, "actor_kind": e.actor_kind, "before": e.before,
+                    "after": after, "created_at": e.created_at}
+        assert event(i) == event(g)
+        imported_id, granted_id = i.id, g.id
+    assert [(h.kind, h.amount, h.balance_after) for h in history(db, shop.actor, imported_id)] == \
+        [(h.kind, h.amount, h.balance_after) for h in history(db, shop.actor, granted_id)]
+    verify_ok(db, shop.ws)
+    # The imported pack is a pack like any other: it can be consumed.
+    from tests.credits.helpers import consume
+
+    out = consume(db, shop.actor, "office", shop.berlin, 60, product_code="a")
+    assert out.amount == 60
+    verify_ok(db, shop.ws)
+
+
+def test_column_lists_match_the_models():
+    assert importer.ACCOUNT_COLUMNS == tuple(c.key for c in LedgerAccount.__table__.columns)
+    assert importer.PACK_COLUMNS == tuple(c.key for c in Pack.__table__.columns)
+    assert importer.TRANSFER_COLUMNS == tuple(c.key for c in LedgerTransfer.__table__.columns)
+    assert importer.EVENT_COLUMNS == tuple(c.key for c in AuditEvent.__table__.columns)
+
+
+@pytest.mark.parametrize("text", ["plain", 'qu"ote', "back\\slash", "tab\tnew\nline", "é ✓ 漢字 😀", "\x01"])
+def test_the_audit_snapshot_text_is_json_dumps_of_the_snapshot(text):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    at = datetime(2026, 1, 2, 3, 4, 5, 6789, tzinfo=timezone(timedelta(hours=2)))
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    for expires, months, codes, optional in ((None, None, [], None), (at, 3, ["a", text], text)):
+        row = ("pack_1", "ws_1", "office", text, optional, "ct_1", "credits", 10, 0, optional, True, "manual",
+               optional, text, optional, optional, at, at, expires, months, -5, codes, "active", text, text, None,
+               "la_1", None, None, optional, now, now)
+        assert importer._snapshot_json(row) == json.dumps(_jsonable(dict(zip(importer.PACK_COLUMNS, row))))
+
+
+def test_bulk_ids_keep_the_format_and_order():
+    from creditdesk.ids import new_id, new_ids
+
+    before = new_id("pack")
+    many = new_ids("pack", 3000)
+    after = new_id("pack")
+    assert len(set(many)) == 3000 and many == sorted(many)
+    assert before < many[0] and many[-1] < after
+    assert all(len(i) == len(before) for i in many)
+
+
+def test_repeated_content_counts_occurrences_in_flat_memory():
+    import hashlib
+
+    seen = importer._SeenDigests()
+    a, b = hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()
+    assert [seen.occurrence(d) for d in (a, b, a, a, b)] == [1, 1, 2, 3, 2]
