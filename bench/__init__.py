@@ -1,0 +1,1 @@
+"""Benchmarks (issue 6): see bench/README.md."""
