@@ -172,6 +172,9 @@ def serve(
         console.rule("creditdesk demo")
         console.print(f"Back office:  http://{host}:{port}/   login [bold]{info.email}[/bold] / "
                       f"password [bold]{info.password}[/bold]")
+        console.print("Other staff:  manager@demo.example.com (manager, manages office SMS credits), "
+                      "alice@demo.example.com (member, team with Bob), bob@, carol@, dan@ (frozen SMS credits); "
+                      "same password")
         console.print(f"API key:      [bold]{info.api_key}[/bold]  (a new key at every --demo start)")
         console.print(f"Try:          curl -H 'Authorization: Bearer {info.api_key}' http://{host}:{port}/v1/offices")
         console.print(f"API docs:     http://{host}:{port}/docs")
