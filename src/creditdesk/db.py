@@ -4,8 +4,13 @@ Who opens a transaction commits it: API requests, back-office requests, CLI comm
 call `Database.write(fn)` (or `transaction()`), and services only ever receive the session.
 
 SQLite: WAL, synchronous=FULL, foreign keys on; write transactions start with BEGIN IMMEDIATE and
-are serialised in-process by a lock, because letting threads race SQLite's busy handler makes it
-sleep (see shared/architecture.md). Reads use a deferred BEGIN and run beside the writer.
+are serialised in-process, because letting threads race SQLite's busy handler makes it sleep (see
+shared/architecture.md). Past that, one commit (one fsync) per write is the ceiling, so `write` is a
+group commit: one writer thread drains a queue of write requests and runs each batch in one
+transaction, every request in its own session under its own SAVEPOINT (so each stays all-or-nothing:
+a request that fails is rolled back to its savepoint and the others go on), and answers every request
+only after the batch's COMMIT returned. A failed COMMIT fails every request of the batch; nothing is
+ever acknowledged before it is durable. Reads use a deferred BEGIN and run beside the writer.
 
 PostgreSQL: serialization failures and deadlocks (40001, 40P01) are retried here, around the whole
 transaction, so they never reach a caller as a 500 or as "insufficient credits".
@@ -13,9 +18,11 @@ transaction, so they never reach a caller as a 500 or as "insufficient credits".
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -103,6 +110,8 @@ class Database:
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._read_sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._writer: _GroupCommitWriter | None = None
+        self._writer_guard = threading.Lock()
 
     @property
     def dialect(self) -> str:
@@ -139,7 +148,12 @@ class Database:
             callback()
 
     def write(self, fn: Callable[[Session], T], *, attempts: int = 8) -> T:
-        """Run `fn(session)` in a write transaction, retrying serialization failures and deadlocks."""
+        """Run `fn(session)` in a write transaction, retrying serialization failures and deadlocks.
+
+        `fn` must not commit and may be run again (PostgreSQL retries); it gets a session of its own.
+        On SQLite it runs on the writer thread, batched with other writes (group commit)."""
+        if self.is_sqlite:
+            return self._group_writer().submit(fn)
         for attempt in range(attempts):
             try:
                 with self.transaction() as session:
@@ -150,8 +164,123 @@ class Database:
                 time.sleep(min(0.2, 0.005 * (2 ** attempt)) * random.random())
         raise AssertionError("unreachable")
 
+    def _group_writer(self) -> "_GroupCommitWriter":
+        writer = self._writer
+        if writer is None or not writer.alive():
+            with self._writer_guard:
+                writer = self._writer
+                if writer is None or not writer.alive():
+                    writer = self._writer = _GroupCommitWriter(self)
+        return writer
+
     def dispose(self) -> None:
+        with self._writer_guard:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.stop()
         self.engine.dispose()
+
+
+class _WriteRequest:
+    __slots__ = ("fn", "done", "result", "error", "callbacks")
+
+    def __init__(self, fn: Callable[[Session], Any]):
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.callbacks: list[Callable[[], Any]] = []
+
+
+class _GroupCommitWriter:
+    """SQLite group commit: one thread, one transaction per batch, one SAVEPOINT per request."""
+
+    MAX_BATCH = 64
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.pid = os.getpid()
+        self.queue: deque[_WriteRequest] = deque()
+        self.cond = threading.Condition()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, name="creditdesk-sqlite-writer", daemon=True)
+        self.thread.start()
+
+    def alive(self) -> bool:
+        # A forked child inherits the object but not the thread.
+        return self.pid == os.getpid() and self.thread.is_alive() and not self.stopping
+
+    def submit(self, fn: Callable[[Session], T]) -> T:
+        if threading.current_thread() is self.thread:
+            raise RuntimeError("Database.write called from inside a write: it would wait for itself.")
+        request = _WriteRequest(fn)
+        with self.cond:
+            self.queue.append(request)
+            self.cond.notify()
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        for callback in request.callbacks:
+            callback()
+        return request.result
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        if self.thread is not threading.current_thread():
+            self.thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while True:
+            with self.cond:
+                while not self.queue and not self.stopping:
+                    self.cond.wait()
+                if not self.queue:
+                    return
+                batch = [self.queue.popleft() for _ in range(min(len(self.queue), self.MAX_BATCH))]
+            try:
+                self._run_batch(batch)
+            finally:
+                for request in batch:
+                    request.done.set()
+
+    def _run_batch(self, batch: list[_WriteRequest]) -> None:
+        sessions: list[Session] = []
+        done: list[tuple[_WriteRequest, Session]] = []
+        try:
+            with self.db._write_lock, self.db._write_engine.connect() as conn:
+                conn.begin()  # BEGIN IMMEDIATE (see _configure_sqlite)
+                for request in batch:
+                    # A session of its own (its own identity map) inside the batch's transaction:
+                    # commit releases its SAVEPOINT, rollback returns to it; the batch goes on.
+                    session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+                    session.info["after_commit"] = []
+                    sessions.append(session)
+                    try:
+                        request.result = request.fn(session)
+                        session.commit()
+                    except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                        request.error = exc
+                        session.rollback()  # if this fails the whole batch fails, below
+                        continue
+                    done.append((request, session))
+                conn.commit()
+        except BaseException as exc:  # noqa: BLE001
+            # The transaction did not commit: nothing of this batch happened. Requests that had
+            # succeeded under their savepoint fail with the batch's error (never acknowledged).
+            for request, _ in done:
+                request.error = exc
+                request.result = None
+            for request in batch:
+                if request.error is None:
+                    request.error = exc
+            done = []
+        finally:
+            for session in sessions:
+                session.close()
+        for request, session in done:
+            request.callbacks = session.info.get("after_commit", [])
 
 
 def after_commit(session: Session, callback: Callable[[], Any]) -> None:

@@ -1,10 +1,12 @@
 """Idempotency-Key handling for every write (API POST/PATCH/DELETE, back-office forms).
 
-Two steps. `claim` records the key as in flight in its own short transaction, so a concurrent
-duplicate sees it and is answered 409 instead of running twice. The write itself then stores its
-response on the key in the *same* transaction as its effects (`complete`), so a crash either loses
-both (the retry runs again) or keeps both (the retry replays). A claim whose request died is taken
-over once its lock lapses.
+The API claims the key, runs the write and stores its response on the key all in *one*
+transaction (`claim_in`, then `complete`), so a crash either loses both (the retry runs again) or
+keeps both (the retry replays), and a write costs one commit, not three. A concurrent duplicate
+waits for the first: on SQLite writes are serialised, on PostgreSQL its insert of the key blocks on
+the first's uncommitted row; either way it then finds the stored answer and replays it, or finds an
+in-flight claim and is answered 409. `claim` is the same in a short transaction of its own (an
+in-flight claim others can see); a claim whose request died is taken over once its lock lapses.
 """
 
 from __future__ import annotations
@@ -89,15 +91,29 @@ def check_key(key: str) -> str:
 
 def claim(db: Database, *, workspace_id: str, key: str, fingerprint: str, method: str,
           path: str) -> Claim | Replay:
+    """Claim the key in a transaction of its own (visible to others as in flight)."""
+    for _ in range(3):
+        try:
+            return db.write(lambda session: claim_in(session, workspace_id=workspace_id, key=key,
+                                                     fingerprint=fingerprint, method=method, path=path))
+        except IntegrityError:
+            # A concurrent first use inserted the key between our read and insert: look again.
+            continue
+    raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed.")
+
+
+def claim_in(session: Session, *, workspace_id: str, key: str, fingerprint: str, method: str,
+             path: str, retries: int = 3) -> Claim | Replay:
+    """Claim the key in the caller's transaction: a Claim to run the request under, or the Replay of
+    its first answer. Raises IdempotencyKeyReused (another request) or IdempotencyInProgress."""
     settings = get_settings()
     owner = secrets.token_hex(16)
-
-    def attempt(session: Session) -> Claim | Replay:
+    for _ in range(retries):
         now = clock.now()
         row = session.execute(
             select(IdempotencyKey)
             .where(IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key)
-            .with_for_update()
+            .with_for_update().execution_options(populate_existing=True)
         ).scalar_one_or_none()
         lock_until = now + timedelta(seconds=settings.idempotency_lock_seconds)
         if row is not None and row.expires_at <= now:
@@ -105,11 +121,15 @@ def claim(db: Database, *, workspace_id: str, key: str, fingerprint: str, method
             session.flush()
             row = None
         if row is None:
-            session.add(IdempotencyKey(
-                workspace_id=workspace_id, key=key, request_hash=fingerprint, method=method, path=path,
-                state="in_flight", owner=owner, created_at=now, locked_until=lock_until,
-                expires_at=now + timedelta(hours=settings.idempotency_retention_hours)))
-            session.flush()
+            try:
+                # Under a savepoint: a concurrent first use (PostgreSQL) fails only this insert.
+                with session.begin_nested():
+                    session.add(IdempotencyKey(
+                        workspace_id=workspace_id, key=key, request_hash=fingerprint, method=method, path=path,
+                        state="in_flight", owner=owner, created_at=now, locked_until=lock_until,
+                        expires_at=now + timedelta(hours=settings.idempotency_retention_hours)))
+            except IntegrityError:
+                continue  # it has committed by now (we waited on its row): look again
             return Claim(workspace_id, key, owner)
         if row.request_hash != fingerprint:
             raise IdempotencyKeyReused(
@@ -124,13 +144,6 @@ def claim(db: Database, *, workspace_id: str, key: str, fingerprint: str, method
         row.owner = owner
         row.locked_until = lock_until
         return Claim(workspace_id, key, owner)
-
-    for _ in range(3):
-        try:
-            return db.write(attempt)
-        except IntegrityError:
-            # A concurrent first use inserted the key between our read and insert: look again.
-            continue
     raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed.")
 
 

@@ -70,8 +70,20 @@ def read_session(db: Database = Depends(get_db)) -> Iterator[Session]:
         yield session
 
 
+class _Refused(Exception):
+    """A domain error answered (and, under a key, stored for replays) in a transaction that commits."""
+
+    def __init__(self, error: CreditdeskError, body: str):
+        self.error = error
+        self.body = body
+
+
 class WriteContext:
-    """Runs one write: idempotency claim, the service call and the stored response, all-or-nothing."""
+    """Runs one write: idempotency claim, the service call and the stored response, all-or-nothing.
+
+    All three happen in one transaction (one commit per request). The service call runs under a
+    SAVEPOINT: when it is refused (a domain error) only its effects are rolled back, and under a key
+    the refusal is stored in the same transaction, so a retry gets the same answer."""
 
     def __init__(self, *, db: Database, actor: Actor, key: str | None, fingerprint: str, method: str, path: str):
         self.db = db
@@ -81,57 +93,63 @@ class WriteContext:
         self.method = method
         self.path = path
 
-    def run(self, fn: Callable[[Session, Actor], Any], *, status_code: int = 200,
+    def run(self, fn: Callable[[Session], Any], *, status_code: int = 200,
             redact: Callable[[Any], Any] | None = None) -> Response:
         """`redact(body)` gives what is kept for replays when the answer holds a secret shown only once."""
-        claim = None
-        if self.key is not None:
-            outcome = idempotency.claim(self.db, workspace_id=self.actor.workspace_id, key=self.key,
-                                        fingerprint=self.fingerprint, method=self.method, path=self.path)
-            if isinstance(outcome, idempotency.Replay):
-                media = PROBLEM_MEDIA_TYPE if outcome.status >= 400 else "application/json"
-                return Response(outcome.body, status_code=outcome.status, media_type=media,
-                                headers={"Idempotent-Replayed": "true"})
-            claim = outcome
 
-        def transaction(session: Session) -> str:
-            result = fn(session, self.actor)
-            session.flush()
-            encoded = jsonable_encoder(result)
-            body = json.dumps(encoded, separators=(",", ":"))
-            if claim is not None:
-                kept = json.dumps(redact(encoded), separators=(",", ":")) if redact else body
-                idempotency.complete(session, claim, status=status_code, body=kept)
+        def transaction(session: Session) -> str | idempotency.Replay | _Refused:
+            claim = None
+            if self.key is not None:
+                outcome = idempotency.claim_in(session, workspace_id=self.actor.workspace_id, key=self.key,
+                                               fingerprint=self.fingerprint, method=self.method, path=self.path)
+                if isinstance(outcome, idempotency.Replay):
+                    return outcome
+                claim = outcome
+            savepoint = session.begin_nested()
+            try:
+                result = fn(session, self.actor)
+                session.flush()
+                encoded = jsonable_encoder(result)
+                body = json.dumps(encoded, separators=(",", ":"))
+                if claim is not None:
+                    kept = json.dumps(redact(encoded), separators=(",", ":")) if redact else body
+                    idempotency.complete(session, claim, status=status_code, body=kept)
+                savepoint.commit()
+            except CreditdeskError as exc:
+                if savepoint.is_active:
+                    savepoint.rollback()
+                if exc.http_status >= 500 or isinstance(exc, IdempotencyInProgress) or \
+                        exc.code == "idempotency_key_taken_over":
+                    raise  # nothing is kept, the claim included: a retry runs again
+                problem_body = json.dumps(error_problem(exc, instance=self.path), default=str)
+                if claim is not None:
+                    # A refused request is answered the same way when retried with its key.
+                    idempotency.complete(session, claim, status=exc.http_status, body=problem_body)
+                return _Refused(exc, problem_body)
             return body
 
         try:
-            body = self.db.write(transaction)
+            outcome = self.db.write(transaction)
         except CreditdeskError as exc:
-            problem = error_problem(exc, instance=self.path)
-            problem_body = json.dumps(problem, default=str)
-            if claim is not None:
-                if isinstance(exc, IdempotencyInProgress) or exc.http_status >= 500:
-                    idempotency.release(self.db, claim)
-                else:
-                    # A refused request is answered the same way when retried with its key.
-                    self.db.write(lambda s: idempotency.complete(s, claim, status=exc.http_status,
-                                                                  body=problem_body))
-            headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-            return Response(problem_body, status_code=exc.http_status, media_type=PROBLEM_MEDIA_TYPE,
-                            headers=headers)
+            return self._problem(exc, json.dumps(error_problem(exc, instance=self.path), default=str))
         except IntegrityError:
             # A uniqueness race the service's own checks could not see (two requests at once).
-            if claim is not None:
-                idempotency.release(self.db, claim)
             conflict = Conflict("This request conflicts with a concurrent change; retry it.",
                                 code="concurrent_conflict")
             return Response(json.dumps(error_problem(conflict, instance=self.path)), status_code=409,
                             media_type=PROBLEM_MEDIA_TYPE)
-        except BaseException:
-            if claim is not None:
-                idempotency.release(self.db, claim)
-            raise
-        return Response(body, status_code=status_code, media_type="application/json")
+        if isinstance(outcome, idempotency.Replay):
+            media = PROBLEM_MEDIA_TYPE if outcome.status >= 400 else "application/json"
+            return Response(outcome.body, status_code=outcome.status, media_type=media,
+                            headers={"Idempotent-Replayed": "true"})
+        if isinstance(outcome, _Refused):
+            return self._problem(outcome.error, outcome.body)
+        return Response(outcome, status_code=status_code, media_type="application/json")
+
+    @staticmethod
+    def _problem(exc: CreditdeskError, body: str) -> Response:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return Response(body, status_code=exc.http_status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 async def write_context(

@@ -115,7 +115,15 @@ def credit_type_by_code(session: Session, workspace_id: str, code: str) -> Credi
     if ct is None:
         raise InvalidCredits(f"Unknown credit type {code!r}. Create it first (POST /v1/credit-types).",
                              code="unknown_credit_type")
+    # The session's identity map holds objects weakly: keep this one for the rest of the transaction,
+    # so rendering the answer (consumption_out, hold_out) finds it instead of selecting it again.
+    session.info.setdefault("credit_types", {})[ct.id] = ct
     return ct
+
+
+def _credit_type(session: Session, credit_type_id: str) -> CreditType:
+    ct = session.info.get("credit_types", {}).get(credit_type_id)
+    return ct if ct is not None else session.get(CreditType, credit_type_id)
 
 
 def list_credit_types(session: Session, *, actor: Actor) -> list[CreditType]:
@@ -583,7 +591,7 @@ def operation_lines(session: Session, operation_id: str, code: str) -> list[dict
 
 
 def consumption_out(session: Session, c: Consumption) -> schemas.ConsumptionOut:
-    ct = session.get(CreditType, c.credit_type_id)
+    ct = _credit_type(session, c.credit_type_id)
     return schemas.ConsumptionOut(
         id=c.id, context={"kind": c.context_kind, "id": c.context_id}, credit_type=ct.code,
         product_code=c.product_code, amount_requested=c.amount_requested, amount=c.amount,
@@ -825,7 +833,7 @@ def reverse_hold(session: Session, hold_id: str, *, actor: Actor, reason: str = 
 
 
 def hold_out(session: Session, hold: Hold) -> schemas.HoldOut:
-    ct = session.get(CreditType, hold.credit_type_id)
+    ct = _credit_type(session, hold.credit_type_id)
     return schemas.HoldOut(
         id=hold.id, context={"kind": hold.context_kind, "id": hold.context_id}, credit_type=ct.code,
         product_code=hold.product_code, amount=hold.amount, captured_amount=hold.captured_amount, status=hold.status,
