@@ -104,6 +104,41 @@ def make_due(url: str, ws: str, count: int, seed: int = 5) -> int:
     return len(chosen)
 
 
+def expire_pack_by_pack(session, pack_ids: list[str]) -> int:
+    """The sweep as it was before it went bulk (ORM objects, audit.record, ledger.post), for the baseline."""
+    from sqlalchemy import select
+
+    from creditdesk import audit, clock
+    from creditdesk.audit import Actor
+    from creditdesk.credits.models import CreditType, Pack
+    from creditdesk.ledger import service as ledger
+    from creditdesk.ledger.service import Reference, TransferSpec
+
+    now = clock.now()
+    packs = session.scalars(select(Pack).where(Pack.id.in_(pack_ids))).all()
+    accounts = ledger.lock_accounts(session, [p.ledger_account_id for p in packs])
+    packs = session.scalars(select(Pack).where(Pack.id.in_(pack_ids)).execution_options(populate_existing=True)).all()
+    types, expired, by_ws = {}, 0, {}
+    for pack in packs:
+        if pack.status != "active" or pack.expires_at is None or pack.expires_at > now:
+            continue
+        ct = types.get(pack.credit_type_id) or session.get(CreditType, pack.credit_type_id)
+        types[ct.id] = ct
+        account = accounts[pack.ledger_account_id]
+        if account.available > 0:
+            by_ws.setdefault(pack.workspace_id, []).append(
+                TransferSpec(account.id, ct.breakage_account_id, account.available, "expire", Reference("pack", pack.id)))
+        pack.status = "expired"
+        pack.updated_at = now
+        audit.record(session, actor=Actor.system(pack.workspace_id), action="pack.expire", object_type="pack",
+                     object_id=pack.id, before={"status": "active"},
+                     after={"status": "expired", "breakage": account.available, "held": account.debits_pending})
+        expired += 1
+    for ws, specs in by_ws.items():
+        ledger.post(session, specs, workspace_id=ws, locked=accounts)
+    return expired
+
+
 def _cli(*args: str) -> tuple[float, int, str]:
     import subprocess
 
@@ -213,12 +248,27 @@ def _run(url, workdir, packs, holders, entries, due, iterations, log, reuse) -> 
     results["status_labels"] = _timed(labels, max(20, iterations // 10), warm=1)
     db.dispose()
 
-    log(f"[6] making {due:,} packs due, then `creditdesk jobs expire`")
+    log(f"[6] making {due:,} packs due; baseline: pack by pack on a sample, then `creditdesk jobs expire`")
     made_due = make_due(url, ws, due)
+    from creditdesk.credits import service as credits
+
+    db = Database(url)
+    sample = min(2000, made_due // 10)
+    with db.read() as s:
+        ids = credits.due_pack_ids(s, limit=sample)
+    started = time.perf_counter()
+    by_hand = 0
+    for start in range(0, len(ids), 500):
+        by_hand += db.write(lambda s, chunk=ids[start:start + 500]: expire_pack_by_pack(s, chunk))
+    base_rate = by_hand / (time.perf_counter() - started) if by_hand else None
+    db.dispose()
     seconds, code, output = _cli("jobs", "expire", "--database-url", url)
     expired = int(output.split(" pack(s) expired")[0].split()[-1]) if " pack(s) expired" in output else 0
-    results["expiry"] = {"due": made_due, "expired": expired, "seconds": round(seconds, 2),
-                         "packs_per_s": round(expired / seconds) if seconds else None, "exit": code}
+    results["expiry"] = {"due": made_due, "baseline_pack_by_pack": by_hand,
+                         "baseline_packs_per_s": round(base_rate) if base_rate else None, "expired": expired,
+                         "seconds": round(seconds, 2), "packs_per_s": round(expired / seconds) if seconds else None,
+                         "exit": code}
+    expired += by_hand
     seconds, code, output = _cli("jobs", "expire", "--database-url", url)
     results["expiry"]["rerun_expired"] = int(output.split(" pack(s) expired")[0].split()[-1]) \
         if " pack(s) expired" in output else None
