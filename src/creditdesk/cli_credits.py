@@ -97,7 +97,7 @@ def ledger_verify(workspace_id: str = typer.Option(None, "--workspace", help="On
 
 @jobs_app.command("expire")
 def jobs_expire(workspace_id: str = typer.Option(None, "--workspace", help="Only this workspace."),
-                batch_size: int = typer.Option(500, help="Packs per transaction."),
+                batch_size: int = typer.Option(2000, help="Packs per transaction."),
                 database_url: str = DatabaseOption):
     """Expire packs past their expiry date (remaining credits go to breakage). Safe to re-run."""
     from creditdesk.credits import service as credits
