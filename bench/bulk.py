@@ -79,7 +79,8 @@ def _baseline(workdir: Path, rows: int, offices: int, users: int) -> float:
 
 
 def run_workload_5(args) -> dict:
-    rows = int(getattr(args, "rows", None) or 1_000_000)
+    quick = getattr(args, "scale", "full") == "small"  # bench.run --scale small: a minutes-long smoke run
+    rows = int(getattr(args, "rows", None) or (20_000 if quick else 1_000_000))
     small = int(getattr(args, "small_rows", None) or min(100_000, max(rows // 10, 1000)))
     baseline_rows = int(getattr(args, "baseline_rows", None) or 3000)
     offices = int(getattr(args, "offices", None) or 2000)

@@ -196,7 +196,13 @@ def run_creditdesk(db_name: str, holders: int, funding: int, plan, clients: int,
 # --- django-hordak -------------------------------------------------------------------------------
 
 def run_hordak(db_name: str, holders: int, funding: int, plan, clients: int, log) -> dict:
+    from urllib.parse import urlsplit
+
+    where = urlsplit(PG)
     os.environ["BENCH_HORDAK_DB"] = db_name
+    os.environ["BENCH_PGHOST"] = where.hostname or "127.0.0.1"
+    os.environ["BENCH_PGPORT"] = str(where.port or 5432)
+    os.environ["BENCH_PGUSER"] = where.username or "postgres"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.hordak_settings")
     import django
 
@@ -247,7 +253,10 @@ def run_hordak(db_name: str, holders: int, funding: int, plan, clients: int, log
 
 
 def run_workload_4(args) -> dict:
-    transfers = int(getattr(args, "transfers", None) or 2000)
+    global PG
+    PG = (getattr(args, "pg_url", None) or PG).rstrip("/")
+    quick = getattr(args, "scale", "full") == "small"  # bench.run --scale small: a minutes-long smoke run
+    transfers = int(getattr(args, "transfers", None) or (200 if quick else 2000))
     clients = int(getattr(args, "clients", None) or 4)
     holders = int(getattr(args, "holders", None) or 100)
     duplicates = int(getattr(args, "duplicates", None) or 50)
