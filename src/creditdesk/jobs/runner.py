@@ -44,7 +44,23 @@ def release_timed_out_holds(db: Database, *, batch_size: int = 200, workspace_id
 
 
 def run_all(db: Database) -> dict:
-    return {"holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
+    result = {"holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
+    refresh_planner_statistics(db)
+    return result
+
+
+def refresh_planner_statistics(db: Database) -> None:
+    """SQLite's planner picks indexes by statistics it never gathers on its own; without them the pack
+    report can choose a scan over every pack. `PRAGMA optimize` refreshes what has gone stale (a no-op
+    most of the time), bounded by analysis_limit. PostgreSQL's autovacuum does this itself."""
+    if not db.is_sqlite:
+        return
+
+    def optimize(session) -> None:
+        conn = session.connection()
+        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("PRAGMA optimize")
+    db.write(optimize)
 
 
 class JobLoop:
