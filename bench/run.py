@@ -255,8 +255,8 @@ def pgbench_transfer(args, pg: dict, db: str, clients: int) -> dict:
     _psql(pg, db, "CREATE TABLE bench_accounts (id bigint PRIMARY KEY, balance bigint NOT NULL);"
                   f"INSERT INTO bench_accounts SELECT g, 1000000 FROM generate_series(1, {n}) g;"
                   "CREATE TABLE bench_transfers (id bigserial PRIMARY KEY, debit_id bigint NOT NULL, "
-                  "credit_id bigint NOT NULL, amount bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now());"
-                  "VACUUM ANALYZE bench_accounts;")
+                  "credit_id bigint NOT NULL, amount bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now());")
+    _psql(pg, db, "VACUUM ANALYZE bench_accounts")  # not inside the implicit transaction of a multi-statement -c
     script = Path(args.data_dir) / "pgbench_transfer.sql"
     script.write_text(PGBENCH_SCRIPT.format(n=n))
     out = subprocess.run(["pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(int(args.duration)),

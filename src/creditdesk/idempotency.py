@@ -110,27 +110,26 @@ def claim_in(session: Session, *, workspace_id: str, key: str, fingerprint: str,
     owner = secrets.token_hex(16)
     for _ in range(retries):
         now = clock.now()
+        lock_until = now + timedelta(seconds=settings.idempotency_lock_seconds)
+        # The common case, a new key, is one statement. A concurrent first use (PostgreSQL) makes this
+        # insert wait for it, then do nothing; the row it committed is read below.
+        values = dict(workspace_id=workspace_id, key=key, request_hash=fingerprint, method=method, path=path,
+                      state="in_flight", owner=owner, created_at=now, locked_until=lock_until,
+                      expires_at=now + timedelta(hours=settings.idempotency_retention_hours))
+        inserted = session.execute(_insert_if_new(session, values)).scalar_one_or_none()
+        if inserted is not None:
+            return Claim(workspace_id, key, owner)
         row = session.execute(
             select(IdempotencyKey)
             .where(IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key)
             .with_for_update().execution_options(populate_existing=True)
         ).scalar_one_or_none()
-        lock_until = now + timedelta(seconds=settings.idempotency_lock_seconds)
-        if row is not None and row.expires_at <= now:
+        if row is None:
+            continue  # it went away meanwhile (purged, or its request failed): try again
+        if row.expires_at <= now:
             session.delete(row)
             session.flush()
-            row = None
-        if row is None:
-            try:
-                # Under a savepoint: a concurrent first use (PostgreSQL) fails only this insert.
-                with session.begin_nested():
-                    session.add(IdempotencyKey(
-                        workspace_id=workspace_id, key=key, request_hash=fingerprint, method=method, path=path,
-                        state="in_flight", owner=owner, created_at=now, locked_until=lock_until,
-                        expires_at=now + timedelta(hours=settings.idempotency_retention_hours)))
-            except IntegrityError:
-                continue  # it has committed by now (we waited on its row): look again
-            return Claim(workspace_id, key, owner)
+            continue
         if row.request_hash != fingerprint:
             raise IdempotencyKeyReused(
                 "This Idempotency-Key was already used with a different request "
@@ -145,6 +144,19 @@ def claim_in(session: Session, *, workspace_id: str, key: str, fingerprint: str,
         row.locked_until = lock_until
         return Claim(workspace_id, key, owner)
     raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed.")
+
+
+def _insert_if_new(session: Session, values: dict):
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:  # pragma: no cover - creditdesk runs on SQLite and PostgreSQL
+        raise RuntimeError(f"unsupported database {dialect}")
+    # RETURNING says whether the row went in (rowcount is not reliable for ON CONFLICT with every driver).
+    return dialect_insert(IdempotencyKey).values(**values).on_conflict_do_nothing(
+        index_elements=["workspace_id", "key"]).returning(IdempotencyKey.key)
 
 
 def complete(session: Session, claim_: Claim, *, status: int, body: str) -> None:

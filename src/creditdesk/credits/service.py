@@ -480,7 +480,7 @@ def _eligible_candidates(session: Session, ctx: ResolvedContext, ct: CreditType,
     rows = session.scalars(select(Pack).where(
         Pack.workspace_id == ct.workspace_id, Pack.credit_type_id == ct.id, Pack.status == "active",
         _holder_clause(ctx.holders), Pack.starts_at <= now,
-        or_(Pack.expires_at.is_(None), Pack.expires_at > now))).all()
+        or_(Pack.expires_at.is_(None), Pack.expires_at > now)).execution_options(populate_existing=True)).all()
     packs = [p for p in rows if _covers(p, product_code)]
     frozen = frozen_user_ids(session, ct.workspace_id, ct, {p.holder_id for p in packs if p.holder_kind == "user"})
     return sorted((p for p in packs if not (p.holder_kind == "user" and p.holder_id in frozen)), key=burn_key)
@@ -490,11 +490,17 @@ def _lock_and_recheck(session: Session, packs: list[Pack], ct: CreditType, produ
                       ctx: ResolvedContext, now: datetime) -> tuple[list[Pack], dict[str, LedgerAccount]]:
     """Lock the candidates' accounts, release their timed-out holds, and keep those still eligible."""
     accounts = ledger.lock_accounts(session, [p.ledger_account_id for p in packs])
+    released = False
     if any(a.debits_pending for a in accounts.values()):
-        release_timed_out_holds(session, workspace_id=ct.workspace_id, account_ids=[
-            a.id for a in accounts.values() if a.debits_pending], locked=accounts)
-    fresh = session.scalars(select(Pack).where(Pack.id.in_([p.id for p in packs]))
-                            .execution_options(populate_existing=True)).all()
+        released = release_timed_out_holds(session, workspace_id=ct.workspace_id, account_ids=[
+            a.id for a in accounts.values() if a.debits_pending], locked=accounts) > 0
+    if session.get_bind().dialect.name == "sqlite" and not released:
+        # SQLite write transactions hold the database's write lock from BEGIN IMMEDIATE: nothing can
+        # have changed the packs since they were read (fresh, populate_existing) in this transaction.
+        fresh = packs
+    else:
+        fresh = session.scalars(select(Pack).where(Pack.id.in_([p.id for p in packs]))
+                                .execution_options(populate_existing=True)).all()
     holders = {(h.kind, h.id) for h in ctx.holders}
     keep = [p for p in fresh if p.status == "active" and (p.holder_kind, p.holder_id) in holders
             and p.starts_at <= now and (p.expires_at is None or p.expires_at > now) and _covers(p, product_code)]
@@ -575,14 +581,25 @@ def consume(session: Session, data: schemas.ConsumeRequest, *, actor: Actor) -> 
                 workspace_id=actor.workspace_id, operation_id=consumption.id, actor_id=actor.user_id, locked=accounts)
     for pack, _ in plan:
         _refresh_status(pack, accounts[pack.ledger_account_id])
+    _remember_lines(session, consumption.id, CONSUME, plan)
     audit.record(session, actor=actor, action="consumption.create", object_type="consumption",
                  object_id=consumption.id, after=snapshot(consumption, lines=[
                      {"pack_id": p.id, "amount": t} for p, t in plan]))
     return consumption
 
 
+def _remember_lines(session: Session, operation_id: str, code: str, plan: list[tuple[Pack, int]]) -> None:
+    # The legs just written, in the order written (their transfer ids increase): what operation_lines
+    # would read back from the database in this transaction.
+    session.info.setdefault("operation_lines", {})[(operation_id, code)] = [
+        {"pack_id": p.id, "amount": take} for p, take in plan]
+
+
 def operation_lines(session: Session, operation_id: str, code: str) -> list[dict]:
     """Which packs paid for an operation, and how much (net of nothing: the original legs)."""
+    known = session.info.get("operation_lines", {}).get((operation_id, code))
+    if known is not None:
+        return [dict(line) for line in known]
     rows = session.execute(
         select(Pack.id, LedgerTransfer.amount).join(Pack, Pack.ledger_account_id == LedgerTransfer.debit_account_id)
         .where(LedgerTransfer.operation_id == operation_id, LedgerTransfer.code == code)
