@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from creditdesk import clock
@@ -97,10 +97,11 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
         stmt = stmt.where(Pack.holder_kind == holder_kind)
     if holder_id:
         stmt = stmt.where(Pack.holder_id == holder_id)
+    sqlite = session.get_bind().dialect.name == "sqlite"
     if office_id:
-        stmt = stmt.where(office_holder_clause(ws, office_id))
+        stmt = stmt.where(_selective(office_holder_clause(ws, office_id), sqlite))
     if customer_id:
-        stmt = stmt.where(Pack.customer_id == customer_id)
+        stmt = stmt.where(_selective(Pack.customer_id == customer_id, sqlite))
     if status:
         stmt = stmt.where(Pack.status.in_(status))
     if credit_type:
@@ -129,6 +130,14 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
                     row_key=lambda row: (_sort_value(row, sort), row[0].id))
     page.items = [(row[0], row[1]) for row in page.items]
     return page
+
+
+def _selective(clause, sqlite: bool):
+    """Tell SQLite's planner that this filter keeps few packs. With bound parameters it cannot see that,
+    and prefers reading every active pack in expiry order (the index that matches the page's order) over
+    the holder index: measured over 1M packs, 7 s against 9 ms for one office's page. PostgreSQL
+    estimates it from its own statistics."""
+    return func.likelihood(clause, literal_column("0.001")) if sqlite else clause
 
 
 def _sort_value(row, sort: str):
