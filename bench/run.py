@@ -142,11 +142,29 @@ def sqlite_dataset(args) -> tuple[str, Path]:
         log(f"seeded in {info['seed_seconds']}s; verifying the ledger ...")
         if seed.verify(f"sqlite:///{pristine}") != 0:
             raise SystemExit("the seeded database does not verify")
+    _upgrade_if_behind(f"sqlite:///{pristine}")
     work = data / f"work-{args.scale}.db"
     for p in data.glob(f"work-{args.scale}.db*"):
         p.unlink()
     shutil.copyfile(pristine, work)
     return f"sqlite:///{work}", meta
+
+
+def _upgrade_if_behind(url: str) -> None:
+    """A dataset seeded before a new migration is brought up to the schema (as `creditdesk db upgrade`)."""
+    from alembic.script import ScriptDirectory
+
+    from creditdesk import migrate
+    from creditdesk.db import Database
+
+    db = Database(url)
+    try:
+        head = ScriptDirectory.from_config(migrate.alembic_config(db)).get_current_head()
+        if migrate.current_revision(db) != head:
+            log(f"upgrading the cached dataset {url} to {head} ...")
+            migrate.upgrade(db)
+    finally:
+        db.dispose()
 
 
 def run_verify(url: str) -> str:
