@@ -96,7 +96,8 @@ class Pack(Base):
 
 
 Index("ix_packs_holder", Pack.workspace_id, Pack.holder_kind, Pack.holder_id, Pack.status)
-Index("ix_packs_status_expiry", Pack.workspace_id, Pack.status, Pack.expires_at)
+# The report order, expiry then id, straight off the index (migration 0005).
+Index("ix_packs_status_expiry", Pack.workspace_id, Pack.status, Pack.expires_at, Pack.id)
 # The report filtered by status label, in its page order (migration 0004).
 Index("ix_packs_label", Pack.workspace_id, Pack.status_label, Pack.status, Pack.expires_at, Pack.id)
 Index("ix_packs_ws_status_id", Pack.workspace_id, Pack.status, Pack.id)
