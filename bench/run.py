@@ -358,7 +358,7 @@ def markdown_table(results: dict[str, dict]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for key in sorted(results, key=int):
         r = results[key]
-        ratio = "—" if r.get("ratio") is None else f"{r['ratio']:.2f}x"
+        ratio = "—" if r.get("ratio") is None else (f"{r['ratio']:.3f}x" if r["ratio"] < 0.1 else f"{r['ratio']:.2f}x")
         lines.append(f"| {r['workload']} | {r.get('name', '')} | {r.get('goal', '')} | {r.get('measured', '')} | "
                      f"{ratio} | {'yes' if r.get('met') else '**no**'} | {r.get('date', '')} | {r.get('scale', '')} |")
     return "\n".join(lines)
@@ -383,10 +383,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="Skip `ledger verify` afterwards.")
     parser.add_argument("--write-readme", action="store_true", help="Rewrite the results table in bench/README.md.")
     parser.add_argument("--no-save", dest="save", action="store_false", help="Do not record into bench/results.json.")
+    parser.add_argument("--report-only", action="store_true",
+                        help="Run nothing: print (and with --write-readme, write) the table of bench/results.json.")
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = SCALES[args.scale]["duration"]
-    numbers = [int(n) for n in args.workloads.split(",") if n.strip()]
+    numbers = [] if args.report_only else [int(n) for n in args.workloads.split(",") if n.strip()]
     unknown = [n for n in numbers if n not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workload(s): {unknown}; known: {sorted(WORKLOADS)}")
