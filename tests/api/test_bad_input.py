@@ -304,3 +304,17 @@ def test_unknown_routes_and_methods_are_problems(client, workspace):
 def test_bad_query_parameters_are_422(client, workspace, params):
     r = client.get("/v1/customers", params=params, headers=workspace.headers)
     assert_problem(r, 422, "validation_error")
+
+
+@pytest.mark.parametrize("method,path,body,field", [
+    ("POST", "/v1/packs", {"holder": {"kind": "workspace"}, "credit_type": "credits", "quantity": True,
+                           "name": "Boolean pack"}, "quantity"),
+    ("PATCH", "/v1/sms/settings", {"tax_rate_bp": False}, "tax_rate_bp"),
+])
+def test_true_or_false_is_not_a_number(client, db, workspace, method, path, body, field):
+    client.post("/v1/credit-types", json={"code": "credits", "name": "Credits"}, headers=workspace.headers)
+    before = counts(db, workspace.id)
+    r = client.request(method, path, json=body, headers=workspace.headers)
+    problem = assert_problem(r, 422, "validation_error")
+    assert [e["loc"][-1] for e in problem["errors"]] == [field], problem
+    assert counts(db, workspace.id) == before

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import types
+import typing
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 Role = Literal["master", "manager", "member"]
 Permission = Literal["send_sms", "manage_office_credits", "manage_packs", "consume_credits", "manage_users"]
@@ -13,6 +16,24 @@ class Input(BaseModel):
     """Request bodies refuse fields they do not know: no mass assignment of ids, workspace or role."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_for_a_number(cls, value, info: ValidationInfo):
+        # Pydantic's lax mode reads true/false as 1/0; for a quantity or a rate that is a client bug,
+        # never an amount. (Strict mode would also refuse the strings that forms and CSV rows send.)
+        if isinstance(value, bool) and info.field_name and _takes_int(cls.model_fields[info.field_name].annotation):
+            raise PydanticCustomError("int_type", "Input should be a valid integer, not true or false")
+        return value
+
+
+def _takes_int(annotation) -> bool:
+    if annotation is int:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        return int in args and bool not in args
+    return False
 
 
 class Output(BaseModel):
