@@ -138,7 +138,7 @@ def run_workload_5(args) -> dict:
                     f"{results['rerun']['granted']} of {small:,}; ledger verify "
                     f"{'clean' if results['verify']['ok'] else 'FAILED'}; baseline grant_pack one by one "
                     f"{base_rate:,.0f} packs/s")
-        return {"workload": 5, "goal": ">= 50k packs/s on SQLite, memory flat in file size",
+        return {"workload": 5, "name": "Bulk import of packs from CSV, SQLite", "goal": ">= 50k packs/s on SQLite, memory flat in file size",
                 "measured": measured, "ratio": round(rate / base_rate, 1), "met": met, "details": results}
     finally:
         if not keep:

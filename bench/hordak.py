@@ -285,7 +285,7 @@ def run_workload_4(args) -> dict:
                 f"{'clean' if ours['ledger_verify_ok'] else 'FAILED'} "
                 f"({'exactly once' if ours['exactly_once'] else 'NOT exactly once'}); hordak applied "
                 f"{theirs['retries_applied_again']} of {theirs['retried']} retries again")
-    return {"workload": 4, "goal": ">= 5x django-hordak transfer_to; exactly once under retried keys",
+    return {"workload": 4, "name": "Transfer between holders vs django-hordak, PostgreSQL, 4 clients", "goal": ">= 5x django-hordak transfer_to; exactly once under retried keys",
             "measured": measured, "ratio": round(ratio, 2), "met": met,
             "details": {"creditdesk": ours, "hordak": theirs, "ratio_vs_bare_transfer_to": round(ratio_bare, 2),
                         "transfers": transfers, "clients": clients, "holders": holders}}

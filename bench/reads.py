@@ -297,7 +297,7 @@ def _run(url, workdir, packs, holders, entries, due, iterations, log, reuse) -> 
                    if slow else "")
                 + f"; expiry {expired:,} packs in {results['expiry']['seconds']:.1f}s = {rate:,.0f} packs/s")
     base = results["baseline_pk_lookup"]["p99_ms"]
-    return {"workload": 6, "goal": "balance p99 < 2 ms; report p95 < 50 ms; expiry >= 20k packs/s",
+    return {"workload": 6, "name": "Reads: balance, active-pack report, expiry sweep (SQLite)", "goal": "balance p99 < 2 ms; report p95 < 50 ms; expiry >= 20k packs/s",
             "measured": measured, "ratio": round(bal["p99_ms"] / base, 1) if base else None, "met": met,
             "details": results}
 

@@ -408,7 +408,7 @@ def main(argv=None) -> int:
         for number, result in args.results.items():
             if not result.get("skipped"):
                 saved[str(number)] = result
-        RESULTS_FILE.write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+        RESULTS_FILE.write_text(json.dumps(saved, indent=1, sort_keys=True, default=str) + "\n")
     table = markdown_table({**saved, **{str(n): r for n, r in args.results.items() if str(n) not in saved}})
     print(table)
     print(f"\nMachine: {machine}")
