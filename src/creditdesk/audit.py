@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from creditdesk import clock
+from creditdesk import clock, rawsql
 from creditdesk.db import Base, JSONType, UTCDateTime
 from creditdesk.ids import new_id
 from creditdesk.pagination import Page, paginate
@@ -84,22 +84,16 @@ def snapshot(obj: Any, **extra: Any) -> dict:
 
 
 def record(session: Session, *, actor: Actor, action: str, object_type: str, object_id: str,
-           before: dict | None = None, after: dict | None = None) -> AuditEvent:
-    event = AuditEvent(
-        id=new_id("evt"),
-        workspace_id=actor.workspace_id,
-        actor_kind=actor.kind,
-        actor_id=actor.user_id,
-        api_key_id=actor.api_key_id,
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        before=_jsonable(before) if before is not None else None,
-        after=_jsonable(after) if after is not None else None,
-        created_at=clock.now(),
-    )
-    session.add(event)
-    return event
+           before: dict | None = None, after: dict | None = None) -> None:
+    """Append one audit event. Written with SQL text (creditdesk.rawsql): every write records one,
+    and nothing reads it back through the ORM in the same transaction."""
+    rawsql.insert(session, AuditEvent.__table__, {
+        "id": new_id("evt"), "workspace_id": actor.workspace_id, "actor_kind": actor.kind,
+        "actor_id": actor.user_id, "api_key_id": actor.api_key_id, "action": action,
+        "object_type": object_type, "object_id": object_id,
+        "before": _jsonable(before) if before is not None else None,
+        "after": _jsonable(after) if after is not None else None,
+        "created_at": clock.now()})
 
 
 def list_audit_events(session: Session, *, actor: Actor, limit=None, cursor=None, action=None, object_type=None,

@@ -17,11 +17,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, delete, select, update
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from creditdesk import clock
+from creditdesk import clock, rawsql
 from creditdesk.config import get_settings
 from creditdesk.db import Base, Database, UTCDateTime
 from creditdesk.errors import Conflict, IdempotencyInProgress, IdempotencyKeyReused, InvalidInput
@@ -113,11 +113,13 @@ def claim_in(session: Session, *, workspace_id: str, key: str, fingerprint: str,
         lock_until = now + timedelta(seconds=settings.idempotency_lock_seconds)
         # The common case, a new key, is one statement. A concurrent first use (PostgreSQL) makes this
         # insert wait for it, then do nothing; the row it committed is read below.
-        values = dict(workspace_id=workspace_id, key=key, request_hash=fingerprint, method=method, path=path,
-                      state="in_flight", owner=owner, created_at=now, locked_until=lock_until,
-                      expires_at=now + timedelta(hours=settings.idempotency_retention_hours))
-        inserted = session.execute(_insert_if_new(session, values)).scalar_one_or_none()
-        if inserted is not None:
+        inserted = rawsql.rows(session, _CLAIM_SQL, {
+            "workspace_id": workspace_id, "key": key, "request_hash": fingerprint, "method": method,
+            "path": path, "owner": owner, "created_at": rawsql.bind(session, _T.c.created_at, now),
+            "locked_until": rawsql.bind(session, _T.c.locked_until, lock_until),
+            "expires_at": rawsql.bind(session, _T.c.expires_at,
+                                      now + timedelta(hours=settings.idempotency_retention_hours))})
+        if inserted:
             return Claim(workspace_id, key, owner)
         row = session.execute(
             select(IdempotencyKey)
@@ -146,28 +148,27 @@ def claim_in(session: Session, *, workspace_id: str, key: str, fingerprint: str,
     raise IdempotencyInProgress("A request with this Idempotency-Key is still being processed.")
 
 
-def _insert_if_new(session: Session, values: dict):
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:  # pragma: no cover - creditdesk runs on SQLite and PostgreSQL
-        raise RuntimeError(f"unsupported database {dialect}")
-    # RETURNING says whether the row went in (rowcount is not reliable for ON CONFLICT with every driver).
-    return dialect_insert(IdempotencyKey).values(**values).on_conflict_do_nothing(
-        index_elements=["workspace_id", "key"]).returning(IdempotencyKey.key)
+_T = IdempotencyKey.__table__
+# The common case, a new key, is one statement. A concurrent first use (PostgreSQL) makes this insert
+# wait for it, then do nothing; the row it committed is then read. RETURNING says whether the row
+# went in (rowcount is not reliable for ON CONFLICT with every driver).
+_CLAIM_SQL = (
+    "INSERT INTO idempotency_keys (workspace_id, key, request_hash, method, path, state, owner, created_at, "
+    "locked_until, expires_at) VALUES (:workspace_id, :key, :request_hash, :method, :path, 'in_flight', :owner, "
+    ":created_at, :locked_until, :expires_at) ON CONFLICT (workspace_id, key) DO NOTHING RETURNING key")
+_COMPLETE_SQL = (
+    "UPDATE idempotency_keys SET state = 'done', response_status = :status, response_body = :body "
+    "WHERE workspace_id = :workspace_id AND key = :key AND owner = :owner AND state = 'in_flight'")
 
 
 def complete(session: Session, claim_: Claim, *, status: int, body: str) -> None:
     """Store the response in the caller's transaction. Fails if another request took the key over."""
-    result = session.execute(
-        update(IdempotencyKey)
-        .where(IdempotencyKey.workspace_id == claim_.workspace_id, IdempotencyKey.key == claim_.key,
-               IdempotencyKey.owner == claim_.owner, IdempotencyKey.state == "in_flight")
-        .values(state="done", response_status=status, response_body=body)
-    )
-    if result.rowcount != 1:
+    rawsql.flush_pending(session)  # a take-over (claim_in) changed the row through the ORM
+    cursor = rawsql.execute(session, _COMPLETE_SQL, {"status": status, "body": body, "workspace_id": claim_.workspace_id,
+                                                     "key": claim_.key, "owner": claim_.owner})
+    updated = cursor.rowcount
+    cursor.close()
+    if updated != 1:
         raise Conflict("This request's Idempotency-Key was taken over by a retry; nothing was applied.",
                        code="idempotency_key_taken_over")
 

@@ -19,7 +19,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from creditdesk import audit, clock
+from creditdesk import audit, clock, rawsql
 from creditdesk.audit import Actor, snapshot
 from creditdesk.credits import schemas
 from creditdesk.credits.errors import (
@@ -142,6 +142,9 @@ class HolderRef:
         return {"kind": self.kind, "id": self.id}
 
 
+_OFFICE_SQL = "SELECT id, customer_id FROM offices WHERE id = :id AND workspace_id = :workspace_id"
+
+
 def resolve_holder(session: Session, workspace_id: str, kind: str, holder_id: str | None) -> tuple[HolderRef, str | None]:
     """Check the holder exists in this workspace; return it with the customer it belongs to."""
     if kind == "workspace":
@@ -151,8 +154,11 @@ def resolve_holder(session: Session, workspace_id: str, kind: str, holder_id: st
     if not holder_id:
         raise InvalidCredits(f"A {kind} holder needs an id.", code="holder_id_required")
     if kind == "office":
-        office = get_in_workspace(session, Office, workspace_id, holder_id)
-        return HolderRef("office", office.id), office.customer_id
+        # SQL text: every consumption by an office asks this (creditdesk.rawsql).
+        found = rawsql.rows(session, _OFFICE_SQL, {"id": holder_id, "workspace_id": workspace_id})
+        if not found:
+            raise NotFound(f"No office with id {holder_id!r} in this workspace.", object_id=holder_id)
+        return HolderRef("office", found[0][0]), found[0][1]
     if kind == "user":
         user = get_in_workspace(session, User, workspace_id, holder_id)
         return HolderRef("user", user.id), _customer_of_user(session, user)
@@ -327,12 +333,16 @@ def void_pack(session: Session, pack_id: str, data: schemas.VoidPack, *, actor: 
     return pack
 
 
+def _status_for(account) -> str:
+    """active <-> depleted follows the balance (held credits are still in the pack)."""
+    return "depleted" if account.credit_balance == 0 and account.debits_pending == 0 else "active"
+
+
 def _refresh_status(pack: Pack, account: LedgerAccount) -> None:
     """active <-> depleted follows the balance; expired and voided are final."""
     if pack.status in ("expired", "voided"):
         return
-    empty = account.credit_balance == 0 and account.debits_pending == 0
-    new = "depleted" if empty else "active"
+    new = _status_for(account)
     if new != pack.status:
         pack.status = new
         pack.updated_at = clock.now()
@@ -475,44 +485,97 @@ def _covers(pack: Pack, product_code: str | None) -> bool:
     return not pack.product_codes or (product_code is not None and product_code in pack.product_codes)
 
 
-def _eligible_candidates(session: Session, ctx: ResolvedContext, ct: CreditType, product_code: str | None,
-                         now: datetime) -> list[Pack]:
-    rows = session.scalars(select(Pack).where(
-        Pack.workspace_id == ct.workspace_id, Pack.credit_type_id == ct.id, Pack.status == "active",
-        _holder_clause(ctx.holders), Pack.starts_at <= now,
-        or_(Pack.expires_at.is_(None), Pack.expires_at > now)).execution_options(populate_existing=True)).all()
-    packs = [p for p in rows if _covers(p, product_code)]
+# The burn (consume and hold) reads, locks and writes with SQL text (creditdesk.rawsql): it is the
+# hottest path there is, and the ORM's statement building was most of its cost (bench/README.md).
+
+@dataclass
+class Candidate:
+    """A pack that may pay, with its account as read (under lock) in this transaction."""
+    id: str
+    ledger_account_id: str
+    holder_kind: str
+    holder_id: str
+    priority: int
+    starts_at: datetime
+    expires_at: datetime | None
+    is_paid: bool
+    created_at: datetime
+    product_codes: list
+    account: ledger.AccountTotals
+
+    @property
+    def available(self) -> int:
+        return self.account.available
+
+
+_P = Pack.__table__
+_CANDIDATE_COLUMNS = (None, None, None, None, None, _P.c.starts_at, _P.c.expires_at, _P.c.is_paid, _P.c.created_at,
+                      _P.c.product_codes)
+_CANDIDATES_SQL = (
+    "SELECT p.id, p.ledger_account_id, p.holder_kind, p.holder_id, p.priority, p.starts_at, p.expires_at, p.is_paid, "
+    "p.created_at, p.product_codes, "
+    + ", ".join("a." + c for c in ledger.ACCOUNT_TOTALS_COLUMNS.split(", ")) + " "
+    "FROM packs p JOIN ledger_accounts a ON a.id = p.ledger_account_id "
+    "WHERE p.workspace_id = :workspace_id AND p.credit_type_id = :credit_type_id AND p.status = 'active' "
+    "AND ({holders}) AND p.starts_at <= :now AND (p.expires_at IS NULL OR p.expires_at > :now)")
+
+
+def _holders_sql(holders: list[HolderRef], params: dict) -> str:
+    parts = []
+    for n, h in enumerate(holders):
+        params[f"hk{n}"], params[f"hi{n}"] = h.kind, h.id
+        parts.append(f"(p.holder_kind = :hk{n} AND p.holder_id = :hi{n})")
+    return " OR ".join(parts)
+
+
+def _candidates(session: Session, ctx: ResolvedContext, ct, product_code: str | None, now: datetime) -> list[Candidate]:
+    """The context's packs that may pay now, frozen holders left out, in burn order."""
+    params = {"workspace_id": ct.workspace_id, "credit_type_id": ct.id,
+              "now": rawsql.bind(session, _P.c.starts_at, now)}
+    sql = _CANDIDATES_SQL.format(holders=_holders_sql(ctx.holders, params))
+    packs = [c for c in (Candidate(*row[:10], ledger.AccountTotals(*row[10:]))
+                         for row in rawsql.rows(session, sql, params, _CANDIDATE_COLUMNS)) if _covers(c, product_code)]
     frozen = frozen_user_ids(session, ct.workspace_id, ct, {p.holder_id for p in packs if p.holder_kind == "user"})
     return sorted((p for p in packs if not (p.holder_kind == "user" and p.holder_id in frozen)), key=burn_key)
 
 
-def _lock_and_recheck(session: Session, packs: list[Pack], ct: CreditType, product_code: str | None,
-                      ctx: ResolvedContext, now: datetime) -> tuple[list[Pack], dict[str, LedgerAccount]]:
-    """Lock the candidates' accounts, release their timed-out holds, and keep those still eligible."""
-    accounts = ledger.lock_accounts(session, [p.ledger_account_id for p in packs])
-    released = False
-    if any(a.debits_pending for a in accounts.values()):
+def _lock_candidates(session: Session, ctx: ResolvedContext, ct, product_code: str | None,
+                     now: datetime) -> list[Candidate]:
+    """The candidates with their accounts locked and read afresh; holds past their timeout on them
+    are released first."""
+    rawsql.flush_pending(session)
+    packs = _candidates(session, ctx, ct, product_code, now)
+    if any(p.account.debits_pending for p in packs):
         released = release_timed_out_holds(session, workspace_id=ct.workspace_id, account_ids=[
-            a.id for a in accounts.values() if a.debits_pending], locked=accounts) > 0
-    if session.get_bind().dialect.name == "sqlite" and not released:
-        # SQLite write transactions hold the database's write lock from BEGIN IMMEDIATE: nothing can
-        # have changed the packs since they were read (fresh, populate_existing) in this transaction.
-        fresh = packs
-    else:
-        fresh = session.scalars(select(Pack).where(Pack.id.in_([p.id for p in packs]))
-                                .execution_options(populate_existing=True)).all()
-    holders = {(h.kind, h.id) for h in ctx.holders}
-    keep = [p for p in fresh if p.status == "active" and (p.holder_kind, p.holder_id) in holders
-            and p.starts_at <= now and (p.expires_at is None or p.expires_at > now) and _covers(p, product_code)]
-    return sorted(keep, key=burn_key), accounts
+            p.ledger_account_id for p in packs if p.account.debits_pending])
+        if released:
+            session.flush()
+            packs = _candidates(session, ctx, ct, product_code, now)
+    if not packs or rawsql.dialect_name(session) == "sqlite":
+        # SQLite write transactions hold the database's write lock from BEGIN IMMEDIATE: what was
+        # just read cannot change before this transaction ends.
+        return packs
+    # PostgreSQL: lock the accounts (in id order, against deadlocks), then read the packs again: a
+    # concurrent void or depletion committed meanwhile is seen.
+    locked = ledger.account_totals(session, [p.ledger_account_id for p in packs], lock=True)
+    still = {p.id for p in _candidates(session, ctx, ct, product_code, now)}
+    fresh = []
+    for p in packs:
+        if p.id in still and p.ledger_account_id in locked:
+            p.account = locked[p.ledger_account_id]
+            fresh.append(p)
+    return fresh
 
 
-def _plan(packs: list[Pack], accounts: dict[str, LedgerAccount], amount: int) -> list[tuple[Pack, int]]:
+def _plan(packs: list, amount: int, accounts: dict | None = None) -> list[tuple]:
+    """Take from the packs in the order given until `amount` is met (what each can give: its
+    account's available, from `accounts` when the packs are ORM rows)."""
     plan, need = [], amount
     for pack in packs:
         if need == 0:
             break
-        take = min(accounts[pack.ledger_account_id].available, need)
+        available = accounts[pack.ledger_account_id].available if accounts is not None else pack.available
+        take = min(available, need)
         if take > 0:
             plan.append((pack, take))
             need -= take
@@ -525,12 +588,12 @@ def _reference(ref: schemas.ReferenceIn | None) -> Reference:
     return Reference(ref.kind, ref.id, ref.url)
 
 
-def _burn(session: Session, ctx: ResolvedContext, ct: CreditType, amount: int, product_code: str | None,
-          allow_partial: bool) -> tuple[list[tuple[Pack, int]], dict[str, LedgerAccount]]:
+def _burn(session: Session, ctx: ResolvedContext, ct, amount: int, product_code: str | None,
+          allow_partial: bool) -> list[tuple[Candidate, int]]:
+    """Which packs pay how much, in burn order; their accounts are locked for the rest of the transaction."""
     now = clock.now()
-    candidates = _eligible_candidates(session, ctx, ct, product_code, now)
-    packs, accounts = _lock_and_recheck(session, candidates, ct, product_code, ctx, now)
-    plan = _plan(packs, accounts, amount)
+    packs = _lock_candidates(session, ctx, ct, product_code, now)
+    plan = _plan(packs, amount)
     taken = sum(t for _, t in plan)
     if taken == 0 or (taken < amount and not allow_partial):
         frozen = _frozen_available(session, ctx, ct, product_code, now)
@@ -544,7 +607,7 @@ def _burn(session: Session, ctx: ResolvedContext, ct: CreditType, amount: int, p
         raise InsufficientCredits(
             f"Not enough {ct.code} credits: {taken} available for this {ctx.kind}, {amount} requested.",
             available=taken, requested=amount)
-    return plan, accounts
+    return plan
 
 
 def _frozen_available(session: Session, ctx: ResolvedContext, ct: CreditType, product_code: str | None,
@@ -561,26 +624,63 @@ def _frozen_available(session: Session, ctx: ResolvedContext, ct: CreditType, pr
     return sum(max(a.available, 0) for a in accounts.values())
 
 
+@dataclass(frozen=True)
+class CreditTypeRef:
+    """What consume needs of a credit type, read with SQL text."""
+    id: str
+    workspace_id: str
+    code: str
+    required_permission: str | None
+    consumed_account_id: str
+
+
+_CREDIT_TYPE_SQL = ("SELECT id, workspace_id, code, required_permission, consumed_account_id FROM credit_types "
+                    "WHERE workspace_id = :workspace_id AND code = :code")
+_DEPLETE_SQL = "UPDATE packs SET status = 'depleted', updated_at = :now WHERE id = :id AND status = 'active'"
+
+
+def _credit_type_ref(session: Session, workspace_id: str, code: str) -> CreditTypeRef:
+    found = rawsql.rows(session, _CREDIT_TYPE_SQL, {"workspace_id": workspace_id, "code": code})
+    if not found:
+        raise InvalidCredits(f"Unknown credit type {code!r}. Create it first (POST /v1/credit-types).",
+                             code="unknown_credit_type")
+    ct = CreditTypeRef(*found[0])
+    session.info.setdefault("credit_type_codes", {})[ct.id] = ct.code
+    return ct
+
+
 def consume(session: Session, data: schemas.ConsumeRequest, *, actor: Actor) -> Consumption:
+    """Consume in burn order. Written with SQL text end to end (the hottest write there is); the
+    returned Consumption is not in the session."""
     require_consume(actor)
-    ct = credit_type_by_code(session, actor.workspace_id, data.credit_type)
+    rawsql.flush_pending(session)
+    ct = _credit_type_ref(session, actor.workspace_id, data.credit_type)
     ctx = resolve_context(session, actor.workspace_id, data.context.kind, data.context.id)
-    plan, accounts = _burn(session, ctx, ct, data.amount, data.product_code, data.allow_partial)
+    plan = _burn(session, ctx, ct, data.amount, data.product_code, data.allow_partial)
+    accounts = {p.ledger_account_id: p.account for p, _ in plan}
+    sink = ledger.account_totals(session, [ct.consumed_account_id], lock=False)
+    if any(not a.flags & NO_CACHE for a in sink.values()):
+        sink = ledger.account_totals(session, [ct.consumed_account_id], lock=True)
+    accounts.update(sink)
+    now = clock.now()
     consumption = Consumption(
         id=new_id("con"), workspace_id=actor.workspace_id, context_kind=ctx.kind, context_id=ctx.id,
         credit_type_id=ct.id, product_code=data.product_code, amount_requested=data.amount,
         amount=sum(t for _, t in plan), allow_partial=data.allow_partial,
         reference_kind=data.reference.kind if data.reference else None,
         reference_id=data.reference.id if data.reference else None,
-        reference_url=data.reference.url if data.reference else None, status="posted", actor_id=actor.user_id,
-        created_at=clock.now())
-    session.add(consumption)
+        reference_url=data.reference.url if data.reference else None, status="posted", reversed_at=None,
+        actor_id=actor.user_id, created_at=now)
+    rawsql.insert(session, Consumption.__table__, {c.key: getattr(consumption, c.key)
+                                                   for c in Consumption.__table__.columns})
     ref = _reference(data.reference)
-    ledger.post(session, [TransferSpec(p.ledger_account_id, ct.consumed_account_id, take, CONSUME, ref)
-                          for p, take in plan],
-                workspace_id=actor.workspace_id, operation_id=consumption.id, actor_id=actor.user_id, locked=accounts)
-    for pack, _ in plan:
-        _refresh_status(pack, accounts[pack.ledger_account_id])
+    ledger.post_locked(session, [TransferSpec(p.ledger_account_id, ct.consumed_account_id, take, CONSUME, ref)
+                                 for p, take in plan],
+                       accounts, workspace_id=actor.workspace_id, operation_id=consumption.id, actor_id=actor.user_id)
+    depleted = [p.id for p, _ in plan if _status_for(p.account) == "depleted"]
+    for pack_id in depleted:
+        rawsql.execute(session, _DEPLETE_SQL, {"now": rawsql.bind(session, _P.c.updated_at, now), "id": pack_id}).close()
+    rawsql.expire_cached(session, Pack, depleted)
     _remember_lines(session, consumption.id, CONSUME, plan)
     audit.record(session, actor=actor, action="consumption.create", object_type="consumption",
                  object_id=consumption.id, after=snapshot(consumption, lines=[
@@ -608,9 +708,9 @@ def operation_lines(session: Session, operation_id: str, code: str) -> list[dict
 
 
 def consumption_out(session: Session, c: Consumption) -> schemas.ConsumptionOut:
-    ct = _credit_type(session, c.credit_type_id)
+    code = session.info.get("credit_type_codes", {}).get(c.credit_type_id) or _credit_type(session, c.credit_type_id).code
     return schemas.ConsumptionOut(
-        id=c.id, context={"kind": c.context_kind, "id": c.context_id}, credit_type=ct.code,
+        id=c.id, context={"kind": c.context_kind, "id": c.context_id}, credit_type=code,
         product_code=c.product_code, amount_requested=c.amount_requested, amount=c.amount,
         allow_partial=c.allow_partial, reference=schemas.ReferenceOut(kind=c.reference_kind, id=c.reference_id,
                                                                       url=c.reference_url),
@@ -695,7 +795,8 @@ def create_hold(session: Session, data: schemas.HoldRequest, *, actor: Actor) ->
     require_consume(actor)
     ct = credit_type_by_code(session, actor.workspace_id, data.credit_type)
     ctx = resolve_context(session, actor.workspace_id, data.context.kind, data.context.id)
-    plan, accounts = _burn(session, ctx, ct, data.amount, data.product_code, allow_partial=False)
+    plan = _burn(session, ctx, ct, data.amount, data.product_code, allow_partial=False)
+    accounts = ledger.lock_accounts(session, [p.ledger_account_id for p, _ in plan])
     now = clock.now()
     hold = Hold(id=new_id("hold"), workspace_id=actor.workspace_id, context_kind=ctx.kind, context_id=ctx.id,
                 credit_type_id=ct.id, product_code=data.product_code, amount=data.amount, captured_amount=0,
@@ -906,7 +1007,7 @@ def transfer_credits(session: Session, data: schemas.TransferRequest, *, actor: 
             and (fresh[p.id].expires_at is None or fresh[p.id].expires_at > now)]
     if data.from_pack_id and not live:
         raise PackNotActive("The source pack is not active.")
-    plan = _plan(sorted(live, key=burn_key), accounts, data.amount)
+    plan = _plan(sorted(live, key=burn_key), data.amount, accounts)
     moved = sum(t for _, t in plan)
     if moved < data.amount:
         raise InsufficientCredits(f"Not enough {ct.code} credits to transfer: {moved} available, "

@@ -1,0 +1,126 @@
+"""Hand-written SQL for the hot paths (every write's idempotency key, authentication, audit, consume).
+
+Why: building an ORM statement, its cache key and its result objects costs 100-300 microseconds of
+Python per statement, several times what SQLite or PostgreSQL take to run it; a consumption is about
+fifteen statements, so the ORM was most of its cost (bench/README.md, workload 1). These helpers run
+SQL text on the session's own connection, inside its transaction and SAVEPOINTs, so they commit or
+roll back with everything else the request did.
+
+- SQL is written once with `:name` parameters; for PostgreSQL (psycopg's `%(name)s`) it is rewritten
+  once and cached.
+- Values go through the columns' own SQLAlchemy type processors (`bind`, `load`), so a datetime or a
+  JSON value is stored and read exactly as the ORM stores and reads it.
+- The ORM does not see these writes: `flush_pending` must run before SQL that reads rows the session
+  may still hold unflushed, and `expire_cached` after SQL that changed rows the session holds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Column, Table
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
+
+_NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+_sql_by_dialect: dict[tuple[str, str], str] = {}
+_insert_sql: dict[tuple[str, str, tuple[str, ...]], str] = {}
+_processors: dict[tuple[str, int, str], Any] = {}
+
+
+def dialect_name(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _dialect_sql(dialect: str, sql: str) -> str:
+    key = (dialect, sql)
+    text = _sql_by_dialect.get(key)
+    if text is None:
+        text = sql if dialect == "sqlite" else _NAMED_PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+        _sql_by_dialect[key] = text
+    return text
+
+
+def execute(session: Session, sql: str, params: Mapping[str, Any] | None = None):
+    """Run one statement on the session's connection; returns the DB-API cursor (rowcount, fetch*)."""
+    connection = session.connection()
+    dialect = connection.dialect.name
+    cursor = connection.connection.dbapi_connection.cursor()
+    cursor.execute(_dialect_sql(dialect, sql), params or {})
+    return cursor
+
+
+def rows(session: Session, sql: str, params: Mapping[str, Any] | None = None,
+         columns: Sequence[Column | None] = ()) -> list[tuple]:
+    """All rows of a query, each value read through the type of the column at its position (None:
+    as the driver gives it)."""
+    cursor = execute(session, sql, params)
+    found = cursor.fetchall()
+    cursor.close()
+    if not columns or not found:
+        return found
+    dialect = session.get_bind().dialect
+    loaders = [load_processor(dialect, c) if c is not None else None for c in columns]
+    if not any(loaders):
+        return found
+    loaders += [None] * (len(found[0]) - len(loaders))
+    return [tuple(f(v) if f is not None and v is not None else v for f, v in zip(loaders, row)) for row in found]
+
+
+def bind(session: Session, column: Column, value: Any) -> Any:
+    """A Python value as the column's type stores it (e.g. an aware datetime as naive UTC)."""
+    if value is None:
+        return None
+    processor = bind_processor(session.get_bind().dialect, column)
+    return processor(value) if processor is not None else value
+
+
+def bind_processor(dialect, column: Column):
+    key = (dialect.name, id(column), "bind")
+    if key not in _processors:
+        _processors[key] = column.type._cached_bind_processor(dialect)
+    return _processors[key]
+
+
+def load_processor(dialect, column: Column):
+    key = (dialect.name, id(column), "load")
+    if key not in _processors:
+        _processors[key] = column.type._cached_result_processor(dialect, None)
+    return _processors[key]
+
+
+def insert(session: Session, table: Table, values: Mapping[str, Any]) -> None:
+    """INSERT one row; every value goes through its column's type, as the ORM would send it."""
+    names = tuple(values)
+    connection = session.connection()
+    dialect = connection.dialect
+    key = (dialect.name, table.name, names)
+    sql = _insert_sql.get(key)
+    if sql is None:
+        sql = _dialect_sql(dialect.name, f"INSERT INTO {table.name} ({', '.join(names)}) "
+                                         f"VALUES ({', '.join(':' + n for n in names)})")
+        _insert_sql[key] = sql
+    params = {}
+    for name, value in values.items():
+        processor = bind_processor(dialect, table.c[name]) if value is not None else None
+        params[name] = processor(value) if processor is not None else value
+    cursor = connection.connection.dbapi_connection.cursor()
+    cursor.execute(sql, params)
+    cursor.close()
+
+
+def flush_pending(session: Session) -> None:
+    """Send the ORM's unflushed changes first, so SQL run next sees them."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+
+
+def expire_cached(session: Session, model: type, ids: Iterable[str]) -> None:
+    """Forget the session's copy of rows changed by SQL, so the ORM reads them afresh."""
+    identity_map = session.identity_map
+    for object_id in ids:
+        obj = identity_map.get(identity_key(model, object_id))
+        if obj is not None:
+            session.expire(obj)
