@@ -62,11 +62,18 @@ def rows(session: Session, sql: str, params: Mapping[str, Any] | None = None,
     if not columns or not found:
         return found
     dialect = session.get_bind().dialect
-    loaders = [load_processor(dialect, c) if c is not None else None for c in columns]
-    if not any(loaders):
+    loaders = [(n, f) for n, f in ((n, load_processor(dialect, c) if c is not None else None)
+                                   for n, c in enumerate(columns)) if f is not None]
+    if not loaders:
         return found
-    loaders += [None] * (len(found[0]) - len(loaders))
-    return [tuple(f(v) if f is not None and v is not None else v for f, v in zip(loaders, row)) for row in found]
+    out = []
+    for row in found:
+        row = list(row)
+        for n, f in loaders:
+            if row[n] is not None:
+                row[n] = f(row[n])
+        out.append(tuple(row))
+    return out
 
 
 def bind(session: Session, column: Column, value: Any) -> Any:
