@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select
@@ -245,23 +246,31 @@ def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, orig
 def _insert_pack(session: Session, data: schemas.PackCreate, ct: CreditType, holder: HolderRef,
                  customer_id: str | None, purchased_at: datetime, starts_at: datetime, expires_at: datetime | None,
                  origin: Pack | None, transfer_id: str | None, now: datetime) -> tuple[LedgerAccount, Pack]:
-    ws = ct.workspace_id
-    account = ledger.open_account(session, workspace_id=ws, unit=ct.code, code="pack",
+    account = ledger.open_account(session, workspace_id=ct.workspace_id, unit=ct.code, code="pack",
                                   flags=DEBITS_MUST_NOT_EXCEED_CREDITS)
-    pack = Pack(
-        id=new_id("pack"), workspace_id=ws, holder_kind=holder.kind, holder_id=holder.id, customer_id=customer_id,
-        credit_type_id=ct.id, unit=ct.code, quantity=data.quantity, price_paid=data.price_paid,
-        currency=data.currency, is_paid=data.price_paid > 0 if data.is_paid is None else data.is_paid,
+    pack = _new_pack(data, ct, holder, customer_id, purchased_at, starts_at, expires_at,
+                     origin.id if origin else None, transfer_id, now, account.id)
+    session.add(pack)
+    session.flush()
+    return account, pack
+
+
+def _new_pack(data: schemas.PackCreate, ct, holder: HolderRef, customer_id: str | None, purchased_at: datetime,
+              starts_at: datetime, expires_at: datetime | None, origin_pack_id: str | None, transfer_id: str | None,
+              now: datetime, account_id: str) -> Pack:
+    """A pack's row as granted (not yet in any session)."""
+    return Pack(
+        id=new_id("pack"), workspace_id=ct.workspace_id, holder_kind=holder.kind, holder_id=holder.id,
+        customer_id=customer_id, credit_type_id=ct.id, unit=ct.code, quantity=data.quantity,
+        price_paid=data.price_paid, currency=data.currency,
+        is_paid=data.price_paid > 0 if data.is_paid is None else data.is_paid,
         source=data.source, external_ref=data.external_ref, name=data.name,
         relationship_manager_id=data.relationship_manager_id, project_manager_id=data.project_manager_id,
         purchased_at=purchased_at, starts_at=starts_at, expires_at=expires_at, expiry_months=data.expiry_months,
         priority=data.priority, product_codes=list(data.product_codes), status="active",
-        status_label=data.status_label, notes=data.notes, ledger_account_id=account.id,
-        origin_pack_id=origin.id if origin else None, credit_transfer_id=transfer_id,
+        status_label=data.status_label, notes=data.notes, void_reason=None, ledger_account_id=account_id,
+        origin_pack_id=origin_pack_id, credit_transfer_id=transfer_id,
         idempotency_key=data.idempotency_key, created_at=now, updated_at=now)
-    session.add(pack)
-    session.flush()
-    return account, pack
 
 
 def get_pack(session: Session, workspace_id: str, pack_id: str, *, for_update: bool = False) -> Pack:
@@ -639,6 +648,14 @@ _CREDIT_TYPE_SQL = ("SELECT id, workspace_id, code, required_permission, consume
 _DEPLETE_SQL = "UPDATE packs SET status = 'depleted', updated_at = :now WHERE id = :id AND status = 'active'"
 
 
+def _mark_depleted(session: Session, packs: list[tuple[str, ledger.AccountTotals]], now: datetime) -> None:
+    """Active packs whose account was just emptied become depleted (SQL text: see consume)."""
+    depleted = [pack_id for pack_id, account in packs if _status_for(account) == "depleted"]
+    for pack_id in depleted:
+        rawsql.execute(session, _DEPLETE_SQL, {"now": rawsql.bind(session, _P.c.updated_at, now), "id": pack_id}).close()
+    rawsql.expire_cached(session, Pack, depleted)
+
+
 def _credit_type_ref(session: Session, workspace_id: str, code: str) -> CreditTypeRef:
     found = rawsql.rows(session, _CREDIT_TYPE_SQL, {"workspace_id": workspace_id, "code": code})
     if not found:
@@ -677,10 +694,7 @@ def consume(session: Session, data: schemas.ConsumeRequest, *, actor: Actor) -> 
     ledger.post_locked(session, [TransferSpec(p.ledger_account_id, ct.consumed_account_id, take, CONSUME, ref)
                                  for p, take in plan],
                        accounts, workspace_id=actor.workspace_id, operation_id=consumption.id, actor_id=actor.user_id)
-    depleted = [p.id for p, _ in plan if _status_for(p.account) == "depleted"]
-    for pack_id in depleted:
-        rawsql.execute(session, _DEPLETE_SQL, {"now": rawsql.bind(session, _P.c.updated_at, now), "id": pack_id}).close()
-    rawsql.expire_cached(session, Pack, depleted)
+    _mark_depleted(session, [(p.id, a) for p, a in ((p, accounts[p.ledger_account_id]) for p, _ in plan)], now)
     _remember_lines(session, consumption.id, CONSUME, plan)
     audit.record(session, actor=actor, action="consumption.create", object_type="consumption",
                  object_id=consumption.id, after=snapshot(consumption, lines=[
@@ -969,27 +983,64 @@ class TransferResult:
     lines: list[dict] = field(default_factory=list)
 
 
+_PACK_COLUMNS = tuple(Pack.__table__.columns)
+_SOURCE_SQL = (
+    "SELECT " + ", ".join("p." + c.name for c in _PACK_COLUMNS) + ", "
+    + ", ".join("a." + c for c in ledger.ACCOUNT_TOTALS_COLUMNS.split(", ")) + " "
+    "FROM packs p JOIN ledger_accounts a ON a.id = p.ledger_account_id WHERE p.workspace_id = :workspace_id AND ")
+# Frozen credits may be transferred away; not-yet-started packs keep waiting where they are.
+_SOURCE_BY_HOLDER_SQL = _SOURCE_SQL + (
+    "p.credit_type_id = :credit_type_id AND p.status = 'active' AND p.holder_kind = :holder_kind "
+    "AND p.holder_id = :holder_id AND p.starts_at <= :now AND (p.expires_at IS NULL OR p.expires_at > :now)")
+_SOURCE_BY_ID_SQL = _SOURCE_SQL + "p.id = :id"
+
+
+@dataclass
+class _SourcePack:
+    """A pack as read for a transfer (a plain copy of its row, never added to a session) and its account."""
+    row: SimpleNamespace
+    account: ledger.AccountTotals
+
+    @property
+    def available(self) -> int:
+        return self.account.available
+
+    def __getattr__(self, name):
+        return getattr(self.row, name)
+
+
+def _source_packs(session: Session, sql: str, params: dict) -> list[_SourcePack]:
+    n = len(_PACK_COLUMNS)
+    return [_SourcePack(SimpleNamespace(**{c.key: v for c, v in zip(_PACK_COLUMNS, row[:n])}),
+                        ledger.AccountTotals(*row[n:]))
+            for row in rawsql.rows(session, sql, params, _PACK_COLUMNS)]
+
+
 def transfer_credits(session: Session, data: schemas.TransferRequest, *, actor: Actor,
                      authorize=None) -> TransferResult:
     """Move credits to another holder. Each slice taken from a source pack becomes a pack on the
-    receiver with the same expiry, priority, products, cost per credit and paid/free nature."""
+    receiver with the same expiry, priority, products, cost per credit and paid/free nature.
+
+    Written with SQL text (creditdesk.rawsql), as consume is; the returned transfer is not in the session."""
     ws = actor.workspace_id
-    ct = credit_type_by_code(session, ws, data.credit_type)
-    to, _ = resolve_holder(session, ws, data.to.kind, data.to.id)
+    rawsql.flush_pending(session)
+    ct = _credit_type_ref(session, ws, data.credit_type)
+    to, to_customer_id = resolve_holder(session, ws, data.to.kind, data.to.id)
     now = clock.now()
     if data.from_pack_id:
-        source_pack = get_in_workspace(session, Pack, ws, data.from_pack_id)
-        if source_pack.credit_type_id != ct.id:
+        sql, params = _SOURCE_BY_ID_SQL, {"workspace_id": ws, "id": data.from_pack_id}
+        candidates = _source_packs(session, sql, params)
+        if not candidates:
+            raise NotFound(f"No pack with id {data.from_pack_id!r} in this workspace.", object_id=data.from_pack_id)
+        if candidates[0].credit_type_id != ct.id:
             raise InvalidCredits("The source pack holds another credit type.", code="credit_type_mismatch")
-        source = HolderRef(source_pack.holder_kind, source_pack.holder_id)
-        candidates = [source_pack]
+        source = HolderRef(candidates[0].holder_kind, candidates[0].holder_id)
     elif data.from_ is not None:
         source, _ = resolve_holder(session, ws, data.from_.kind, data.from_.id)
-        # Frozen credits may be transferred away; not-yet-started packs keep waiting where they are.
-        candidates = sorted(session.scalars(select(Pack).where(
-            Pack.workspace_id == ws, Pack.credit_type_id == ct.id, Pack.status == "active",
-            Pack.holder_kind == source.kind, Pack.holder_id == source.id, Pack.starts_at <= now,
-            or_(Pack.expires_at.is_(None), Pack.expires_at > now))).all(), key=burn_key)
+        sql, params = _SOURCE_BY_HOLDER_SQL, {
+            "workspace_id": ws, "credit_type_id": ct.id, "holder_kind": source.kind, "holder_id": source.id,
+            "now": rawsql.bind(session, _P.c.starts_at, now)}
+        candidates = _source_packs(session, sql, params)
     else:
         raise InvalidCredits("Say where the credits come from: from (a holder) or from_pack_id.",
                              code="transfer_source_required")
@@ -999,15 +1050,16 @@ def transfer_credits(session: Session, data: schemas.TransferRequest, *, actor: 
         authorize(session, actor, source, to, ct)
     else:
         require_manage_packs(actor, "transfer credits between holders")
-    accounts = ledger.lock_accounts(session, [p.ledger_account_id for p in candidates])
-    fresh = {p.id: p for p in session.scalars(select(Pack).where(Pack.id.in_([p.id for p in candidates]))
-                                              .execution_options(populate_existing=True))}
-    live = [fresh[p.id] for p in candidates if fresh[p.id].status == "active"
-            and (fresh[p.id].holder_kind, fresh[p.id].holder_id) == (source.kind, source.id)
-            and (fresh[p.id].expires_at is None or fresh[p.id].expires_at > now)]
+    if candidates and rawsql.dialect_name(session) != "sqlite":
+        # PostgreSQL: lock the accounts (id order), then read the packs again under the lock. (SQLite's
+        # write transaction already excludes every other writer.)
+        ledger.account_totals(session, [p.ledger_account_id for p in candidates], lock=True)
+        candidates = _source_packs(session, sql, params)
+    live = [p for p in candidates if p.status == "active" and (p.holder_kind, p.holder_id) == (source.kind, source.id)
+            and (p.expires_at is None or p.expires_at > now)]
     if data.from_pack_id and not live:
         raise PackNotActive("The source pack is not active.")
-    plan = _plan(sorted(live, key=burn_key), data.amount, accounts)
+    plan = _plan(sorted(live, key=burn_key), data.amount)
     moved = sum(t for _, t in plan)
     if moved < data.amount:
         raise InsufficientCredits(f"Not enough {ct.code} credits to transfer: {moved} available, "
@@ -1016,28 +1068,36 @@ def transfer_credits(session: Session, data: schemas.TransferRequest, *, actor: 
                           from_holder_id=source.id, to_holder_kind=to.kind, to_holder_id=to.id,
                           from_pack_id=data.from_pack_id, amount=data.amount, memo=data.memo, actor_id=actor.user_id,
                           created_at=now)
-    session.add(xfer)
+    rawsql.insert(session, CreditTransfer.__table__, {c.key: getattr(xfer, c.key) for c in CreditTransfer.__table__.columns})
     result = TransferResult(xfer)
+    accounts = {p.ledger_account_id: p.account for p, _ in plan}
     specs = []
     for pack, take in plan:
         # Cost per credit is kept: the new pack's price is its share of the original price.
         price = pack.price_paid * take // pack.quantity if pack.quantity else 0
-        new_pack = grant_pack(session, schemas.PackCreate(
+        account = ledger.AccountTotals(new_id("la"), ws, ct.code, DEBITS_MUST_NOT_EXCEED_CREDITS, 0, 0, 0, 0)
+        rawsql.insert(session, LedgerAccount.__table__, {
+            "id": account.id, "workspace_id": ws, "unit": ct.code, "code": "pack", "flags": account.flags,
+            "system_key": None, "debits_posted": 0, "credits_posted": 0, "debits_pending": 0, "credits_pending": 0,
+            "created_at": now})
+        accounts[account.id] = account
+        new_pack = _new_pack(schemas.PackCreate(
             holder=schemas.Holder(kind=to.kind, id=to.id if to.kind != "workspace" else None),
             credit_type=ct.code, quantity=take, name=pack.name, price_paid=price, currency=pack.currency,
             is_paid=pack.is_paid, source="transfer", external_ref=pack.external_ref,
             relationship_manager_id=pack.relationship_manager_id, project_manager_id=pack.project_manager_id,
-            purchased_at=pack.purchased_at, starts_at=pack.starts_at, expires_at=pack.expires_at,
             priority=pack.priority, product_codes=list(pack.product_codes or []), status_label=pack.status_label),
-            actor=actor, origin=pack, transfer_id=xfer.id, fund_from=pack.ledger_account_id)
+            ct, to, to_customer_id, pack.purchased_at, pack.starts_at, pack.expires_at, pack.id, xfer.id, now,
+            account.id)
         new_pack.expiry_months = pack.expiry_months
-        accounts[new_pack.ledger_account_id] = session.get(LedgerAccount, new_pack.ledger_account_id)
-        specs.append(TransferSpec(pack.ledger_account_id, new_pack.ledger_account_id, take, TRANSFER,
+        rawsql.insert(session, Pack.__table__, {c.key: getattr(new_pack, c.key) for c in _PACK_COLUMNS})
+        audit.record(session, actor=actor, action="pack.create", object_type="pack", object_id=new_pack.id,
+                     after=snapshot(new_pack))
+        specs.append(TransferSpec(pack.ledger_account_id, account.id, take, TRANSFER,
                                   Reference("credit_transfer", xfer.id)))
         result.lines.append({"from_pack_id": pack.id, "to_pack_id": new_pack.id, "amount": take})
-    ledger.post(session, specs, workspace_id=ws, operation_id=xfer.id, actor_id=actor.user_id, locked=accounts)
-    for pack, _ in plan:
-        _refresh_status(pack, accounts[pack.ledger_account_id])
+    ledger.post_locked(session, specs, accounts, workspace_id=ws, operation_id=xfer.id, actor_id=actor.user_id)
+    _mark_depleted(session, [(p.id, p.account) for p, _ in plan], now)
     audit.record(session, actor=actor, action="credit_transfer.create", object_type="credit_transfer",
                  object_id=xfer.id, after=snapshot(xfer, lines=result.lines))
     return result
@@ -1050,9 +1110,9 @@ def transfer_lines(session: Session, xfer: CreditTransfer) -> list[dict]:
 
 
 def transfer_out(session: Session, xfer: CreditTransfer, lines: list[dict] | None = None) -> schemas.TransferOut:
-    ct = session.get(CreditType, xfer.credit_type_id)
+    code = session.info.get("credit_type_codes", {}).get(xfer.credit_type_id) or _credit_type(session, xfer.credit_type_id).code
     return schemas.TransferOut(
-        id=xfer.id, credit_type=ct.code, from_={"kind": xfer.from_holder_kind, "id": xfer.from_holder_id,
+        id=xfer.id, credit_type=code, from_={"kind": xfer.from_holder_kind, "id": xfer.from_holder_id,
                                                 "pack_id": xfer.from_pack_id},
         to={"kind": xfer.to_holder_kind, "id": xfer.to_holder_id}, amount=xfer.amount, memo=xfer.memo,
         lines=lines if lines is not None else transfer_lines(session, xfer), created_at=xfer.created_at)
