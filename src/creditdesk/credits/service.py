@@ -675,10 +675,7 @@ def consume(session: Session, data: schemas.ConsumeRequest, *, actor: Actor) -> 
     ctx = resolve_context(session, actor.workspace_id, data.context.kind, data.context.id)
     plan = _burn(session, ctx, ct, data.amount, data.product_code, data.allow_partial)
     accounts = {p.ledger_account_id: p.account for p, _ in plan}
-    sink = ledger.account_totals(session, [ct.consumed_account_id], lock=False)
-    if any(not a.flags & NO_CACHE for a in sink.values()):
-        sink = ledger.account_totals(session, [ct.consumed_account_id], lock=True)
-    accounts.update(sink)
+    accounts[ct.consumed_account_id] = ledger.sink_account(session, ct.consumed_account_id)
     now = clock.now()
     consumption = Consumption(
         id=new_id("con"), workspace_id=actor.workspace_id, context_kind=ctx.kind, context_id=ctx.id,

@@ -208,6 +208,26 @@ def account_totals(session: Session, account_ids: Iterable[str], *, lock: bool) 
     return {row[0]: AccountTotals(*row) for row in rawsql.rows(session, sql, params)}
 
 
+# Sink accounts' identity (workspace, unit, flags) never changes and their totals are never cached
+# (NO_CACHE), so once read they need not be read again by this process.
+_sinks: dict[str, AccountTotals] = {}
+
+
+def sink_account(session: Session, account_id: str) -> AccountTotals:
+    """A NO_CACHE account as AccountTotals (totals zero: nothing is kept on it); any other account
+    is read and locked like account_totals(lock=True)."""
+    known = _sinks.get(account_id)
+    if known is not None:
+        return AccountTotals(known.id, known.workspace_id, known.unit, known.flags, 0, 0, 0, 0)
+    found = account_totals(session, [account_id], lock=False).get(account_id)
+    if found is None:
+        raise PendingNotFound("Unknown ledger account.", code="ledger_account_not_found", http_status=404)
+    if not found.flags & NO_CACHE:
+        return account_totals(session, [account_id], lock=True)[account_id]
+    _sinks[account_id] = found
+    return AccountTotals(found.id, found.workspace_id, found.unit, found.flags, 0, 0, 0, 0)
+
+
 def post_locked(session: Session, specs: Sequence[TransferSpec], accounts: dict[str, AccountTotals], *,
                 workspace_id: str, operation_id: str | None = None, actor_id: str | None = None) -> list[str]:
     """`post` (one-phase, no transfer keys) for accounts the caller has locked and read as AccountTotals,
