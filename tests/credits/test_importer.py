@@ -177,17 +177,72 @@ def test_column_lists_match_the_models():
     assert importer.EVENT_COLUMNS == tuple(c.key for c in AuditEvent.__table__.columns)
 
 
-@pytest.mark.parametrize("text", ["plain", 'qu"ote', "back\\slash", "tab\tnew\nline", "é ✓ 漢字 😀", "\x01"])
-def test_the_audit_snapshot_text_is_json_dumps_of_the_snapshot(text):
-    from datetime import UTC, datetime, timedelta, timezone
+TEXTS = ["plain", 'qu"ote', "back\\slash", "tab\tnew\nline", "é ✓ 漢字 😀", "\x01"]
+DATES = ["", "2026-01-02", "2026-01-02T03:04", "2026-01-02 03:04:05", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05.5Z",
+         "2026-01-02T03:04:05.000000+00:00", "2026-01-02T03:04:05.123456-00:00", "2026-01-02T03:04:05+02:00",
+         "2026-01-02T23:04:05.000100-05:30", "2026-01-02T03:04Z"]
 
-    at = datetime(2026, 1, 2, 3, 4, 5, 6789, tzinfo=timezone(timedelta(hours=2)))
-    now = datetime(2026, 1, 2, tzinfo=UTC)
-    for expires, months, codes, optional in ((None, None, [], None), (at, 3, ["a", text], text)):
-        row = ("pack_1", "ws_1", "office", text, optional, "ct_1", "credits", 10, 0, optional, True, "manual",
-               optional, text, optional, optional, at, at, expires, months, -5, codes, "active", text, text, None,
-               "la_1", None, None, optional, now, now)
-        assert importer._snapshot_json(row) == json.dumps(_jsonable(dict(zip(importer.PACK_COLUMNS, row))))
+
+def _fast_path_rows(lines: list[str]):
+    """The rows the SQLite fast path writes for these CSV lines, and the same rows as Python values."""
+    from datetime import UTC, datetime
+
+    ct = SimpleNamespace(code="credits", id="ct_1", issuance_account_id="la_issue")
+    found = importer._Lookups({"credits": ct}, {("office", "off_1"): "cus_1", ("user", "usr_1"): None},
+                              {"usr_1"})
+    actor = SimpleNamespace(workspace_id="ws_1", kind="user", user_id="usr_1", api_key_id=None)
+    now = importer._rendered(datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=UTC))
+    clean = []
+    for row in importer.read_rows(io.StringIO(csv_text(*lines), newline="")):
+        assert row.values is not None, row
+        grant = importer._grantable(row.values, "ws_1", found, now)
+        assert grant is not None, row
+        clean.append((row, row.values, grant))
+    ids = tuple([f"{p}_{i:026d}" for i in range(len(clean))] for p in ("la", "pack", "lt", "evt"))
+    return (importer._sqlite_rows(clean, ids, actor=actor, now=now),
+            importer._python_rows(clean, ids, actor=actor, now=now.at))
+
+
+def _stored(table, columns, row):
+    """A row of Python values as SQLAlchemy would hand it to SQLite (the columns' bind processors)."""
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    out = []
+    for name, value in zip(columns, row):
+        process = table.columns[name].type._cached_bind_processor(dialect)
+        out.append(process(value) if process else value)
+    return tuple(out)
+
+
+def test_the_fast_path_stores_what_the_orm_would_store_text_for_text():
+    """Dates in every form the fast path reads (UTC straight from the text, other offsets the long way),
+    strings JSON needs to escape, optional columns set and not: each SQLite row the importer writes is
+    byte for byte what SQLAlchemy's type processors make of the Python values (json.dumps of the audit
+    snapshot included)."""
+    lines = []
+    for i, text in enumerate(TEXTS):
+        for j, date in enumerate(DATES):
+            expires = "2031-05-06T07:08:09+01:00" if j % 2 else ""
+            months = "" if expires or j % 3 else "7"
+            price, currency = ("5000", "EUR") if j % 2 else ("", "")
+            codes = f"{text.split()[0] if text.split() else 'x'};a b" if j % 3 == 1 else ""
+            lines.append(",".join(f'"{c}"' if any(ch in c for ch in ',"\n') else c for c in (
+                "office" if j % 2 else "user", "off_1" if j % 2 else "usr_1", "credits", str(10 + j),
+                text.replace('"', '""'), price, currency, "" if j % 4 else "yes", "purchase" if j % 2 else "",
+                text.replace('"', '""') if j % 2 else "", "usr_1" if j % 2 else "", "", date,
+                date if j % 5 == 2 else "", expires, months, str(j - 5), codes.replace('"', '""'),
+                text.replace('"', '""') if j % 3 else "", text.replace('"', '""') if j % 2 else "",
+                f"own-{i}-{j}" if j % 4 == 3 else "")))
+    fast, python = _fast_path_rows(lines)
+    assert len(fast[1]) == len(TEXTS) * len(DATES)
+    for (table, columns), fast_rows, python_rows in zip(importer._TABLES, fast, python):
+        for fast_row, python_row in zip(fast_rows, python_rows, strict=True):
+            assert fast_row == _stored(table, columns, python_row)
+    # And the snapshot is audit.snapshot's own text for the pack.
+    for event, pack in zip(python[3], python[1]):
+        assert json.loads(_stored(AuditEvent.__table__, importer.EVENT_COLUMNS, event)[9]) == \
+            _jsonable(dict(zip(importer.PACK_COLUMNS, pack)))
 
 
 def test_bulk_ids_keep_the_format_and_order():

@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import mmap
+import operator
 from json.encoder import encode_basestring_ascii
 import re
 from collections.abc import Callable, Iterator
@@ -155,27 +156,41 @@ def read_rows(stream: io.TextIOBase, *, source_name: str = "") -> Iterator[Row]:
         yield Row(1, error=f"unknown column(s): {', '.join(sorted(unknown))}")
         return
     index = {name: i for i, name in enumerate(fieldnames)}  # a repeated column: the last one wins
-    positions = [(c, index.get(c)) for c in COLUMNS]
+    positions = [index.get(c) for c in COLUMNS]
+    # Cells of columns the file does not have read as empty: a spare empty cell at the end of each row.
+    missing_cell = len(fieldnames)
+    picks = [missing_cell if i is None else i for i in positions]
+    pick = operator.itemgetter(*picks)
+    full = missing_cell + 1
+    pad = [""] * full
     seen = _SeenDigests()
+    sha256, occurrence = hashlib.sha256, seen.occurrence
+    key_column = COLUMNS.index("idempotency_key")
     for cells in reader:
         if not cells:
             continue  # blank lines are no rows (as csv.DictReader has it)
         width = len(cells)
-        raw = {c: (cells[i].strip() or None) if i is not None and i < width else None for c, i in positions}
-        canonical = "\x1f".join(v or "" for v in raw.values())
-        digest = hashlib.sha256(canonical.encode()).digest()
-        key = f"import:{digest.hex()[:40]}:{seen.occurrence(digest)}"
-        yield Row(reader.line_num, raw=raw, key=raw["idempotency_key"] or key, values=_checked(raw))
+        if width == missing_cell:
+            cells.append("")
+        elif width < missing_cell:
+            cells.extend(pad[width:])  # a short row: the cells it lacks are empty
+        else:
+            del cells[missing_cell:]  # cells beyond the header are ignored
+            cells.append("")
+        stripped = [c.strip() for c in pick(cells)]
+        # The content: "\x1f".join of the stripped cells in COLUMNS order, empty for missing ones.
+        digest = sha256("\x1f".join(stripped).encode()).digest()
+        raw = dict(zip(COLUMNS, [c or None for c in stripped]))
+        n = occurrence(digest)  # counted for every row, own key or not (as it always was)
+        key = stripped[key_column] or f"import:{digest.hex()[:40]}:{n}"
+        yield Row(reader.line_num, raw=raw, key=key, values=_checked(raw))
 
 
 # --- cheap checks: a row passes only if the schema and grant_pack would take it the same way ---------
 
-_DIGITS = re.compile(r"[0-9]{1,16}")
-_SIGNED = re.compile(r"-?[0-9]{1,7}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
 # The ISO forms on which datetime.fromisoformat and the schema's parser agree; anything else is slow path.
-_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
-                  r"(?:Z|[+-][0-9]{2}:[0-9]{2})?)?")
+_ISO = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[T ]([0-9]{2}:[0-9]{2})(:[0-9]{2}(?:\.([0-9]{1,6}))?)?"
+                  r"(Z|[+-][0-9]{2}:[0-9]{2})?)?")
 _HOLDER_KINDS = {"office", "user", "customer", "workspace"}
 _SOURCES = {"manual", "purchase", "crm_deal", "transfer", "promotion", "subscription"}
 _LIMITS = {"external_ref": 200, "status_label": 100, "notes": 10_000, "relationship_manager_id": 40,
@@ -183,16 +198,47 @@ _LIMITS = {"external_ref": 200, "status_label": 100, "notes": 10_000, "relations
 _MAX_AMOUNT = 10**15
 
 
-def _when(text: str | None) -> datetime | None | bool:
+def _digits(text: str, most: int) -> bool:
+    """text is 1 to `most` ASCII digits (the regex [0-9]{1,most}; isdigit alone takes other scripts' digits)."""
+    return len(text) <= most and text.isascii() and text.isdigit()
+
+
+@dataclass(slots=True, frozen=True)
+class When:
+    """A datetime from the file with the two texts the fast path writes of it: `stored`, what the
+    UTCDateTime column stores on SQLite (naive UTC, as SQLAlchemy's DateTime renders it) and `iso`,
+    what the audit snapshot holds (`isoformat()` of the value grant_pack would have)."""
+
+    at: datetime
+    stored: str
+    iso: str
+
+
+def _rendered(at: datetime) -> When:
+    return When(at, _sqlite_datetime(at), at.isoformat())
+
+
+def _when(text: str | None) -> When | None | bool:
     """The datetime (UTC when naive), None when empty, False when not a form the fast path reads."""
     if text is None:
         return None
-    if not _ISO.fullmatch(text):
+    match = _ISO.fullmatch(text)
+    if match is None:
         return False
     try:
-        return clock.aware(datetime.fromisoformat(text))
+        at = datetime.fromisoformat(text)  # checks the ranges (month 13, Feb 30, hour 24: slow path)
     except ValueError:
         return False
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    elif at.tzinfo is not UTC:  # an offset other than Z or +-00:00: rendered the long way
+        return _rendered(at)
+    # UTC, as written: the texts straight from the string's parts (what _rendered would give, cheaper).
+    date, hm, seconds, fraction, _zone = match.groups()
+    clock_part = f"{hm or '00:00'}{seconds[:3] if seconds else ':00'}"
+    micro = (fraction + "00000")[:6] if fraction else "000000"
+    return When(at, f"{date} {clock_part}.{micro}",
+                f"{date}T{clock_part}{'' if micro == '000000' else '.' + micro}+00:00")
 
 
 @dataclass
@@ -249,20 +295,21 @@ def _checked(raw: dict) -> dict | None:
     if ct is None or len(ct) > 40:
         return None
     quantity = raw["quantity"]
-    if quantity is None or not _DIGITS.fullmatch(quantity):
+    if quantity is None or not _digits(quantity, 16):
         return None
     quantity = int(quantity)
     price = raw["price_paid"]
     if price is None:
         price = 0
-    elif _DIGITS.fullmatch(price):
+    elif _digits(price, 16):
         price = int(price)
     else:
         return None
     if not 0 < quantity <= _MAX_AMOUNT or price > _MAX_AMOUNT:
         return None
     currency = raw["currency"]
-    if currency is not None and not _CURRENCY.fullmatch(currency):
+    if currency is not None and not (len(currency) == 3 and currency.isascii() and currency.isalpha()
+                                     and currency.isupper()):
         return None
     source = raw["source"] or "manual"
     if source not in _SOURCES:
@@ -275,13 +322,13 @@ def _checked(raw: dict) -> dict | None:
         return None
     months = raw["expiry_months"]
     if months is not None:
-        if not _DIGITS.fullmatch(months) or not 1 <= int(months) <= 600:
+        if not _digits(months, 16) or not 1 <= int(months) <= 600:
             return None
         months = int(months)
     priority = raw["priority"]
     if priority is None:
         priority = 100
-    elif _SIGNED.fullmatch(priority) and -1_000_000 <= int(priority) <= 1_000_000:
+    elif _digits(priority[1:] if priority[0] == "-" else priority, 7) and -1_000_000 <= int(priority) <= 1_000_000:
         priority = int(priority)
     else:
         return None
@@ -307,8 +354,8 @@ def _checked(raw: dict) -> dict | None:
             "status_label": raw["status_label"] or "", "notes": raw["notes"] or ""}
 
 
-def _grantable(v: dict, ws: str, found: _Lookups, now: datetime) -> tuple[CreditType, str, str | None, datetime,
-                                                                            datetime, datetime | None] | None:
+def _grantable(v: dict, ws: str, found: _Lookups, now: When) -> tuple[CreditType, str, str | None, When, When,
+                                                                        When | None] | None:
     """What grant_pack would check, against the batch's lookups; None sends the row to grant_pack."""
     ct = found.types.get(v["credit_type"])
     if ct is None:
@@ -332,10 +379,10 @@ def _grantable(v: dict, ws: str, found: _Lookups, now: datetime) -> tuple[Credit
         if expires is not None:
             return None
         try:
-            expires = credits.add_months(purchased, v["expiry_months"])
+            expires = _rendered(credits.add_months(purchased.at, v["expiry_months"]))
         except ValueError:
             return None
-    if expires is not None and expires <= starts:
+    if expires is not None and expires.at <= starts.at:
         return None
     if v["price_paid"] and not v["currency"]:
         return None
@@ -355,7 +402,7 @@ def import_batch(session: Session, rows: list[Row], *, actor: Actor, report: Imp
         existing.update(session.scalars(select(Pack.idempotency_key).where(
             Pack.workspace_id == ws, Pack.idempotency_key.in_(keys[start:start + 5000]))))
     found = _lookups(session, ws, rows)
-    now = clock.now()
+    now = _rendered(clock.now())
     # In line order: (row, values, grant) for a clean row, (row, None, None) for one the slow path takes.
     plan: list[tuple[Row, dict | None, tuple | None]] = []
     slow_keys: set[str] = set()
@@ -431,53 +478,103 @@ TRANSFER_COLUMNS = ("id", "workspace_id", "debit_account_id", "credit_account_id
                     "actor_id", "idempotency_key", "created_at")
 EVENT_COLUMNS = ("id", "workspace_id", "actor_kind", "actor_id", "api_key_id", "action", "object_type", "object_id",
                  "before", "after", "created_at")
+_TABLES = ((LedgerAccount.__table__, ACCOUNT_COLUMNS), (Pack.__table__, PACK_COLUMNS),
+           (LedgerTransfer.__table__, TRANSFER_COLUMNS), (AuditEvent.__table__, EVENT_COLUMNS))
 
 
-def _insert(session: Session, clean: list[tuple[Row, dict, tuple]], *, actor: Actor, now: datetime) -> None:
+def _insert(session: Session, clean: list[tuple[Row, dict, tuple]], *, actor: Actor, now: When) -> None:
     """The rows grant_pack would write for each pack, one executemany INSERT per table.
 
     On SQLite the values are given to the driver as the column types would store them (UTCDateTime:
     naive UTC text; JSON: json.dumps text; Boolean: 0/1), because SQLAlchemy's per-value processing
     would cost more than SQLite's own work; elsewhere they go through core INSERTs as Python values."""
     conn = session.connection()
-    sqlite = conn.dialect.name == "sqlite"
-    when = _sqlite_datetime if sqlite else _same
-    flag = int if sqlite else bool
-    codes_of = _json if sqlite else _same
-    ws = actor.workspace_id
     n = len(clean)
-    account_ids, pack_ids = new_ids("la", n), new_ids("pack", n)
-    transfer_ids, event_ids = new_ids("lt", n), new_ids("evt", n)
+    ids = new_ids("la", n), new_ids("pack", n), new_ids("lt", n), new_ids("evt", n)
+    if conn.dialect.name == "sqlite":
+        tables = _sqlite_rows(clean, ids, actor=actor, now=now)
+        for (table, columns), rows in zip(_TABLES, tables):
+            _sqlite_executemany(conn, table, columns, rows)
+    else:
+        tables = _python_rows(clean, ids, actor=actor, now=now.at)
+        for (table, columns), rows in zip(_TABLES, tables):
+            conn.execute(insert(table), [dict(zip(columns, r)) for r in rows])  # psycopg pipelines it
+
+
+def _python_rows(clean, ids, *, actor: Actor, now: datetime) -> tuple[list, list, list, list]:
+    """The four tables' rows as Python values (for core INSERTs)."""
+    ws = actor.workspace_id
+    account_ids, pack_ids, transfer_ids, event_ids = ids
     accounts, packs, transfers, events = [], [], [], []
-    stamp = when(now)
-    none_json = "null" if sqlite else None
     event_head = (ws, actor.kind, actor.user_id, actor.api_key_id, "pack.create", "pack")
+    for i, (row, v, (ct, hid, customer, purchased, starts, expires)) in enumerate(clean):
+        account_id, pack_id, quantity = account_ids[i], pack_ids[i], v["quantity"]
+        price, paid = v["price_paid"], v["is_paid"]
+        paid = price > 0 if paid is None else paid
+        accounts.append((account_id, ws, ct.code, "pack", DEBITS_MUST_NOT_EXCEED_CREDITS, None, 0, quantity, 0, 0,
+                         now))
+        pack = (pack_id, ws, v["kind"], hid, customer, ct.id, ct.code, quantity, price, v["currency"], paid,
+                v["source"], v["external_ref"], v["name"], v["relationship_manager_id"], v["project_manager_id"],
+                purchased.at, starts.at, expires.at if expires else None, v["expiry_months"], v["priority"],
+                v["product_codes"], "active", v["status_label"], v["notes"], None, account_id, None, None, row.key,
+                now, now)
+        packs.append(pack)
+        transfers.append((transfer_ids[i], ws, ct.issuance_account_id, account_id, quantity, ct.code, credits.GRANT,
+                          POSTED, None, None, pack_id, "pack", pack_id, None, actor.user_id, None, now))
+        # audit.snapshot of the pack grant_pack would have made: every column, JSON-ready.
+        events.append((event_ids[i],) + event_head
+                      + (pack_id, None, {k: _jsonable(x) for k, x in zip(PACK_COLUMNS, pack)}, now))
+    return accounts, packs, transfers, events
+
+
+def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list, list, list]:
+    """The four tables' rows in their stored form on SQLite (texts for datetimes and JSON, 0/1)."""
+    ws = actor.workspace_id
+    account_ids, pack_ids, transfer_ids, event_ids = ids
+    accounts, packs, transfers, events = [], [], [], []
+    stamp, now_iso = now.stored, now.iso
+    event_head = (ws, actor.kind, actor.user_id, actor.api_key_id, "pack.create", "pack")
+    quoted: dict = {}  # JSON string literals of the values many rows share (workspace, type, kind, source)
+
+    def q(text: str) -> str:
+        literal = quoted.get(text)
+        if literal is None:
+            literal = quoted[text] = _q(text)
+        return literal
+
+    q_ws = q(ws)
     for i, (row, v, (ct, hid, customer, purchased, starts, expires)) in enumerate(clean):
         account_id, pack_id, quantity = account_ids[i], pack_ids[i], v["quantity"]
         price, paid, codes = v["price_paid"], v["is_paid"], v["product_codes"]
         paid = price > 0 if paid is None else paid
-        accounts.append((account_id, ws, ct.code, "pack", DEBITS_MUST_NOT_EXCEED_CREDITS, None, 0, quantity, 0, 0,
+        codes_json = _json(codes)
+        unit, currency, external_ref, name = ct.code, v["currency"], v["external_ref"], v["name"]
+        rm, pm, months, key = v["relationship_manager_id"], v["project_manager_id"], v["expiry_months"], row.key
+        accounts.append((account_id, ws, unit, "pack", DEBITS_MUST_NOT_EXCEED_CREDITS, None, 0, quantity, 0, 0,
                          stamp))
-        pack = (pack_id, ws, v["kind"], hid, customer, ct.id, ct.code, quantity, price, v["currency"], paid,
-                v["source"], v["external_ref"], v["name"], v["relationship_manager_id"], v["project_manager_id"],
-                purchased, starts, expires, v["expiry_months"], v["priority"], codes, "active", v["status_label"],
-                v["notes"], None, account_id, None, None, row.key, now, now)
-        # audit.snapshot of the pack grant_pack would have made: every column, JSON-ready.
-        after = _snapshot_json(pack) if sqlite else {k: _jsonable(x) for k, x in zip(PACK_COLUMNS, pack)}
-        packs.append(pack[:10] + (flag(paid),) + pack[11:16]
-                     + (when(purchased), when(starts), when(expires), pack[19], pack[20], codes_of(codes))
-                     + pack[22:30] + (stamp, stamp))
-        transfers.append((transfer_ids[i], ws, ct.issuance_account_id, account_id, quantity, ct.code, credits.GRANT,
+        packs.append((pack_id, ws, v["kind"], hid, customer, ct.id, unit, quantity, price, currency, int(paid),
+                      v["source"], external_ref, name, rm, pm, purchased.stored, starts.stored,
+                      expires.stored if expires else None, months, v["priority"], codes_json, "active",
+                      v["status_label"], v["notes"], None, account_id, None, None, key, stamp, stamp))
+        transfers.append((transfer_ids[i], ws, ct.issuance_account_id, account_id, quantity, unit, credits.GRANT,
                           POSTED, None, None, pack_id, "pack", pack_id, None, actor.user_id, None, stamp))
-        events.append((event_ids[i],) + event_head + (pack_id, none_json, after, stamp))
-    for table, columns, rows in ((LedgerAccount.__table__, ACCOUNT_COLUMNS, accounts),
-                                 (Pack.__table__, PACK_COLUMNS, packs),
-                                 (LedgerTransfer.__table__, TRANSFER_COLUMNS, transfers),
-                                 (AuditEvent.__table__, EVENT_COLUMNS, events)):
-        if sqlite:
-            _sqlite_executemany(conn, table, columns, rows)
-        else:
-            conn.execute(insert(table), [dict(zip(columns, r)) for r in rows])  # psycopg pipelines it
+        # json.dumps(audit.snapshot(pack)) of the pack grant_pack would have made (see _snapshot_json).
+        after = (f'{{"id": "{pack_id}", "workspace_id": {q_ws}, "holder_kind": {q(v["kind"])}, '
+                 f'"holder_id": {q(hid)}, "customer_id": {"null" if customer is None else q(customer)}, '
+                 f'"credit_type_id": {q(ct.id)}, "unit": {q(unit)}, "quantity": {quantity}, "price_paid": {price}, '
+                 f'"currency": {"null" if currency is None else q(currency)}, '
+                 f'"is_paid": {"true" if paid else "false"}, "source": {q(v["source"])}, '
+                 f'"external_ref": {_opt(external_ref)}, "name": {_q(name)}, '
+                 f'"relationship_manager_id": {_opt(rm)}, "project_manager_id": {_opt(pm)}, '
+                 f'"purchased_at": "{purchased.iso}", "starts_at": "{starts.iso}", '
+                 f'"expires_at": {"null" if expires is None else chr(34) + expires.iso + chr(34)}, '
+                 f'"expiry_months": {"null" if months is None else months}, "priority": {v["priority"]}, '
+                 f'"product_codes": {codes_json}, "status": "active", "status_label": {q(v["status_label"])}, '
+                 f'"notes": {_q(v["notes"])}, "void_reason": null, '
+                 f'"ledger_account_id": "{account_id}", "origin_pack_id": null, "credit_transfer_id": null, '
+                 f'"idempotency_key": {_opt(key)}, "created_at": "{now_iso}", "updated_at": "{now_iso}"}}')
+        events.append((event_ids[i],) + event_head + (pack_id, "null", after, stamp))
+    return accounts, packs, transfers, events
 
 
 def _sqlite_executemany(conn, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
@@ -494,10 +591,6 @@ def _sqlite_executemany(conn, table, columns: tuple[str, ...], rows: list[tuple]
                                   dialect=conn.dialect) from exc
     finally:
         cursor.close()
-
-
-def _same(value):
-    return value
 
 
 _last_datetime: list = [None, None]
@@ -527,24 +620,6 @@ _q = encode_basestring_ascii  # a JSON string literal, exactly as json.dumps wri
 
 def _opt(value: str | None) -> str:
     return "null" if value is None else _q(value)
-
-
-def _snapshot_json(p: tuple) -> str:
-    """json.dumps(audit.snapshot(pack)) of a pack row in PACK_COLUMNS order, written out directly (the
-    same text, checked by the tests; json.dumps of a 32-key dict would be half the cost of a row)."""
-    return (f'{{"id": {_q(p[0])}, "workspace_id": {_q(p[1])}, "holder_kind": {_q(p[2])}, '
-            f'"holder_id": {_q(p[3])}, "customer_id": {_opt(p[4])}, "credit_type_id": {_q(p[5])}, '
-            f'"unit": {_q(p[6])}, "quantity": {p[7]}, "price_paid": {p[8]}, "currency": {_opt(p[9])}, '
-            f'"is_paid": {"true" if p[10] else "false"}, "source": {_q(p[11])}, "external_ref": {_opt(p[12])}, '
-            f'"name": {_q(p[13])}, "relationship_manager_id": {_opt(p[14])}, '
-            f'"project_manager_id": {_opt(p[15])}, "purchased_at": {_q(p[16].isoformat())}, '
-            f'"starts_at": {_q(p[17].isoformat())}, '
-            f'"expires_at": {"null" if p[18] is None else _q(p[18].isoformat())}, '
-            f'"expiry_months": {"null" if p[19] is None else p[19]}, "priority": {p[20]}, '
-            f'"product_codes": {_json(p[21])}, "status": {_q(p[22])}, "status_label": {_q(p[23])}, '
-            f'"notes": {_q(p[24])}, "void_reason": null, "ledger_account_id": {_q(p[26])}, '
-            f'"origin_pack_id": null, "credit_transfer_id": null, "idempotency_key": {_opt(p[29])}, '
-            f'"created_at": {_q(p[30].isoformat())}, "updated_at": {_q(p[31].isoformat())}}}')
 
 
 # --- a whole file -------------------------------------------------------------------------------
