@@ -262,3 +262,57 @@ def test_repeated_content_counts_occurrences_in_flat_memory():
     seen = importer._SeenDigests()
     a, b = hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()
     assert [seen.occurrence(d) for d in (a, b, a, a, b)] == [1, 1, 2, 3, 2]
+
+
+def test_keys_derived_from_content_are_what_they_always_were():
+    """The derived key of a row is sha256 of its stripped cells in COLUMNS order joined by \\x1f (empty
+    for columns the file lacks), numbered by repeats: a file imported by an earlier version maps onto
+    the same packs. Short rows, extra cells, spaces, a column order of its own and own keys included."""
+    import csv
+    import hashlib
+
+    header = "name,quantity,credit_type,holder_kind,holder_id,notes,idempotency_key"
+    lines = ["  Pack a ,5,credits,office,off_1,,", "Pack b,6,credits,office", "Pack a,5,credits,office,off_1,,",
+             "Pack c,7,credits,office,off_1,n,own-key,extra,cells", "Pack a,5,credits,office,off_1", ""]
+    text = header + "\n" + "\n".join(lines) + "\n"
+    got = [(row.line, row.key) for row in importer.read_rows(io.StringIO(text, newline=""))]
+    expected, counts = [], {}
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    for record in reader:
+        raw = {c: ((record.get(c) or "").strip() or None) for c in importer.COLUMNS}
+        content = "\x1f".join(v or "" for v in raw.values())
+        digest = hashlib.sha256(content.encode()).hexdigest()[:40]
+        counts[digest] = counts.get(digest, 0) + 1
+        expected.append((reader.line_num, raw["idempotency_key"] or f"import:{digest}:{counts[digest]}"))
+    assert got == expected
+    assert [key for _, key in got][:3] == [expected[0][1], expected[1][1], expected[0][1][:-1] + "2"]
+
+
+def _sqlite_settings(db):
+    def read(session):
+        raw = session.connection().connection.driver_connection
+        return tuple(raw.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "wal_autocheckpoint"))
+    return db.write(read)
+
+
+def test_an_import_leaves_the_process_and_the_connection_as_it_found_them(db):
+    import gc
+
+    shop = make_shop(db)
+    before = _sqlite_settings(db) if db.is_sqlite else None
+    text = csv_text(*[f"office,{shop.berlin},credits,{i + 1},Pack {i},,,,,,,,,,,,,,,," for i in range(7)])
+    report = run_import(db, shop.actor, text, batch_size=2)
+    assert (report.granted, report.error_count) == (7, 0)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    if db.is_sqlite:
+        assert _sqlite_settings(db) == before
+
+    # An import that stops half-way (here: its progress callback fails) puts them back too.
+    def fail(_rows):
+        raise RuntimeError("stop")
+    with pytest.raises(RuntimeError):
+        run_import(db, shop.actor, text.replace("Pack ", "Other "), batch_size=2, progress=fail)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    if db.is_sqlite:
+        assert _sqlite_settings(db) == before
+    verify_ok(db, shop.ws)
