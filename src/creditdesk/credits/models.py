@@ -102,7 +102,7 @@ Index("ix_packs_status_expiry", Pack.workspace_id, Pack.status, Pack.expires_at,
 Index("ix_packs_label", Pack.workspace_id, Pack.status_label, Pack.status, Pack.expires_at, Pack.id)
 Index("ix_packs_ws_status_id", Pack.workspace_id, Pack.status, Pack.id)
 Index("ix_packs_customer", Pack.workspace_id, Pack.customer_id)
-Index("ix_packs_due", Pack.status, Pack.expires_at)
+Index("ix_packs_due", Pack.status, Pack.expires_at, Pack.id)
 
 
 class Project(Base):

@@ -24,7 +24,9 @@ from creditdesk.credits.service import (
 )
 from creditdesk.errors import InvalidInput
 from creditdesk.ledger.models import PENDING, POST_PENDING, VOID_PENDING, LedgerAccount, LedgerTransfer
-from creditdesk.pagination import Page, paginate
+from creditdesk.pagination import Page, check_limit, paginate
+from creditdesk.pagination import _decode as decode_cursor
+from creditdesk.pagination import _encode as encode_cursor
 from creditdesk.parties.models import User, UserOffice
 
 SORTS = {
@@ -38,7 +40,8 @@ SORTS = {
 
 
 def _available_expr():
-    return LedgerAccount.credits_posted - LedgerAccount.debits_posted - LedgerAccount.debits_pending
+    # Written as the remaining index has it (migration 0006): planners match index expressions by shape.
+    return LedgerAccount.credits_posted - (LedgerAccount.debits_posted + LedgerAccount.debits_pending)
 
 
 def pack_out(pack: Pack, account: LedgerAccount, *, unit: str | None = None, frozen: bool = False) -> schemas.PackOut:
@@ -107,10 +110,20 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
     if credit_type:
         stmt = stmt.where(Pack.unit == credit_type)
     available = _available_expr()
-    if remaining_min is not None:
-        stmt = stmt.where(available >= remaining_min)
-    if remaining_max is not None:
-        stmt = stmt.where(available <= remaining_max)
+    if remaining_min is not None or remaining_max is not None:
+        # The pack accounts' index on remaining (migration 0006) finds the few packs of a narrow range;
+        # SQLite's planner cannot judge a range of bound parameters, so it is told when it is narrow.
+        between = [c for c in (None if remaining_min is None else available >= remaining_min,
+                               None if remaining_max is None else available <= remaining_max) if c is not None]
+        if not sqlite:
+            stmt = stmt.where(*between)
+        elif _accounts_at_most(session, ws, between, SELECTIVE_ACCOUNTS):
+            stmt = stmt.where(LedgerAccount.workspace_id == ws,
+                              func.likelihood(and_(*between), literal_column("0.001")))
+        else:  # a wide range: the packs in page order, each checked (the index would read them all)
+            stmt = stmt.where(*(c for c in (None if remaining_min is None else available + 0 >= remaining_min,
+                                            None if remaining_max is None else available + 0 <= remaining_max)
+                                if c is not None))
     if expires_from is not None:
         stmt = stmt.where(Pack.expires_at >= clock.aware(expires_from))
     if expires_to is not None:
@@ -123,6 +136,11 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
                               func.lower(Pack.status_label).like(like), func.lower(Pack.external_ref).like(like)))
     if sort not in SORTS:
         raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", code="invalid_sort")
+    if sort == "remaining":
+        page = _page_by_remaining(session, stmt.where(LedgerAccount.workspace_id == ws), ws=ws, limit=limit,
+                                  cursor=cursor, descending=descending, sqlite=sqlite)
+        if page is not None:
+            return page
     # Remaining is a ledger expression; keyset pagination keys on (value, id) all the same.
     column = available if sort == "remaining" else SORTS[sort]
     page = paginate(session, stmt, id_column=Pack.id, limit=limit, cursor=cursor,
@@ -130,6 +148,81 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
                     row_key=lambda row: (_sort_value(row, sort), row[0].id))
     page.items = [(row[0], row[1]) for row in page.items]
     return page
+
+
+# Up to this many pack accounts in a remaining range (or of one remaining value), reading them off the
+# index and sorting them is cheaper than walking the packs in page order until a page is found. Measured
+# over 1M packs: about 3 us per account read through the index and joined to its pack.
+SELECTIVE_ACCOUNTS = 5000
+
+
+def _accounts_at_most(session: Session, ws: str, conditions: list, cap: int) -> bool:
+    """Whether fewer than `cap` of the workspace's ledger accounts meet these conditions on remaining
+    (an index-only count that stops at `cap`)."""
+    hits = select(literal_column("1")).select_from(LedgerAccount).where(
+        LedgerAccount.workspace_id == ws, *conditions).limit(cap).subquery()
+    return session.scalar(select(func.count()).select_from(hits)) < cap
+
+
+def _page_by_remaining(session: Session, stmt, *, ws: str, limit: int | None, cursor: str | None,
+                       descending: bool, sqlite: bool) -> Page | None:
+    """The page of `paginate` ordered by (remaining, pack id), without sorting every pack that shares a
+    remaining value (unused packs of one size all do: 1M packs of 1000 credits took seconds per page).
+
+    In page order: the rest of the cursor's remaining value (by id); then the packs of the values after
+    it, read off the remaining index in value order only, up to a page; all of them but those of the
+    last value read are in the page, sorted; the last value's packs are then read by id, as many as the
+    page still needs. Each value's packs by id come from the remaining index (few) or from walking the
+    packs in id order (many), as counted first. Returns None for a cursor this does not handle (the
+    generic path then answers exactly as before)."""
+    limit = check_limit(limit)
+    available = _available_expr()
+    need = limit + 1
+    found: list[str] = []  # pack ids in page order
+    after = None
+    if cursor:
+        value, last_id = decode_cursor(cursor)
+        if value is None or type(value) is not int:
+            return None
+        found += _packs_with_remaining(session, stmt, ws, value, last_id, need, descending, sqlite)
+        after = available < value if descending else available > value
+    if len(found) < need:
+        probe = (stmt.where(after) if after is not None else stmt).with_only_columns(available, Pack.id)
+        rows = session.execute(probe.order_by(available.desc() if descending else available.asc())
+                               .limit(need - len(found))).all()
+        if len(rows) < need - len(found):
+            found += [pid for _, pid in sorted(rows, reverse=descending)]
+        else:
+            edge = rows[-1][0]
+            found += [pid for _, pid in sorted((r for r in rows if r[0] != edge), reverse=descending)]
+            found += _packs_with_remaining(session, stmt, ws, edge, None, need - len(found), descending, sqlite)
+    if not found:
+        return Page(items=[], next_cursor=None)
+    loaded = {p.id: (p, a) for p, a in session.execute(stmt.where(Pack.id.in_(found))).all()}
+    items = [loaded[pid] for pid in found if pid in loaded]
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        next_cursor = encode_cursor(items[-1][1].available, items[-1][0].id)
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def _packs_with_remaining(session: Session, stmt, ws: str, value: int, after_id: str | None, count: int,
+                          descending: bool, sqlite: bool) -> list[str]:
+    """Ids of up to `count` packs of `stmt` with this remaining value, in id order after `after_id`."""
+    available = _available_expr()
+    same = available == value
+    if sqlite:
+        # Few accounts of this value: off the remaining index, then sorted. Many: walk the packs by id
+        # (the index is kept out of it: SQLite would otherwise judge by the average value's count).
+        if _accounts_at_most(session, ws, [same], SELECTIVE_ACCOUNTS):
+            same = func.likelihood(same, literal_column("0.001"))
+        else:
+            same = (available + 0) == value
+    q = stmt.where(same).with_only_columns(Pack.id)
+    if after_id is not None:
+        q = q.where(Pack.id < after_id if descending else Pack.id > after_id)
+    return list(session.scalars(q.order_by(Pack.id.desc() if descending else Pack.id.asc()).limit(count)))
 
 
 def _selective(clause, sqlite: bool):

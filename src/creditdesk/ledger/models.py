@@ -92,3 +92,5 @@ Index("ix_ledger_transfers_debit", LedgerTransfer.debit_account_id, LedgerTransf
 Index("ix_ledger_transfers_credit", LedgerTransfer.credit_account_id, LedgerTransfer.id)
 Index("ix_ledger_transfers_operation", LedgerTransfer.operation_id)
 Index("ix_ledger_transfers_ws_id", LedgerTransfer.workspace_id, LedgerTransfer.id)
+Index("ix_ledger_accounts_available", LedgerAccount.workspace_id,
+      LedgerAccount.credits_posted - (LedgerAccount.debits_posted + LedgerAccount.debits_pending))
