@@ -86,12 +86,15 @@ def run_workload_5(args) -> dict:
     offices = int(getattr(args, "offices", None) or 2000)
     users = int(getattr(args, "users", None) or 2000)
     keep = bool(getattr(args, "keep", False))
+    # Rows per transaction: the CLI's own default unless asked (--batch-size, to compare sizes).
+    batch_size = getattr(args, "batch_size", None)
+    batch_option = ("--batch-size", str(batch_size)) if batch_size else ()
     from bench._world import write_packs_csv
 
     workdir = Path(getattr(args, "workdir", None) or tempfile.mkdtemp(prefix="creditdesk-bench-bulk-"))
     workdir.mkdir(parents=True, exist_ok=True)
     log = getattr(args, "log", None) or (lambda message: print(message, file=sys.stderr))
-    results: dict = {"rows": rows, "small_rows": small}
+    results: dict = {"rows": rows, "small_rows": small, "batch_size": batch_size or "CLI default"}
     try:
         log(f"[5] baseline: grant_pack one by one, {baseline_rows} rows")
         base_rate = _baseline(workdir, baseline_rows, offices, users)
@@ -106,7 +109,7 @@ def run_workload_5(args) -> dict:
             write_packs_csv(str(path), world, count, seed=11)
             log(f"[5] creditdesk packs import ({label}, {count} rows)")
             seconds, rss, code, output = _cli("packs", "import", str(path), "--workspace", world.ws,
-                                              "--database-url", url)
+                                              "--database-url", url, *batch_option)
             summary = re.search(r"(\d+) pack\(s\) granted, (\d+) already imported, (\d+) error", output)
             if code != 0 or not summary or int(summary.group(1)) != count:
                 raise RuntimeError(f"import of {label} failed (exit {code}): {output[-2000:]}")
@@ -119,7 +122,7 @@ def run_workload_5(args) -> dict:
         s = runs["small"]
         log("[5] re-running the small file (nothing may be granted twice)")
         seconds, rss, code, output = _cli("packs", "import", s["path"], "--workspace", s["ws"],
-                                          "--database-url", s["url"])
+                                          "--database-url", s["url"], *batch_option)
         summary = re.search(r"(\d+) pack\(s\) granted, (\d+) already imported, (\d+) error", output)
         rerun_ok = bool(summary) and code == 0 and (int(summary.group(1)), int(summary.group(2))) == (0, small)
         results["rerun"] = {"granted": int(summary.group(1)) if summary else None,
@@ -156,6 +159,8 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--keep", action="store_true", help="Keep the databases and CSV files.")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="Rows per transaction given to the CLI (default: the CLI's own default).")
     args = parser.parse_args(argv)
     result = run_workload_5(args)
     print(json.dumps(result, indent=2))
