@@ -48,46 +48,44 @@ def expire_packs(session: Session, pack_ids: list[str], *, now: datetime | None 
             # Lock the accounts (stable order), then read the packs and balances under the lock.
             accounts = select(p.c.ledger_account_id).where(p.c.id.in_(chunk))
             session.execute(select(la.c.id).where(la.c.id.in_(accounts)).order_by(la.c.id).with_for_update())
+        # Only the packs still due (the sweep's own test, as service.due_pack_ids has it), under the lock.
         rows += session.execute(
-            select(p.c.id, p.c.workspace_id, p.c.credit_type_id, p.c.ledger_account_id, p.c.status, p.c.expires_at,
+            select(p.c.id, p.c.workspace_id, p.c.credit_type_id, p.c.ledger_account_id,
                    la.c.unit, la.c.credits_posted, la.c.debits_posted, la.c.debits_pending)
-            .join(la, la.c.id == p.c.ledger_account_id).where(p.c.id.in_(chunk))).all()
-    due = [r for r in rows if r.status == "active" and r.expires_at is not None and r.expires_at <= now]
-    if not due:
+            .join(la, la.c.id == p.c.ledger_account_id)
+            .where(p.c.id.in_(chunk), p.c.status == "active", p.c.expires_at.is_not(None),
+                   p.c.expires_at <= now)).all()
+    if not rows:
         return 0
+    due = [(pack_id, ws, ct_id, account_id, unit, credits_posted - debits_posted - debits_pending, debits_pending)
+           for pack_id, ws, ct_id, account_id, unit, credits_posted, debits_posted, debits_pending in rows]
     breakage = dict(session.execute(select(CreditType.id, CreditType.breakage_account_id).where(
-        CreditType.id.in_({r.credit_type_id for r in due}))).all())
-    moved = [r for r in due if r.credits_posted - r.debits_posted - r.debits_pending > 0]
+        CreditType.id.in_({r[2] for r in due}))).all())
+    moved = [r for r in due if r[5] > 0]
     # Audit events first, then transfers: with equal timestamps pack history orders by id, and the
     # "expired" event has always come before its breakage transfer.
     event_ids = new_ids("evt", len(due))
     transfer_ids = new_ids("lt", len(moved))
-    transfers = [{"id": tid, "workspace_id": r.workspace_id, "debit_account_id": r.ledger_account_id,
-                  "credit_account_id": breakage[r.credit_type_id],
-                  "amount": r.credits_posted - r.debits_posted - r.debits_pending, "unit": r.unit, "code": EXPIRE,
-                  "phase": POSTED, "pending_id": None, "timeout_at": None, "operation_id": None,
-                  "reference_kind": "pack", "reference_id": r.id, "reference_url": None, "actor_id": None,
-                  "idempotency_key": None, "created_at": now} for tid, r in zip(transfer_ids, moved)]
-    before = {"status": "active"}
-    events = [{"id": eid, "workspace_id": r.workspace_id, "actor_kind": "system", "actor_id": None,
-               "api_key_id": None, "action": "pack.expire", "object_type": "pack", "object_id": r.id,
-               "before": before,
-               "after": {"status": "expired", "breakage": r.credits_posted - r.debits_posted - r.debits_pending,
-                         "held": r.debits_pending}, "created_at": now}
-              for eid, r in zip(event_ids, due)]
-    due_ids = [r.id for r in due]
+    due_ids = [r[0] for r in due]
     for start in range(0, len(due_ids), 5000):
         conn.execute(update(p).where(p.c.id.in_(due_ids[start:start + 5000])).values(status="expired",
                                                                                       updated_at=now))
     if moved:
         # debits_posted + available = credits_posted - debits_pending: the row is locked since it was read.
-        moved_ids = [r.ledger_account_id for r in moved]
+        moved_ids = [r[3] for r in moved]
         for start in range(0, len(moved_ids), 5000):
             conn.execute(update(la).where(la.c.id.in_(moved_ids[start:start + 5000]))
                          .values(debits_posted=la.c.credits_posted - la.c.debits_pending))
-        _insert_many(conn, LedgerTransfer.__table__, transfers)
-    _insert_many(conn, AuditEvent.__table__, events)
-    _forget(session, {r.id for r in due}, {r.ledger_account_id for r in due})
+        _insert_many(conn, LedgerTransfer.__table__, _TRANSFER_COLUMNS, [
+            (tid, ws, account_id, breakage[ct_id], available, unit, EXPIRE, POSTED, None, None, None, "pack",
+             pack_id, None, None, None, now)
+            for tid, (pack_id, ws, ct_id, account_id, unit, available, _) in zip(transfer_ids, moved)])
+    before = {"status": "active"}
+    _insert_many(conn, AuditEvent.__table__, _EVENT_COLUMNS, [
+        (eid, ws, "system", None, None, "pack.expire", "pack", pack_id, before,
+         {"status": "expired", "breakage": available, "held": held}, now)
+        for eid, (pack_id, ws, _, _, _, available, held) in zip(event_ids, due)])
+    _forget(session, set(due_ids), {r[3] for r in due})
     return len(due)
 
 
@@ -99,20 +97,33 @@ def _forget(session: Session, pack_ids: set[str], account_ids: set[str]) -> None
             session.expire(obj)
 
 
-def _insert_many(conn, table, rows: list[dict]) -> None:
-    """One executemany of these rows, each value converted by its column's type as the ORM would send it
-    (rawsql's processors), once per distinct value object (the batch's `now` is one object)."""
-    names = list(rows[0])
+_TRANSFER_COLUMNS = ("id", "workspace_id", "debit_account_id", "credit_account_id", "amount", "unit", "code", "phase",
+                     "pending_id", "timeout_at", "operation_id", "reference_kind", "reference_id", "reference_url",
+                     "actor_id", "idempotency_key", "created_at")
+_EVENT_COLUMNS = ("id", "workspace_id", "actor_kind", "actor_id", "api_key_id", "action", "object_type", "object_id",
+                  "before", "after", "created_at")
+
+
+def _insert_many(conn, table, names: tuple[str, ...], rows: list[tuple]) -> None:
+    """One executemany of these rows (values in `names` order), each value converted by its column's type
+    as the ORM would send it (rawsql's processors), once per distinct value object (`now` is one object)."""
     dialect = conn.dialect
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marker for _ in names)})"
-    processors = [rawsql.bind_processor(dialect, table.c[n]) for n in names]
-    columns = []
-    for name, processor in zip(names, processors):
-        values = [r[name] for r in rows]
-        if processor is not None:
-            seen: dict[int, object] = {}
-            values = [None if v is None else seen[id(v)] if id(v) in seen else seen.setdefault(id(v), processor(v))
-                      for v in values]
-        columns.append(values)
-    conn.exec_driver_sql(sql, list(zip(*columns)))
+    converting = [(n, f) for n, f in enumerate(rawsql.bind_processor(dialect, table.c[name]) for name in names)
+                  if f is not None]
+    if converting:
+        seen: dict[int, object] = {}
+
+        def convert(v, f):
+            if v is None:
+                return None
+            key = id(v)
+            if key not in seen:
+                seen[key] = f(v)
+            return seen[key]
+        rows = [list(row) for row in rows]
+        for row in rows:
+            for n, f in converting:
+                row[n] = convert(row[n], f)
+    conn.exec_driver_sql(sql, [tuple(row) for row in rows])
