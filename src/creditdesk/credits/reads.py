@@ -137,7 +137,7 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
     if sort not in SORTS:
         raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", code="invalid_sort")
     if sort == "remaining":
-        page = _page_by_remaining(session, stmt.where(LedgerAccount.workspace_id == ws), ws=ws, limit=limit,
+        page = _page_by_remaining(session, stmt, ws=ws, limit=limit,
                                   cursor=cursor, descending=descending, sqlite=sqlite)
         if page is not None:
             return page
@@ -187,7 +187,8 @@ def _page_by_remaining(session: Session, stmt, *, ws: str, limit: int | None, cu
         found += _packs_with_remaining(session, stmt, ws, value, last_id, need, descending, sqlite)
         after = available < value if descending else available > value
     if len(found) < need:
-        probe = (stmt.where(after) if after is not None else stmt).with_only_columns(available, Pack.id)
+        probe = _by_remaining_index(stmt.where(after) if after is not None else stmt, ws, sqlite)
+        probe = probe.with_only_columns(available, Pack.id)
         rows = session.execute(probe.order_by(available.desc() if descending else available.asc())
                                .limit(need - len(found))).all()
         if len(rows) < need - len(found):
@@ -207,6 +208,14 @@ def _page_by_remaining(session: Session, stmt, *, ws: str, limit: int | None, cu
     return Page(items=items, next_cursor=next_cursor)
 
 
+def _by_remaining_index(stmt, ws: str, sqlite: bool):
+    """The statement reading the pack accounts through the remaining index. On SQLite a range on remaining
+    that every account is in tells the planner so: with full statistics it otherwise takes the workspace
+    index (as unselective, and in no useful order) and sorts every pack (1 s over 1M packs)."""
+    stmt = stmt.where(LedgerAccount.workspace_id == ws)
+    return stmt.where(_available_expr() >= -(2 ** 63)) if sqlite else stmt
+
+
 def _packs_with_remaining(session: Session, stmt, ws: str, value: int, after_id: str | None, count: int,
                           descending: bool, sqlite: bool) -> list[str]:
     """Ids of up to `count` packs of `stmt` with this remaining value, in id order after `after_id`."""
@@ -216,7 +225,7 @@ def _packs_with_remaining(session: Session, stmt, ws: str, value: int, after_id:
         # Few accounts of this value: off the remaining index, then sorted. Many: walk the packs by id
         # (the index is kept out of it: SQLite would otherwise judge by the average value's count).
         if _accounts_at_most(session, ws, [same], SELECTIVE_ACCOUNTS):
-            same = func.likelihood(same, literal_column("0.001"))
+            stmt = _by_remaining_index(stmt, ws, sqlite)
         else:
             same = (available + 0) == value
     q = stmt.where(same).with_only_columns(Pack.id)
