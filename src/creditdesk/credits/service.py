@@ -111,11 +111,15 @@ def update_credit_type(session: Session, code: str, data: schemas.CreditTypeUpda
     return ct
 
 
+def _unknown_credit_type(code: str) -> InvalidCredits:
+    return InvalidCredits(f"Unknown credit type {code!r}. Create it first (POST /v1/credit-types).",
+                          code="unknown_credit_type")
+
+
 def credit_type_by_code(session: Session, workspace_id: str, code: str) -> CreditType:
     ct = session.scalar(select(CreditType).where(CreditType.workspace_id == workspace_id, CreditType.code == code))
     if ct is None:
-        raise InvalidCredits(f"Unknown credit type {code!r}. Create it first (POST /v1/credit-types).",
-                             code="unknown_credit_type")
+        raise _unknown_credit_type(code)
     # The session's identity map holds objects weakly: keep this one for the rest of the transaction,
     # so rendering the answer (consumption_out, hold_out) finds it instead of selecting it again.
     session.info.setdefault("credit_types", {})[ct.id] = ct
@@ -659,8 +663,7 @@ def _mark_depleted(session: Session, packs: list[tuple[str, ledger.AccountTotals
 def _credit_type_ref(session: Session, workspace_id: str, code: str) -> CreditTypeRef:
     found = rawsql.rows(session, _CREDIT_TYPE_SQL, {"workspace_id": workspace_id, "code": code})
     if not found:
-        raise InvalidCredits(f"Unknown credit type {code!r}. Create it first (POST /v1/credit-types).",
-                             code="unknown_credit_type")
+        raise _unknown_credit_type(code)
     ct = CreditTypeRef(*found[0])
     session.info.setdefault("credit_type_codes", {})[ct.id] = ct.code
     return ct

@@ -27,7 +27,25 @@ POST_PENDING = "post_pending"
 VOID_PENDING = "void_pending"
 
 
-class LedgerAccount(Base):
+class AccountBalances:
+    """What an account's cached totals say; shared by the ORM row and ledger.service.AccountTotals."""
+
+    credits_posted: int
+    debits_posted: int
+    debits_pending: int
+
+    @property
+    def credit_balance(self) -> int:
+        """Posted credits minus posted debits (what a credit-normal account holds)."""
+        return self.credits_posted - self.debits_posted
+
+    @property
+    def available(self) -> int:
+        """What may still be debited: the posted balance less pending debits."""
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+
+class LedgerAccount(AccountBalances, Base):
     __tablename__ = "ledger_accounts"
     __table_args__ = (
         UniqueConstraint("workspace_id", "system_key"),
@@ -47,16 +65,6 @@ class LedgerAccount(Base):
     debits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
     credits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    @property
-    def credit_balance(self) -> int:
-        """Posted credits minus posted debits (what a credit-normal account holds)."""
-        return self.credits_posted - self.debits_posted
-
-    @property
-    def available(self) -> int:
-        """What may still be debited: the posted balance less pending debits."""
-        return self.credits_posted - self.debits_posted - self.debits_pending
 
 
 class LedgerTransfer(Base):

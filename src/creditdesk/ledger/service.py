@@ -26,6 +26,7 @@ from creditdesk.ledger.errors import (
     UnitMismatch,
 )
 from creditdesk.ledger.models import (
+    AccountBalances,
     CREDITS_MUST_NOT_EXCEED_DEBITS,
     DEBITS_MUST_NOT_EXCEED_CREDITS,
     NO_CACHE,
@@ -171,7 +172,7 @@ def post(session: Session, specs: Sequence[TransferSpec], *, workspace_id: str, 
 # --- the same for the hot path, in SQL text -----------------------------------------------------
 
 @dataclass
-class AccountTotals:
+class AccountTotals(AccountBalances):
     """An account's row as read in this transaction (locked, where it will be debited)."""
     id: str
     workspace_id: str
@@ -181,14 +182,6 @@ class AccountTotals:
     credits_posted: int
     debits_pending: int
     credits_pending: int
-
-    @property
-    def credit_balance(self) -> int:
-        return self.credits_posted - self.debits_posted
-
-    @property
-    def available(self) -> int:
-        return self.credits_posted - self.debits_posted - self.debits_pending
 
 
 ACCOUNT_TOTALS_COLUMNS = "id, workspace_id, unit, flags, debits_posted, credits_posted, debits_pending, credits_pending"

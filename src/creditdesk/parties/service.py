@@ -50,12 +50,19 @@ def require_master(actor: Actor, what: str) -> None:
 
 
 def actor_for_user(session: Session, user: User, *, kind: str = "user", api_key_id: str | None = None) -> Actor:
-    offices = set(session.scalars(select(UserOffice.office_id).where(UserOffice.user_id == user.id)))
-    if user.primary_office_id:
-        offices.add(user.primary_office_id)
-    return Actor(workspace_id=user.workspace_id, user_id=user.id, role=user.role,
-                 permissions=frozenset(user.permissions or ()), kind=kind, api_key_id=api_key_id,
-                 office_ids=frozenset(offices))
+    offices = session.scalars(select(UserOffice.office_id).where(UserOffice.user_id == user.id))
+    return _actor(user.workspace_id, user.id, user.role, user.permissions, user.primary_office_id, offices,
+                  kind=kind, api_key_id=api_key_id)
+
+
+def _actor(workspace_id: str, user_id: str, role: str, permissions, primary_office_id: str | None, office_ids,
+           *, kind: str, api_key_id: str | None) -> Actor:
+    """A user's actor: their offices are their memberships and their primary office."""
+    offices = set(office_ids)
+    if primary_office_id:
+        offices.add(primary_office_id)
+    return Actor(workspace_id=workspace_id, user_id=user_id, role=role, permissions=frozenset(permissions or ()),
+                 kind=kind, api_key_id=api_key_id, office_ids=frozenset(offices))
 
 
 # --- workspaces ----------------------------------------------------------------------------------
@@ -477,7 +484,7 @@ def get_api_key(session: Session, key_id: str, *, actor: Actor) -> ApiKey:
 
 
 # Authentication runs on every API request: two statements of SQL text rather than three ORM loads
-# (see creditdesk.rawsql). Users' offices are the ones actor_for_user gives.
+# (see creditdesk.rawsql).
 _API_KEY_SQL = (
     "SELECT k.id, k.revoked_at, u.id, u.workspace_id, u.role, u.permissions, u.is_active, u.primary_office_id "
     "FROM api_keys k LEFT JOIN users u ON u.id = k.user_id WHERE k.key_hash = :key_hash")
@@ -497,11 +504,9 @@ def authenticate_api_key(session: Session, secret: str) -> Actor:
         raise Unauthenticated("This API key has been revoked.", code="api_key_revoked")
     if user_id is None or not is_active:
         raise Unauthenticated("The user this API key acts as is deactivated.", code="api_key_user_inactive")
-    offices = {office_id for (office_id,) in rawsql.rows(session, _USER_OFFICES_SQL, {"user_id": user_id})}
-    if primary_office_id:
-        offices.add(primary_office_id)
-    return Actor(workspace_id=workspace_id, user_id=user_id, role=role, permissions=frozenset(permissions or ()),
-                 kind="api_key", api_key_id=key_id, office_ids=frozenset(offices))
+    offices = (office_id for (office_id,) in rawsql.rows(session, _USER_OFFICES_SQL, {"user_id": user_id}))
+    return _actor(workspace_id, user_id, role, permissions, primary_office_id, offices, kind="api_key",
+                  api_key_id=key_id)
 
 
 def _apply(obj, data) -> None:
