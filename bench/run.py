@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -77,9 +78,11 @@ def creditdesk_command() -> list[str]:
 @contextmanager
 def server(cmd: list[str], *, port: int, log_path: Path, env: dict | None = None, health: str = "/healthz"):
     """Start a server process, wait until it answers, stop it (SIGINT, then SIGKILL) afterwards."""
+    env = {**os.environ, **(env or {})}
+    # `creditdesk serve` refuses to start without a session key of its own; a throwaway one does here.
+    env.setdefault("CREDITDESK_SECRET_KEY", secrets.token_urlsafe(48))
     with open(log_path, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         deadline = time.time() + 120
         while True:

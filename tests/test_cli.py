@@ -18,6 +18,7 @@ from creditdesk.parties.models import User, Workspace
 from creditdesk.parties.passwords import verify_password
 
 KEY = re.compile(r"cdk_[A-Za-z0-9_-]{20,}")
+GOOD_KEY = "k" * 20 + "-a-test-key-of-enough-bytes"
 
 
 @pytest.fixture
@@ -25,6 +26,9 @@ def cli_db(tmp_path, monkeypatch):
     """A fresh SQLite file for the CLI (as CREDITDESK_DATABASE_URL), never ./creditdesk.db."""
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("CREDITDESK_DATABASE_URL", url)
+    # `serve` refuses the placeholder key outside --demo (issue 10, F4): these tests run as production would.
+    monkeypatch.setenv("CREDITDESK_SECRET_KEY", GOOD_KEY)
+    monkeypatch.delenv("CREDITDESK_TRUSTED_PROXIES", raising=False)
     monkeypatch.setenv("COLUMNS", "80")  # a narrow terminal: printed keys and commands must stay whole
     get_settings.cache_clear()
     yield url
@@ -180,6 +184,7 @@ def test_serve_with_a_workspace_says_nothing_about_creating_one(cli_db, no_serve
 def test_serve_runs_the_app_on_the_chosen_database(tmp_path, monkeypatch, no_server):
     """Whatever the settings cached earlier, the server serves the database `serve` was given."""
     monkeypatch.delenv("CREDITDESK_DATABASE_URL", raising=False)
+    monkeypatch.setenv("CREDITDESK_SECRET_KEY", GOOD_KEY)
     monkeypatch.chdir(tmp_path)
     get_settings.cache_clear()
     get_settings()  # something already read (and cached) the default settings
@@ -253,3 +258,82 @@ def test_workspace_create_refuses_bad_names_and_emails(cli_db, name, email):
     assert not KEY.findall(result.output)
     with get_database(cli_db).read() as session:
         assert session.scalars(select(Workspace.id)).all() == []
+
+
+# --- the session key and the proxy headers (issue 10, F4 and F12) ---------------------------------------------
+
+@pytest.mark.parametrize("key", [None, "change-me-in-production", "too-short-31-bytes-xxxxxxxxxxxx"])
+def test_serve_refuses_the_placeholder_or_a_short_secret_key(cli_db, no_server, monkeypatch, key):
+    if key is None:
+        monkeypatch.delenv("CREDITDESK_SECRET_KEY")
+    else:
+        monkeypatch.setenv("CREDITDESK_SECRET_KEY", key)
+    get_settings.cache_clear()
+    result = run("serve", ok=False)
+    assert result.exit_code == 1
+    assert "CREDITDESK_SECRET_KEY" in result.output
+    assert "secrets.token_urlsafe(48)" in result.output
+    assert no_server == []
+
+
+def test_session_secret_for_serve_is_the_check_serve_runs(cli_db, monkeypatch):
+    from creditdesk.cli import session_secret_for_serve
+
+    assert session_secret_for_serve(demo=False, database_url=cli_db) == GOOD_KEY
+    monkeypatch.setenv("CREDITDESK_SECRET_KEY", "change-me-in-production")
+    get_settings.cache_clear()
+    with pytest.raises(typer.Exit) as info:
+        session_secret_for_serve(demo=False, database_url=cli_db)
+    assert info.value.exit_code == 1
+
+
+def test_serve_demo_makes_a_secret_key_once_and_keeps_it(cli_db, tmp_path, no_server, monkeypatch):
+    import os
+    import stat
+
+    monkeypatch.delenv("CREDITDESK_SECRET_KEY")  # restored (to the test key) when the test ends
+    get_settings.cache_clear()
+    run("serve", "--demo")
+    secret_file = tmp_path / ".creditdesk-secret"
+    key = secret_file.read_text().strip()
+    assert len(key) >= 48 and key != "change-me-in-production"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    assert get_settings().secret_key == key == os.environ["CREDITDESK_SECRET_KEY"]
+
+    monkeypatch.delenv("CREDITDESK_SECRET_KEY")
+    get_settings.cache_clear()
+    run("serve", "--demo")  # a restart signs with the same key: demo sessions survive it
+    assert get_settings().secret_key == key
+    assert len(no_server) == 2
+
+
+def test_serve_demo_uses_a_key_that_is_set(cli_db, tmp_path, no_server):
+    run("serve", "--demo")
+    assert get_settings().secret_key == GOOD_KEY
+    assert not (tmp_path / ".creditdesk-secret").exists()
+
+
+def test_the_server_app_factory_refuses_the_placeholder_key(monkeypatch):
+    from creditdesk.api.app import create_server_app
+
+    monkeypatch.setenv("CREDITDESK_SECRET_KEY", "change-me-in-production")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="CREDITDESK_SECRET_KEY"):
+            create_server_app()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+def test_serve_believes_forwarded_headers_only_from_named_proxies(cli_db, no_server, monkeypatch):
+    run("serve")
+    [(args, kwargs)] = no_server
+    # uvicorn's own default would believe X-Forwarded-For from 127.0.0.1.
+    assert kwargs["proxy_headers"] is False
+
+    monkeypatch.setenv("CREDITDESK_TRUSTED_PROXIES", "10.0.0.5, 10.1.0.0/16")
+    get_settings.cache_clear()
+    run("serve", "--workers", "2")
+    args, kwargs = no_server[-1]
+    assert kwargs["proxy_headers"] is True and kwargs["forwarded_allow_ips"] == "10.0.0.5, 10.1.0.0/16"

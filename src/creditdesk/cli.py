@@ -148,6 +148,39 @@ def apikey_create(
 
 # --- serve ---
 
+def session_secret_for_serve(*, demo: bool, database_url: str) -> str:
+    """The key that will sign back-office sessions, or exit with how to set one.
+
+    Outside --demo the shipped placeholder or a short key is refused: with it anyone can sign a session
+    cookie for any user. The demo makes a random key once and keeps it beside its database."""
+    from creditdesk.config import SECRET_KEY_HINT, secret_key_problem
+
+    key = get_settings().secret_key
+    problem = secret_key_problem(key)
+    if problem is None:
+        return key
+    if not demo:
+        fail(f"{problem}\n{SECRET_KEY_HINT}\n(`creditdesk serve --demo` makes and keeps a key of its own.)")
+    from creditdesk import demo as demo_data
+
+    try:
+        key = demo_data.demo_secret_key(database_url)
+    except (OSError, ValueError) as exc:
+        fail(f"Cannot keep a demo session key: {exc}")
+    # Worker processes and the app read the key from the settings, as they read the database URL.
+    os.environ["CREDITDESK_SECRET_KEY"] = key
+    get_settings.cache_clear()
+    return key
+
+
+def proxy_options() -> dict:
+    """uvicorn believes X-Forwarded-For/-Proto only from CREDITDESK_TRUSTED_PROXIES (its own default would
+    trust 127.0.0.1: any local process, or a proxy passing the header through, could pick its address and
+    so dodge the per-address login throttle)."""
+    trusted = get_settings().trusted_proxies.strip()
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
@@ -158,12 +191,15 @@ def serve(
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
     database_url: str = DatabaseOption,
 ):
-    """Serve the REST API (/v1, docs at /docs) and the back office (/)."""
+    """Serve the REST API (/v1, docs at /docs) and the back office (/).
+
+    Needs CREDITDESK_SECRET_KEY (32 bytes or more) to sign back-office sessions, except with --demo."""
     import uvicorn
 
     from creditdesk.parties import service as parties
 
     db = open_db(database_url)
+    session_secret_for_serve(demo=demo, database_url=db.url)
     ensure_schema(db, apply_if_empty=True)
     if demo:
         from creditdesk import demo as demo_data
@@ -190,12 +226,12 @@ def serve(
         from creditdesk.api.app import create_app
 
         uvicorn.run(create_app(db=db, run_jobs=True), host=host, port=port, access_log=access_log,
-                    log_level="info")
+                    log_level="info", **proxy_options())
         return
     # Worker processes import the app afresh; they find the database through the environment.
     os.environ["CREDITDESK_DATABASE_URL"] = db.url
     uvicorn.run("creditdesk.api.app:create_server_app", factory=True, host=host, port=port, workers=workers,
-                access_log=access_log, log_level="info")
+                access_log=access_log, log_level="info", **proxy_options())
 
 
 def _register_domain_commands() -> None:

@@ -4,6 +4,13 @@ from functools import lru_cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The shipped placeholder: anyone who read the source can sign sessions with it, so `serve` refuses it.
+DEFAULT_SECRET_KEY = "change-me-in-production"
+MIN_SECRET_KEY_BYTES = 32
+SECRET_KEY_HINT = ('Set CREDITDESK_SECRET_KEY (environment or .env) to a random value of at least '
+                   f'{MIN_SECRET_KEY_BYTES} bytes, e.g. the output of: '
+                   'python -c "import secrets; print(secrets.token_urlsafe(48))"')
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CREDITDESK_", env_file=".env", extra="ignore")
@@ -17,7 +24,23 @@ class Settings(BaseSettings):
     idempotency_retention_hours: int = 48
     # An in-flight idempotency key whose request died (crash) may be retried after this.
     idempotency_lock_seconds: int = 60
-    secret_key: str = "change-me-in-production"
+    secret_key: str = DEFAULT_SECRET_KEY
+    # Back-office sessions end after this long without a request (and 12 h after login in any case).
+    session_idle_minutes: int = 120
+    # Login throttle, counted in the database so that it holds across worker processes and servers.
+    # Failed logins per email (known or not, from any address), per client address, within the window;
+    # and failed logins per minute for the whole installation (password spraying over many emails).
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 20
+    login_failure_window_seconds: int = 300
+    login_failures_per_minute: int = 100
+    # Password hashes computed at once (argon2 takes tens of MiB each); more logins wait this long for a
+    # slot, then get 503 with Retry-After.
+    login_hash_concurrency: int = 2
+    login_hash_wait_seconds: float = 0.5
+    # Reverse proxies (comma-separated IPs or networks) whose X-Forwarded-For / X-Forwarded-Proto are
+    # believed. Empty: the headers are ignored and the connecting address is the client.
+    trusted_proxies: str = ""
     # How often `serve` runs the background jobs (expiry, hold timeouts); 0 turns them off.
     jobs_interval_seconds: int = 30
 
@@ -25,3 +48,12 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why this key must not sign sessions, or None when it may."""
+    if key == DEFAULT_SECRET_KEY:
+        return "CREDITDESK_SECRET_KEY is the shipped placeholder: anyone can forge back-office sessions with it."
+    if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+        return f"CREDITDESK_SECRET_KEY is shorter than {MIN_SECRET_KEY_BYTES} bytes."
+    return None

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from creditdesk.audit import Actor
+from creditdesk.config import secret_key_problem
 from creditdesk.parties import schemas as ps
 from creditdesk.parties import service as parties
 from creditdesk.parties.models import User, Workspace
@@ -117,3 +122,33 @@ def _sms_demo(session: Session, *, actor, office, staff: dict) -> None:
         actor=actor)
     # Dan no longer sends SMS: his 50 credits are frozen until someone transfers them away.
     parties.update_user(session, dan.id, ps.UserUpdate(permissions=[]), actor=actor)
+
+
+SECRET_FILE = ".creditdesk-secret"
+
+
+def secret_key_file(database_url: str) -> Path:
+    """Where the demo keeps its generated session key: beside a SQLite database file, otherwise in the
+    working directory."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return Path(url.database).resolve().parent / SECRET_FILE
+    return Path.cwd() / SECRET_FILE
+
+
+def demo_secret_key(database_url: str) -> str:
+    """A random session key for `serve --demo`, made once and kept (owner-only file) so that demo logins
+    survive restarts. Only for the demo: a real installation sets CREDITDESK_SECRET_KEY."""
+    path = secret_key_file(database_url)
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        kept = path.read_text().strip()
+        if secret_key_problem(kept) is None:
+            return kept
+        raise ValueError(f"{path} does not hold a usable key ({secret_key_problem(kept)}); delete it to get "
+                         "a new one.") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    return key

@@ -159,10 +159,13 @@ def test_a_master_changes_another_users_role(db, people):
 
 
 def test_users_change_their_own_name_email_and_password(db, people):
-    actor = people["actors"]["member"]
+    # Email and password need the current password (issue 10, F7/F19); the name does not.
+    actor = actor_of(db, make_user(db, actor=people["master"], name="Self Service", password="the old password"))
+    write(db, lambda s: parties.update_user(s, actor.user_id, ps.UserUpdate(name="Only Renamed"), actor=actor))
     user = write(db, lambda s: parties.update_user(
         s, actor.user_id, ps.UserUpdate(name="Me Renamed", email="Me.Renamed@Example.com",
-                                        password="a new long password"), actor=actor))
+                                        password="a new long password", current_password="the old password"),
+        actor=actor))
     assert user.name == "Me Renamed"
     assert user.email == "me.renamed@example.com"
     with db.read() as session:

@@ -7,6 +7,7 @@ process but the database.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -34,6 +35,8 @@ class LiveServer:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **(env or {})}
         self.env.pop("CREDITDESK_DATABASE_URL", None)
+        # `creditdesk serve` refuses to start without a session key of its own; a throwaway one does here.
+        self.env.setdefault("CREDITDESK_SECRET_KEY", secrets.token_urlsafe(48))
         self.process: subprocess.Popen | None = None
         self.starts = 0
         self.kills = 0

@@ -80,7 +80,13 @@ def _include_optional(app: FastAPI) -> None:
 
 
 def create_server_app() -> FastAPI:
-    """The app as `creditdesk serve` runs it: with the background jobs."""
+    """The app as `creditdesk serve` runs it: with the background jobs. As a production entry point
+    (also for `uvicorn --factory`), it refuses the placeholder or a short session key like `serve` does."""
+    from creditdesk.config import SECRET_KEY_HINT, secret_key_problem
+
+    problem = secret_key_problem(get_settings().secret_key)
+    if problem:
+        raise RuntimeError(f"{problem} {SECRET_KEY_HINT}")
     return create_app(run_jobs=True)
 
 

@@ -45,8 +45,19 @@ def release_timed_out_holds(db: Database, *, batch_size: int = 200, workspace_id
 
 def run_all(db: Database) -> dict:
     result = {"holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
+    result["login_throttle_purged"] = purge_login_throttle(db)
     refresh_planner_statistics(db)
     return result
+
+
+def purge_login_throttle(db: Database) -> int:
+    """Failed-login counters whose window is over: without this the table would keep every email and
+    address ever tried."""
+    from creditdesk.config import get_settings
+    from creditdesk.parties import throttle
+
+    window = get_settings().login_failure_window_seconds
+    return db.write(lambda session: throttle.purge_expired(session, longest_window_seconds=window))
 
 
 def refresh_planner_statistics(db: Database) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditdesk.db import Base, JSONType, UTCDateTime
@@ -73,6 +73,9 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     primary_office_id: Mapped[str | None] = mapped_column(ForeignKey("offices.id"), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(300))
+    # Carried in every back-office session cookie; raising it ends all of the user's sessions (logout,
+    # password, email, role, permission or active-status change).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -120,6 +123,19 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class LoginThrottle(Base):
+    """Failed logins counted in a fixed window per (scope, key): scope is account, address or global,
+    key a SHA-256 of the email or address (no plain emails or addresses kept here). Shared by every worker;
+    old windows are purged by the jobs."""
+
+    __tablename__ = "login_throttle"
+
+    scope: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    failures: Mapped[int] = mapped_column(Integer)
 
 
 Index("ix_users_ws_role", User.workspace_id, User.role)

@@ -120,6 +120,8 @@ class UserUpdate(Input):
     primary_office_id: str | None = Field(default=None, max_length=40)
     additional_office_ids: list[str] | None = Field(default=None, max_length=100)
     password: str | None = Field(default=None, min_length=8, max_length=200)
+    # Needed to change one's own password or email; never stored.
+    current_password: str | None = Field(default=None, max_length=1000)
 
 
 class UserOut(Output):

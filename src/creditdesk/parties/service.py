@@ -29,7 +29,7 @@ from creditdesk.parties.models import (
     UserOffice,
     Workspace,
 )
-from creditdesk.parties.passwords import hash_password
+from creditdesk.parties.passwords import hash_password, verify_password
 from creditdesk.repository import get_in_workspace
 
 API_KEY_PREFIX = "cdk_"
@@ -194,20 +194,46 @@ def list_offices(session: Session, *, actor: Actor, limit: int | None = None, cu
 
 # --- users ---------------------------------------------------------------------------------------
 
-def _check_user_change(actor: Actor, *, target_role: str, current_role: str | None, permissions: list[str],
-                       target_id: str | None) -> None:
-    # Masters included: a master who demoted themselves could leave the workspace without one.
-    if target_id is not None and target_id == actor.user_id and target_role != current_role:
+def _check_user_change(actor: Actor, *, target: User | None, new_role: str, permissions: list[str]) -> None:
+    """Who may create a user (target None) or change one.
+
+    Masters may change anyone, other masters included. Anyone else needs the manager role and
+    manage_users, and then acts only on users who hold nothing the actor does not: never a master, never
+    another manager (peers are managed by masters: a manager taking over a peer's login would act under
+    the peer's name and on the peer's own credits), never someone holding a permission the actor lacks;
+    and grants only roles and permissions the actor holds. Nobody changes their own role."""
+    if target is not None and target.id == actor.user_id and new_role != target.role:
+        # Masters included: a master who demoted themselves could leave the workspace without one.
         raise NotPermitted("Users may not change their own role.")
     if actor.is_master:
         return
     if not (actor.role == "manager" and actor.has("manage_users")):
         raise NotPermitted("Only master users, or managers with the manage_users permission, may manage users.")
-    if target_role == "master" or current_role == "master":
+    if new_role == "master" or (target is not None and target.role == "master"):
         raise NotPermitted("Only master users may create or change master users.")
+    if target is not None and target.id != actor.user_id:
+        if target.role != "member":
+            raise NotPermitted(f"{target.name} is a {target.role}: only master users may change other managers.")
+        held = set(target.permissions or []) - set(actor.permissions)
+        if held:
+            raise NotPermitted(f"{target.name} holds permissions you do not hold ({', '.join(sorted(held))}): "
+                               "only a master user may change them.")
     beyond = set(permissions) - set(actor.permissions)
     if beyond:
         raise NotPermitted(f"You cannot grant permissions you do not hold: {', '.join(sorted(beyond))}.")
+
+
+def _require_current_password(user: User, current_password: str | None) -> None:
+    """Changing one's own password or email (the login) needs the current password, whatever the channel:
+    a stolen session or API key must not turn into the account itself."""
+    if not user.password_hash:
+        raise NotPermitted("You have no password, so you cannot change your own password or email: ask a "
+                           "master user (or a manager with manage_users) to do it.", code="no_current_password")
+    if not current_password:
+        raise InvalidInput("Give your current password (current_password) to change your own password or email.",
+                           code="current_password_required", field="current_password")
+    if not verify_password(user.password_hash, current_password):
+        raise NotPermitted("The current password is not right.", code="current_password_wrong")
 
 
 def _office_ids_of(session: Session, workspace_id: str, ids: list[str]) -> list[str]:
@@ -218,8 +244,7 @@ def _office_ids_of(session: Session, workspace_id: str, ids: list[str]) -> list[
 
 
 def create_user(session: Session, data: schemas.UserCreate, *, actor: Actor) -> User:
-    _check_user_change(actor, target_role=data.role, current_role=None, permissions=data.permissions,
-                       target_id=None)
+    _check_user_change(actor, target=None, new_role=data.role, permissions=data.permissions)
     if data.primary_office_id:
         get_in_workspace(session, Office, actor.workspace_id, data.primary_office_id)
     additional = _office_ids_of(session, actor.workspace_id, data.additional_office_ids)
@@ -246,19 +271,33 @@ def create_user(session: Session, data: schemas.UserCreate, *, actor: Actor) -> 
     return user
 
 
+def _session_identity(user: User) -> tuple:
+    """What a back-office session was granted on: when any of it changes, every session of the user ends
+    (see User.session_version)."""
+    return user.email, user.role, sorted(user.permissions or []), user.is_active, user.password_hash
+
+
+# What users may change on themselves without manage_users (password and email need the current password).
+_SELF_SERVICE = {"name", "email", "password", "current_password"}
+
+
 def update_user(session: Session, user_id: str, data: schemas.UserUpdate, *, actor: Actor) -> User:
     user = get_in_workspace(session, User, actor.workspace_id, user_id, for_update=True)
     fields = data.model_fields_set
     new_role = data.role if "role" in fields and data.role else user.role
     new_perms = data.permissions if "permissions" in fields and data.permissions is not None else []
-    if fields - {"name", "email", "password"} or user.id != actor.user_id:
-        _check_user_change(actor, target_role=new_role, current_role=user.role, permissions=new_perms,
-                           target_id=user.id)
+    is_self = user.id == actor.user_id
+    if fields - _SELF_SERVICE or not is_self:
+        _check_user_change(actor, target=user, new_role=new_role, permissions=new_perms)
+    new_email = data.email.lower() if "email" in fields and data.email else None
+    if is_self and (("password" in fields and data.password) or ("email" in fields and new_email != user.email)):
+        _require_current_password(user, data.current_password)
     before = user_snapshot(session, user)
+    identity = _session_identity(user)
     if "name" in fields and data.name:
         user.name = data.name
     if "email" in fields:
-        email = data.email.lower() if data.email else None
+        email = new_email
         if email and session.scalar(select(User.id).where(User.workspace_id == actor.workspace_id,
                                                           User.email == email, User.id != user.id)):
             raise InvalidInput(f"A user with email {email} already exists in this workspace.", code="email_taken")
@@ -286,11 +325,36 @@ def update_user(session: Session, user_id: str, data: schemas.UserUpdate, *, act
         if not user.is_staff:
             raise InvalidInput("Only staff users log in; contacts have no password.", code="contact_has_no_login")
         user.password_hash = hash_password(data.password)
+    if _session_identity(user) != identity:
+        user.session_version = (user.session_version or 0) + 1
     user.updated_at = clock.now()
     session.flush()
     audit.record(session, actor=actor, action="user.update", object_type="user", object_id=user.id,
                  before=before, after=user_snapshot(session, user))
     return user
+
+
+def end_sessions(session: Session, *, actor: Actor) -> None:
+    """Log the acting user out of every back-office session (logout is "log out everywhere": sessions are
+    signed cookies, and a copied cookie must stop working too)."""
+    user = get_in_workspace(session, User, actor.workspace_id, actor.user_id or "", for_update=True)
+    user.session_version = (user.session_version or 0) + 1
+    audit.record(session, actor=actor, action="user.logout", object_type="user", object_id=user.id)
+
+
+def store_rehashed_password(session: Session, user_id: str, *, old_hash: str, new_hash: str) -> bool:
+    """After a successful login, replace a hash made with older argon2 parameters by one made with
+    today's (same password). Skipped when the password changed in between. Not a change of the user's
+    access: the session version stays (other open sessions still end once, as their password fingerprint
+    no longer matches), and the audit log records only that it happened."""
+    user = session.get(User, user_id, with_for_update=True)
+    if user is None or user.password_hash != old_hash:
+        return False
+    user.password_hash = new_hash
+    session.flush()
+    audit.record(session, actor=Actor(workspace_id=user.workspace_id, user_id=user.id, role=user.role),
+                 action="user.password_rehash", object_type="user", object_id=user.id)
+    return True
 
 
 def additional_office_ids(session: Session, user_id: str) -> list[str]:

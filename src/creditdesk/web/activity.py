@@ -17,8 +17,7 @@ from creditdesk.credits import service as credits
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties import schemas as ps
 from creditdesk.parties import service as parties
-from creditdesk.parties.models import User, Workspace
-from creditdesk.parties.passwords import verify_password
+from creditdesk.parties.models import Workspace
 from creditdesk.web import forms, repository
 from creditdesk.web.core import (
     WebRoute,
@@ -30,10 +29,10 @@ from creditdesk.web.core import (
     fmt_datetime,
     next_day,
     parse_date,
-    password_fingerprint,
     read_session,
     redirect,
     render,
+    session_for,
     set_session,
     start_of,
 )
@@ -190,16 +189,30 @@ def rename_workspace(request: Request, user: WebUser = Depends(current_user), fo
     return redirect(request, "/settings", flash="Workspace renamed.")
 
 
+def _changed_own_login(request: Request, user: WebUser, data: ps.UserUpdate, flash: str):
+    """Apply a change of one's own password or email (the service checks the current password), then
+    carry this session on: the change ended every other session of the user."""
+    db = db_of(request)
+    try:
+        updated = db.write(lambda session: parties.update_user(session, user.id, data, actor=user.actor))
+    except CreditdeskError as exc:
+        if exc.code == "current_password_wrong":
+            return _settings_page(request, user, error="Your current password is not right.", status_code=422)
+        if isinstance(exc, NotPermitted):
+            raise
+        return _settings_page(request, user, error=exc.message, status_code=422)
+    response = redirect(request, "/settings", flash=flash)
+    previous = read_session(request)
+    set_session(response, request, session_for(updated, csrf=user.csrf, started=previous.get("at")))
+    return response
+
+
 @router.post("/settings/password", response_class=HTMLResponse)
 def change_password(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
     current, new, again = (str(form.get(k) or "")[:1000] for k in ("current", "new", "again"))
-    db = db_of(request)
     error = None
-    with reading(db) as session:
-        row = session.get(User, user.id)
-        ok = row is not None and verify_password(row.password_hash, current)
-    if not ok:
-        error = "Your current password is not right."
+    if not current:
+        error = "Give your current password."
     elif len(new) < 10:
         error = "Choose a new password of at least 10 characters."
     elif new != again:
@@ -207,13 +220,20 @@ def change_password(request: Request, user: WebUser = Depends(current_user), for
     if error:
         return _settings_page(request, user, error=error, status_code=422)
     try:
-        data = forms.validated(ps.UserUpdate, password=new)
-        updated = db.write(lambda session: parties.update_user(session, user.id, data, actor=user.actor))
-    except NotPermitted:
-        raise
+        data = forms.validated(ps.UserUpdate, password=new, current_password=current)
     except CreditdeskError as exc:
         return _settings_page(request, user, error=exc.message, status_code=422)
-    response = redirect(request, "/settings", flash="Password changed. Your other sessions are logged out.")
-    # Other sessions end (their password fingerprint no longer matches); this one carries on.
-    set_session(response, request, {**read_session(request), "pw": password_fingerprint(updated.password_hash)})
-    return response
+    return _changed_own_login(request, user, data, "Password changed. Your other sessions are logged out.")
+
+
+@router.post("/settings/email", response_class=HTMLResponse)
+def change_email(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    current, email = (str(form.get(k) or "")[:1000] for k in ("current", "email"))
+    if not current:
+        return _settings_page(request, user, error="Give your current password.", status_code=422)
+    try:
+        data = forms.validated(ps.UserUpdate, email=email.strip()[:320], current_password=current)
+    except CreditdeskError as exc:
+        return _settings_page(request, user, error=exc.message, status_code=422)
+    return _changed_own_login(request, user, data, "Email changed: log in with it from now on. Your other "
+                                                   "sessions are logged out.")

@@ -1,10 +1,12 @@
 """What every back-office page needs: the signed session cookie, CSRF, the logged-in user, flash
 messages, rendering, and turning domain errors into HTML pages or form messages.
 
-The session is a cookie signed with `settings.secret_key` (itsdangerous); nothing is stored server
-side. It carries the user id, the workspace id, a CSRF token, and a fingerprint of the password hash,
-so changing a password ends every session of that user. Each request re-reads the user: a deactivated
-user or one whose role changed is logged out or re-permissioned at once.
+The session is a cookie signed with `settings.secret_key` (itsdangerous). It carries the user id, the
+workspace id, a CSRF token, the user's session version, a fingerprint of the password hash, the login
+time and the time of the last request. Each request re-reads the user and refuses the session when the
+version moved on (logout, which logs out everywhere; password, email, role, permission or active-status
+changes), when the user has no password, after `session_idle_minutes` without a request, or 12 h after
+login. Only that one integer per user is kept server side.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
+from creditdesk import clock
 from creditdesk.audit import Actor
 from creditdesk.config import get_settings
 from creditdesk.credits import service as credits
@@ -42,6 +45,8 @@ from creditdesk.web.forms import currency_exponent
 SESSION_COOKIE = "creditdesk_session"
 FLASH_COOKIE = "creditdesk_flash"
 SESSION_MAX_AGE = 12 * 3600
+# The last-request time in the cookie is refreshed at most this often (each refresh is a new cookie).
+SESSION_REFRESH_SECONDS = 60
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -161,6 +166,22 @@ def set_session(response: Response, request: Request, data: dict) -> None:
                         httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/")
 
 
+def session_for(user: User, *, csrf: str, started: float | None = None) -> dict:
+    """The session of a logged-in user (at login, or re-issued after they changed their own password or
+    email: that change ended their other sessions, this one carries on from its login time)."""
+    now = clock.now().timestamp()
+    return {"uid": user.id, "wid": user.workspace_id, "csrf": csrf, "pw": password_fingerprint(user.password_hash),
+            "sv": user.session_version or 0, "at": started or now, "seen": now}
+
+
+def _session_expired(data: dict, now: float) -> bool:
+    started, seen = data.get("at"), data.get("seen")
+    if not isinstance(started, (int, float)) or not isinstance(seen, (int, float)):
+        return True
+    idle = get_settings().session_idle_minutes * 60
+    return now >= started + SESSION_MAX_AGE or now >= seen + idle
+
+
 def clear_session(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/")
 
@@ -209,11 +230,13 @@ class WebUser:
 
 def _load_user(db: Database, data: dict) -> WebUser | None:
     user_id, workspace_id = data.get("uid"), data.get("wid")
-    if not user_id or not workspace_id:
+    if not user_id or not workspace_id or _session_expired(data, clock.now().timestamp()):
         return None
     with db.read() as session:
         user = session.get(User, user_id)
+        # No password, no session: whatever signed the cookie, a user who cannot log in has no session.
         if (user is None or user.workspace_id != workspace_id or not user.is_staff or not user.is_active
+                or not user.password_hash or data.get("sv") != (user.session_version or 0)
                 or data.get("pw") != password_fingerprint(user.password_hash)):
             return None
         actor = parties.actor_for_user(session, user)
@@ -236,11 +259,26 @@ def current_user(request: Request) -> WebUser:
     user = getattr(request.state, "web_user", None)
     if user is not None:
         return user
-    user = _load_user(request.app.state.db, read_session(request))
+    data = read_session(request)
+    user = _load_user(request.app.state.db, data)
     if user is None:
         raise LoginRequired()
     request.state.web_user = user
+    now = clock.now().timestamp()
+    if now - data["seen"] >= SESSION_REFRESH_SECONDS:
+        # Activity keeps the session alive (idle timeout); WebRoute sets the refreshed cookie.
+        request.state.session_refresh = {**data, "seen": now}
     return user
+
+
+def refresh_session(request: Request, response: Response) -> None:
+    """Send the refreshed session cookie, unless the page set or cleared the session itself."""
+    data = getattr(request.state, "session_refresh", None)
+    if data is None:
+        return
+    if any(value.startswith(f"{SESSION_COOKIE}=") for value in response.headers.getlist("set-cookie")):
+        return
+    set_session(response, request, data)
 
 
 def db_of(request: Request) -> Database:
@@ -337,7 +375,9 @@ class WebRoute(APIRoute):
 
         async def handler(request: Request) -> Response:
             try:
-                return await original(request)
+                response = await original(request)
+                refresh_session(request, response)
+                return response
             except LoginRequired:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 if request.method != "GET":
