@@ -7,6 +7,7 @@ import hashlib
 import os
 import threading
 import time
+
 import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
@@ -17,7 +18,7 @@ from creditdesk import clock
 from creditdesk.config import DEFAULT_SECRET_KEY, get_settings
 from creditdesk.parties import schemas as ps
 from creditdesk.parties import service as parties
-from creditdesk.parties.models import LoginThrottle, User, Workspace
+from creditdesk.parties.models import LoginThrottle, User
 from creditdesk.parties.passwords import needs_rehash, verify_password
 from creditdesk.web import auth
 from creditdesk.web.core import SESSION_COOKIE
