@@ -57,9 +57,9 @@ def purge_idempotency_keys(db: Database, *, batch_size: int = idempotency.PURGE_
 
 
 def run_all(db: Database) -> dict:
-    result = {"holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db),
-              "idempotency_keys_purged": purge_idempotency_keys(db)}
+    result = {"holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
     refresh_planner_statistics(db)
+    result["idempotency_keys_purged"] = purge_idempotency_keys(db)
     return result
 
 
