@@ -11,6 +11,7 @@ from creditdesk.config import get_settings
 from creditdesk.errors import Conflict
 from creditdesk.parties.models import Customer
 
+from tests.api.credits_world import build_world, member_api, state
 from tests.api.helpers import audit_rows, count, counts
 from tests.parties.factories import make_api_key, make_user, master_actor
 
@@ -347,3 +348,25 @@ def test_a_new_api_keys_secret_is_never_stored_for_replays(client, db, workspace
     assert replay.json()["key"] is None
     assert replay.json()["id"] == first.json()["id"]
     assert secret not in replay.text
+
+
+def test_the_probes_transfer_replay_and_void_poisoning(client, db, workspace, frozen_clock):
+    """F5 as the probe ran it on credits: a member with consume_credits only resends the master's transfer
+    under the master's key (was: 201 replayed, the master's transfer), then voids under a key the master's
+    integration uses (was: the master's void answered a replayed 403 and the pack stayed active)."""
+    world = build_world(client, workspace.headers)
+    body = {"from": {"kind": "office", "id": world.berlin}, "to": {"kind": "office", "id": world.paris},
+            "credit_type": "credits", "amount": 5}
+    assert world.api.post("/v1/transfers", body, key="A-xfer-1").status_code == 201
+    carol, _ = member_api(client, world.api, permissions=["consume_credits"])
+    before = state(db, workspace.id)
+    replay = carol.post("/v1/transfers", body, key="A-xfer-1")
+    assert replay.status_code == 403 and "Idempotent-Replayed" not in replay.headers
+    assert state(db, workspace.id) == before
+
+    pack = world.packs["paris"]
+    assert carol.post(f"/v1/packs/{pack}/void", {"reason": "month-end"}, key="void-globex-2026-12").status_code == 403
+    voided = world.api.post(f"/v1/packs/{pack}/void", {"reason": "month-end"}, key="void-globex-2026-12")
+    assert voided.status_code == 200, voided.text
+    assert "Idempotent-Replayed" not in voided.headers
+    assert voided.json()["status"] == "voided"
