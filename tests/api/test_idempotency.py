@@ -1,4 +1,5 @@
-"""Idempotency-Key on writes: replay, conflicting reuse, in-flight duplicates, scope and retention."""
+"""Idempotency-Key on writes: replay, conflicting reuse, in-flight duplicates, scope (per workspace and per
+caller), refusals of the caller never stored, retention and purge."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from creditdesk.config import get_settings
 from creditdesk.errors import Conflict
 from creditdesk.parties.models import Customer
 
+from tests.api.credits_world import build_world, member_api, state
 from tests.api.helpers import audit_rows, count, counts
 from tests.parties.factories import make_api_key, make_user, master_actor
 
@@ -88,7 +90,7 @@ def test_whitespace_and_key_order_do_not_make_another_request(client, db, worksp
 def test_duplicate_while_the_first_is_in_flight_answers_409(client, db, workspace):
     body = b'{"name": "Acme"}'
     # The first request has claimed the key and is still running (deterministically: we hold the claim).
-    claim = idempotency.claim(db, workspace_id=workspace.id, key="k-flight",
+    claim = idempotency.claim(db, workspace_id=workspace.id, caller=workspace.master_id, key="k-flight",
                               fingerprint=idempotency.request_fingerprint("POST", "/v1/customers", body),
                               method="POST", path="/v1/customers")
     assert isinstance(claim, idempotency.Claim)
@@ -115,7 +117,7 @@ def test_duplicate_while_the_first_is_in_flight_answers_409(client, db, workspac
 
 def test_a_claim_whose_request_died_is_taken_over_after_its_lock(client, db, workspace, frozen_clock):
     body = b'{"name": "Acme"}'
-    claim = idempotency.claim(db, workspace_id=workspace.id, key="k-dead",
+    claim = idempotency.claim(db, workspace_id=workspace.id, caller=workspace.master_id, key="k-dead",
                               fingerprint=idempotency.request_fingerprint("POST", "/v1/customers", body),
                               method="POST", path="/v1/customers")
     assert post_customer(client, workspace, body, "k-dead").status_code == 409
@@ -158,18 +160,87 @@ def test_a_refused_request_replays_its_error(client, db, workspace):
     assert audit_rows(db, workspace.id, action="customer.update") == []
 
 
-def test_a_forbidden_request_replays_its_403(client, db, workspace):
+def member_headers(db, workspace, key: str, *, role: str = "member") -> dict:
+    """An API key of a new user of the workspace (a member may not create customers), with a key."""
     actor = master_actor(db, workspace.id)
-    member = make_user(db, actor=actor, name="Mia Member", role="member")
-    key = make_api_key(db, actor=actor, user_id=member)
-    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "k-403"}
+    member = make_user(db, actor=actor, name="Mia Member", role=role)
+    return {"Authorization": f"Bearer {make_api_key(db, actor=actor, user_id=member)}", "Idempotency-Key": key}
+
+
+def test_a_forbidden_request_is_not_stored_under_its_key(client, db, workspace):
+    # (This test asserted the opposite before: a 403 was stored and replayed. See the next one for why not.)
+    headers = member_headers(db, workspace, "k-403")
     before = counts(db, workspace.id)
-    for replayed in (False, True):
+    for _ in range(2):
         r = client.post("/v1/customers", json={"name": "Acme"}, headers=headers)
         assert r.status_code == 403
         assert r.json()["code"] == "not_permitted"
-        assert ("Idempotent-Replayed" in r.headers) is replayed
+        assert "Idempotent-Replayed" not in r.headers
     assert counts(db, workspace.id) == before
+    with db.read() as session:
+        assert session.scalars(select(idempotency.IdempotencyKey.key).where(
+            idempotency.IdempotencyKey.workspace_id == workspace.id)).all() == []
+
+
+def test_another_caller_cannot_replay_a_stored_answer(client, db, workspace):
+    """F5: a member without permission resending the master's key and body runs as herself (403), and
+    does not get the master's 201."""
+    body = b'{"name": "Acme", "notes": "master only"}'
+    first = post_customer(client, workspace, body, "shared-k")
+    assert first.status_code == 201
+    r = client.post("/v1/customers", content=body,
+                    headers={**member_headers(db, workspace, "shared-k"), "Content-Type": "application/json"})
+    assert r.status_code == 403, r.text
+    assert r.json()["code"] == "not_permitted"
+    assert "Idempotent-Replayed" not in r.headers
+    assert first.json()["id"] not in r.text
+    assert count(db, Customer, workspace.id) == 1
+
+
+def test_a_refusal_of_another_caller_does_not_poison_the_key(client, db, workspace):
+    """F5: a member's refused request under a key must not make the master's later request replay 403."""
+    body = b'{"name": "Acme"}'
+    refused = client.post("/v1/customers", content=body,
+                          headers={**member_headers(db, workspace, "integration-key"),
+                                   "Content-Type": "application/json"})
+    assert refused.status_code == 403
+    mine = post_customer(client, workspace, body, "integration-key")
+    assert mine.status_code == 201, mine.text
+    assert "Idempotent-Replayed" not in mine.headers
+    assert count(db, Customer, workspace.id) == 1
+    # And the master's own retry still replays her answer.
+    again = post_customer(client, workspace, body, "integration-key")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == mine.json()["id"]
+
+
+def test_a_permitted_caller_with_the_same_key_runs_its_own_request(client, db, workspace):
+    """Two users may pick the same key: each gets their own answer, and each one's retry replays it."""
+    body = b'{"name": "Acme"}'
+    master = post_customer(client, workspace, body, "k-both")
+    other = {**member_headers(db, workspace, "k-both", role="manager"), "Content-Type": "application/json"}
+    theirs = client.post("/v1/customers", content=body, headers=other)
+    assert master.status_code == theirs.status_code == 201
+    assert "Idempotent-Replayed" not in theirs.headers
+    assert theirs.json()["id"] != master.json()["id"]
+    replay = client.post("/v1/customers", content=body, headers=other)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["id"] == theirs.json()["id"]
+
+
+def test_the_same_user_replays_across_their_api_keys(client, db, workspace):
+    """Keys are per user (not per API key): a retry sent with a rotated key still replays."""
+    body = b'{"name": "Acme"}'
+    first = post_customer(client, workspace, body, "k-rotate")
+    actor = master_actor(db, workspace.id)
+    rotated = make_api_key(db, actor=actor, user_id=workspace.master_id)
+    r = client.post("/v1/customers", content=body, headers={"Authorization": f"Bearer {rotated}",
+                                                            "Idempotency-Key": "k-rotate",
+                                                            "Content-Type": "application/json"})
+    assert r.status_code == 201
+    assert r.headers["Idempotent-Replayed"] == "true"
+    assert r.json()["id"] == first.json()["id"]
+    assert count(db, Customer, workspace.id) == 1
 
 
 def test_keys_are_kept_at_least_24_hours_then_expire(client, db, workspace, frozen_clock):
@@ -200,7 +271,8 @@ def test_keys_are_kept_at_least_24_hours_then_expire(client, db, workspace, froz
 def test_purge_expired_forgets_only_expired_keys(db, workspace, frozen_clock):
     retention = get_settings().idempotency_retention_hours
     for key in ("old", "new"):
-        claim = idempotency.claim(db, workspace_id=workspace.id, key=key, fingerprint="f" * 64,
+        claim = idempotency.claim(db, workspace_id=workspace.id, caller=workspace.master_id, key=key,
+                                  fingerprint="f" * 64,
                                   method="POST", path="/v1/customers")
         db.write(lambda s, c=claim: idempotency.complete(s, c, status=201, body="{}"))
         if key == "old":
@@ -211,7 +283,8 @@ def test_purge_expired_forgets_only_expired_keys(db, workspace, frozen_clock):
         kept = session.scalars(select(idempotency.IdempotencyKey.key)
                                .where(idempotency.IdempotencyKey.workspace_id == workspace.id)).all()
     assert kept == ["new"]
-    outcome = idempotency.claim(db, workspace_id=workspace.id, key="new", fingerprint="f" * 64,
+    outcome = idempotency.claim(db, workspace_id=workspace.id, caller=workspace.master_id, key="new",
+                                fingerprint="f" * 64,
                                 method="POST", path="/v1/customers")
     assert isinstance(outcome, idempotency.Replay)
 
@@ -275,3 +348,25 @@ def test_a_new_api_keys_secret_is_never_stored_for_replays(client, db, workspace
     assert replay.json()["key"] is None
     assert replay.json()["id"] == first.json()["id"]
     assert secret not in replay.text
+
+
+def test_the_probes_transfer_replay_and_void_poisoning(client, db, workspace, frozen_clock):
+    """F5 as the probe ran it on credits: a member with consume_credits only resends the master's transfer
+    under the master's key (was: 201 replayed, the master's transfer), then voids under a key the master's
+    integration uses (was: the master's void answered a replayed 403 and the pack stayed active)."""
+    world = build_world(client, workspace.headers)
+    body = {"from": {"kind": "office", "id": world.berlin}, "to": {"kind": "office", "id": world.paris},
+            "credit_type": "credits", "amount": 5}
+    assert world.api.post("/v1/transfers", body, key="A-xfer-1").status_code == 201
+    carol, _ = member_api(client, world.api, permissions=["consume_credits"])
+    before = state(db, workspace.id)
+    replay = carol.post("/v1/transfers", body, key="A-xfer-1")
+    assert replay.status_code == 403 and "Idempotent-Replayed" not in replay.headers
+    assert state(db, workspace.id) == before
+
+    pack = world.packs["paris"]
+    assert carol.post(f"/v1/packs/{pack}/void", {"reason": "month-end"}, key="void-globex-2026-12").status_code == 403
+    voided = world.api.post(f"/v1/packs/{pack}/void", {"reason": "month-end"}, key="void-globex-2026-12")
+    assert voided.status_code == 200, voided.text
+    assert "Idempotent-Replayed" not in voided.headers
+    assert voided.json()["status"] == "voided"

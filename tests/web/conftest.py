@@ -17,6 +17,7 @@ from creditdesk.parties import service as parties
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+ONCE = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
 @dataclass
@@ -112,6 +113,13 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
+def once_key_of(html: str) -> str:
+    """The one-time key of the (first) money form on a page."""
+    match = ONCE.search(html)
+    assert match, "no one-time form key on the page"
+    return match.group(1)
+
+
 def login(client: TestClient, email: str, password: str = PASSWORD):
     page = client.get("/login")
     return client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_of(page.text)},
@@ -132,6 +140,11 @@ def logged_in(client: TestClient, email: str) -> TestClient:
 
 
 def post_form(client: TestClient, path: str, data: dict, *, page: str | None = None, **kwargs):
-    """Post a form as the browser would: with the CSRF token of a page of this session."""
-    token = csrf_of(client.get(page or "/settings").text)
-    return client.post(path, data={**data, "csrf_token": token}, follow_redirects=False, **kwargs)
+    """Post a form as the browser would: with the CSRF token of a page of this session, and the one-time
+    key of the page's money form when it has one (and `data` does not say otherwise)."""
+    html = client.get(page or "/settings").text
+    data = {**data, "csrf_token": csrf_of(html)}
+    key = ONCE.search(html)
+    if key and "idempotency_key" not in data:
+        data["idempotency_key"] = key.group(1)
+    return client.post(path, data=data, follow_redirects=False, **kwargs)

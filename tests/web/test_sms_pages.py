@@ -22,7 +22,7 @@ from creditdesk.parties import schemas as ps
 from creditdesk.parties import service as parties
 from creditdesk.parties.models import User, Workspace
 from creditdesk.sms import service as sms
-from tests.web.conftest import PASSWORD, csrf_of, logged_in, post_form
+from tests.web.conftest import PASSWORD, csrf_of, logged_in, once_key_of, post_form
 
 BILLING = {"billing_name": "Ann Example", "billing_address": "1 Harbour St\nSydney NSW 2000",
            "billing_email": "ann@example.com", "billing_tax_id": ""}
@@ -104,13 +104,16 @@ def test_purchase_applies_credits_only_after_payment_and_offers_the_receipt(web,
     ids, ws = people["ids"], people["ws"]
     client = logged_in(web, people["emails"]["Ann"])
     before = balance(db, ws, "user", ids["Ben"])
-    token = csrf_of(client.get(f"/sms/purchase?for={ids['Ben']}").text)
+    form = client.get(f"/sms/purchase?for={ids['Ben']}").text
+    token, key = csrf_of(form), once_key_of(form)
     payment = client.post("/sms/purchase", data={"for": ids["Ben"], "quantity": "50", **BILLING,
-                                                 "csrf_token": token})
+                                                 "csrf_token": token, "idempotency_key": key})
     assert payment.status_code == 200 and "Payment" in payment.text and "5.50 AUD" in payment.text
     assert balance(db, ws, "user", ids["Ben"]) == before  # the payment screen applies nothing
+    assert once_key_of(payment.text) == key  # the payment form carries the purchase's key
     paid = client.post("/sms/purchase/pay", data={"for": ids["Ben"], "quantity": "50", **BILLING,
-                                                  "payment_method": "manual_invoice", "csrf_token": token},
+                                                  "payment_method": "manual_invoice", "csrf_token": token,
+                                                  "idempotency_key": key},
                        follow_redirects=False)
     assert paid.status_code == 303
     confirmation = client.get(paid.headers["location"])
@@ -127,9 +130,9 @@ def test_purchase_applies_credits_only_after_payment_and_offers_the_receipt(web,
 def test_member_cannot_buy_for_someone_outside_their_teams(web, people):
     ids = people["ids"]
     client = logged_in(web, people["emails"]["Ann"])
-    token = csrf_of(client.get("/sms/purchase").text)
+    html = client.get("/sms/purchase").text
     response = client.post("/sms/purchase", data={"for": ids["Cat"], "quantity": "5", **BILLING,
-                                                  "csrf_token": token})
+                                                  "csrf_token": csrf_of(html), "idempotency_key": once_key_of(html)})
     assert response.status_code == 422
     assert "only for yourself and members of your teams" in response.text
 
@@ -139,7 +142,7 @@ def test_only_masters_buy_system_credits(web, people):
     html = client.get("/sms/purchase").text
     assert 'value="workspace"' not in html
     response = client.post("/sms/purchase", data={"for": "workspace", "quantity": "5", **BILLING,
-                                                  "csrf_token": csrf_of(html)})
+                                                  "csrf_token": csrf_of(html), "idempotency_key": once_key_of(html)})
     assert response.status_code == 422 and "Only master users manage the workspace pool" in response.text
 
 
@@ -180,7 +183,8 @@ def test_frozen_credits_are_shown_frozen_and_can_be_moved_out(web, db, people):
     ann_pack = report.split("SMS credits, receipt SMS-000002", 1)[1].split("</tr>", 1)[0]
     assert "status-frozen" in ann_pack  # the active packs report shows the frozen credits as frozen
     moved = post_form(master, "/sms/transfer", {"account": ids["Ann"], "direction": "from", "other": "workspace",
-                                                "quantity": "100", "agree": "yes"}, page="/sms")
+                                                "quantity": "100", "agree": "yes"},
+                      page=f"/sms/transfer?account={ids['Ann']}&direction=from")
     assert moved.status_code == 303
     assert balance(db, ws, "workspace", None) == 1100
 
@@ -270,7 +274,7 @@ def test_master_switches_the_sms_credit_mode_audited_and_the_box_says_so(web, db
     # In shared mode individual user credits are not in use: a purchase for a user is refused, clearly.
     html = master.get("/sms/purchase").text
     refused = master.post("/sms/purchase/pay", data={"for": people["ids"]["Ann"], "quantity": "5", **BILLING,
-                                                     "csrf_token": csrf_of(html)})
+                                                     "csrf_token": csrf_of(html), "idempotency_key": once_key_of(html)})
     assert refused.status_code == 422 and "shared office SMS credits" in refused.text
 
 
@@ -295,12 +299,14 @@ def pending_method():
 def test_pending_payment_applies_nothing_until_a_master_records_it(web, db, people, pending_method):
     ids, ws = people["ids"], people["ws"]
     master = logged_in(web, people["emails"]["master"])
-    token = csrf_of(master.get("/sms/purchase").text)
+    html = master.get("/sms/purchase").text
+    token, key = csrf_of(html), once_key_of(html)
     payment = master.post("/sms/purchase", data={"for": ids["Eve"], "quantity": "40", **BILLING,
-                                                 "csrf_token": token})
+                                                 "csrf_token": token, "idempotency_key": key})
     assert "Bank transfer (confirmed later)" in payment.text  # the payment screen offers the method
     paid = master.post("/sms/purchase/pay", data={"for": ids["Eve"], "quantity": "40", **BILLING,
-                                                  "payment_method": pending_method, "csrf_token": token},
+                                                  "payment_method": pending_method, "csrf_token": token,
+                                                  "idempotency_key": key},
                        follow_redirects=False)
     url = paid.headers["location"]
     page = master.get(url).text

@@ -71,6 +71,10 @@ def read_session(db: Database = Depends(get_db)) -> Iterator[Session]:
         yield session
 
 
+# Refusals of the caller rather than of the request: never stored under a key.
+_NOT_STORED = frozenset({401, 403})
+
+
 class _Refused(Exception):
     """A domain error answered (and, under a key, stored for replays) in a transaction that commits."""
 
@@ -84,7 +88,12 @@ class WriteContext:
 
     All three happen in one transaction (one commit per request). The service call runs under a
     SAVEPOINT: when it is refused (a domain error) only its effects are rolled back, and under a key
-    the refusal is stored in the same transaction, so a retry gets the same answer."""
+    the refusal is stored in the same transaction, so a retry gets the same answer (as Stripe does: a
+    409 for missing credits or a 422 is replayed; send a new key for a new attempt).
+
+    Keys are the caller's own (`idempotency.caller_of`). A refusal of who is asking (401, 403) is never
+    stored: the claim is rolled back with everything else, so the key stays free for a request that is
+    permitted (otherwise anyone who can guess a key could make it answer 403 for its owner)."""
 
     def __init__(self, *, db: Database, actor: Actor, key: str | None, fingerprint: str, method: str, path: str):
         self.db = db
@@ -101,7 +110,8 @@ class WriteContext:
         def transaction(session: Session) -> str | idempotency.Replay | _Refused:
             claim = None
             if self.key is not None:
-                outcome = idempotency.claim_in(session, workspace_id=self.actor.workspace_id, key=self.key,
+                outcome = idempotency.claim_in(session, workspace_id=self.actor.workspace_id,
+                                               caller=idempotency.caller_of(self.actor), key=self.key,
                                                fingerprint=self.fingerprint, method=self.method, path=self.path)
                 if isinstance(outcome, idempotency.Replay):
                     return outcome
@@ -121,8 +131,8 @@ class WriteContext:
             except CreditdeskError as exc:
                 if savepoint.is_active:
                     savepoint.rollback()
-                if exc.http_status >= 500 or isinstance(exc, IdempotencyInProgress) or \
-                        exc.code == "idempotency_key_taken_over":
+                if exc.http_status >= 500 or exc.http_status in _NOT_STORED or \
+                        isinstance(exc, IdempotencyInProgress) or exc.code == "idempotency_key_taken_over":
                     raise  # nothing is kept, the claim included: a retry runs again
                 problem_body = json.dumps(error_problem(exc, instance=self.path), default=str)
                 if claim is not None:
@@ -161,8 +171,9 @@ async def write_context(
     db: Database = Depends(get_db),
     idempotency_key: str | None = Header(
         default=None, alias="Idempotency-Key",
-        description="Optional. The same key with the same body replays the first answer; "
-                    "with another body it is refused (422); while the first is running, 409."),
+        description="Optional, and your own: keys are per user (any of their API keys). The same key with "
+                    "the same body replays the first answer; with another body it is refused (422); while the "
+                    "first is running, 409. A 401 or 403 is never stored under a key."),
 ) -> WriteContext:
     body = await request.body()
     key = idempotency.check_key(idempotency_key) if idempotency_key is not None else None

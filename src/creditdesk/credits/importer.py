@@ -187,6 +187,115 @@ def read_rows(stream: io.TextIOBase, *, source_name: str = "") -> Iterator[Row]:
         yield Row(reader.line_num, raw=raw, key=key, values=_checked(raw))
 
 
+# --- validation only: a whole file checked before anything of it is written (the back-office import) ---
+
+@dataclass
+class FileCheck:
+    """A whole file read and checked by `validate_file`, nothing written. `file_error`: the file cannot
+    be read as CSV (or its header is wrong), so nothing of it may be imported. Otherwise `rows` are the
+    rows to import in line order, a bad row carrying its `error` (import_batch reports it and grants
+    the others), and `skipped` the rows left out, with why: (line, reason)."""
+
+    rows: list[Row] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    file_error: str | None = None
+
+
+SKIPPED_BEFORE = "already imported before"
+SKIPPED_REPEATED = "repeated in this file"
+
+
+class _CountedLines:
+    """The stream's lines as csv.reader takes them, counted: the line a csv.Error stopped at (a quoted
+    field may span lines, so the last row's line number is not it)."""
+
+    def __init__(self, stream: io.TextIOBase):
+        self.stream = iter(stream)
+        self.count = 0
+
+    def __iter__(self) -> "_CountedLines":
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.stream)
+        self.count += 1
+        return line
+
+
+def validate_file(stream: io.TextIOBase) -> FileCheck:
+    """Read and check every row of a file, in memory (for files that fit: the back office takes 1 MB),
+    before anything is written: a csv.Error (such as a field over csv.field_size_limit) with its line,
+    the schema's verdict on every row (the same as import_batch's), and rows repeating an
+    idempotency_key: the same content is one pack (the repeat is skipped), other content an error."""
+    lines = _CountedLines(stream)
+    check = FileCheck()
+    try:
+        for row in read_rows(lines):
+            if row.raw is None:  # the header is wrong: no row of the file can be read
+                return FileCheck(file_error=f"line {row.line}: {row.error}")
+            check.rows.append(row)
+    except csv.Error as exc:
+        return FileCheck(file_error=f"line {lines.count} cannot be read as CSV ({exc})")
+    first_with_key: dict[str, Row] = {}
+    kept: list[Row] = []
+    for row in check.rows:
+        try:
+            row.data = _row_to_pack(row.raw, row.key)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            row.error = f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
+            kept.append(row)
+            continue
+        own_key = row.raw["idempotency_key"]
+        earlier = first_with_key.setdefault(own_key, row) if own_key else row
+        if earlier is row:
+            kept.append(row)
+        elif earlier.raw == row.raw:
+            check.skipped.append((row.line, f"{SKIPPED_REPEATED}: the same pack as line {earlier.line} "
+                                            "(same idempotency_key and content), imported once"))
+        else:
+            row.error = (f"idempotency_key {own_key!r} is already used by line {earlier.line} with other content; "
+                         "give this row a key of its own")
+            kept.append(row)
+    check.rows = kept
+    return check
+
+
+def validate_against_workspace(session: Session, workspace_id: str,
+                               rows: list[Row]) -> tuple[list[Row], list[tuple[int, str]]]:
+    """(rows still to import, rows skipped with why) for rows whose key a pack of the workspace already
+    has (a read; run it in the importing transaction). A key derived from the row's content means the
+    same row was imported before: skipped. A key of the file's own given to a pack with other content
+    is an error row, never a silent skip."""
+    keys = [r.key for r in rows if r.error is None and r.key]
+    found = {key: (pack_id, name, kind, holder, unit, quantity) for key, pack_id, name, kind, holder, unit, quantity
+             in _select(session, lambda chunk: select(
+                 Pack.idempotency_key, Pack.id, Pack.name, Pack.holder_kind, Pack.holder_id, Pack.unit,
+                 Pack.quantity).where(Pack.workspace_id == workspace_id, Pack.idempotency_key.in_(chunk)),
+                 "SELECT idempotency_key, id, name, holder_kind, holder_id, unit, quantity FROM packs "
+                 "WHERE workspace_id = ? AND idempotency_key IN ({})", (workspace_id,), keys)}
+    if not found:
+        return rows, []
+    remaining: list[Row] = []
+    skipped: list[tuple[int, str]] = []
+    for row in rows:
+        pack = found.get(row.key) if row.error is None else None
+        if pack is None:
+            remaining.append(row)
+            continue
+        pack_id, name, kind, holder, unit, quantity = pack
+        data = row.data or _row_to_pack(row.raw, row.key)
+        same = (data.holder.kind, data.holder.id or workspace_id, data.credit_type, data.quantity, data.name) == \
+            (kind, holder, unit, quantity, name)
+        if row.raw["idempotency_key"] is None or same:
+            skipped.append((row.line, f"{SKIPPED_BEFORE} as pack {name} ({pack_id})"))
+        else:
+            remaining.append(Row(row.line, data=data, raw=row.raw, key=row.key, values=row.values, error=(
+                f"idempotency_key {row.key!r} already belongs to pack {name} ({pack_id}), which has other "
+                "content; give this row a key of its own")))
+    return remaining, skipped
+
+
 # --- cheap checks: a row passes only if the schema and grant_pack would take it the same way ---------
 
 # The ISO forms on which datetime.fromisoformat and the schema's parser agree; anything else is slow path.

@@ -1,4 +1,5 @@
-"""Background jobs: pack expiry and hold timeouts. Each batch is its own transaction.
+"""Background jobs: pack expiry, hold timeouts and forgetting expired idempotency keys. Each batch is its
+own transaction.
 
 Safe on several nodes at once and safe to re-run: every batch re-checks, under the pack's ledger
 account lock, that the pack or hold is still due, so a second node finds nothing left to do.
@@ -10,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from creditdesk import idempotency
 from creditdesk.credits import service as credits
 from creditdesk.db import Database
 
@@ -43,10 +45,22 @@ def release_timed_out_holds(db: Database, *, batch_size: int = 200, workspace_id
             return total
 
 
+def purge_idempotency_keys(db: Database, *, batch_size: int = idempotency.PURGE_BATCH) -> int:
+    """Forget idempotency keys past their retention, a batch per transaction so that a backlog never
+    holds the write lock (or a long PostgreSQL transaction) for long."""
+    total = 0
+    while True:
+        purged = db.write(lambda session: idempotency.purge_expired(session, limit=batch_size))
+        total += purged
+        if purged < batch_size:
+            return total
+
+
 def run_all(db: Database) -> dict:
     result = {"holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
     result["login_throttle_purged"] = purge_login_throttle(db)
     refresh_planner_statistics(db)
+    result["idempotency_keys_purged"] = purge_idempotency_keys(db)
     return result
 
 

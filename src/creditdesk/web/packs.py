@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -22,7 +21,7 @@ from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.ledger.models import LedgerAccount
 from creditdesk.parties import service as parties
 from creditdesk.repository import get_in_workspace
-from creditdesk.web import forms
+from creditdesk.web import forms, once
 from creditdesk.web.core import (
     WebRoute,
     WebUser,
@@ -323,6 +322,9 @@ def change_holder_form(pack_id: str, request: Request, user: WebUser = Depends(c
 def change_holder(pack_id: str, request: Request, user: WebUser = Depends(current_user),
                   form: FormData = Depends(csrf_form)):
     credits.require_manage_packs(user.actor, "change a pack's holder")
+    earlier = once.answered(request, user, form)  # this form (either step) was already done
+    if earlier is not None:
+        return earlier
     db = db_of(request)
     selected, reason = forms.text(form, "holder", limit=100), forms.text(form, "reason", limit=2000)
     confirmed = forms.text(form, "confirm") == "yes"
@@ -341,19 +343,21 @@ def change_holder(pack_id: str, request: Request, user: WebUser = Depends(curren
                 raise
             error, data, target = exc.message, None, None
     if data is not None and confirmed:
+        def move(session) -> once.Done:
+            credits.change_holder(session, pack_id, data, actor=user.actor)
+            return once.Done(f"/packs/{pack_id}",
+                             flash=f"Moved {row.view.name} with {fmt_amount(row.view.balance, row.scale)} "
+                                   f"{row.view.credit_type} from {row.holder.name} to {target.name}.")
         try:
-            db.write(lambda session: credits.change_holder(session, pack_id, data, actor=user.actor))
+            return once.run(request, user, form, move)
         except NotPermitted:
             raise
         except CreditdeskError as exc:
             error = exc.message
-        else:
-            return redirect(request, f"/packs/{pack_id}",
-                            flash=f"Moved {row.view.name} with {fmt_amount(row.view.balance, row.scale)} "
-                                  f"{row.view.credit_type} from {row.holder.name} to {target.name}.")
+    # The confirmation carries the key of the form it confirms.
     return render(request, "change_holder.html", nav="credits", row=row, choices=choices,
                   confirm=target if error is None else None, error=error, selected=selected, reason=reason,
-                  status_code=200 if error is None else 422)
+                  once_key=once.key_of(form), status_code=200 if error is None else 422)
 
 
 @router.post("/packs/{pack_id}/void", response_class=HTMLResponse)
@@ -363,6 +367,9 @@ def void_pack(pack_id: str, request: Request, user: WebUser = Depends(current_us
     reason = forms.text(form, "reason", limit=2000)
     confirmed = forms.text(form, "confirm") == "yes"
     credits.require_manage_packs(user.actor, "void packs")
+    earlier = once.answered(request, user, form)  # this form (either step) was already done
+    if earlier is not None:
+        return earlier
     with reading(db) as session:
         pack, account = _load_pack(session, user, pack_id)
         row = pack_rows(session, user.actor, [(pack, account)])[0]
@@ -370,19 +377,20 @@ def void_pack(pack_id: str, request: Request, user: WebUser = Depends(current_us
     if not reason:
         error = "Give the reason for voiding: it is kept in the pack's history and the activity log."
     elif confirmed:
+        def void(session) -> once.Done:
+            credits.void_pack(session, pack_id, s.VoidPack(reason=reason), actor=user.actor)
+            return once.Done(f"/packs/{pack_id}",
+                             flash=f"Voided {row.view.name}: {fmt_amount(row.view.remaining, row.scale)} "
+                                   f"{row.view.credit_type} went to breakage.")
         try:
-            db.write(lambda session: credits.void_pack(session, pack_id, s.VoidPack(reason=reason),
-                                                       actor=user.actor))
+            return once.run(request, user, form, void)
         except NotPermitted:
             raise
         except CreditdeskError as exc:
             error = exc.message
-        else:
-            return redirect(request, f"/packs/{pack_id}",
-                            flash=f"Voided {row.view.name}: {fmt_amount(row.view.remaining, row.scale)} "
-                                  f"{row.view.credit_type} went to breakage.")
+    # The confirmation carries the key of the form it confirms.
     return render(request, "void.html", nav="credits", row=row, reason=reason, error=error,
-                  status_code=200 if error is None else 422)
+                  once_key=once.key_of(form), status_code=200 if error is None else 422)
 
 
 # --- grant a pack ----------------------------------------------------------------------------------
@@ -407,7 +415,7 @@ def _grant_page(request: Request, user: WebUser, values: dict, *, error: str | N
 @fixed.get("/packs/new", response_class=HTMLResponse)
 def grant_form(request: Request, user: WebUser = Depends(current_user)):
     credits.require_grant(user.actor)
-    values = {"source": "manual", "priority": "100", "is_paid": "auto", "idempotency_key": secrets.token_hex(16)}
+    values = {"source": "manual", "priority": "100", "is_paid": "auto"}
     holder = request.query_params.get("holder")
     if holder:
         values["holder"] = holder[:100]
@@ -459,14 +467,16 @@ def grant(request: Request, user: WebUser = Depends(current_user), form: FormDat
         with reading(db) as session:
             types = credit_types(session, user.actor)
         data = grant_request(form, types)
-        pack = db.write(lambda session: credits.grant_pack(session, data, actor=user.actor))
+
+        def grant_one(session) -> once.Done:
+            pack = credits.grant_pack(session, data, actor=user.actor)
+            quantity = fmt_amount(pack.quantity, types[pack.unit].scale)
+            return once.Done(f"/packs/{pack.id}", flash=f"Granted {pack.name}: {quantity} {pack.unit}.")
+        return once.run(request, user, form, grant_one)
     except NotPermitted:
         raise
     except CreditdeskError as exc:
         return _grant_page(request, user, values, error=exc.message, status_code=422)
-    scale = types[pack.unit].scale
-    return redirect(request, f"/packs/{pack.id}",
-                    flash=f"Granted {pack.name}: {fmt_amount(pack.quantity, scale)} {pack.unit}.")
 
 
 # --- bulk import from CSV ---------------------------------------------------------------------------
@@ -474,11 +484,39 @@ def grant(request: Request, user: WebUser = Depends(current_user), form: FormDat
 IMPORT_BATCH = 500
 
 
+@dataclass
+class ImportOutcome:
+    """What an import wrote, exactly: it is shown only once its transaction has committed."""
+
+    granted: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    skipped_unlisted: int = 0  # rows another import granted at the same moment (no line to show)
+
+    def count(self, reason: str) -> int:
+        return sum(1 for _, why in self.skipped if why.startswith(reason))
+
+    def summary(self) -> str:
+        parts = [f"{self.granted} pack{'s' if self.granted != 1 else ''} granted"]
+        skipped = len(self.skipped) + self.skipped_unlisted
+        if skipped:
+            parts.append(f"{skipped} skipped")
+        if self.errors:
+            parts.append(f"{len(self.errors)} line{'s' if len(self.errors) != 1 else ''} refused")
+        return ", ".join(parts) + "."
+
+
+def _import_page(request: Request, *, outcome: ImportOutcome | None = None, error: str | None = None,
+                 filename: str = "") -> HTMLResponse:
+    return render(request, "import.html", nav="credits", columns=importer.COLUMNS, required=importer.REQUIRED,
+                  report=outcome, error=error, filename=filename, skipped_before=importer.SKIPPED_BEFORE,
+                  skipped_repeated=importer.SKIPPED_REPEATED, status_code=422 if error else 200)
+
+
 @fixed.get("/packs/import", response_class=HTMLResponse)
 def import_form(request: Request, user: WebUser = Depends(current_user)):
     credits.require_grant(user.actor)
-    return render(request, "import.html", nav="credits", columns=importer.COLUMNS, required=importer.REQUIRED,
-                  report=None, error=None)
+    return _import_page(request)
 
 
 @fixed.get("/packs/import/template.csv")
@@ -487,37 +525,56 @@ def import_template(request: Request, user: WebUser = Depends(current_user)):
                     headers={"Content-Disposition": 'attachment; filename="packs-template.csv"'})
 
 
+def _read_upload(upload) -> tuple[importer.FileCheck | None, str | None]:
+    """The whole file read and checked before anything is written, or why nothing of it can be."""
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None, "Choose a CSV file to upload."
+    raw = upload.file.read()
+    upload.file.seek(0)  # the form's fingerprint reads it too
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, "The file is not UTF-8 text. Save it as CSV (UTF-8) and upload it again."
+    if "\x00" in content:
+        return None, "The file contains NUL characters; it does not look like a CSV file."
+    if not content.strip():
+        return None, "The file is empty."
+    check = importer.validate_file(io.StringIO(content, newline=""))
+    if check.file_error:
+        return None, f"Nothing was imported: {check.file_error}. Fix the file and upload it again."
+    return check, None
+
+
 @fixed.post("/packs/import", response_class=HTMLResponse)
 def import_packs(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    """The whole file is read and checked first (a file that cannot be read imports nothing), then its
+    rows are written in one transaction: the good ones granted, each bad one reported with its line and
+    each skipped one with why. An upload is at most 1 MB (a few thousand rows): one transaction holds it."""
     credits.require_grant(user.actor)
     upload = form.get("file")
-    error = None
-    report = None
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        error = "Choose a CSV file to upload."
-    else:
-        raw = upload.file.read()
-        try:
-            content = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            content, error = "", "The file is not UTF-8 text. Save it as CSV (UTF-8) and upload it again."
-        if not error and "\x00" in content:
-            error = "The file contains NUL characters; it does not look like a CSV file."
-        if not error and not content.strip():
-            error = "The file is empty."
-        if not error:
-            report = importer.ImportReport()
-            db = db_of(request)
-            batch: list = []
-            for row in importer.read_rows(io.StringIO(content, newline=""), source_name=upload.filename):
-                batch.append(row)
-                if len(batch) >= IMPORT_BATCH:
-                    db.write(lambda session, rows=batch: importer.import_batch(session, rows, actor=user.actor,
-                                                                               report=report))
-                    batch = []
-            if batch:
-                db.write(lambda session: importer.import_batch(session, batch, actor=user.actor, report=report))
-            report.errors.sort()
-    return render(request, "import.html", nav="credits", columns=importer.COLUMNS, required=importer.REQUIRED,
-                  report=report, error=error, filename=getattr(upload, "filename", ""),
-                  status_code=422 if error else 200)
+    filename = getattr(upload, "filename", "") or ""
+    check, error = _read_upload(upload)
+    if error:
+        return _import_page(request, error=error, filename=filename)
+
+    def write(session) -> once.Done:
+        # A fresh outcome per attempt: db.write may run this again (PostgreSQL serialization retry).
+        outcome = ImportOutcome(skipped=list(check.skipped))
+        rows, skipped = importer.validate_against_workspace(session, user.workspace_id, check.rows)
+        outcome.skipped.extend(skipped)
+        report = importer.ImportReport()
+        for start in range(0, len(rows), IMPORT_BATCH):
+            importer.import_batch(session, rows[start:start + IMPORT_BATCH], actor=user.actor, report=report)
+        outcome.granted, outcome.skipped_unlisted = report.granted, report.skipped
+        outcome.errors = sorted(report.errors)
+        outcome.skipped.sort()
+        return once.Done("/packs/import", flash=f"Import of {filename}: {outcome.summary()}",
+                         level="error" if outcome.errors else "success",
+                         first=lambda: _import_page(request, outcome=outcome, filename=filename))
+
+    try:
+        return once.run(request, user, form, write)
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        return _import_page(request, error=exc.message, filename=filename)

@@ -14,7 +14,7 @@ from creditdesk.credits.models import Pack, Project
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties.models import Customer, Office
 from creditdesk.repository import get_in_workspace
-from creditdesk.web import forms, repository
+from creditdesk.web import forms, once, repository
 from creditdesk.web.core import (
     WebRoute,
     WebUser,
@@ -159,7 +159,20 @@ def consume(project_id: str, request: Request, user: WebUser = Depends(current_u
                                credit_type=credit_type, amount=amount, product_code=product_code,
                                reference={"kind": "project", "id": project_id},
                                allow_partial=values["allow_partial"] == "yes")
-        consumption = db.write(lambda session: credits.consume(session, data, actor=user.actor))
+        query = f"?credit_type={credit_type}" + (f"&product_code={product_code}" if product_code else "")
+
+        def consume_once(session) -> once.Done:
+            consumption = credits.consume(session, data, actor=user.actor)
+            lines = credits.consumption_out(session, consumption).lines
+            names = repository.names(session, user.workspace_id, Pack, {line.pack_id for line in lines})
+            paid_by = ", ".join(f"{names.get(line.pack_id, line.pack_id)} ({fmt_amount(line.amount, scale)})"
+                                for line in lines)
+            partial = (f" (of {fmt_amount(consumption.amount_requested, scale)} asked: not enough left)"
+                       if consumption.amount < consumption.amount_requested else "")
+            consumed = fmt_amount(consumption.amount, scale)
+            return once.Done(f"/projects/{project_id}{query}",
+                             flash=f"Consumed {consumed} {credit_type}{partial}, from {paid_by}.")
+        return once.run(request, user, form, consume_once)
     except NotPermitted:
         raise
     except CreditdeskError as exc:
@@ -171,14 +184,3 @@ def consume(project_id: str, request: Request, user: WebUser = Depends(current_u
                        f"available for this project, {values['amount']} requested. Nothing was consumed.")
         return _project_view(request, user, project_id, credit_type=credit_type, product_code=product_code,
                              consume_values=values, error=message, status_code=409 if exc.http_status == 409 else 422)
-    with reading(db) as session:
-        lines = credits.consumption_out(session, consumption).lines
-        names = repository.names(session, user.workspace_id, Pack, {line.pack_id for line in lines})
-    paid_by = ", ".join(f"{names.get(line.pack_id, line.pack_id)} ({fmt_amount(line.amount, scale)})"
-                        for line in lines)
-    partial = (f" (of {fmt_amount(consumption.amount_requested, scale)} asked: not enough left)"
-               if consumption.amount < consumption.amount_requested else "")
-    query = f"?credit_type={credit_type}" + (f"&product_code={product_code}" if product_code else "")
-    return redirect(request, f"/projects/{project_id}{query}",
-                    flash=f"Consumed {fmt_amount(consumption.amount, scale)} {credit_type}{partial}, from {paid_by}.")
-

@@ -21,7 +21,7 @@ from creditdesk.parties.models import Workspace
 from creditdesk.sms import payments
 from creditdesk.sms import schemas as s
 from creditdesk.sms import service as sms
-from creditdesk.web import forms, repository
+from creditdesk.web import forms, once, repository
 from creditdesk.web.core import (
     WebRoute,
     WebUser,
@@ -131,9 +131,13 @@ def purchase_form(request: Request, user: WebUser = Depends(current_user)):
 
 @router.post("/sms/purchase", response_class=HTMLResponse)
 def purchase_proceed(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
-    """Step 4 -> the payment screen: nothing is bought (and no credits applied) until Pay is pressed."""
+    """Step 4 -> the payment screen: nothing is bought (and no credits applied) until Pay is pressed. The
+    payment form carries this form's one-time key: the purchase is one operation from details to Pay."""
     values = _purchase_values(form)
     try:
+        earlier = once.answered(request, user, form)  # paid already under this key
+        if earlier is not None:
+            return earlier
         data = _purchase_request(values)
         with reading(db_of(request)) as session:
             sms.authorize_purchase(session, user.actor, data.for_)
@@ -149,7 +153,7 @@ def purchase_proceed(request: Request, user: WebUser = Depends(current_user), fo
                   unit_price=_money(settings.unit_price, settings.currency),
                   subtotal=_money(subtotal, settings.currency), tax=_money(tax, settings.currency),
                   tax_label=f"{settings.tax_label} {settings.tax_rate_bp / 100:g} %",
-                  total=_money(subtotal + tax, settings.currency), methods=methods)
+                  total=_money(subtotal + tax, settings.currency), methods=methods, once_key=once.key_of(form))
 
 
 @router.post("/sms/purchase/pay", response_class=HTMLResponse)
@@ -157,12 +161,15 @@ def purchase_pay(request: Request, user: WebUser = Depends(current_user), form: 
     values = _purchase_values(form)
     try:
         data = _purchase_request(values)
-        purchase = db_of(request).write(lambda session: sms.create_purchase(session, data, actor=user.actor))
+
+        def buy(session) -> once.Done:
+            purchase = sms.create_purchase(session, data, actor=user.actor)
+            return once.Done(f"/sms/purchases/{purchase.id}")
+        return once.run(request, user, form, buy)
     except NotPermitted:
         raise
     except CreditdeskError as exc:
         return _purchase_page(request, user, values, error=exc.message, status_code=422)
-    return redirect(request, f"/sms/purchases/{purchase.id}")
 
 
 def _purchase_view(request: Request, user: WebUser, purchase_id: str):
@@ -189,9 +196,12 @@ def settle(purchase_id: str, request: Request, user: WebUser = Depends(current_u
     status = forms.text(form, "status", limit=10)
     outcome = forms.validated(s.PaymentOutcome, status=status, reference=forms.optional(form, "reference"),
                               reason=forms.optional(form, "reason"))
-    db_of(request).write(lambda session: sms.settle_purchase(session, purchase_id, outcome, actor=user.actor))
-    return redirect(request, f"/sms/purchases/{purchase_id}",
-                    flash="Payment recorded." if status == "paid" else "Payment recorded as failed.")
+
+    def record(session) -> once.Done:
+        sms.settle_purchase(session, purchase_id, outcome, actor=user.actor)
+        return once.Done(f"/sms/purchases/{purchase_id}",
+                         flash="Payment recorded." if status == "paid" else "Payment recorded as failed.")
+    return once.run(request, user, form, record)
 
 
 @router.get("/sms/purchases/{purchase_id}/receipt.pdf")
@@ -245,15 +255,17 @@ def transfer(request: Request, user: WebUser = Depends(current_user), form: Form
         data = forms.validated(s.SmsTransferCreate, **{
             "from": _ref(source).model_dump(), "to": _ref(to).model_dump(), "quantity": quantity,
             "agree_to_conditions": values["agree"], "memo": values["memo"]})
-        db_of(request).write(lambda session: sms.transfer(session, data, actor=user.actor))
-        with reading(db_of(request)) as session:
+
+        def move(session) -> once.Done:
+            sms.transfer(session, data, actor=user.actor)
             names = [POOL_NAME if k == POOL else sms.holder_name(session, "user", k) for k in (source, to)]
+            return once.Done("/sms", flash=f"Transferred {quantity:,} SMS credits from {names[0]} to {names[1]}. "
+                                           "The credits are applied.")
+        return once.run(request, user, form, move)
     except NotPermitted as exc:
         return _transfer_page(request, user, key, direction, values, error=exc.message, status_code=403)
     except CreditdeskError as exc:
         return _transfer_page(request, user, key, direction, values, error=exc.message, status_code=422)
-    return redirect(request, "/sms", flash=f"Transferred {quantity:,} SMS credits from {names[0]} to {names[1]}. "
-                                           "The credits are applied.")
 
 
 # --- logs -------------------------------------------------------------------------------------------
@@ -326,15 +338,20 @@ def send(request: Request, user: WebUser = Depends(current_user), form: FormData
     try:
         data = forms.validated(s.MessageCreate, to=values["to"], body=body,
                                on_behalf_of_user_id=values["on_behalf_of"] or None)
-        message = db_of(request).write(lambda session: sms.send_message(session, data, actor=user.actor))
+
+        def send_once(session) -> once.Done:
+            message = sms.send_message(session, data, actor=user.actor)
+            if message.status != "accepted":
+                # Done all the same (the failed message is in the outbox); the form comes back filled in.
+                text = f"The message was not sent: {message.failure_reason} No credits were used."
+                return once.Done("/sms/messages", flash=text, level="error",
+                                 first=lambda: _messages_page(request, user, values, status_code=422, error=text))
+            return once.Done("/sms/messages", flash=f"SMS sent to {message.recipient}: {message.segments} "
+                                                    f"segment(s), {message.credits_charged} credit(s) used.")
+        return once.run(request, user, form, send_once)
     except CreditdeskError as exc:
         return _messages_page(request, user, values, error=exc.message,
                               status_code=403 if isinstance(exc, NotPermitted) else 422)
-    if message.status != "accepted":
-        return _messages_page(request, user, values, status_code=422,
-                              error=f"The message was not sent: {message.failure_reason} No credits were used.")
-    return redirect(request, "/sms/messages", flash=f"SMS sent to {message.recipient}: {message.segments} "
-                                                    f"segment(s), {message.credits_charged} credit(s) used.")
 
 
 # --- settings (master users) ---------------------------------------------------------------------------
