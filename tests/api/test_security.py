@@ -13,6 +13,7 @@ from creditdesk.parties.models import Customer
 from tests.api.helpers import count
 
 GUARD_SECONDS = 5
+CHUNKED = {"Transfer-Encoding": "chunked"}
 
 
 def http_scope(path: str, *, method: str = "POST", headers: dict[str, str] | None = None) -> dict:
@@ -115,7 +116,7 @@ def test_a_slow_answer_after_the_body_is_not_cut():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"done"})
 
-    sent = call(BodyReadTimeout(slow_app, seconds=0.1), http_scope("/x"), [b"payload"])
+    sent = call(BodyReadTimeout(slow_app, seconds=0.1), http_scope("/x", headers=CHUNKED), [b"payload"])
     assert status_of(sent) == 200
 
 
@@ -131,8 +132,20 @@ def test_the_app_is_told_the_client_left_and_its_late_answer_is_dropped():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"late"})
 
-    sent = call(BodyReadTimeout(reading_app, seconds=0.2), http_scope("/x"), [b"a", b"b"], stall=True)
+    sent = call(BodyReadTimeout(reading_app, seconds=0.2), http_scope("/x", headers=CHUNKED), [b"a", b"b"],
+                stall=True)
     assert seen == ["http.request", "http.disconnect"]
+    assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == [408]
+    assert b"late" not in b"".join(m.get("body", b"") for m in sent)
+
+
+def test_an_app_that_asks_again_after_the_timeout_gets_one_408_only():
+    async def insistent_app(scope, receive, send):
+        for _ in range(3):
+            await receive()
+
+    sent = call(BodyReadTimeout(insistent_app, seconds=0.1), http_scope("/x", headers=CHUNKED), [b"a", b"b"],
+                stall=True)
     assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == [408]
     assert b"late" not in b"".join(m.get("body", b"") for m in sent)
 
@@ -143,5 +156,22 @@ def test_zero_turns_the_timeout_off():
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    sent = call(BodyReadTimeout(app, seconds=0), http_scope("/x"), [b"a"], gap=0.2)
+    sent = call(BodyReadTimeout(app, seconds=0), http_scope("/x", headers=CHUNKED), [b"a"], gap=0.2)
     assert status_of(sent) == 204
+
+
+def test_a_request_without_a_body_is_not_timed():
+    """No Content-Length or Transfer-Encoding: HTTP/1.1 says there is no body, so no timer is started
+    (a GET costs nothing extra), even if its empty body were slow to be handed over."""
+
+    async def app(scope, receive, send):
+        message = await receive()
+        assert message == {"type": "http.request", "body": b"", "more_body": False}
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent = call(BodyReadTimeout(app, seconds=0.1), http_scope("/x", method="GET"), [b""], gap=0.3)
+    assert status_of(sent) == 200
+    sent = call(BodyReadTimeout(app, seconds=0.1), http_scope("/x", method="GET", headers={"Content-Length": "0"}),
+                [b""], gap=0.3)
+    assert status_of(sent) == 200

@@ -25,7 +25,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.web.test_browser import CHROMIUM, LAUNCH_ARGS, MASTER, _free_port, log_in, sync_api  # noqa: F401
+from tests.web.test_browser import CHROMIUM, LAUNCH_ARGS, MASTER, _free_port, log_in, sync_api
 from tests.web.test_security_headers import store_consumption_with_reference
 
 expect = sync_api.expect

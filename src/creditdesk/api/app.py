@@ -13,10 +13,10 @@ from creditdesk import __version__
 from creditdesk.api import docs, problems
 from creditdesk.api.deps import get_db
 from creditdesk.api.middleware import BodyLimitAndMetrics
-from creditdesk.api.security import BodyReadTimeout, SecurityHeaders, metrics_caller_allowed
 from creditdesk.api.routes import audit as audit_routes
 from creditdesk.api.routes import credits as credits_routes
 from creditdesk.api.routes import parties as parties_routes
+from creditdesk.api.security import BodyReadTimeout, SecurityHeaders, metrics_caller_allowed
 from creditdesk.config import get_settings
 from creditdesk.db import Database, get_database
 from creditdesk.jobs.runner import JobLoop

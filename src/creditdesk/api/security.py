@@ -44,8 +44,8 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
-                headers.extend((name, value) for name, value in SECURITY_HEADERS if name not in present)
-                message = {**message, "headers": headers}
+                headers.extend(header for header in SECURITY_HEADERS if header[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -66,38 +66,61 @@ class BodyReadTimeout:
         self.seconds = seconds
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not self.seconds or self.seconds <= 0:
+        if scope["type"] != "http" or not self.seconds or self.seconds <= 0 or not _has_body(scope):
             await self.app(scope, receive, send)
             return
+        # One timer per request, which cancels the receive it finds waiting: an asyncio.timeout()
+        # around every receive measured several times dearer per request.
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.seconds
-        state = {"body_done": False, "started": False, "timed_out": False}
+        timer = None
+        waiting = None  # the task blocked in receive(), if any
+        timed_out = body_done = started = False
+
+        def expire():
+            nonlocal timed_out
+            timed_out = True
+            if waiting is not None:
+                waiting.cancel()
 
         async def timed_receive():
-            if state["body_done"] or state["timed_out"]:
-                if state["timed_out"]:
-                    return {"type": "http.disconnect"}
+            nonlocal timer, waiting, body_done, started
+            if body_done:
                 return await receive()  # after the body: the app may wait for a disconnect as long as it likes
-            try:
-                async with asyncio.timeout_at(deadline):
+            if not timed_out:
+                if timer is None:
+                    timer = loop.call_later(self.seconds, expire)
+                waiting = asyncio.current_task()
+                try:
                     message = await receive()
-            except TimeoutError:
-                state["timed_out"] = True
-                if not state["started"]:
-                    await self._request_timeout(scope, send)
-                return {"type": "http.disconnect"}
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                state["body_done"] = True
-            return message
+                except asyncio.CancelledError:
+                    if not timed_out:
+                        raise
+                    waiting.uncancel()  # our own cancellation, turned into the answer below
+                else:
+                    if message["type"] != "http.request" or not message.get("more_body", False):
+                        body_done = True
+                        timer.cancel()
+                    return message
+                finally:
+                    waiting = None
+            if not started:
+                started = True  # one 408, however often the app asks again
+                await self._request_timeout(scope, send)
+            return {"type": "http.disconnect"}
 
         async def guarded_send(message):
-            if state["timed_out"]:
+            nonlocal started
+            if timed_out and not body_done:
                 return  # the 408 went out already; the app's late answer has nobody to go to
             if message["type"] == "http.response.start":
-                state["started"] = True
+                started = True
             await send(message)
 
-        await self.app(scope, timed_receive, guarded_send)
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def _request_timeout(self, scope, send) -> None:
         body = json.dumps(problem(408, "request_timeout", "Request timeout",
@@ -108,6 +131,15 @@ class BodyReadTimeout:
                                 (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+def _has_body(scope) -> bool:
+    """Whether the request announces a body. Without Content-Length or Transfer-Encoding there is none
+    (HTTP/1.1), and uvicorn hands the app an empty one at once: nothing to time."""
+    for name, value in scope.get("headers", ()):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() not in (b"0", b"")):
+            return True
+    return False
 
 
 def metrics_caller_allowed(authorization: str | None, *, token: str | None, public: bool) -> bool:
