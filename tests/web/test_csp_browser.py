@@ -218,6 +218,8 @@ def test_a_stored_javascript_link_runs_nothing_in_the_history_page_or_dialog(wat
                 page.wait_for_load_state()
                 if href.lower().startswith("javascript:"):
                     clicked_script_links += 1
+                    # The violation event is queued as a task: wait for it rather than race it.
+                    page.wait_for_function("n => window.__violations.length > n", arg=before, timeout=5_000)
                     blocked = watched.violations()[before:]
                     assert blocked, f"{path}: a javascript: link was followed without the CSP stopping it"
                     assert all(v["directive"].startswith("script-src") for v in blocked), blocked
@@ -256,7 +258,7 @@ def test_the_policy_blocks_javascript_urls_and_inline_handlers_on_a_real_page(wa
     }""")
     page.locator("#planted").click()
     page.locator("#planted-div").click()
-    page.wait_for_timeout(300)
+    page.wait_for_function("window.__violations.length >= 3", timeout=5_000)
     blocked = [v["directive"] for v in watched.violations()]
     assert any(d.startswith("script-src") for d in blocked), blocked
     assert len(blocked) >= 3, blocked  # the link, the onerror and the onclick
@@ -292,6 +294,7 @@ def test_every_main_page_loads_without_a_policy_violation_or_script_error(watche
         response = page.goto(path)
         assert response.status < 500, path
         page.wait_for_load_state("load")
+        page.wait_for_timeout(50)  # violation events are queued as tasks: let them land
         assert watched.violations() == [], f"{path}: {watched.violations()}"
         assert response.headers.get("content-security-policy"), path
     assert watched.errors == [], watched.errors
