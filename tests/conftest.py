@@ -51,6 +51,20 @@ def frozen_clock():
     clock.set_clock(clock.SystemClock())
 
 
+@pytest.fixture
+def settings_env(monkeypatch):
+    """Set CREDITDESK_* settings for one test: settings_env(metrics_token="t"). Read again afterwards."""
+    from creditdesk.config import get_settings
+
+    def apply(**values):
+        for name, value in values.items():
+            monkeypatch.setenv(f"CREDITDESK_{name.upper()}", str(value))
+        get_settings.cache_clear()
+
+    yield apply
+    get_settings.cache_clear()
+
+
 @dataclass
 class WorkspaceFixture:
     id: str

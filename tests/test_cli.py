@@ -181,6 +181,24 @@ def test_serve_with_a_workspace_says_nothing_about_creating_one(cli_db, no_serve
     assert len(no_server) == 1
 
 
+def test_serve_limits_connections_and_slow_clients(cli_db, no_server, monkeypatch):
+    """F18: uvicorn's keep-alive timeout, concurrency limit and header cap are set, from the settings."""
+    run("serve")
+    [(_args, kwargs)] = no_server
+    assert kwargs["timeout_keep_alive"] == 5
+    assert kwargs["limit_concurrency"] == 1000
+    assert kwargs["h11_max_incomplete_event_size"] == 16 * 1024
+    assert kwargs["http"] == "auto" and kwargs["server_header"] is False
+    monkeypatch.setenv("CREDITDESK_LIMIT_CONCURRENCY", "0")
+    monkeypatch.setenv("CREDITDESK_KEEP_ALIVE_TIMEOUT_SECONDS", "3")
+    get_settings.cache_clear()
+    run("serve", "--http", "h11", "--workers", "2")
+    _args, kwargs = no_server[-1]
+    assert kwargs["limit_concurrency"] is None  # 0: no limit
+    assert kwargs["timeout_keep_alive"] == 3 and kwargs["http"] == "h11"
+    assert run("serve", "--http", "nonsense", ok=False).exit_code != 0
+
+
 def test_serve_runs_the_app_on_the_chosen_database(tmp_path, monkeypatch, no_server):
     """Whatever the settings cached earlier, the server serves the database `serve` was given."""
     monkeypatch.delenv("CREDITDESK_DATABASE_URL", raising=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from enum import Enum
 
 import typer
 from rich.console import Console
@@ -181,6 +182,12 @@ def proxy_options() -> dict:
     return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
 
 
+class HttpParser(str, Enum):
+    auto = "auto"
+    h11 = "h11"
+    httptools = "httptools"
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
@@ -189,6 +196,9 @@ def serve(
     demo: bool = typer.Option(False, "--demo", help="On an empty database, first create a demo workspace "
                                                     "and print its back-office login and an API key."),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
+    http: HttpParser = typer.Option(HttpParser.auto, "--http",
+                                    help="HTTP parser: auto (httptools when installed: fastest, no header "
+                                         "size cap), h11 (refuses headers over 16 KiB), httptools."),
     database_url: str = DatabaseOption,
 ):
     """Serve the REST API (/v1, docs at /docs) and the back office (/).
@@ -226,12 +236,32 @@ def serve(
         from creditdesk.api.app import create_app
 
         uvicorn.run(create_app(db=db, run_jobs=True), host=host, port=port, access_log=access_log,
-                    log_level="info", **proxy_options())
+                    log_level="info", **proxy_options(), **server_options(http))
         return
     # Worker processes import the app afresh; they find the database through the environment.
     os.environ["CREDITDESK_DATABASE_URL"] = db.url
     uvicorn.run("creditdesk.api.app:create_server_app", factory=True, host=host, port=port, workers=workers,
-                access_log=access_log, log_level="info", **proxy_options())
+                access_log=access_log, log_level="info", **proxy_options(), **server_options(http))
+
+
+# Request headers above this size are refused by the h11 parser (its default, said out loud). httptools
+# has no such cap: in front of the internet, a reverse proxy caps and times out headers (README, Security).
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def server_options(http: HttpParser) -> dict:
+    """uvicorn's connection limits for `serve`. The body read timeout is not here: uvicorn has none, so
+    the app enforces it (api/security.py BodyReadTimeout, CREDITDESK_BODY_READ_TIMEOUT_SECONDS)."""
+    settings = get_settings()
+    return {
+        "http": http.value,
+        "timeout_keep_alive": settings.keep_alive_timeout_seconds,
+        # Past this many open connections or running requests, new requests get 503 at once instead
+        # of piling up memory and file descriptors.
+        "limit_concurrency": settings.limit_concurrency or None,
+        "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+        "server_header": False,  # no "server: uvicorn" on every answer
+    }
 
 
 def _register_domain_commands() -> None:

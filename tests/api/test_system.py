@@ -13,7 +13,17 @@ def test_healthz(client, db):
     body = r.json()
     assert body["status"] == "ok"
     assert body["database"] == db.dialect
-    assert body["version"]
+    assert "version" not in body  # which release runs is for monitoring, not anonymous callers (F13)
+
+
+def test_healthz_shows_the_version_to_the_metrics_token_only(client, settings_env):
+    from creditdesk import __version__
+
+    settings_env(metrics_token="scrape-secret-1234")
+    assert "version" not in client.get("/healthz", headers={"Authorization": "Bearer wrong"}).json()
+    assert client.get("/healthz", headers={"Authorization": "Bearer scrape-secret-1234"}).json()["version"] == \
+        __version__
+    assert client.get("/openapi.json").json()["info"]["version"] == "1"  # the API's version, not the release
 
 
 def test_healthz_answers_503_when_the_database_is_unreachable(tmp_path):
@@ -27,7 +37,28 @@ def test_healthz_answers_503_when_the_database_is_unreachable(tmp_path):
     broken.dispose()
 
 
-def test_metrics_count_requests_by_route_template(client, workspace):
+def test_metrics_are_not_published_by_default(client):
+    r = client.get("/metrics")
+    assert r.status_code == 404
+    assert "creditdesk_http_requests_total" not in r.text
+
+
+def test_metrics_need_the_token_when_one_is_set(client, settings_env):
+    settings_env(metrics_token="scrape-secret-1234", metrics_public="true")  # the token wins over public
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic c2NyYXBlLXNlY3JldC0xMjM0"},
+                    {"Authorization": "scrape-secret-1234"}):
+        r = client.get("/metrics", headers=headers)
+        assert r.status_code == 401, headers
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "creditdesk_http_requests_total" not in r.text
+    r = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret-1234"})
+    assert r.status_code == 200
+    assert "creditdesk_http_requests_total" in r.text
+
+
+def test_metrics_count_requests_by_route_template(client, workspace, settings_env):
+    settings_env(metrics_public="true")  # published to anyone, e.g. on a private network
     client.get("/v1/customers", headers=workspace.headers)
     client.get("/v1/customers/cus_nothing", headers=workspace.headers)
     r = client.get("/metrics")

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from creditdesk import __version__
-from creditdesk.api import problems
+from creditdesk.api import docs, problems
 from creditdesk.api.deps import get_db
 from creditdesk.api.middleware import BodyLimitAndMetrics
 from creditdesk.api.routes import audit as audit_routes
 from creditdesk.api.routes import credits as credits_routes
 from creditdesk.api.routes import parties as parties_routes
+from creditdesk.api.security import BodyReadTimeout, SecurityHeaders, metrics_caller_allowed
 from creditdesk.config import get_settings
 from creditdesk.db import Database, get_database
 from creditdesk.jobs.runner import JobLoop
+
+API_VERSION = "1"
 
 DESCRIPTION = """
 Prepaid credits and account billing on a double-entry credit ledger.
@@ -43,8 +46,10 @@ def create_app(database_url: str | None = None, *, db: Database | None = None, r
         if loop is not None:
             loop.stop()
 
-    app = FastAPI(title="creditdesk", version=__version__, description=DESCRIPTION,
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan)
+    # The document's version is the API's (/v1), not the package's: which release runs is for
+    # monitoring to know (/healthz with the metrics token), not for anonymous callers.
+    app = FastAPI(title="creditdesk", version=API_VERSION, description=DESCRIPTION,
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json", lifespan=lifespan)
     app.state.db = database
     problems.install(app)
 
@@ -56,21 +61,45 @@ def create_app(database_url: str | None = None, *, db: Database | None = None, r
     app.include_router(audit_routes.router, prefix="/v1")
 
     @app.get("/healthz", tags=["system"])
-    def healthz(database: Database = Depends(get_db)):
+    def healthz(request: Request, database: Database = Depends(get_db)):
         try:
             with database.read() as session:
                 session.execute(text("SELECT 1"))
         except Exception as exc:  # the probe must answer, not raise
             return JSONResponse({"status": "unavailable", "database": str(exc.__class__.__name__)}, status_code=503)
-        return {"status": "ok", "database": database.dialect, "version": __version__}
+        body = {"status": "ok", "database": database.dialect}
+        if _may_read_metrics(request):
+            body["version"] = __version__
+        return body
 
     @app.get("/metrics", tags=["system"], include_in_schema=False)
-    def metrics():
+    def metrics(request: Request):
+        # Read per request: the settings can change without rebuilding the app (tests, reloads).
+        if not _may_read_metrics(request):
+            if get_settings().metrics_token:
+                return problems.problem_response(problems.problem(
+                    401, "unauthenticated", "Authentication required",
+                    "Send Authorization: Bearer <CREDITDESK_METRICS_TOKEN>.", instance="/metrics"),
+                    headers={"WWW-Authenticate": "Bearer"})
+            # Not published: answer as for any unknown path, so scanners learn nothing.
+            return problems.problem_response(problems.problem(404, "not_found", "Not Found", "Not Found",
+                                                              instance="/metrics"))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    docs.install(app, openapi_url=app.openapi_url)
     _mount_web(app)
     app.add_middleware(BodyLimitAndMetrics, max_body_bytes=settings.max_body_bytes)
+    # Outermost last: the timeout must wrap the body reading above, and the headers every answer,
+    # the 408 and 413 included.
+    app.add_middleware(BodyReadTimeout, seconds=settings.body_read_timeout_seconds)
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+def _may_read_metrics(request: Request) -> bool:
+    settings = get_settings()
+    return metrics_caller_allowed(request.headers.get("authorization"), token=settings.metrics_token,
+                                  public=settings.metrics_public)
 
 
 def _include_optional(app: FastAPI) -> None:

@@ -163,7 +163,8 @@ def read_session(request: Request) -> dict:
 
 def set_session(response: Response, request: Request, data: dict) -> None:
     response.set_cookie(SESSION_COOKIE, _serializer("session").dumps(data), max_age=SESSION_MAX_AGE,
-                        httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/")
+                        httponly=True, samesite="lax",
+                        secure=get_settings().secure_cookies or request.url.scheme == "https", path="/")
 
 
 def session_for(user: User, *, csrf: str, started: float | None = None) -> dict:
@@ -349,7 +350,8 @@ def redirect(request: Request, url: str, *, flash: str | None = None, level: str
     response = RedirectResponse(url, status_code=303)
     if flash:
         response.set_cookie(FLASH_COOKIE, _serializer("flash").dumps([{"level": level, "text": flash}]),
-                            max_age=300, httponly=True, samesite="lax", secure=request.url.scheme == "https",
+                            max_age=300, httponly=True, samesite="lax",
+                            secure=get_settings().secure_cookies or request.url.scheme == "https",
                             path="/")
     return response
 

@@ -5,6 +5,48 @@
   var dialog = document.getElementById("history-dialog");
   var body = document.getElementById("history-body");
 
+  // The history fragment is rendered and escaped by the server, and the Content-Security-Policy
+  // (script-src 'self') stops inline handlers and javascript: links in it. As a second guard it is
+  // parsed in an inert <template> (nothing loads or runs there), stripped of anything active, and a
+  // link whose target is not http(s) becomes plain text: a reference URL is stored user input.
+  var ACTIVE = "script, iframe, frame, object, embed, base, meta, link, style, form";
+
+  function isWebLink(href) {
+    try {
+      var protocol = new URL(href, document.baseURI).protocol;
+      return protocol === "http:" || protocol === "https:";
+    } catch (error) {
+      return false;
+    }
+  }
+
+  function showFragment(target, html) {
+    var template = document.createElement("template");
+    template.innerHTML = html;
+    var content = template.content;
+    Array.prototype.forEach.call(content.querySelectorAll(ACTIVE), function (node) { node.remove(); });
+    Array.prototype.forEach.call(content.querySelectorAll("*"), function (node) {
+      Array.prototype.slice.call(node.attributes).forEach(function (attribute) {
+        var name = attribute.name.toLowerCase();
+        if (name.indexOf("on") === 0 || name === "formaction" || name === "srcdoc") {
+          node.removeAttribute(attribute.name);
+        }
+      });
+    });
+    Array.prototype.forEach.call(content.querySelectorAll("a[href], area[href]"), function (link) {
+      if (isWebLink(link.getAttribute("href"))) {
+        link.setAttribute("rel", "noopener noreferrer");
+        return;
+      }
+      var text = document.createElement("span");
+      text.textContent = link.textContent;
+      text.title = "Link not shown: only http and https addresses are opened";
+      link.replaceWith(text);
+    });
+    target.textContent = "";
+    target.appendChild(content);
+  }
+
   document.addEventListener("click", function (event) {
     var eye = event.target.closest("a[data-history]");
     if (eye && dialog && typeof dialog.showModal === "function") {
@@ -16,7 +58,7 @@
           if (!response.ok) { throw new Error("HTTP " + response.status); }
           return response.text();
         })
-        .then(function (html) { body.innerHTML = html; })
+        .then(function (html) { showFragment(body, html); })
         .catch(function () {
           body.innerHTML = "";
           var p = document.createElement("p");
