@@ -1,4 +1,5 @@
-"""Background jobs: pack expiry and hold timeouts. Each batch is its own transaction.
+"""Background jobs: pack expiry, hold timeouts, and the SMS purchase charges and message hand-overs whose
+request died after its commit. Each batch is its own transaction.
 
 Safe on several nodes at once and safe to re-run: every batch re-checks, under the pack's ledger
 account lock, that the pack or hold is still due, so a second node finds nothing left to do.
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 from creditdesk.credits import service as credits
 from creditdesk.db import Database
+from creditdesk.sms import service as sms
 
 log = logging.getLogger("creditdesk.jobs")
 
@@ -44,7 +46,9 @@ def release_timed_out_holds(db: Database, *, batch_size: int = 200, workspace_id
 
 
 def run_all(db: Database) -> dict:
-    result = {"holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
+    # External calls first: a message still to hand over must not see its hold time out in this very run.
+    result = {"sms_calls_completed": sms.complete_due_calls(db),
+              "holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
     refresh_planner_statistics(db)
     return result
 
