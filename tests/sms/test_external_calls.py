@@ -211,6 +211,19 @@ def test_a_retried_transaction_sends_once(world, sender):
     assert_ledger_clean(world.db, world.ws)
 
 
+def test_a_purchase_rolled_back_with_its_savepoint_is_never_charged(world, gateway):
+    """As WriteContext does with a refused request: the outer transaction commits, the purchase does not."""
+    actor = world.actor("Ann")
+
+    def fn(session):
+        savepoint = session.begin_nested()
+        sms.create_purchase(session, purchase_body(world, "Ann", 2), actor=actor)
+        savepoint.rollback()
+
+    world.write(fn)
+    assert gateway.calls == [] and world.balance("Ann")["available"] == 0
+
+
 # --- a crash after the commit: the recovery job completes it, once -----------------------------------------
 
 def test_a_purchase_left_due_by_a_crash_is_charged_once_by_the_job(world, gateway, crash_after_commit,

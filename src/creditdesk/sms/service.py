@@ -289,22 +289,22 @@ def _detached(db: Database, model, object_id: str):
 
 
 def _after_commit(session: Session, row, complete) -> None:
-    """Once the caller's transaction has committed, run `complete(db)` (the external call and its
+    """Once the caller's transaction has committed, run `complete(db, row id)` (the external call and its
     outcome) and show the outcome on `row`, the object the service returned. Never raises: the commit
     has happened, and a failed call is left due for the recovery job."""
+    kind, object_id = type(row).__name__, row.id  # now: a savepoint rolled back later would expire the row
     db = database_of(session)
     if db is None:  # a session made outside Database: the recovery job will make the call
-        log.warning("no database on the session: %s %s is left for the recovery job", type(row).__name__, row.id)
+        log.warning("no database on the session: %s %s is left for the recovery job", kind, object_id)
         return
 
     def run() -> None:
         try:
-            final = complete(db)
+            final = complete(db, object_id)
         except Exception:
-            log.exception("recording the outcome of %s %s failed; the recovery job retries it", type(row).__name__,
-                          row.id)
+            log.exception("recording the outcome of %s %s failed; the recovery job retries it", kind, object_id)
             return
-        if final is not None:
+        if final is not None:  # None: the row was rolled back with a savepoint, nothing was called
             for column in row.__table__.columns:
                 set_committed_value(row, column.key, getattr(final, column.key))
     after_commit(session, run)
@@ -386,7 +386,7 @@ def create_purchase(session: Session, data: schemas.PurchaseCreate, *, actor: Ac
     session.flush()
     audit.record(session, actor=actor, action="sms_purchase.create", object_type="sms_purchase",
                  object_id=purchase.id, after=snapshot(purchase))
-    _after_commit(session, purchase, lambda db: complete_purchase(db, purchase.id, actor=actor))
+    _after_commit(session, purchase, lambda db, purchase_id: complete_purchase(db, purchase_id, actor=actor))
     return purchase
 
 
@@ -614,7 +614,8 @@ def send_message(session: Session, data: schemas.MessageCreate, *, actor: Actor,
     session.flush()
     audit.record(session, actor=actor, action="sms_message.create", object_type="sms_message",
                  object_id=message.id, after=snapshot(message))
-    _after_commit(session, message, lambda db: complete_message(db, message.id, actor=actor, sender=sender))
+    _after_commit(session, message, lambda db, message_id: complete_message(db, message_id, actor=actor,
+                                                                            sender=sender))
     return message
 
 
@@ -666,7 +667,11 @@ def _record_send(session: Session, message_id: str, result: SendResult, *, backe
         action = "sms_message.send"
     else:
         if hold is not None and hold.status == "pending":
-            credits.release_hold(session, hold.id, actor=spender, timed_out=clock.now() >= hold.timeout_at)
+            try:
+                with session.begin_nested():
+                    credits.release_hold(session, hold.id, actor=spender, timed_out=clock.now() >= hold.timeout_at)
+            except HoldNotPending:
+                pass  # the hold-timeout job released it meanwhile: nothing is charged either way
         message.status = "failed"
         message.failure_reason = result.error or "The SMS backend refused the message."
         action = "sms_message.fail"
