@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from creditdesk import clock, rawsql
 from creditdesk.db import Base, JSONType, UTCDateTime
@@ -118,6 +119,34 @@ def list_audit_events(session: Session, *, actor: Actor, limit=None, cursor=None
         stmt = stmt.where(AuditEvent.created_at >= since)
     if until:
         stmt = stmt.where(AuditEvent.created_at < until)
-    return paginate(session, stmt, id_column=AuditEvent.id, limit=limit, cursor=cursor, descending=newest_first)
+    page = paginate(session, stmt, id_column=AuditEvent.id, limit=limit, cursor=cursor, descending=newest_first)
+    _hide_api_keys(session, actor, page.items)
+    return page
+
+
+# What an API key event may not show to a reader who may not see the key: what names it, and the prefix
+# that identifies its secret. Its id stays (object_id, and api_key_id of the events it acted in).
+_HIDDEN_API_KEY_FIELDS = ("name", "prefix")
+
+
+def _hide_api_keys(session: Session, actor: Actor, events: list[AuditEvent]) -> None:
+    """The log shows API keys by the rule of GET /v1/api-keys (parties.api_key_visible): a manager
+    reads the changes of every user, but not the names and prefixes of other users' keys."""
+    from creditdesk.parties.models import ApiKey
+    from creditdesk.parties.service import api_key_visible
+
+    keyed = [e for e in events if e.object_type == "api_key"]
+    if not keyed or api_key_visible(actor, None):
+        return
+    owners = dict(session.execute(select(ApiKey.id, ApiKey.user_id).where(
+        ApiKey.workspace_id == actor.workspace_id, ApiKey.id.in_({e.object_id for e in keyed}))).all())
+    for event in keyed:
+        if api_key_visible(actor, owners.get(event.object_id)):
+            continue
+        for side in ("before", "after"):
+            data = getattr(event, side)
+            if data:
+                # Not a change to the row: the read session must never write it back.
+                set_committed_value(event, side, {**data, **{k: None for k in _HIDDEN_API_KEY_FIELDS if k in data}})
 
 

@@ -134,6 +134,7 @@ class Database:
             lock.acquire()
         session = self._write_sessions()
         session.info["after_commit"] = []
+        session.info["database"] = self  # for after-commit work that needs a transaction of its own
         try:
             yield session
             session.commit()
@@ -256,6 +257,7 @@ class _GroupCommitWriter:
                     # commit releases its SAVEPOINT, rollback returns to it; the batch goes on.
                     session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
                     session.info["after_commit"] = []
+                    session.info["database"] = self.db
                     sessions.append(session)
                     try:
                         request.result = request.fn(session)
@@ -286,6 +288,11 @@ class _GroupCommitWriter:
 def after_commit(session: Session, callback: Callable[[], Any]) -> None:
     """Queue a side effect (email, webhook) to run only once the transaction has committed."""
     session.info.setdefault("after_commit", []).append(callback)
+
+
+def database_of(session: Session) -> Database | None:
+    """The Database whose write opened this session (None for a session made elsewhere)."""
+    return session.info.get("database")
 
 
 def _configure_sqlite(engine: Engine) -> None:

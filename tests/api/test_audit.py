@@ -268,3 +268,41 @@ def test_members_may_not_read_the_activity_log(client, db, workspace):
     assert r.status_code == 403
     assert r.json()["code"] == "not_permitted"
     assert client.get("/v1/audit-events", headers=workspace.headers).status_code == 200
+
+
+def test_managers_see_no_names_or_prefixes_of_other_users_api_keys(client, db, workspace):
+    """The log follows GET /v1/api-keys: a manager reads every user's changes, but other users' keys only
+    by id (F19 of the 2026-12-02 probe)."""
+    actor = master_actor(db, workspace.id)
+    manager = make_user(db, actor=actor, name="Manager", role="manager")
+    manager_headers = auth(make_api_key(db, actor=actor, user_id=manager))
+    secret_name = "Payroll export (project Falcon)"
+    master_key = client.post("/v1/api-keys", json={"name": secret_name}, headers=workspace.headers).json()
+    client.patch(f"/v1/api-keys/{master_key['id']}", json={"name": secret_name + " v2"}, headers=workspace.headers)
+    client.delete(f"/v1/api-keys/{master_key['id']}", headers=workspace.headers)
+    own = client.post("/v1/api-keys", json={"name": "Manager laptop"}, headers=manager_headers).json()
+    listed = client.get("/v1/api-keys", headers=manager_headers).json()["data"]
+    assert master_key["id"] not in {k["id"] for k in listed}
+
+    r = client.get("/v1/audit-events", params={"object_type": "api_key", "limit": 100}, headers=manager_headers)
+    assert r.status_code == 200, r.text
+    rows = r.json()["data"]
+    first_key = first_key_id(client, workspace)
+    hidden = [e for e in rows if e["object_id"] in (master_key["id"], first_key)]
+    assert sorted(e["action"] for e in hidden) == ["api_key.create", "api_key.create", "api_key.revoke",
+                                                   "api_key.update"]
+    for event in hidden:  # the key is named by its id only
+        for side in ("before", "after"):
+            if event[side] is not None:
+                assert (event[side]["name"], event[side]["prefix"]) == (None, None)
+                assert event[side]["id"] == event["object_id"]
+    assert "Falcon" not in r.text and master_key["prefix"] not in r.text and "First key" not in r.text
+    # The manager's own keys (made by himself or for him) show as GET /v1/api-keys shows them.
+    mine = {e["object_id"]: e["after"]["name"] for e in rows if e["action"] == "api_key.create"
+            and e["object_id"] not in (master_key["id"], first_key)}
+    assert mine == {own["id"]: "Manager laptop", next(k["id"] for k in listed if k["id"] != own["id"]): "test"}
+    # A master sees every key, as in GET /v1/api-keys; and nothing was rewritten in the log itself.
+    seen = events(client, workspace, object_id=master_key["id"])
+    assert {e["after"]["name"] for e in seen} == {secret_name, secret_name + " v2"}
+    assert {r.after["name"] for r in audit_rows(db, workspace.id, object_id=master_key["id"])} == {
+        secret_name, secret_name + " v2"}

@@ -50,7 +50,7 @@ BILLING = {"name": "Buyer", "address": "1 Street", "email": "buyer@example.com"}
 class _PendingPayment:
     code, label = "mass_assignment_pending", "Confirmed later"
 
-    def charge(self, purchase):
+    def charge(self, purchase, *, idempotency_key):
         return payments.PaymentResult(status="pending", reference=f"bank:{purchase.id}")
 
 

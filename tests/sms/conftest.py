@@ -126,21 +126,21 @@ def world(db, workspace, frozen_clock) -> SmsWorld:
 class Declined:
     code, label = "test_declined", "A card that is always declined"
 
-    def charge(self, purchase):
+    def charge(self, purchase, *, idempotency_key):
         return payments.PaymentResult(status="failed", reference="card:declined", error="Card declined")
 
 
 class Pending:
     code, label = "test_pending", "A bank transfer that is confirmed later"
 
-    def charge(self, purchase):
+    def charge(self, purchase, *, idempotency_key):
         return payments.PaymentResult(status="pending", reference=f"bank:{purchase.id}")
 
 
 class Exploding:
     code, label = "test_exploding", "A gateway that raises"
 
-    def charge(self, purchase):
+    def charge(self, purchase, *, idempotency_key):
         raise RuntimeError("gateway unreachable")
 
 
@@ -156,14 +156,14 @@ def test_payment_methods():
 class RefusingSender:
     name = "refusing"
 
-    def send(self, session, message):
+    def send(self, message, *, idempotency_key):
         return senders.SendResult(accepted=False, error="Number unreachable")
 
 
 class ExplodingSender:
     name = "exploding"
 
-    def send(self, session, message):
+    def send(self, message, *, idempotency_key):
         raise ConnectionError("gateway down")
 
 

@@ -42,7 +42,9 @@ def test_a_message_consumes_one_credit_of_the_sender_and_lands_in_the_outbox(wor
     assert (hold.status, hold.captured_amount, hold.reference_kind, hold.reference_id) == (
         "captured", 1, "sms_message", msg.id)
     assert [m.id for m in messages(world)] == [msg.id]
-    assert [r.action for r in audit_rows(world.db, world.ws, object_id=msg.id)] == ["sms_message.send"]
+    # Decided and committed first, handed to the sender after the commit, its outcome recorded apart.
+    assert [r.action for r in audit_rows(world.db, world.ws, object_id=msg.id)] == [
+        "sms_message.create", "sms_message.send"]
     assert_ledger_clean(world.db, world.ws)
 
 
@@ -109,7 +111,8 @@ def test_a_failed_send_releases_the_hold_and_charges_nothing(world, backend):
     assert msg.failure_reason
     assert hold_of(world, msg).status == "released"
     assert world.balance("Ann") == {"available": 5, "held": 0, "frozen": 0}
-    assert [r.action for r in audit_rows(world.db, world.ws, object_id=msg.id)] == ["sms_message.fail"]
+    assert [r.action for r in audit_rows(world.db, world.ws, object_id=msg.id)] == [
+        "sms_message.create", "sms_message.fail"]
     assert_ledger_clean(world.db, world.ws)
 
 

@@ -281,7 +281,7 @@ def test_master_switches_the_sms_credit_mode_audited_and_the_box_says_so(web, db
 class _Pending:
     code, label = "web_test_pending", "Bank transfer (confirmed later)"
 
-    def charge(self, purchase):
+    def charge(self, purchase, *, idempotency_key):
         from creditdesk.sms import payments
 
         return payments.PaymentResult(status="pending", reference=f"bank:{purchase.id}")

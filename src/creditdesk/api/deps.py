@@ -20,6 +20,7 @@ from creditdesk.audit import Actor
 from creditdesk.db import Database
 from creditdesk.errors import Conflict, CreditdeskError, IdempotencyInProgress, InvalidInput, Unauthenticated
 from creditdesk.parties import service as parties
+from creditdesk.parties.key_usage import touch_api_key
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cdk_...`")
 
@@ -34,6 +35,7 @@ def get_actor(request: Request, credentials: HTTPAuthorizationCredentials | None
         raise Unauthenticated("Send an API key: Authorization: Bearer <key>.", code="missing_api_key")
     with db.read() as session:
         actor = parties.authenticate_api_key(session, credentials.credentials)
+    touch_api_key(db, actor.api_key_id)  # last_used_at, at most once a minute per key, outside any write
     request.state.actor = actor
     refuse_unknown_query_parameters(request)
     return actor

@@ -1,5 +1,6 @@
-"""Background jobs: pack expiry, hold timeouts and forgetting expired idempotency keys. Each batch is its
-own transaction.
+"""Background jobs: pack expiry, hold timeouts, the SMS purchase charges and message hand-overs whose
+request died after its commit, and forgetting expired idempotency keys and login-throttle windows. Each
+batch is its own transaction.
 
 Safe on several nodes at once and safe to re-run: every batch re-checks, under the pack's ledger
 account lock, that the pack or hold is still due, so a second node finds nothing left to do.
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from creditdesk import idempotency
 from creditdesk.credits import service as credits
 from creditdesk.db import Database
+from creditdesk.sms import service as sms
 
 log = logging.getLogger("creditdesk.jobs")
 
@@ -57,7 +59,9 @@ def purge_idempotency_keys(db: Database, *, batch_size: int = idempotency.PURGE_
 
 
 def run_all(db: Database) -> dict:
-    result = {"holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
+    # External calls first: a message still to hand over must not see its hold time out in this very run.
+    result = {"sms_calls_completed": sms.complete_due_calls(db),
+              "holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
     result["login_throttle_purged"] = purge_login_throttle(db)
     refresh_planner_statistics(db)
     result["idempotency_keys_purged"] = purge_idempotency_keys(db)

@@ -506,7 +506,7 @@ def create_api_key(session: Session, data: schemas.ApiKeyCreate, *, actor: Actor
 
 def _owned_key(session: Session, key_id: str, actor: Actor) -> ApiKey:
     key = get_in_workspace(session, ApiKey, actor.workspace_id, key_id, label="API key", for_update=True)
-    if key.user_id != actor.user_id and not actor.is_master:
+    if not api_key_visible(actor, key.user_id):
         # As in get_api_key: other users' keys are not even admitted to exist (403 would confirm the id).
         get_in_workspace(session, ApiKey, "", key_id, label="API key")
     return key
@@ -534,14 +534,14 @@ def revoke_api_key(session: Session, key_id: str, *, actor: Actor) -> ApiKey:
 def list_api_keys(session: Session, *, actor: Actor, limit: int | None = None,
                   cursor: str | None = None) -> Page[ApiKey]:
     stmt = select(ApiKey).where(ApiKey.workspace_id == actor.workspace_id)
-    if not actor.is_master:
+    if not api_key_visible(actor, None):
         stmt = stmt.where(ApiKey.user_id == actor.user_id)
     return paginate(session, stmt, id_column=ApiKey.id, limit=limit, cursor=cursor)
 
 
 def get_api_key(session: Session, key_id: str, *, actor: Actor) -> ApiKey:
     key = get_in_workspace(session, ApiKey, actor.workspace_id, key_id, label="API key")
-    if key.user_id != actor.user_id and not actor.is_master:
+    if not api_key_visible(actor, key.user_id):
         # Other users' keys are not even admitted to exist.
         get_in_workspace(session, ApiKey, "", key_id, label="API key")
     return key
@@ -580,3 +580,11 @@ def _apply(obj, data) -> None:
         if value is None and not columns[field].nullable:
             raise InvalidInput(f"{field} cannot be null.", code="field_not_nullable", field=field)
         setattr(obj, field, value)
+
+
+# --- API keys: who sees which, and when each was last used -----------------------------------------
+
+def api_key_visible(actor: Actor, owner_user_id: str | None) -> bool:
+    """Master users see every API key; everyone else only the keys acting as themselves. One rule for
+    GET /v1/api-keys and the audit log (`owner_user_id` None: may the actor see every key?)."""
+    return actor.is_master or (owner_user_id is not None and owner_user_id == actor.user_id)

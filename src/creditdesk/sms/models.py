@@ -56,10 +56,16 @@ class SmsPurchase(Base):
     actor_id: Mapped[str | None] = mapped_column(String(40))  # who bought
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set while the payment method still has to be charged (or its answer recorded): the charge runs after
+    # the purchase is committed, outside any transaction. The time is when the recovery job may (re)try it,
+    # so a request that is charging right now is left alone. NULL once the outcome is recorded.
+    charge_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    charge_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 Index("ix_sms_purchases_ws_id", SmsPurchase.workspace_id, SmsPurchase.id)
 Index("ix_sms_purchases_for", SmsPurchase.workspace_id, SmsPurchase.for_kind, SmsPurchase.for_id)
+Index("ix_sms_purchases_charge_due", SmsPurchase.charge_due_at)
 
 
 class SmsMessage(Base):
@@ -87,7 +93,11 @@ class SmsMessage(Base):
     credits_charged: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # As SmsPurchase.charge_due_at, for the hand-over to the sender backend (status "sending" meanwhile).
+    send_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 Index("ix_sms_messages_ws_id", SmsMessage.workspace_id, SmsMessage.id)
 Index("ix_sms_messages_sender", SmsMessage.workspace_id, SmsMessage.sender_user_id, SmsMessage.id)
+Index("ix_sms_messages_send_due", SmsMessage.send_due_at)

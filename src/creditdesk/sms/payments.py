@@ -1,8 +1,15 @@
 """Payment methods for SMS credit purchases. Pluggable, one interface.
 
-`charge(purchase)` answers paid, pending or failed. Credits are granted only once a purchase is paid:
-at once for "paid", later through `service.settle_purchase` for "pending" (a card gateway's callback,
-or a master confirming a bank transfer), never for "failed".
+`charge(purchase, idempotency_key=...)` answers paid, pending or failed. Credits are granted only once a
+purchase is paid: at once for "paid", later through `service.settle_purchase` for "pending" (a card
+gateway's callback, or a master confirming a bank transfer), never for "failed".
+
+`charge` is called after the purchase is committed, outside any database transaction (a slow gateway
+holds no lock), with a read-only copy of the purchase. It may be called more than once for the same
+purchase (the request died before recording the answer, and the recovery job charges again), always
+with the same `idempotency_key`: a real gateway must pass it on (Stripe's Idempotency-Key, Adyen's
+idempotency header...) so that the card is charged once. Raising counts as a failed payment, so a
+gateway whose answer is uncertain (a timeout) should retry with the same key itself, or answer pending.
 
 The default "manual_invoice" method is for workspaces that invoice their own staff purchases
 (or pay by account): the purchase is paid when made, and the receipt is its tax invoice.
@@ -30,14 +37,14 @@ class PaymentMethod(Protocol):
     code: str
     label: str
 
-    def charge(self, purchase: SmsPurchase) -> PaymentResult: ...
+    def charge(self, purchase: SmsPurchase, *, idempotency_key: str) -> PaymentResult: ...
 
 
 class ManualInvoice:
     code = "manual_invoice"
     label = "Invoice (paid on account)"
 
-    def charge(self, purchase: SmsPurchase) -> PaymentResult:
+    def charge(self, purchase: SmsPurchase, *, idempotency_key: str) -> PaymentResult:
         return PaymentResult(status="paid", reference=f"invoice:{purchase.id}")
 
 

@@ -1,8 +1,13 @@
 """Sender backends: what actually sends an SMS. Pluggable; the default writes to the outbox.
 
-A backend gets the message row (already in the database, status "sending", its credits on hold) and
-answers whether it accepted the message. Accepted: the hold is captured. Refused, or the backend
-raised: the hold is released and the message is kept as failed, so nothing is charged for it.
+A backend gets a read-only copy of the message row (already committed, status "sending", its credits
+on hold) and answers whether it accepted the message. Accepted: the hold is captured. Refused, or the
+backend raised: the hold is released and the message is kept as failed, so nothing is charged for it.
+
+`send` is called outside any database transaction (a slow gateway holds no lock). It may be called
+more than once for the same message (the request died before recording the answer, and the recovery
+job hands it over again), always with the same `idempotency_key`: a gateway backend must pass it on to
+the provider (or dedupe on it) so that the SMS goes out once.
 
 The default `OutboxSender` accepts every message by leaving it in the `sms_messages` table (the
 outbox) for a delivery worker or a gateway integration to pick up; `GET /v1/messages` lists it.
@@ -14,8 +19,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from typing import Protocol
-
-from sqlalchemy.orm import Session
 
 from creditdesk.sms.models import SmsMessage
 
@@ -30,7 +33,7 @@ class SendResult:
 class SmsSender(Protocol):
     name: str
 
-    def send(self, session: Session, message: SmsMessage) -> SendResult: ...
+    def send(self, message: SmsMessage, *, idempotency_key: str) -> SendResult: ...
 
 
 class OutboxSender:
@@ -38,7 +41,7 @@ class OutboxSender:
 
     name = "outbox"
 
-    def send(self, session: Session, message: SmsMessage) -> SendResult:
+    def send(self, message: SmsMessage, *, idempotency_key: str) -> SendResult:
         return SendResult(accepted=True, provider_reference=message.id)
 
 

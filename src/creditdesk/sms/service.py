@@ -28,16 +28,18 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from creditdesk import audit, clock
 from creditdesk.audit import Actor, snapshot
 from creditdesk.credits import schemas as cs
 from creditdesk.credits import service as credits
-from creditdesk.credits.errors import CreditsFrozen, InsufficientCredits
-from creditdesk.credits.models import CreditType, Pack
+from creditdesk.credits.errors import CreditsFrozen, HoldExpired, HoldNotPending, InsufficientCredits
+from creditdesk.credits.models import CreditType, Hold, Pack
 from creditdesk.credits.service import HolderRef
+from creditdesk.db import Database, after_commit, database_of
 from creditdesk.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from creditdesk.ids import new_id
 from creditdesk.ledger.models import POST_PENDING, POSTED, LedgerAccount, LedgerTransfer
@@ -255,6 +257,97 @@ def authorize_transfer(session: Session, actor: Actor, source: HolderRef, to: Ho
         _require_recipient(session.get(User, to.id))
 
 
+# --- external calls, after commit -------------------------------------------------------------------
+# The payment method and the sender backend are external: they must not run inside a transaction, which
+# PostgreSQL may retry (charging or sending twice) and which on SQLite holds the one write lock while a
+# gateway thinks. So a purchase or a message is decided and committed first, with its call *due*; the call
+# runs after the commit with an idempotency key derived from the row's id; its outcome is recorded in a
+# second, short transaction. A call that never got its outcome recorded (the process died in between) is
+# still due: the recovery job (`complete_due_calls`) makes it again, with the same key, once its lease ends.
+
+CALL_LEASE_SECONDS = 60  # how long the caller that made the row (or a recovery) owns its call
+MAX_CALL_LEASE_SECONDS = 3600
+
+
+def _call_lease(attempt: int) -> timedelta:
+    """How long attempt number `attempt` (1 = the request's own) owns the call: doubling, capped."""
+    return timedelta(seconds=min(CALL_LEASE_SECONDS * 2 ** max(attempt - 1, 0), MAX_CALL_LEASE_SECONDS))
+
+
+def external_idempotency_key(object_id: str) -> str:
+    """The key a gateway or SMS provider dedupes on: one per purchase or message, the same on every call."""
+    return f"creditdesk:{object_id}"
+
+
+def _detached(db: Database, model, object_id: str):
+    """The row as committed, detached from any session: read, then no connection is held."""
+    with db.read() as session:
+        row = session.get(model, object_id)
+        if row is not None:
+            session.expunge(row)
+    return row
+
+
+def _after_commit(session: Session, row, complete) -> None:
+    """Once the caller's transaction has committed, run `complete(db, row id)` (the external call and its
+    outcome) and show the outcome on `row`, the object the service returned. Never raises: the commit
+    has happened, and a failed call is left due for the recovery job."""
+    kind, object_id = type(row).__name__, row.id  # now: a savepoint rolled back later would expire the row
+    db = database_of(session)
+    if db is None:  # a session made outside Database: the recovery job will make the call
+        log.warning("no database on the session: %s %s is left for the recovery job", kind, object_id)
+        return
+
+    def run() -> None:
+        try:
+            final = complete(db, object_id)
+        except Exception:
+            log.exception("recording the outcome of %s %s failed; the recovery job retries it", kind, object_id)
+            return
+        if final is not None:  # None: the row was rolled back with a savepoint, nothing was called
+            for column in row.__table__.columns:
+                set_committed_value(row, column.key, getattr(final, column.key))
+    after_commit(session, run)
+
+
+def complete_due_calls(db: Database, *, workspace_id: str | None = None, batch_size: int = 100) -> int:
+    """The recovery job: make the external calls whose outcome was never recorded and whose lease has
+    ended (a purchase still to charge, a message still to hand over). Each is claimed first (a new,
+    longer lease), so several nodes never make the same call at once. Returns how many were completed."""
+    done = 0
+    for model, due, attempts, complete in (
+            (SmsPurchase, SmsPurchase.charge_due_at, SmsPurchase.charge_attempts, complete_purchase),
+            (SmsMessage, SmsMessage.send_due_at, SmsMessage.send_attempts, complete_message)):
+        while True:
+            claimed = db.write(lambda session: _claim_due(session, model, due, attempts, workspace_id=workspace_id,
+                                                          limit=batch_size))
+            for object_id in claimed:
+                try:
+                    complete(db, object_id)
+                    done += 1
+                except Exception:  # the lease ends and a later run tries again
+                    log.exception("completing %s %s failed", model.__name__, object_id)
+            if len(claimed) < batch_size:
+                break
+    return done
+
+
+def _claim_due(session: Session, model, due, attempts, *, workspace_id: str | None, limit: int) -> list[str]:
+    now = clock.now()
+    stmt = select(model.id, attempts).where(due <= now)
+    if workspace_id:
+        stmt = stmt.where(model.workspace_id == workspace_id)
+    claimed = []
+    for object_id, tried in session.execute(stmt.order_by(due, model.id).limit(limit)).all():
+        # Still due on the row as it is now: a concurrent claimer that got there first moved it on.
+        won = session.execute(update(model).where(model.id == object_id, due <= now)
+                              .values({due: now + _call_lease(tried + 1), attempts: tried + 1})
+                              .execution_options(synchronize_session=False)).rowcount
+        if won == 1:
+            claimed.append(object_id)
+    return claimed
+
+
 # --- purchases -------------------------------------------------------------------------------------
 
 def receipt_number(purchase: SmsPurchase) -> str | None:
@@ -267,8 +360,10 @@ def compute_tax(subtotal: int, rate_bp: int) -> int:
 
 
 def create_purchase(session: Session, data: schemas.PurchaseCreate, *, actor: Actor) -> SmsPurchase:
-    """Buy SMS credits for the pool or a user. The payment method is charged; the credits are granted
-    (a pack, source "purchase") only if it answers paid; pending waits for `settle_purchase`."""
+    """Buy SMS credits for the pool or a user. Decides and records a pending purchase (audited); once
+    the caller's transaction has committed, the payment method is charged outside it and the outcome
+    recorded (`complete_purchase`), and the returned object then shows it. The credits are granted (a
+    pack, source "purchase") only if the method answers paid; pending waits for `settle_purchase`."""
     ws = _workspace(session, actor)
     if data.for_.kind == "user":
         _require_individual(ws)
@@ -285,17 +380,46 @@ def create_purchase(session: Session, data: schemas.PurchaseCreate, *, actor: Ac
         for_id=holder.id, quantity=data.quantity, currency=settings["currency"], unit_price=settings["unit_price"],
         subtotal=subtotal, tax_rate_bp=settings["tax_rate_bp"], tax_label=settings["tax_label"], tax=tax,
         total=subtotal + tax, billing=data.billing.model_dump(mode="json"), seller=settings["seller"],
-        payment_method=method.code, actor_id=actor.user_id, created_at=clock.now())
+        payment_method=method.code, actor_id=actor.user_id, created_at=clock.now(),
+        charge_due_at=clock.now() + _call_lease(1), charge_attempts=1)
     session.add(purchase)
     session.flush()
     audit.record(session, actor=actor, action="sms_purchase.create", object_type="sms_purchase",
                  object_id=purchase.id, after=snapshot(purchase))
-    try:
-        result = method.charge(purchase)
-    except Exception as exc:  # a gateway error is a failed payment, never credits
-        log.exception("payment method %s raised for purchase %s", method.code, purchase.id)
-        result = payments.PaymentResult(status="failed", error=f"The payment could not be completed ({exc}).")
-    _apply_payment(session, purchase, result, actor=actor)
+    _after_commit(session, purchase, lambda db, purchase_id: complete_purchase(db, purchase_id, actor=actor))
+    return purchase
+
+
+def complete_purchase(db: Database, purchase_id: str, *, actor: Actor | None = None) -> SmsPurchase | None:
+    """Charge a purchase whose charge is due, outside any transaction, then record the outcome in a
+    short transaction of its own. Run after `create_purchase` committed, and by the recovery job
+    (`complete_due_calls`) for a purchase whose request died first. The gateway gets the same
+    idempotency key every time, so a second call charges nothing more; the outcome is recorded once
+    (the first answer recorded wins). Returns the purchase as it now is (None if there is none)."""
+    purchase = _detached(db, SmsPurchase, purchase_id)
+    if purchase is None or purchase.charge_due_at is None:
+        return purchase
+    method = payments.get_payment_method(purchase.payment_method)
+    if method is None:
+        result = payments.PaymentResult(status="failed", error=f"The payment method {purchase.payment_method!r} "
+                                                               "is no longer available.")
+    else:
+        try:
+            result = method.charge(purchase, idempotency_key=external_idempotency_key(purchase.id))
+        except Exception as exc:  # a gateway error is a failed payment, never credits
+            log.exception("payment method %s raised for purchase %s", method.code, purchase.id)
+            result = payments.PaymentResult(status="failed", error=f"The payment could not be completed ({exc}).")
+    return db.write(lambda session: _record_charge(session, purchase_id, result, actor=actor))
+
+
+def _record_charge(session: Session, purchase_id: str, result: payments.PaymentResult, *,
+                   actor: Actor | None) -> SmsPurchase:
+    purchase = session.execute(select(SmsPurchase).where(SmsPurchase.id == purchase_id).with_for_update()
+                               ).scalar_one()
+    if purchase.charge_due_at is None or purchase.status != "pending":
+        return purchase  # recorded already: by a concurrent recovery, or a master's settle_purchase
+    purchase.charge_due_at = None
+    _apply_payment(session, purchase, result, actor=actor or Actor.system(purchase.workspace_id))
     return purchase
 
 
@@ -344,6 +468,7 @@ def settle_purchase(session: Session, purchase_id: str, data: schemas.PaymentOut
                                 for_update=True)
     if purchase.status != "pending":
         raise Conflict(f"This purchase is already {purchase.status}.", code="purchase_not_pending")
+    purchase.charge_due_at = None  # the outcome recorded here wins: the payment method is not charged after it
     _apply_payment(session, purchase, payments.PaymentResult(
         status=data.status, reference=data.reference or purchase.payment_reference, error=data.reason), actor=actor)
     return purchase
@@ -442,9 +567,10 @@ def send_message(session: Session, data: schemas.MessageCreate, *, actor: Actor,
                  sender: SmsSender | None = None) -> SmsMessage:
     """Send an SMS paid by the sending user's own credits: one credit per segment.
 
-    The credits are held first (no credits: InsufficientCredits, nothing sent), then the sender
-    backend is called: accepted captures the hold, refused (or an exception) releases it and keeps the
-    message as failed. The backend runs in a savepoint, so its own failed writes cannot spoil ours."""
+    The credits are held first (no credits: InsufficientCredits, nothing sent) and the message is
+    recorded as "sending" (audited). Once the caller's transaction has committed, the sender backend is
+    called outside it (`complete_message`): accepted captures the hold, refused (or an exception)
+    releases it and keeps the message as failed; the returned object then shows the outcome."""
     if actor.user_id is None:
         raise InvalidInput("A message is sent by a user (their own credits pay); use a user's API key.",
                            code="sender_required")
@@ -483,27 +609,74 @@ def send_message(session: Session, data: schemas.MessageCreate, *, actor: Actor,
     except InsufficientCredits as exc:
         raise _no_credits(exc.details.get("available", 0), count.segments) from exc
     message.hold_id = hold.id
+    message.send_due_at = now + _call_lease(1)
+    message.send_attempts = 1
     session.flush()
-    try:
-        with session.begin_nested():
-            result = sender.send(session, message)
-    except Exception as exc:
-        log.exception("SMS backend %s raised for message %s", sender.name, message.id)
-        result = SendResult(accepted=False, error=f"The SMS backend failed: {exc}")
+    audit.record(session, actor=actor, action="sms_message.create", object_type="sms_message",
+                 object_id=message.id, after=snapshot(message))
+    _after_commit(session, message, lambda db, message_id: complete_message(db, message_id, actor=actor,
+                                                                            sender=sender))
+    return message
+
+
+def complete_message(db: Database, message_id: str, *, actor: Actor | None = None,
+                     sender: SmsSender | None = None) -> SmsMessage | None:
+    """Hand a message whose sending is due to the sender backend, outside any transaction, then record
+    the outcome in a short transaction of its own (capture or release the hold). Run after
+    `send_message` committed, and by the recovery job for a message whose request died first: the
+    backend gets the same idempotency key every time, and the outcome is recorded once. A message whose
+    hold lapsed meanwhile is not handed over (a late SMS is worse than none): it fails, charging nothing."""
+    message = _detached(db, SmsMessage, message_id)
+    if message is None or message.send_due_at is None:
+        return message
+    sender = sender or current_sender()
+    hold = _detached(db, Hold, message.hold_id) if message.hold_id else None
+    if hold is None or hold.status != "pending" or clock.now() >= hold.timeout_at:
+        result = SendResult(accepted=False, error="The message was not handed to the SMS backend before its "
+                                                  "credit hold lapsed.")
+    else:
+        try:
+            result = sender.send(message, idempotency_key=external_idempotency_key(message.id))
+        except Exception as exc:
+            log.exception("SMS backend %s raised for message %s", sender.name, message.id)
+            result = SendResult(accepted=False, error=f"The SMS backend failed: {exc}")
+    return db.write(lambda session: _record_send(session, message_id, result, backend=sender.name, actor=actor))
+
+
+def _record_send(session: Session, message_id: str, result: SendResult, *, backend: str,
+                 actor: Actor | None) -> SmsMessage:
+    message = session.execute(select(SmsMessage).where(SmsMessage.id == message_id).with_for_update()).scalar_one()
+    if message.send_due_at is None or message.status != "sending":
+        return message  # recorded already, by a concurrent recovery
+    actor = actor or Actor.system(message.workspace_id)
+    spender = _with_permission(actor, "consume_credits")
+    message.send_due_at = None
+    message.backend = backend
+    hold = session.get(Hold, message.hold_id)
     if result.accepted:
-        credits.capture_hold(session, hold.id, cs.CaptureRequest(), actor=spender)
         message.status = "accepted"
-        message.credits_charged = count.segments
         message.provider_reference = result.provider_reference
         message.sent_at = clock.now()
+        try:
+            with session.begin_nested():
+                credits.capture_hold(session, hold.id, cs.CaptureRequest(), actor=spender)
+            message.credits_charged = message.segments
+        except (HoldNotPending, HoldExpired):
+            # The backend took longer than the hold lives: the SMS is out, and free. Rare, and logged.
+            log.warning("SMS message %s was accepted after its hold %s lapsed; nothing charged", message.id, hold.id)
         action = "sms_message.send"
     else:
-        credits.release_hold(session, hold.id, actor=spender)
+        if hold is not None and hold.status == "pending":
+            try:
+                with session.begin_nested():
+                    credits.release_hold(session, hold.id, actor=spender, timed_out=clock.now() >= hold.timeout_at)
+            except HoldNotPending:
+                pass  # the hold-timeout job released it meanwhile: nothing is charged either way
         message.status = "failed"
         message.failure_reason = result.error or "The SMS backend refused the message."
         action = "sms_message.fail"
     audit.record(session, actor=actor, action=action, object_type="sms_message", object_id=message.id,
-                 after=snapshot(message))
+                 before={"status": "sending"}, after=snapshot(message))
     return message
 
 
@@ -747,5 +920,6 @@ def iter_logs(session: Session, *, actor: Actor, account: str | None = None, bat
         cursor = page.next_cursor
 
 
-__all__ = ["LOG_CSV_COLUMNS", "TRANSFER_CONDITIONS", "create_purchase", "list_accounts", "list_logs", "may_send_sms",
-           "send_message", "settle_purchase", "transfer", "update_settings"]
+__all__ = ["LOG_CSV_COLUMNS", "TRANSFER_CONDITIONS", "complete_due_calls", "complete_message", "complete_purchase",
+           "create_purchase", "list_accounts", "list_logs", "may_send_sms", "send_message", "settle_purchase",
+           "transfer", "update_settings"]

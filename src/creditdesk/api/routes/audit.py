@@ -43,6 +43,9 @@ def get_audit_events(
     actor: Actor = Depends(get_actor),
     session: Session = Depends(read_session),
 ):
+    """The activity log, newest first (master and manager users). API key events of keys the caller may not
+    see in GET /v1/api-keys (other users' keys, unless master) show the key by its id only: `name` and
+    `prefix` are null in `before` and `after`."""
     page = list_audit_events(session, actor=actor, limit=limit, cursor=cursor, action=action,
                              object_type=object_type, object_id=object_id, actor_id=actor_id,
                              since=since, until=until)

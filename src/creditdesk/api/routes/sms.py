@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from typing import Literal
 
@@ -18,6 +19,7 @@ from creditdesk.audit import Actor
 from creditdesk.credits import schemas as cs
 from creditdesk.credits import service as credits
 from creditdesk.db import Database
+from creditdesk.errors import CreditdeskError
 from creditdesk.sms import schemas as s
 from creditdesk.sms import service as sms
 
@@ -65,8 +67,29 @@ def list_accounts(actor: Actor = Depends(get_actor), session: Session = Depends(
 def create_purchase(body: s.PurchaseCreate, ctx: WriteContext = Depends(write_context)):
     """Buy SMS credits for the workspace pool (master users) or a user. The payment method is charged;
     credits are applied only once it succeeds (`status: paid`); a refused payment answers `status: failed`
-    and grants nothing. The receipt is at `receipt_url` once paid."""
-    return ctx.run(lambda db, actor: sms.purchase_out(sms.create_purchase(db, body, actor=actor)), status_code=201)
+    and grants nothing. The receipt is at `receipt_url` once paid. A replay (same Idempotency-Key) answers
+    the purchase as it is now."""
+    response = ctx.run(lambda db, actor: sms.purchase_out(sms.create_purchase(db, body, actor=actor)),
+                       status_code=201)
+    return _as_it_is_now(ctx, response, lambda session, object_id: sms.purchase_out(
+        sms.get_purchase(session, object_id, actor=ctx.actor)))
+
+
+def _as_it_is_now(ctx: WriteContext, response: Response, read) -> Response:
+    """The answer of a create whose external call (charge, hand-over to the sender) runs after the commit:
+    the body the transaction stored shows it still due, so answer the row as it is now, once the call is
+    over (the service ran it before ctx.run returned)."""
+    if response.status_code != 201:
+        return response
+    object_id = json.loads(response.body)["id"]
+    try:
+        with ctx.db.read() as session:
+            body = read(session, object_id).model_dump(mode="json", by_alias=True)
+    except CreditdeskError:  # no longer visible to the caller: the stored answer is all they get
+        return response
+    headers = {k: v for k, v in response.headers.items() if k.lower() == "idempotent-replayed"}
+    return Response(json.dumps(body, separators=(",", ":")), status_code=201, media_type="application/json",
+                    headers=headers)
 
 
 @router.get("/sms/purchases", response_model=ListOf[s.PurchaseOut], response_model_by_alias=True, tags=["sms"])
@@ -157,9 +180,12 @@ def logs_csv(account: str | None = Account, actor: Actor = Depends(get_actor), d
 def send_message(body: s.MessageCreate, ctx: WriteContext = Depends(write_context)):
     """Send an SMS. The API key's user pays from their own SMS credits, one per segment (GSM-7: 160 single,
     153 per part; UCS-2: 70 / 67), whoever it is sent for. No credits: 409 insufficient_credits and nothing
-    is sent. If the sender backend refuses, the answer has `status: failed` and nothing is charged."""
-    return ctx.run(lambda db, actor: sms.message_out(sms.send_message(db, body, actor=actor)),
-                   status_code=201)
+    is sent. If the sender backend refuses, the answer has `status: failed` and nothing is charged. A replay
+    (same Idempotency-Key) answers the message as it is now."""
+    response = ctx.run(lambda db, actor: sms.message_out(sms.send_message(db, body, actor=actor)),
+                       status_code=201)
+    return _as_it_is_now(ctx, response, lambda session, object_id: sms.message_out(
+        sms.get_message(session, object_id, actor=ctx.actor)))
 
 
 @router.get("/messages", response_model=ListOf[s.MessageOut], tags=["messages"])
