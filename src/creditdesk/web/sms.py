@@ -341,13 +341,19 @@ def send(request: Request, user: WebUser = Depends(current_user), form: FormData
 
         def send_once(session) -> once.Done:
             message = sms.send_message(session, data, actor=user.actor)
-            if message.status != "accepted":
-                # Done all the same (the failed message is in the outbox); the form comes back filled in.
-                text = f"The message was not sent: {message.failure_reason} No credits were used."
-                return once.Done("/sms/messages", flash=text, level="error",
-                                 first=lambda: _messages_page(request, user, values, status_code=422, error=text))
-            return once.Done("/sms/messages", flash=f"SMS sent to {message.recipient}: {message.segments} "
-                                                    f"segment(s), {message.credits_charged} credit(s) used.")
+
+            def first_answer():
+                # Runs after the commit, once the sender has answered (the service hands the message over
+                # after commit and updates this object with the outcome).
+                if message.status != "accepted":
+                    # Done all the same (the failed message is in the outbox); the form comes back filled in.
+                    text = f"The message was not sent: {message.failure_reason} No credits were used."
+                    return _messages_page(request, user, values, status_code=422, error=text)
+                return redirect(request, "/sms/messages", flash=f"SMS sent to {message.recipient}: "
+                                f"{message.segments} segment(s), {message.credits_charged} credit(s) used.")
+            # A repeat of the form only learns that it was done: the outbox shows what became of it.
+            return once.Done("/sms/messages", flash=f"SMS to {message.recipient} handed to the sender; see the "
+                                                    "outbox below.", first=first_answer)
         return once.run(request, user, form, send_once)
     except CreditdeskError as exc:
         return _messages_page(request, user, values, error=exc.message,
