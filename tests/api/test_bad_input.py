@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -386,3 +388,27 @@ def test_the_depth_check_is_linear_on_hostile_bodies():
         started = time.perf_counter()
         _json_too_deep(body)
         assert time.perf_counter() - started < 1.0, body[:20]
+
+
+# --- amounts in the API (issue 10 item 3) -------------------------------------------------------------------
+# The API takes amounts as integers in the smallest unit, parsed by pydantic, never through Decimal: exponent
+# and comma forms are refused at once, as the back-office parser refuses them (guards, not regressions).
+
+@pytest.mark.parametrize("value", ["1e300000", "1e999999999", "1.5", "1,5", "1,500", "Infinity", "9" * 5000])
+def test_api_amounts_in_exponent_or_decimal_form_are_refused_at_once(client, db, workspace, value):
+    import time
+
+    h = workspace.headers
+    client.post("/v1/credit-types", json={"code": "credits", "name": "Credits"}, headers=h)
+    before = counts(db, workspace.id)
+    started = time.perf_counter()
+    assert_problem(client.get("/v1/packs", params={"remaining_min": value}, headers=h), 422, "validation_error")
+    pack = '{"holder": {"kind": "workspace"}, "credit_type": "credits", "name": "x", "quantity": %s}'
+    bodies = [pack % json.dumps(value)]  # as a JSON string
+    if "," not in value and value != "Infinity":
+        bodies.append(pack % value)  # as a JSON number
+    for body in bodies:
+        r = client.post("/v1/packs", content=body.encode(), headers={**h, "Content-Type": "application/json"})
+        assert r.status_code in (400, 422), r.text
+    assert time.perf_counter() - started < 2
+    assert counts(db, workspace.id) == before
