@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -317,4 +319,96 @@ def test_true_or_false_is_not_a_number(client, db, workspace, method, path, body
     r = client.request(method, path, json=body, headers=workspace.headers)
     problem = assert_problem(r, 422, "validation_error")
     assert [e["loc"][-1] for e in problem["errors"]] == [field], problem
+    assert counts(db, workspace.id) == before
+
+
+# --- deeply nested JSON (issue 10 item 14, finding F15) ----------------------------------------------------
+# About 900 levels with a \u0000 inside made the NUL check recurse into RecursionError: an unauthenticated 500
+# on any path, /login included. Bodies nesting deeper than MAX_JSON_DEPTH are refused before anything parses
+# them (the NUL check, FastAPI's json.loads, the idempotency fingerprint), whatever their content type.
+
+def _deep(depth: int, inner: str = '"\\u0000"', *, opener: str = "[", closer: str = "]") -> bytes:
+    if opener == "{":
+        return ('{"a":' * depth + inner + "}" * depth).encode()
+    return ('{"a":' + opener * depth + inner + closer * depth + "}").encode()
+
+
+@pytest.mark.parametrize("path", ["/v1/packs", "/login", "/v1/sms/purchases", "/v1/customers", "/healthz"])
+def test_deep_json_is_400_before_anything_parses_it(client, db, workspace, path):
+    before = counts(db, workspace.id)
+    for depth in (100, 900, 5000, 100_000):
+        for inner in ('"\\u0000"', '"x"', "1"):
+            for body in (_deep(depth, inner), _deep(depth, inner, opener="{")):
+                for headers in ({**workspace.headers, "Content-Type": "application/json"},
+                                {"Content-Type": "application/json"}):  # unauthenticated as well
+                    r = client.post(path, content=body, headers=headers)
+                    assert_problem(r, 400, "malformed_json")
+                    assert "nested" in r.json()["detail"]
+    assert counts(db, workspace.id) == before
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", None, "application/json; charset=utf-16"])
+def test_deep_json_under_another_content_type_is_400(client, db, workspace, content_type):
+    # The idempotency fingerprint parses every write's body as JSON, whatever its label.
+    headers = {**workspace.headers, "Idempotency-Key": "deep"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    for body in (_deep(5000, '"x"'), _deep(5000), _deep(5000).decode().encode("utf-16"),
+                 b"\xef\xbb\xbf" + _deep(5000)):
+        r = client.post("/v1/packs", content=body, headers=headers)
+        assert_problem(r, 400, "malformed_json")
+
+
+def test_json_up_to_the_depth_cap_is_parsed_as_usual(client, db, workspace):
+    from creditdesk.api.middleware import MAX_JSON_DEPTH
+
+    h = {**workspace.headers, "Content-Type": "application/json"}
+    # Within the cap: the schema answers (422), not the depth check.
+    r = client.post("/v1/customers", content=_deep(MAX_JSON_DEPTH - 1, '"x"'), headers=h)
+    assert_problem(r, 422, "validation_error")
+    r = client.post("/v1/customers", content=_deep(MAX_JSON_DEPTH - 1), headers=h)
+    assert_problem(r, 422, "invalid_characters")
+    # Brackets inside strings, escaped quotes and many sibling objects do not count as depth.
+    name = '[[[[{{{{\\"' * 20  # 160 brackets, 180 characters
+    r = client.post("/v1/customers", content=('{"name": "' + name + '"}').encode(), headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == name.replace('\\"', '"')
+    wide = ('{"name": "Wide", "external_ref": null, "x": [' + ",".join(["{}"] * 5000) + "]}").encode()
+    assert_problem(client.post("/v1/customers", content=wide, headers=h), 422, "unknown_field")
+
+
+def test_the_depth_check_is_linear_on_hostile_bodies():
+    import time
+
+    from creditdesk.api.middleware import _json_too_deep
+
+    for body in (b"[" + b"{}," * 300_000 + b"{}]", b'["' + b'\\"[' * 300_000 + b'"]', b'["' + b'"' * 900_000,
+                 b"[" * 999_999, b'[' + b'"[' * 400_000):
+        started = time.perf_counter()
+        _json_too_deep(body)
+        assert time.perf_counter() - started < 1.0, body[:20]
+
+
+# --- amounts in the API (issue 10 item 3) -------------------------------------------------------------------
+# The API takes amounts as integers in the smallest unit, parsed by pydantic, never through Decimal: exponent
+# and comma forms are refused at once, as the back-office parser refuses them (guards, not regressions).
+
+@pytest.mark.parametrize("value", ["1e300000", "1e999999999", "1.5", "1,5", "1,500", "Infinity", "9" * 5000])
+def test_api_amounts_in_exponent_or_decimal_form_are_refused_at_once(client, db, workspace, value):
+    import time
+
+    h = workspace.headers
+    client.post("/v1/credit-types", json={"code": "credits", "name": "Credits"}, headers=h)
+    before = counts(db, workspace.id)
+    started = time.perf_counter()
+    assert_problem(client.get("/v1/packs", params={"remaining_min": value}, headers=h), 422, "validation_error")
+    pack = '{"holder": {"kind": "workspace"}, "credit_type": "credits", "name": "x", "quantity": %s}'
+    bodies = [pack % json.dumps(value)]  # as a JSON string
+    if "," not in value and value != "Infinity":
+        bodies.append(pack % value)  # as a JSON number
+    for body in bodies:
+        r = client.post("/v1/packs", content=body.encode(), headers={**h, "Content-Type": "application/json"})
+        assert r.status_code in (400, 422), r.text
+    assert time.perf_counter() - started < 2
     assert counts(db, workspace.id) == before

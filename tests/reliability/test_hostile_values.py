@@ -87,3 +87,20 @@ def test_expiry_months_past_year_9999_is_refused(live_server, hostile_ws):
                          "purchased_at": "9999-12-31T23:00:00Z", "expiry_months": 12})
     assert r.status_code == 422, r.text
     assert r.json()["code"] == "expiry_out_of_range"
+
+
+@pytest.mark.parametrize("depth", [900, 5000, 100_000])
+@pytest.mark.parametrize("path", ["/login", "/v1/packs", "/v1/sms/purchases", "/v1/customers", "/does-not-exist"])
+def test_nul_inside_deep_json_is_400_not_500(db, live_server, hostile_ws, path, depth):
+    # Issue 10 item 14 (F15): the recursive NUL walk raised RecursionError at about 900 levels, before
+    # authentication, on every path. Refused as malformed JSON (too deep), with or without a key.
+    body = ('{"a":' + "[" * depth + '"\\u0000"' + "]" * depth + "}").encode()
+    before = counts(db, hostile_ws.id)
+    for headers in ({"Content-Type": "application/json"},
+                    {**hostile_ws.headers, "Content-Type": "application/json", "Idempotency-Key": f"deep-{depth}"}):
+        r = httpx.post(live_server.base_url + path, content=body, headers=headers, timeout=30)
+        assert r.status_code == 400, r.text[:300]
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "malformed_json"
+    assert counts(db, hostile_ws.id) == before
+    assert httpx.get(live_server.base_url + "/healthz", timeout=30).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from prometheus_client import Counter, Histogram
@@ -58,6 +59,10 @@ class BodyLimitAndMetrics:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if _json_too_deep(body):
+            await self._refuse_deep(scope, send)
+            self._observe(scope, 400, started)
+            return
         if _has_nul(scope, body):
             await self._refuse_nul(scope, send)
             self._observe(scope, 422, started)
@@ -91,6 +96,12 @@ class BodyLimitAndMetrics:
                                   "Text may not contain NUL (U+0000) characters.", instance=_printable_path(scope)))
         await _send_problem(send, 422, body.encode())
 
+    async def _refuse_deep(self, scope, send) -> None:
+        body = json.dumps(problem(400, "malformed_json", "Malformed JSON",
+                                  f"JSON may be nested at most {MAX_JSON_DEPTH} levels deep.",
+                                  instance=_printable_path(scope)))
+        await _send_problem(send, 400, body.encode())
+
     async def _too_large(self, scope, send) -> None:
         body = json.dumps(problem(413, "payload_too_large", "Request body too large",
                                   f"Request bodies are limited to {self.max_body_bytes} bytes.",
@@ -112,6 +123,47 @@ def _printable_path(scope) -> str:
     return scope.get("path", "").replace("\x00", "")
 
 
+def _content_type(scope) -> bytes:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return value.lower()
+    return b""
+
+
+# Deeper JSON is refused before anything parses it: json.loads, pydantic and the idempotency fingerprint
+# all recurse, and about a thousand levels raise RecursionError (a 500, on any path, before authentication).
+# No request of this API nests more than a few levels.
+MAX_JSON_DEPTH = 64
+_ESCAPE = re.compile(r"\\.", re.DOTALL)
+_STRING = re.compile(r'"[^"]*"')  # once escapes are gone; linear, unlike one pattern handling both
+_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def _json_too_deep(body: bytes) -> bool:
+    """Whether the body is a JSON document nesting brackets deeper than MAX_JSON_DEPTH (brackets inside
+    strings do not count). Whatever the content type: the idempotency fingerprint parses every write's
+    body, so a form or text label does not keep a body from json.loads."""
+    if body.count(b"[") + body.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    try:
+        # Decoded as json.loads decodes bytes (UTF-8 with or without BOM, UTF-16, UTF-32): scanning the raw
+        # bytes of a UTF-16 body would take parts of other characters for quotes.
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+    except (UnicodeDecodeError, LookupError):
+        return False  # json.loads fails on it at once
+    if text.lstrip(" \t\r\n")[:1] not in ("[", "{"):
+        return False  # not JSON that nests (a form, a multipart upload): json.loads stops at the first byte
+    depth = 0
+    for char in _BRACKETS.sub("", _STRING.sub("", _ESCAPE.sub("", text))):
+        if char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
 def _has_nul(scope, body: bytes) -> bool:
     """NUL in the path, the query or a JSON / form body. PostgreSQL cannot store it in text and
     psycopg refuses to send it, so it must be refused here as bad input rather than fail as a 500."""
@@ -119,27 +171,32 @@ def _has_nul(scope, body: bytes) -> bool:
         return True
     if not body:
         return False
-    content_type = b""
-    for name, value in scope.get("headers", ()):
-        if name == b"content-type":
-            content_type = value.lower()
+    content_type = _content_type(scope)
     if b"x-www-form-urlencoded" in content_type:
         return b"%00" in body or b"\x00" in body
     if b"\\u0000" not in body:  # the only way JSON spells NUL (a raw NUL byte is malformed JSON)
         return False
     try:
         return _json_has_nul(json.loads(body))
-    except ValueError:
+    except (ValueError, RecursionError):
         return False  # malformed: the app answers 400
 
 
 def _json_has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any("\x00" in k or _json_has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_json_has_nul(v) for v in value)
+    # Iterative: a recursive walk raised RecursionError on deep documents (the depth cap comes first too).
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key:
+                    return True
+                pending.append(child)
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 

@@ -84,6 +84,8 @@ def document_problems(schema: dict) -> dict:
             errors = _READ_ERRORS
             if method in ("post", "put", "patch", "delete"):
                 errors = {s: d for s, d in _WRITE_ERRORS.items() if "requestBody" in operation or s not in (400, 413)}
+            elif any(p.get("name") == "cursor" for p in operation.get("parameters", ())):
+                errors = {400: "Invalid cursor (not a next_cursor of this list)", **_READ_ERRORS}
             responses = operation.setdefault("responses", {})
             for status, description in errors.items():
                 responses[str(status)] = {"description": description, "content": content}

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
-from creditdesk import audit, clock
+from creditdesk import audit, clock, csvexport
 from creditdesk.credits import service as credits
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties import schemas as ps
@@ -127,33 +125,26 @@ def activity_csv(request: Request, user: WebUser = Depends(current_user)):
     with reading(db) as session:
         audit.list_audit_events(session, actor=user.actor, limit=1, **kwargs)  # refuse members before streaming
 
-    def lines() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
+    def rows() -> Iterator[list]:
         cursor = None
         while True:
-            with reading(db) as session:
+            with reading(db) as session:  # one short read per page; rows are sent after it ends
                 page = audit.list_audit_events(session, actor=user.actor, limit=500, cursor=cursor, **kwargs)
                 names = Names(session, user.workspace_id)
                 names.load("user", {e.actor_id for e in page.items if e.actor_id})
-                for e in page.items:
-                    writer.writerow([e.id, e.created_at.isoformat(), e.actor_kind, e.actor_id or "",
-                                     names.get("user", e.actor_id) if e.actor_id else "", e.api_key_id or "",
-                                     e.action, e.object_type, e.object_id, "; ".join(changes(e)),
-                                     json.dumps(e.before, sort_keys=True) if e.before is not None else "",
-                                     json.dumps(e.after, sort_keys=True) if e.after is not None else ""])
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+                batch = [[e.id, e.created_at.isoformat(), e.actor_kind, e.actor_id or "",
+                          names.get("user", e.actor_id) if e.actor_id else "", e.api_key_id or "",
+                          e.action, e.object_type, e.object_id, "; ".join(changes(e)),
+                          json.dumps(e.before, sort_keys=True) if e.before is not None else "",
+                          json.dumps(e.after, sort_keys=True) if e.after is not None else ""]
+                         for e in page.items]
+            yield from batch
             cursor = page.next_cursor
             if not cursor:
                 return
 
     stamp = clock.now().strftime("%Y%m%d")
-    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="activity-{stamp}.csv"',
-                                      "Cache-Control": "no-store"})
+    return csvexport.response(CSV_COLUMNS, rows(), filename=f"activity-{stamp}.csv")
 
 
 # --- settings -----------------------------------------------------------------------------------------

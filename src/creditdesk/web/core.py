@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -32,7 +31,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from creditdesk import clock
+from creditdesk import amounts, clock
 from creditdesk.audit import Actor
 from creditdesk.config import get_settings
 from creditdesk.credits import service as credits
@@ -81,26 +80,9 @@ def fmt_amount(value: int | None, scale: int = 0, *, grouping: bool = True) -> s
 
 
 def parse_amount(text: str, scale: int, *, label: str = "Amount", allow_zero: bool = False) -> int:
-    """'1.5' at scale 2 -> 150. More decimals than the credit type has is an error, never rounded."""
-    cleaned = (text or "").strip().replace(",", "").replace(" ", "")
-    if not cleaned:
-        raise InvalidInput(f"{label} is required.", code="amount_required")
-    try:
-        number = Decimal(cleaned)
-    except InvalidOperation:
-        raise InvalidInput(f"{label}: {text!r} is not a number.", code="invalid_amount") from None
-    if not number.is_finite():
-        raise InvalidInput(f"{label}: {text!r} is not a number.", code="invalid_amount")
-    scaled = number * (10 ** scale)
-    if scaled != scaled.to_integral_value():
-        raise InvalidInput(f"{label}: {text} has more decimal places than this credit type allows ({scale}).",
-                           code="too_many_decimals")
-    value = int(scaled)
-    if value < 0 or (value == 0 and not allow_zero):
-        raise InvalidInput(f"{label} must be more than zero.", code="amount_not_positive")
-    if value > 10 ** 15:
-        raise InvalidInput(f"{label} is too large.", code="amount_too_large")
-    return value
+    """'1.5' at scale 2 -> 150, by the one amount parser (creditdesk.amounts): no exponents, a comma only
+    between groups of three digits, more decimals than the credit type has is an error, never rounded."""
+    return amounts.parse_amount(text, scale, label=label, allow_zero=allow_zero)
 
 
 def fmt_date(value: datetime | date | None) -> str:

@@ -4,15 +4,15 @@ void, grant, and bulk import from CSV. Every change goes through the credits ser
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
+from creditdesk import csvexport
 from creditdesk.credits import importer, reads
 from creditdesk.credits import schemas as s
 from creditdesk.credits import service as credits
@@ -35,7 +35,6 @@ from creditdesk.web.core import (
     fmt_datetime,
     parse_amount,
     parse_date,
-    query_string,
     redirect,
     render,
     render_fragment,
@@ -162,32 +161,26 @@ def export_report(request: Request, user: WebUser = Depends(current_user)):
     if filters.errors:
         raise InvalidInput(" ".join(filters.errors), code="invalid_filters")
 
-    def lines() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(EXPORT_COLUMNS)
+    def rows() -> Iterator[list]:
         cursor = None
         while True:
-            with reading(db) as session:
+            with reading(db) as session:  # one short read per page; rows are sent after it ends
                 page = reads.list_packs(session, actor=user.actor, limit=500, cursor=cursor, **filters.kwargs)
+                batch = []
                 for row in pack_rows(session, user.actor, page.items):
                     v = row.view
-                    writer.writerow([
+                    batch.append([
                         v.id, v.name, v.holder["kind"], row.holder.name, row.customer_name, v.credit_type,
-                        fmt_amount(v.remaining, row.scale, grouping=False), fmt_amount(v.held, row.scale, grouping=False),
-                        fmt_amount(v.quantity, row.scale, grouping=False), fmt_date(v.expires_at), v.status,
+                        csvexport.amount(v.remaining, row.scale), csvexport.amount(v.held, row.scale),
+                        csvexport.amount(v.quantity, row.scale), fmt_date(v.expires_at), v.status,
                         v.status_label, v.notes, row.relationship_manager, row.project_manager, v.source,
                         v.external_ref or "", "; ".join(name for _, name in row.projects)])
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+            yield from batch
             cursor = page.next_cursor
             if not cursor:
                 return
 
-    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="active-credit-packs.csv"',
-                                      "Cache-Control": "no-store"})
+    return csvexport.response(EXPORT_COLUMNS, rows(), filename="active-credit-packs.csv")
 
 
 # --- one pack --------------------------------------------------------------------------------------

@@ -8,14 +8,11 @@ Every rule (who sees which account, who may buy for or move credits between whom
 
 from __future__ import annotations
 
-import csv
-import io
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from creditdesk import clock
+from creditdesk import clock, csvexport
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties.models import Workspace
 from creditdesk.sms import payments
@@ -296,16 +293,17 @@ def logs(request: Request, user: WebUser = Depends(current_user)):
 @router.get("/sms/logs.csv")
 def logs_csv(request: Request, user: WebUser = Depends(current_user)):
     account = (request.query_params.get("account") or "")[:40] or None
-    with reading(db_of(request)) as session:
-        entries = list(sms.iter_logs(session, actor=user.actor, account=account))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(sms.LOG_CSV_COLUMNS)
-    for entry in entries:
-        writer.writerow(sms.log_csv_row(entry))
-    name = f"sms-logs-{account or 'all'}.csv"
-    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    db = db_of(request)
+    # Check access before streaming: an error after the first byte could not be a proper answer.
+    with reading(db) as session:
+        sms.list_logs(session, actor=user.actor, account=account, limit=1)
+
+    def rows():
+        with db.read() as session:
+            for entry in sms.iter_logs(session, actor=user.actor, account=account):
+                yield sms.log_csv_row(entry)
+
+    return csvexport.response(sms.LOG_CSV_COLUMNS, rows(), filename=f"sms-logs-{account or 'all'}.csv")
 
 
 # --- send an SMS / the outbox -------------------------------------------------------------------------

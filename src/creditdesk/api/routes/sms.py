@@ -3,8 +3,6 @@ logs with CSV export, and sending messages. Every rule lives in creditdesk.sms.s
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from typing import Literal
@@ -13,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
+from creditdesk import csvexport
 from creditdesk.api.deps import WriteContext, get_actor, get_db, read_session, write_context
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
@@ -156,22 +155,12 @@ def logs_csv(account: str | None = Account, actor: Actor = Depends(get_actor), d
     with db.read() as session:
         sms.list_logs(session, actor=actor, account=account, limit=1)
 
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(sms.LOG_CSV_COLUMNS)
+    def rows() -> Iterator[list[str]]:
         with db.read() as session:
-            for n, entry in enumerate(sms.iter_logs(session, actor=actor, account=account), start=1):
-                writer.writerow(sms.log_csv_row(entry))
-                if n % 200 == 0:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
+            for entry in sms.iter_logs(session, actor=actor, account=account):
+                yield sms.log_csv_row(entry)
 
-    name = f"sms-logs-{account or 'all'}.csv"
-    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return csvexport.response(sms.LOG_CSV_COLUMNS, rows(), filename=f"sms-logs-{account or 'all'}.csv")
 
 
 # --- messages ---
