@@ -300,16 +300,19 @@ def test_consuming_needs_the_consume_credits_permission(client, world, db, works
     assert state(db, workspace.id) == after
 
 
-def test_frozen_credits_cannot_be_consumed_until_the_holder_may_use_them(world, db, workspace):
+def test_frozen_credits_cannot_be_consumed_until_the_holder_may_use_them(client, world, db, workspace):
     api = world.api
-    sms = api.pack("user", world.anna, 100, "Anna SMS", credit_type="sms")["id"]
-    body = {"context": {"kind": "user", "id": world.anna}, "credit_type": "sms", "amount": 10,
+    # SMS credits are granted to a user who may send, and spent by that user only (governance).
+    sam_api, sam = member_api(client, api, permissions=["consume_credits", "send_sms"])
+    sms = api.pack("user", sam, 100, "Sam SMS", credit_type="sms")["id"]
+    api.patch(f"/v1/users/{sam}", {"permissions": ["consume_credits"]}, status=200)
+    body = {"context": {"kind": "user", "id": sam}, "credit_type": "sms", "amount": 10,
             "product_code": "sms_campaign"}
     before = state(db, workspace.id)
-    refused = problem(api.post("/v1/consumptions", body), 409, "credits_frozen")  # Anna lacks send_sms
+    refused = problem(sam_api.post("/v1/consumptions", body), 409, "credits_frozen")  # Sam lacks send_sms now
     assert refused["frozen"] == 100 and refused["available"] == 0
     assert state(db, workspace.id) == before
     assert api.get(f"/v1/packs/{sms}").json()["frozen"] is True
-    api.patch(f"/v1/users/{world.anna}", {"permissions": ["send_sms"]}, status=200)
+    api.patch(f"/v1/users/{sam}", {"permissions": ["consume_credits", "send_sms"]}, status=200)
     assert api.get(f"/v1/packs/{sms}").json()["frozen"] is False
-    assert api.created("/v1/consumptions", body)["lines"] == [{"pack_id": sms, "amount": 10}]
+    assert sam_api.created("/v1/consumptions", body)["lines"] == [{"pack_id": sms, "amount": 10}]

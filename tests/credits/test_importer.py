@@ -187,7 +187,7 @@ def _fast_path_rows(lines: list[str]):
     """The rows the SQLite fast path writes for these CSV lines, and the same rows as Python values."""
     from datetime import UTC, datetime
 
-    ct = SimpleNamespace(code="credits", id="ct_1", issuance_account_id="la_issue")
+    ct = SimpleNamespace(code="credits", id="ct_1", issuance_account_id="la_issue", required_permission=None)
     found = importer._Lookups({"credits": ct}, {("office", "off_1"): "cus_1", ("user", "usr_1"): None},
                               {"usr_1"})
     actor = SimpleNamespace(workspace_id="ws_1", kind="user", user_id="usr_1", api_key_id=None)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -27,10 +28,26 @@ class Context(Input):
     id: str | None = Field(default=None, max_length=40)
 
 
+def is_http_url(url: str) -> bool:
+    """An absolute http(s) URL with a host, and nothing a browser would strip or reinterpret (no spaces or
+    control characters, which browsers drop inside a scheme: "java\tscript:" runs). The allow-list for
+    every stored link: on input, and again when rendering rows stored before it."""
+    if not isinstance(url, str) or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and url[len(parts.scheme):].startswith("://") and bool(host)
+
+
 class ReferenceIn(Input):
     kind: str = Field(min_length=1, max_length=40, description="project, invoice, invoice_line, message, ...")
     id: str = Field(min_length=1, max_length=200)
-    url: str | None = Field(default=None, max_length=1000)
+    url: str | None = Field(default=None, max_length=1000,
+                            description="A link to what was paid for: an absolute http:// or https:// URL "
+                                        "(anything else: 422 invalid_url).")
 
 
 class ReferenceOut(BaseModel):

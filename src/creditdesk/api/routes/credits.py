@@ -135,7 +135,10 @@ def pack_history(pack_id: str, actor: Actor = Depends(get_actor), session: Sessi
 
 @router.post("/packs/{pack_id}/change-holder", response_model=s.PackOut, tags=["packs"])
 def change_holder(pack_id: str, body: s.ChangeHolder, ctx: WriteContext = Depends(write_context)):
-    """Move the pack and its remaining balance to another holder (user <-> user <-> office)."""
+    """Give what remains of the pack to another holder: its available credits move, now, to a new pack of
+    the new holder (returned; `origin_pack_id` names this one) with the same expiry, priority, products,
+    cost per credit and paid/free nature. This pack keeps its history and its holds. Follows the transfer
+    rules of the credit type (SMS: those of POST /v1/sms/transfers)."""
     return ctx.run(lambda db, actor: _pack_view(db, credits.change_holder(db, pack_id, body, actor=actor)))
 
 
