@@ -275,6 +275,29 @@ def test_bad_consumptions_answer_a_stable_code_and_write_nothing(world, db, work
     assert state(db, workspace.id) == before
 
 
+@pytest.mark.parametrize("url", [
+    "javascript:fetch('/settings')", "JavaScript:alert(1)", "java\tscript:alert(1)", " javascript:alert(1)",
+    "data:text/html,<script>alert(1)</script>", "vbscript:msgbox(1)", "//evil.example/x", "/relative/path",
+    "http:/no-host", "https://", "https://exa mple.com/"])
+def test_a_reference_url_must_be_an_absolute_http_url(world, db, workspace, url):
+    """F2 (input half): a reference link is rendered as a link in pack history; only http(s) is taken."""
+    before = state(db, workspace.id)
+    ref = {"kind": "Invoice", "id": "INV-2026-0043", "url": url}
+    for path, body in (("/v1/consumptions", consume_body(world, 1, reference=ref)),
+                       ("/v1/holds", {**consume_body(world, 1), "reference": ref})):
+        refused = problem(world.api.post(path, body), 422, "invalid_url")
+        assert refused["field"] == "reference.url"
+    assert state(db, workspace.id) == before
+
+
+def test_an_http_reference_url_is_kept(world, db, workspace):
+    ref = {"kind": "invoice", "id": "INV-1", "url": "https://billing.example/invoices/INV-1?x=1"}
+    con = world.api.created("/v1/consumptions", consume_body(world, 1, reference=ref))
+    assert con["reference"] == ref
+    history = world.api.get(f"/v1/packs/{con['lines'][0]['pack_id']}/history").json()["data"]
+    assert history[-1]["reference"]["url"] == ref["url"]
+
+
 def test_reverse_of_an_unknown_consumption_is_404(world, db, workspace):
     before = state(db, workspace.id)
     problem(world.api.post("/v1/consumptions/con_nope/reverse"), 404, "not_found")

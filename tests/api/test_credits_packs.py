@@ -116,6 +116,42 @@ def test_grant_with_a_body_idempotency_key_creates_one_pack(world, db, workspace
     assert api.balance("office", world.paris)["available"] == 80
 
 
+def test_a_grant_key_reused_for_another_request_is_a_conflict_naming_its_pack(world, db, workspace):
+    """F11: the body's idempotency_key replays the same request only; reused with another request it never
+    answers 201 with another pack."""
+    api = world.api
+    body = {"holder": {"kind": "office", "id": world.paris}, "credit_type": "credits", "quantity": 10,
+            "name": "CRM sync", "idempotency_key": "crm:DEAL-10", "expires_at": "2026-09-30T00:00:00+02:00"}
+    first = api.created("/v1/packs", body)
+    # The same request (the same instant written in UTC) replays, even after the pack was edited.
+    api.patch(f"/v1/packs/{first['id']}", {"notes": "called", "name": "renamed"}, status=200)
+    assert api.created("/v1/packs", {**body, "expires_at": "2026-09-29T22:00:00Z"})["id"] == first["id"]
+    before = state(db, workspace.id)
+    for change in ({"quantity": 11}, {"holder": {"kind": "office", "id": world.berlin}}, {"name": "Other"},
+                   {"credit_type": "sms", "holder": {"kind": "workspace"}}, {"source": "promotion"},
+                   {"expires_at": None}, {"price_paid": 5, "currency": "EUR"}):
+        conflict = problem(api.post("/v1/packs", {**body, **change}), 409, "idempotency_key_conflict")
+        assert conflict["pack_id"] == first["id"] and first["id"] in conflict["detail"]
+    problem(api.post("/v1/packs/batch", {"packs": [{**body, "quantity": 12}]}), 409, "idempotency_key_conflict")
+    assert state(db, workspace.id) == before
+
+
+def test_a_plain_grant_is_never_a_transfer_nor_an_sms_purchase(world, db, workspace):
+    """F19/F1: source transfer comes from transfers only, and a grant cannot name an SMS purchase: minted
+    credits never look bought (only the paid SMS purchase makes source=purchase SMS packs)."""
+    api = world.api
+    before = state(db, workspace.id)
+    base = {"holder": {"kind": "office", "id": world.paris}, "credit_type": "credits", "quantity": 5, "name": "x"}
+    problem(api.post("/v1/packs", {**base, "source": "transfer"}), 422, "source_reserved")
+    problem(api.post("/v1/packs", {**base, "source": "purchase", "external_ref": "smsp_01m8v4cp5s0000000000"}),
+            422, "source_reserved")
+    problem(api.post("/v1/packs", {**base, "holder": {"kind": "workspace"}, "credit_type": "sms",
+                                   "source": "purchase"}), 422, "source_reserved")
+    assert state(db, workspace.id) == before
+    # A purchase recorded with another reference stays a grant like any other.
+    assert api.created("/v1/packs", {**base, "source": "purchase", "external_ref": "INV-77"})["source"] == "purchase"
+
+
 def test_batch_grant_all_or_nothing_and_idempotent(world, db, workspace):
     api = world.api
     packs = [

@@ -62,6 +62,25 @@ def test_expired_credits_are_not_available(world, db, workspace, frozen_clock):
     assert api.balance("user", world.anna) == {"available": 40, "held": 0, "total": 40}
 
 
+def test_a_pack_past_its_expiry_reads_as_expired_before_the_job_runs(world, db, workspace, frozen_clock):
+    """F19: the status is derived on read: an active pack whose expires_at has passed is expired in every
+    view and filter, whether or not the expiry job has swept it."""
+    api = world.api
+    pid = api.pack("office", world.paris, 10, "Short", expires_at="2026-01-16T00:00:00Z")["id"]
+    assert api.get(f"/v1/packs/{pid}").json()["status"] == "active"
+    assert pid in ids(api.get("/v1/packs", {"status": "active"}))
+    frozen_clock.set(datetime(2026, 1, 16, tzinfo=UTC))  # expires_at <= now: expired from this instant
+    assert api.get(f"/v1/packs/{pid}").json()["status"] == "expired"
+    assert pid not in ids(api.get("/v1/packs", {"status": "active", "limit": 500}))
+    assert pid in ids(api.get("/v1/packs", {"status": "expired"}))
+    assert pid in ids(api.get("/v1/packs", [("status", "active"), ("status", "expired")]))
+    assert pid not in ids(api.get("/v1/packs", {"status": "depleted"}))
+    listed = {row["id"]: row["status"] for row in api.get("/v1/packs", {"limit": 500}).json()["data"]}
+    assert listed[pid] == "expired" and listed[world.packs["paris"]] == "active"
+    elig = api.get("/v1/eligibility", {"context_kind": "office", "context_id": world.paris}).json()
+    assert [m["pack"]["status"] for m in elig["not_eligible"] if m["pack"]["id"] == pid] == ["expired"]
+
+
 # --- pack list --------------------------------------------------------------------------------------
 
 def test_pack_list_filters_sort_and_cursor(world, db, workspace):
@@ -157,6 +176,28 @@ def test_pack_history_every_movement_with_running_balance_and_references(world, 
     assert entries[6]["detail"]["status_label"] == {"before": "", "after": "renewal due"}
     assert api.remaining(pid) == 55
     problem(api.get("/v1/packs/pack_nope/history", status=None), 404, "not_found")
+
+
+def test_history_links_only_to_http_urls_even_for_rows_stored_before_the_check(world, db, workspace):
+    """F2: reference_link is an allow-list at render time: a stored javascript: link (a row written before
+    input was checked) is shown without its link; http(s) links and our own pages keep theirs."""
+    from sqlalchemy import update
+
+    from creditdesk.ledger.models import LedgerTransfer
+
+    api, pid = world.api, world.packs["berlin_june"]
+    ok = api.created("/v1/consumptions", {"context": {"kind": "office", "id": world.berlin}, "credit_type": "credits",
+                                          "amount": 1, "reference": {"kind": "invoice", "id": "INV-1",
+                                                                     "url": "https://billing.example/INV-1"}})
+    bad = api.created("/v1/consumptions", {"context": {"kind": "office", "id": world.berlin}, "credit_type": "credits",
+                                           "amount": 1, "reference": {"kind": "project", "id": world.project,
+                                                                      "url": "https://x.example/"}})
+    db.write(lambda s: s.execute(update(LedgerTransfer).where(LedgerTransfer.operation_id == bad["id"])
+                                 .values(reference_url="javascript:fetch('/settings')")))
+    by_operation = {h["operation_id"]: h["reference"] for h in api.get(f"/v1/packs/{pid}/history").json()["data"]}
+    assert by_operation[ok["id"]]["url"] == "https://billing.example/INV-1"
+    # The unsafe stored link is dropped; the project's own page is linked instead.
+    assert by_operation[bad["id"]] == {"kind": "project", "id": world.project, "url": f"/projects/{world.project}"}
 
 
 # --- eligibility ------------------------------------------------------------------------------------
