@@ -239,3 +239,8 @@ def test_sms_packs_are_read_in_the_callers_scope(client, db, workspace, frozen_c
     assert (packs["ben"] in shown) == sees_ben
     if me != "master":  # the pool is the master users'
         assert api.get(f"/v1/packs/{packs['pool']}", status=None).status_code == 404
+    # Ben's own consumption and hold: seen by those who see Ben's credits.
+    for path in (f"/v1/consumptions/{w['consumption']}", f"/v1/holds/{w['holds'][0]}"):
+        assert api.get(path, status=None).status_code == (200 if sees_ben else 404), path
+    listed = {c["id"] for c in api.get("/v1/consumptions", {"limit": 500}).json()["data"]}
+    assert (w["consumption"] in listed) == sees_ben

@@ -283,23 +283,42 @@ def governed_type_ids(session: Session, workspace_id: str) -> list[str]:
                                                             CreditType.required_permission.is_not(None))))
 
 
-def visible_packs_clause(session: Session, actor: Actor):
-    """A filter on packs keeping those the actor may see (None: every pack of the workspace): every pack of
-    an ungoverned type, and governed packs of the holders in the actor's scope."""
+def visible_clause(session: Session, actor: Actor, type_column, kind_column, id_column):
+    """A filter keeping the rows the actor may see (None: every row of the workspace): every row of an
+    ungoverned type, and governed rows whose holder (or context: kind_column, id_column) is a user in the
+    actor's scope."""
     if actor.is_master:
         return None
     governed = governed_type_ids(session, actor.workspace_id)
     if not governed:
         return None
     scope = scope_of(session, actor)
-    return or_(Pack.credit_type_id.not_in(governed),
-               and_(Pack.holder_kind == "user", Pack.holder_id.in_(sorted(scope.user_ids))))
+    return or_(type_column.not_in(governed), and_(kind_column == "user", id_column.in_(sorted(scope.user_ids))))
+
+
+def visible_packs_clause(session: Session, actor: Actor):
+    """The packs the actor may see (visible_clause on the pack's holder)."""
+    return visible_clause(session, actor, Pack.credit_type_id, Pack.holder_kind, Pack.holder_id)
 
 
 def may_see(session: Session, actor: Actor, ct, holder_kind: str, holder_id: str) -> bool:
     if actor.is_master or not is_governed(ct):
         return True
     return scope_of(session, actor).sees(holder_kind, holder_id)
+
+
+def require_visible(session: Session, actor: Actor, credit_type_id: str, sides: list[tuple[str, str]], *,
+                     label: str, object_id: str) -> None:
+    """A consumption, hold or transfer of a governed type is seen by those who see one of its holders
+    (context, or either side of a transfer); to others it is not admitted to exist."""
+    if actor.is_master:
+        return
+    ct = session.get(CreditType, credit_type_id)
+    if not is_governed(ct):
+        return
+    scope = scope_of(session, actor)
+    if not any(scope.sees(kind, holder_id) for kind, holder_id in sides):
+        raise NotFound(f"No {label} with id {object_id!r} in this workspace.", object_id=object_id)
 
 
 def require_visible_pack(session: Session, actor: Actor, pack: Pack, ct=None) -> None:

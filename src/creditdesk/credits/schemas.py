@@ -85,7 +85,8 @@ class PackCreate(Input):
     price_paid: int = Field(default=0, ge=0, le=10**15, description="In minor units of `currency`.")
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     is_paid: bool | None = Field(default=None, description="Defaults to price_paid > 0.")
-    source: Source = "manual"
+    source: Source = Field(default="manual", description="transfer is never granted (transfers make their own "
+                                                          "packs); SMS credits are a purchase only when bought.")
     external_ref: str | None = Field(default=None, max_length=200)
     relationship_manager_id: str | None = Field(default=None, max_length=40)
     project_manager_id: str | None = Field(default=None, max_length=40)
@@ -99,7 +100,9 @@ class PackCreate(Input):
     status_label: str = Field(default="", max_length=100)
     notes: str = Field(default="", max_length=10_000)
     idempotency_key: str | None = Field(default=None, max_length=255,
-                                        description="Grants with the same key create one pack.")
+                                        description="Grants with the same key create one pack; the key reused "
+                                                    "for another request is refused (409 "
+                                                    "idempotency_key_conflict, naming the pack).")
 
     @field_validator("product_codes")
     @classmethod
@@ -146,7 +149,8 @@ class PackOut(BaseModel):
     expiry_months: int | None
     priority: int
     product_codes: list[str]
-    status: str
+    status: str = Field(description="active, depleted, expired or voided; a pack past its expires_at is expired "
+                                    "from that moment (before the expiry job sweeps it).")
     status_label: str
     notes: str
     void_reason: str | None

@@ -900,6 +900,10 @@ def list_consumptions(session: Session, *, actor: Actor, limit=None, cursor=None
     from creditdesk.pagination import paginate
 
     stmt = select(Consumption).where(Consumption.workspace_id == actor.workspace_id)
+    visible = governance.visible_clause(session, actor, Consumption.credit_type_id, Consumption.context_kind,
+                                        Consumption.context_id)
+    if visible is not None:
+        stmt = stmt.where(visible)
     if context_kind:
         stmt = stmt.where(Consumption.context_kind == context_kind)
     if context_id:
