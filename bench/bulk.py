@@ -64,14 +64,14 @@ def _baseline(workdir: Path, rows: int, offices: int, users: int) -> float:
     path = workdir / "baseline.csv"
     write_packs_csv(str(path), world, rows, seed=7)
     with open(path, newline="") as handle:
-        parsed = [(r.raw, r.key) for r in importer.read_rows(handle)]
+        parsed = [(r.raw, r.key if r.derived else None) for r in importer.read_rows(handle)]
     started = time.perf_counter()
     for start in range(0, len(parsed), 1000):
         chunk = parsed[start:start + 1000]
 
         def grant(session, chunk=chunk):
             for raw, key in chunk:
-                credits.grant_pack(session, importer._row_to_pack(raw, key), actor=world.actor)
+                credits.grant_pack(session, importer._row_to_pack(raw), actor=world.actor, internal_key=key)
         db.write(grant)
     rate = rows / (time.perf_counter() - started)
     db.dispose()

@@ -275,6 +275,29 @@ def test_bad_consumptions_answer_a_stable_code_and_write_nothing(world, db, work
     assert state(db, workspace.id) == before
 
 
+@pytest.mark.parametrize("url", [
+    "javascript:fetch('/settings')", "JavaScript:alert(1)", "java\tscript:alert(1)", " javascript:alert(1)",
+    "data:text/html,<script>alert(1)</script>", "vbscript:msgbox(1)", "//evil.example/x", "/relative/path",
+    "http:/no-host", "https://", "https://exa mple.com/"])
+def test_a_reference_url_must_be_an_absolute_http_url(world, db, workspace, url):
+    """F2 (input half): a reference link is rendered as a link in pack history; only http(s) is taken."""
+    before = state(db, workspace.id)
+    ref = {"kind": "Invoice", "id": "INV-2026-0043", "url": url}
+    for path, body in (("/v1/consumptions", consume_body(world, 1, reference=ref)),
+                       ("/v1/holds", {**consume_body(world, 1), "reference": ref})):
+        refused = problem(world.api.post(path, body), 422, "invalid_url")
+        assert refused["field"] == "reference.url"
+    assert state(db, workspace.id) == before
+
+
+def test_an_http_reference_url_is_kept(world, db, workspace):
+    ref = {"kind": "invoice", "id": "INV-1", "url": "https://billing.example/invoices/INV-1?x=1"}
+    con = world.api.created("/v1/consumptions", consume_body(world, 1, reference=ref))
+    assert con["reference"] == ref
+    history = world.api.get(f"/v1/packs/{con['lines'][0]['pack_id']}/history").json()["data"]
+    assert history[-1]["reference"]["url"] == ref["url"]
+
+
 def test_reverse_of_an_unknown_consumption_is_404(world, db, workspace):
     before = state(db, workspace.id)
     problem(world.api.post("/v1/consumptions/con_nope/reverse"), 404, "not_found")
@@ -300,16 +323,19 @@ def test_consuming_needs_the_consume_credits_permission(client, world, db, works
     assert state(db, workspace.id) == after
 
 
-def test_frozen_credits_cannot_be_consumed_until_the_holder_may_use_them(world, db, workspace):
+def test_frozen_credits_cannot_be_consumed_until_the_holder_may_use_them(client, world, db, workspace):
     api = world.api
-    sms = api.pack("user", world.anna, 100, "Anna SMS", credit_type="sms")["id"]
-    body = {"context": {"kind": "user", "id": world.anna}, "credit_type": "sms", "amount": 10,
+    # SMS credits are granted to a user who may send, and spent by that user only (governance).
+    sam_api, sam = member_api(client, api, permissions=["consume_credits", "send_sms"])
+    sms = api.pack("user", sam, 100, "Sam SMS", credit_type="sms")["id"]
+    api.patch(f"/v1/users/{sam}", {"permissions": ["consume_credits"]}, status=200)
+    body = {"context": {"kind": "user", "id": sam}, "credit_type": "sms", "amount": 10,
             "product_code": "sms_campaign"}
     before = state(db, workspace.id)
-    refused = problem(api.post("/v1/consumptions", body), 409, "credits_frozen")  # Anna lacks send_sms
+    refused = problem(sam_api.post("/v1/consumptions", body), 409, "credits_frozen")  # Sam lacks send_sms now
     assert refused["frozen"] == 100 and refused["available"] == 0
     assert state(db, workspace.id) == before
     assert api.get(f"/v1/packs/{sms}").json()["frozen"] is True
-    api.patch(f"/v1/users/{world.anna}", {"permissions": ["send_sms"]}, status=200)
+    api.patch(f"/v1/users/{sam}", {"permissions": ["consume_credits", "send_sms"]}, status=200)
     assert api.get(f"/v1/packs/{sms}").json()["frozen"] is False
-    assert api.created("/v1/consumptions", body)["lines"] == [{"pack_id": sms, "amount": 10}]
+    assert sam_api.created("/v1/consumptions", body)["lines"] == [{"pack_id": sms, "amount": 10}]

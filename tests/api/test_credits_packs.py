@@ -66,7 +66,7 @@ def test_grant_pack_to_an_office_and_to_a_contact(world, db, workspace):
     # Expiry N months after purchase, managers, products, label and notes.
     manager = api.created("/v1/users", {"name": "Rita Manager", "email": "rita@desk.example", "is_staff": True,
                                         "role": "manager", "password": "correct horse battery"})["id"]
-    pack = api.pack("office", world.paris, 500, "Paris annual", credit_type="sms", price_paid=4500, currency="EUR",
+    pack = api.pack("office", world.paris, 500, "Paris annual", price_paid=4500, currency="EUR",
                     purchased_at="2026-01-31T09:00:00Z", expiry_months=1, priority=5,
                     product_codes=["sms_campaign", "sms_reminder", "sms_campaign"],
                     relationship_manager_id=manager, project_manager_id=manager,
@@ -116,13 +116,49 @@ def test_grant_with_a_body_idempotency_key_creates_one_pack(world, db, workspace
     assert api.balance("office", world.paris)["available"] == 80
 
 
+def test_a_grant_key_reused_for_another_request_is_a_conflict_naming_its_pack(world, db, workspace):
+    """F11: the body's idempotency_key replays the same request only; reused with another request it never
+    answers 201 with another pack."""
+    api = world.api
+    body = {"holder": {"kind": "office", "id": world.paris}, "credit_type": "credits", "quantity": 10,
+            "name": "CRM sync", "idempotency_key": "crm:DEAL-10", "expires_at": "2026-09-30T00:00:00+02:00"}
+    first = api.created("/v1/packs", body)
+    # The same request (the same instant written in UTC) replays, even after the pack was edited.
+    api.patch(f"/v1/packs/{first['id']}", {"notes": "called", "name": "renamed"}, status=200)
+    assert api.created("/v1/packs", {**body, "expires_at": "2026-09-29T22:00:00Z"})["id"] == first["id"]
+    before = state(db, workspace.id)
+    for change in ({"quantity": 11}, {"holder": {"kind": "office", "id": world.berlin}}, {"name": "Other"},
+                   {"credit_type": "sms", "holder": {"kind": "workspace"}}, {"source": "promotion"},
+                   {"expires_at": None}, {"price_paid": 5, "currency": "EUR"}):
+        conflict = problem(api.post("/v1/packs", {**body, **change}), 409, "idempotency_key_conflict")
+        assert conflict["pack_id"] == first["id"] and first["id"] in conflict["detail"]
+    problem(api.post("/v1/packs/batch", {"packs": [{**body, "quantity": 12}]}), 409, "idempotency_key_conflict")
+    assert state(db, workspace.id) == before
+
+
+def test_a_plain_grant_is_never_a_transfer_nor_an_sms_purchase(world, db, workspace):
+    """F19/F1: source transfer comes from transfers only, and a grant cannot name an SMS purchase: minted
+    credits never look bought (only the paid SMS purchase makes source=purchase SMS packs)."""
+    api = world.api
+    before = state(db, workspace.id)
+    base = {"holder": {"kind": "office", "id": world.paris}, "credit_type": "credits", "quantity": 5, "name": "x"}
+    problem(api.post("/v1/packs", {**base, "source": "transfer"}), 422, "source_reserved")
+    problem(api.post("/v1/packs", {**base, "source": "purchase", "external_ref": "smsp_01m8v4cp5s0000000000"}),
+            422, "source_reserved")
+    problem(api.post("/v1/packs", {**base, "holder": {"kind": "workspace"}, "credit_type": "sms",
+                                   "source": "purchase"}), 422, "source_reserved")
+    assert state(db, workspace.id) == before
+    # A purchase recorded with another reference stays a grant like any other.
+    assert api.created("/v1/packs", {**base, "source": "purchase", "external_ref": "INV-77"})["source"] == "purchase"
+
+
 def test_batch_grant_all_or_nothing_and_idempotent(world, db, workspace):
     api = world.api
     packs = [
         {"holder": {"kind": "user", "id": world.clara}, "credit_type": "credits", "quantity": 5,
          "name": "Clara bonus", "source": "promotion"},
-        {"holder": {"kind": "office", "id": world.paris}, "credit_type": "sms", "quantity": 300,
-         "name": "Paris SMS", "price_paid": 900, "currency": "EUR"},
+        {"holder": {"kind": "workspace"}, "credit_type": "sms", "quantity": 300,  # a master's SMS grant
+         "name": "Pool SMS", "price_paid": 900, "currency": "EUR"},
         {"holder": {"kind": "customer", "id": world.customer}, "credit_type": "credits", "quantity": 60,
          "name": "Acme framework", "expires_at": "2026-12-31T00:00:00Z"},
     ]
@@ -138,7 +174,7 @@ def test_batch_grant_all_or_nothing_and_idempotent(world, db, workspace):
     r = api.post("/v1/packs/batch", {"packs": packs}, key="batch-1", status=201)
     data = r.json()["data"]
     assert [(p["holder"]["kind"], p["credit_type"], p["quantity"]) for p in data] == [
-        ("user", "credits", 5), ("office", "sms", 300), ("customer", "credits", 60)]
+        ("user", "credits", 5), ("workspace", "sms", 300), ("customer", "credits", 60)]
     after = state(db, workspace.id)
     assert after["packs"] == before["packs"] + 3
 
@@ -209,7 +245,9 @@ def test_get_and_edit_a_pack(world, db, workspace):
 
 # --- change holder ----------------------------------------------------------------------------------
 
-def test_change_holder_moves_the_pack_and_its_balance_and_history_shows_it(world, db, workspace):
+def test_change_holder_moves_what_remains_to_a_new_pack_and_both_histories_show_it(world, db, workspace):
+    """A change of holder is an out/in pair at its time: the pack keeps its holder and history, what remains
+    goes to a new pack of the new holder (origin_pack_id: the old one). Nothing is re-attributed."""
     api, pid = world.api, world.packs["anna_june"]
     # Spend 40 on the project first: ben_vip 30, then anna_march 10.
     api.post("/v1/consumptions", {"context": {"kind": "project", "id": world.project}, "credit_type": "credits",
@@ -221,8 +259,11 @@ def test_change_holder_moves_the_pack_and_its_balance_and_history_shows_it(world
                                                     "reason": "Anna moved to Paris"}, key="move-goodwill")
     assert r.status_code == 200, r.text
     moved = r.json()
-    assert moved["holder"] == {"kind": "user", "id": world.clara}
-    assert moved["remaining"] == 40
+    assert moved["id"] != pid and moved["origin_pack_id"] == pid
+    assert (moved["holder"], moved["quantity"], moved["remaining"], moved["expires_at"]) == (
+        {"kind": "user", "id": world.clara}, 40, 40, api.get(f"/v1/packs/{pid}").json()["expires_at"])
+    old = api.get(f"/v1/packs/{pid}").json()
+    assert (old["holder"], old["remaining"], old["status"]) == ({"kind": "user", "id": world.anna}, 0, "depleted")
     assert api.balance("user", world.anna)["available"] == 40
     assert api.balance("user", world.clara)["available"] == 40
     after = state(db, workspace.id)
@@ -236,33 +277,38 @@ def test_change_holder_moves_the_pack_and_its_balance_and_history_shows_it(world
                      key="move-goodwill"), 422, "idempotency_key_reused")
     assert state(db, workspace.id) == after
 
-    # The project (Berlin, Anna, Ben) no longer burns it; Clara's own context does.
+    # The project (Berlin, Anna, Ben) no longer burns what moved; Clara's own context does.
     elig = api.get("/v1/eligibility", {"context_kind": "project", "context_id": world.project,
                                        "credit_type": "credits"}).json()
-    assert pid not in [e["pack"]["id"] for e in elig["eligible"]]
-    assert ["holder_mismatch"] == next(m["reasons"] for m in elig["not_eligible"] if m["pack"]["id"] == pid)
+    assert {pid, moved["id"]}.isdisjoint(e["pack"]["id"] for e in elig["eligible"])
+    reasons = {m["pack"]["id"]: m["reasons"] for m in elig["not_eligible"]}
+    assert (reasons[pid], reasons[moved["id"]]) == (["depleted"], ["holder_mismatch"])
     con = api.created("/v1/consumptions", {"context": {"kind": "user", "id": world.clara}, "credit_type": "credits",
                                            "amount": 15})
-    assert con["lines"] == [{"pack_id": pid, "amount": 15}]
+    assert con["lines"] == [{"pack_id": moved["id"], "amount": 15}]
 
-    # user -> office
-    office = api.post(f"/v1/packs/{pid}/change-holder", {"holder": {"kind": "office", "id": world.paris}},
+    # user -> office: again a new pack
+    office = api.post(f"/v1/packs/{moved['id']}/change-holder", {"holder": {"kind": "office", "id": world.paris}},
                       status=200).json()
-    assert office["holder"] == {"kind": "office", "id": world.paris} and office["remaining"] == 25
+    assert (office["holder"], office["remaining"], office["origin_pack_id"]) == (
+        {"kind": "office", "id": world.paris}, 25, moved["id"])
     assert api.balance("office", world.paris)["available"] == 95
     assert api.balance("user", world.clara)["available"] == 0
-    problem(api.post(f"/v1/packs/{pid}/change-holder", {"holder": {"kind": "office", "id": world.paris}}),
+    problem(api.post(f"/v1/packs/{office['id']}/change-holder", {"holder": {"kind": "office", "id": world.paris}}),
             422, "same_holder")
+    problem(api.post(f"/v1/packs/{moved['id']}/change-holder", {"holder": {"kind": "user", "id": world.anna}}),
+            409, "pack_not_active")  # nothing left in it
 
     history = api.get(f"/v1/packs/{pid}/history").json()["data"]
-    assert [h["kind"] for h in history] == ["grant", "holder_change", "consume", "holder_change"]
-    first_move, second_move = history[1], history[3]
-    assert first_move["detail"]["holder_id"] == {"before": world.anna, "after": world.clara}
-    assert first_move["detail"]["reason"] == "Anna moved to Paris"
-    assert first_move["balance_after"] == 40 and first_move["amount"] == 0
-    assert second_move["detail"]["holder_kind"] == {"before": "user", "after": "office"}
-    assert second_move["detail"]["holder_id"] == {"before": world.clara, "after": world.paris}
-    assert [h["balance_after"] for h in history] == [40, 40, 25, 25]
+    assert [(h["kind"], h["amount"], h["balance_after"]) for h in history] == [
+        ("grant", 40, 40), ("transfer_out", -40, 0), ("holder_change", 0, 0)]
+    change = history[2]["detail"]
+    assert change["holder_id"] == {"before": world.anna, "after": world.clara}
+    assert (change["reason"], change["to_pack_id"]) == ("Anna moved to Paris", moved["id"])
+    moved_history = api.get(f"/v1/packs/{moved['id']}/history").json()["data"]
+    assert [(h["kind"], h["amount"], h["balance_after"]) for h in moved_history] == [
+        ("transfer_in", 40, 40), ("consume", -15, 25), ("transfer_out", -25, 0), ("holder_change", 0, 0)]
+    assert moved_history[3]["detail"]["holder_kind"] == {"before": "user", "after": "office"}
     assert_ledger_clean(db, workspace.id)
 
 

@@ -23,22 +23,29 @@ def ids(response) -> list[str]:
 
 def test_balances_per_holder_and_credit_type(world, db, workspace):
     api = world.api
-    api.pack("user", world.anna, 200, "Anna SMS", credit_type="sms")
+    # SMS credits go to staff who may send (governance); Sam loses send_sms afterwards.
+    sam = api.created("/v1/users", {"name": "Sam", "email": "sam@desk.example", "is_staff": True,
+                                    "permissions": ["send_sms"], "primary_office_id": world.berlin})["id"]
+    api.pack("user", sam, 200, "Sam SMS", credit_type="sms")
+    api.pack("user", sam, 7, "Sam credits")
+    api.patch(f"/v1/users/{sam}", {"permissions": []}, status=200)
     hold = api.created("/v1/holds", {"context": {"kind": "user", "id": world.anna}, "credit_type": "credits",
                                      "amount": 35})
     assert hold["status"] == "pending"
     rows = api.get("/v1/balances", {"holder_kind": "user", "holder_id": world.anna}).json()["data"]
     by_type = {row["credit_type"]: row for row in rows}
-    assert set(by_type) == {"credits", "sms"}
+    assert set(by_type) == {"credits"}
     credits = by_type["credits"]
     assert credits["object"] == "balance" and credits["holder"] == {"kind": "user", "id": world.anna}
     assert (credits["available"], credits["held"], credits["total"], credits["frozen"], credits["packs"]) == (
         55, 35, 90, 0, 2)
-    # Anna is a contact without send_sms: her SMS credits are frozen, not available.
-    sms = by_type["sms"]
-    assert (sms["available"], sms["frozen"], sms["total"]) == (0, 200, 200)
+    # Sam no longer has send_sms: his SMS credits are frozen, not available; his other credits are not.
+    by_type = {row["credit_type"]: row for row in api.get(
+        "/v1/balances", {"holder_kind": "user", "holder_id": sam}).json()["data"]}
+    assert (by_type["sms"]["available"], by_type["sms"]["frozen"], by_type["sms"]["total"]) == (0, 200, 200)
+    assert (by_type["credits"]["available"], by_type["credits"]["frozen"]) == (7, 0)
 
-    only_sms = api.get("/v1/balances", {"holder_kind": "user", "holder_id": world.anna, "credit_type": "sms"})
+    only_sms = api.get("/v1/balances", {"holder_kind": "user", "holder_id": sam, "credit_type": "sms"})
     assert [r["credit_type"] for r in only_sms.json()["data"]] == ["sms"]
     # A holder with nothing of a type gets zeros for it.
     assert api.balance("user", world.clara) == {"available": 0, "held": 0, "total": 0}
@@ -55,11 +62,32 @@ def test_expired_credits_are_not_available(world, db, workspace, frozen_clock):
     assert api.balance("user", world.anna) == {"available": 40, "held": 0, "total": 40}
 
 
+def test_a_pack_past_its_expiry_reads_as_expired_before_the_job_runs(world, db, workspace, frozen_clock):
+    """F19: the status is derived on read: an active pack whose expires_at has passed is expired in every
+    view and filter, whether or not the expiry job has swept it."""
+    api = world.api
+    pid = api.pack("office", world.paris, 10, "Short", expires_at="2026-01-16T00:00:00Z")["id"]
+    assert api.get(f"/v1/packs/{pid}").json()["status"] == "active"
+    assert pid in ids(api.get("/v1/packs", {"status": "active"}))
+    frozen_clock.set(datetime(2026, 1, 16, tzinfo=UTC))  # expires_at <= now: expired from this instant
+    assert api.get(f"/v1/packs/{pid}").json()["status"] == "expired"
+    assert pid not in ids(api.get("/v1/packs", {"status": "active", "limit": 500}))
+    assert pid in ids(api.get("/v1/packs", {"status": "expired"}))
+    assert pid in ids(api.get("/v1/packs", [("status", "active"), ("status", "expired")]))
+    assert pid not in ids(api.get("/v1/packs", {"status": "depleted"}))
+    listed = {row["id"]: row["status"] for row in api.get("/v1/packs", {"limit": 500}).json()["data"]}
+    assert listed[pid] == "expired" and listed[world.packs["paris"]] == "active"
+    elig = api.get("/v1/eligibility", {"context_kind": "office", "context_id": world.paris}).json()
+    assert [m["pack"]["status"] for m in elig["not_eligible"] if m["pack"]["id"] == pid] == ["expired"]
+
+
 # --- pack list --------------------------------------------------------------------------------------
 
 def test_pack_list_filters_sort_and_cursor(world, db, workspace):
     api, p = world.api, world.packs
-    sms = api.pack("office", world.berlin, 300, "Berlin SMS bundle", credit_type="sms",
+    sam = api.created("/v1/users", {"name": "Sam", "email": "sam@desk.example", "is_staff": True,
+                                    "permissions": ["send_sms"], "primary_office_id": world.berlin})["id"]
+    sms = api.pack("user", sam, 300, "Berlin SMS bundle", credit_type="sms",
                    status_label="awaiting payment", notes="PO 4711 from Acme")["id"]
     api.created("/v1/consumptions", {"context": {"kind": "user", "id": world.ben}, "credit_type": "credits",
                                      "amount": 30})  # ben_vip depleted
@@ -67,7 +95,8 @@ def test_pack_list_filters_sort_and_cursor(world, db, workspace):
 
     everything = ids(api.get("/v1/packs"))
     assert everything == [*p.values(), sms]  # created order
-    assert ids(api.get("/v1/packs", {"holder_kind": "user"})) == [p["ben_vip"], p["anna_march"], p["anna_june"]]
+    assert ids(api.get("/v1/packs", {"holder_kind": "user"})) == [p["ben_vip"], p["anna_march"], p["anna_june"],
+                                                                  sms]
     assert ids(api.get("/v1/packs", {"holder_kind": "user", "holder_id": world.anna})) == [
         p["anna_march"], p["anna_june"]]
     # An office's packs include those of the users who belong to it.
@@ -149,6 +178,28 @@ def test_pack_history_every_movement_with_running_balance_and_references(world, 
     problem(api.get("/v1/packs/pack_nope/history", status=None), 404, "not_found")
 
 
+def test_history_links_only_to_http_urls_even_for_rows_stored_before_the_check(world, db, workspace):
+    """F2: reference_link is an allow-list at render time: a stored javascript: link (a row written before
+    input was checked) is shown without its link; http(s) links and our own pages keep theirs."""
+    from sqlalchemy import update
+
+    from creditdesk.ledger.models import LedgerTransfer
+
+    api, pid = world.api, world.packs["berlin_june"]
+    ok = api.created("/v1/consumptions", {"context": {"kind": "office", "id": world.berlin}, "credit_type": "credits",
+                                          "amount": 1, "reference": {"kind": "invoice", "id": "INV-1",
+                                                                     "url": "https://billing.example/INV-1"}})
+    bad = api.created("/v1/consumptions", {"context": {"kind": "office", "id": world.berlin}, "credit_type": "credits",
+                                           "amount": 1, "reference": {"kind": "project", "id": world.project,
+                                                                      "url": "https://x.example/"}})
+    db.write(lambda s: s.execute(update(LedgerTransfer).where(LedgerTransfer.operation_id == bad["id"])
+                                 .values(reference_url="javascript:fetch('/settings')")))
+    by_operation = {h["operation_id"]: h["reference"] for h in api.get(f"/v1/packs/{pid}/history").json()["data"]}
+    assert by_operation[ok["id"]]["url"] == "https://billing.example/INV-1"
+    # The unsafe stored link is dropped; the project's own page is linked instead.
+    assert by_operation[bad["id"]] == {"kind": "project", "id": world.project, "url": f"/projects/{world.project}"}
+
+
 # --- eligibility ------------------------------------------------------------------------------------
 
 def test_eligibility_lists_burn_order_and_every_near_miss_with_its_reason(world, db, workspace, frozen_clock):
@@ -157,8 +208,12 @@ def test_eligibility_lists_burn_order_and_every_near_miss_with_its_reason(world,
                        expires_at="2026-01-01T00:00:00Z")["id"]
     later = api.pack("office", world.berlin, 10, "Starts in March", starts_at="2026-03-01T00:00:00Z")["id"]
     seo = api.pack("office", world.berlin, 10, "SEO only", product_codes=["seo_audit"])["id"]
-    sms = api.pack("office", world.berlin, 10, "Berlin SMS", credit_type="sms")["id"]
-    frozen_sms = api.pack("user", world.ben, 10, "Ben SMS", credit_type="sms")["id"]
+    staff = [api.created("/v1/users", {"name": name, "email": f"{name.lower()}@desk.example", "is_staff": True,
+                                       "permissions": ["send_sms"], "primary_office_id": world.berlin})["id"]
+             for name in ("Sam", "Tom")]
+    sms = api.pack("user", staff[0], 10, "Sam SMS", credit_type="sms")["id"]
+    frozen_sms = api.pack("user", staff[1], 10, "Tom SMS", credit_type="sms")["id"]
+    api.patch(f"/v1/users/{staff[1]}", {"permissions": []}, status=200)
     used = api.pack("user", world.ben, 5, "Used up", priority=0)["id"]
     api.created("/v1/consumptions", {"context": {"kind": "user", "id": world.ben}, "credit_type": "credits",
                                      "amount": 5})
@@ -178,8 +233,9 @@ def test_eligibility_lists_burn_order_and_every_near_miss_with_its_reason(world,
         expired: ["expired"],
         later: ["not_started"],
         seo: ["product_not_covered"],
-        sms: ["other_credit_type"],
-        frozen_sms: ["other_credit_type", "frozen"],
+        # Staff of the customer's office, not project contacts; SMS credits pay for their holder's own use only.
+        sms: ["holder_mismatch", "own_credits_only", "other_credit_type"],
+        frozen_sms: ["holder_mismatch", "own_credits_only", "other_credit_type", "frozen"],
         used: ["depleted"],
         voided: ["voided"],
     }

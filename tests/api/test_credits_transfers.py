@@ -130,7 +130,7 @@ def test_transfer_skips_voided_and_expired_packs(world, db, workspace, frozen_cl
     ({"amount": 0}, 422, "validation_error"),
     ({"amount": -1}, 422, "validation_error"),
     ({"credit_type": "minutes"}, 422, "unknown_credit_type"),
-    ({"credit_type": "sms"}, 409, "insufficient_credits"),
+    ({"credit_type": "sms"}, 422, "invalid_sms_account"),  # SMS credits: the pool and users only
     ({"to": {"kind": "office", "id": "BERLIN"}}, 422, "same_holder"),
     ({"from": None}, 422, "transfer_source_required"),
     ({"to": {"kind": "office", "id": "off_nope"}}, 404, "not_found"),
@@ -151,7 +151,7 @@ def test_bad_transfers_answer_a_stable_code_and_write_nothing(world, db, workspa
 
 def test_a_pack_of_another_credit_type_cannot_be_the_source(world, db, workspace):
     api = world.api
-    sms = api.pack("office", world.berlin, 100, "SMS", credit_type="sms")["id"]
+    sms = api.pack("workspace", None, 100, "SMS", credit_type="sms")["id"]
     before = state(db, workspace.id)
     problem(api.post("/v1/transfers", {"from_pack_id": sms, "to": {"kind": "office", "id": world.paris},
                                        "credit_type": "credits", "amount": 1}), 422, "credit_type_mismatch")

@@ -18,7 +18,8 @@ from tests.parties.factories import make_customer, make_office, make_user, maste
 @dataclass
 class Shop:
     """One workspace: credit types `credits` and `sms` (sms needs send_sms), a customer with two offices,
-    users anna (send_sms, in berlin), ben (no send_sms, in berlin) and clara (paris)."""
+    users anna (staff with send_sms, in berlin), ben (contact, no send_sms, in berlin) and clara (contact,
+    paris). Anna is staff: SMS credits are held by staff users only (governance.may_use)."""
 
     db: object
     ws: str
@@ -39,7 +40,7 @@ def make_shop(db, name: str = "Shop") -> Shop:
     customer = make_customer(db, actor=actor, name="Acme")
     berlin = make_office(db, actor=actor, name="Berlin", customer_id=customer)
     paris = make_office(db, actor=actor, name="Paris", customer_id=customer)
-    anna = make_user(db, actor=actor, name="Anna", is_staff=False, permissions=["send_sms"],
+    anna = make_user(db, actor=actor, name="Anna", is_staff=True, permissions=["send_sms"],
                      primary_office_id=berlin)
     ben = make_user(db, actor=actor, name="Ben", is_staff=False, primary_office_id=berlin)
     clara = make_user(db, actor=actor, name="Clara", is_staff=False, primary_office_id=paris)

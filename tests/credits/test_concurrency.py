@@ -211,8 +211,10 @@ def test_void_change_holder_and_transfer_against_consumptions(db, shop):
 
     outcomes = race(12, move)
     assert all(not isinstance(o, Exception) or isinstance(o, InsufficientCredits) for o in outcomes), outcomes
+    assert outcomes[0] == shop.clara  # the change of holder made Clara a new pack of what was left
     spent = sum(o[1] for o in outcomes[1:] if isinstance(o, tuple))
-    assert remaining(db, a, q) == 100 - spent
+    assert remaining(db, a, q) == 0
+    assert balance(db, a, "user", shop.anna)["available"] == 0
     assert balance(db, a, "user", shop.clara)["available"] == 100 - spent
     assert_verified(db, shop.ws)
 

@@ -19,6 +19,7 @@ from creditdesk.ledger import service as ledger
 from creditdesk.ledger.models import LedgerAccount, LedgerTransfer
 from creditdesk.ledger.models import LedgerTransfer as LT
 from tests.credits.helpers import history, make_shop
+from tests.parties.factories import actor_of, make_user
 
 HEADER = ("holder_kind,holder_id,credit_type,quantity,name,price_paid,currency,is_paid,source,external_ref,"
           "relationship_manager_id,project_manager_id,purchased_at,starts_at,expires_at,expiry_months,priority,"
@@ -108,6 +109,55 @@ def test_own_idempotency_keys_first_line_wins(db):
     assert sorted(p.name for p in packs_of(db, shop.ws)) == ["First", "Slow first"]
 
 
+def test_a_derived_key_taken_by_a_user_does_not_swallow_the_row(db):
+    """F11: a row without a key of its own gets one derived from its content (predictable); it lives in
+    the internal column, so a user who granted a pack under that text first does not make the import skip
+    the row (nor receive its credits), on the fast path and on the slow one."""
+    shop = make_shop(db)
+    rows = (f"office,{shop.berlin},credits,5,Fast row,,,,,,,,,,,,,,,,",
+            f"office,{shop.berlin},credits,6,Slow row,,,,,,,,20260115,,,,,,,,")  # unusual date: slow path
+    text = csv_text(*rows)
+    keys = [row.key for row in importer.read_rows(io.StringIO(text, newline=""))]
+    assert all(key.startswith("import:") for key in keys)
+    for key in keys:
+        credits_ = cs.PackCreate(holder={"kind": "user", "id": shop.anna}, credit_type="credits", quantity=1,
+                                 name="squat", idempotency_key=key)
+        db.write(lambda s, data=credits_: credits.grant_pack(s, data, actor=shop.actor))
+    report = run_import(db, shop.actor, text)
+    assert (report.granted, report.skipped, report.error_count) == (2, 0, 0)
+    imported = {p.name: p for p in packs_of(db, shop.ws) if p.holder_id == shop.berlin}
+    assert {name: (p.idempotency_key, p.internal_key) for name, p in imported.items()} == {
+        "Fast row": (None, keys[0]), "Slow row": (None, keys[1])}
+    # And a re-run still grants nothing twice.
+    assert (run_import(db, shop.actor, text).skipped, len(packs_of(db, shop.ws))) == (2, 4)
+    verify_ok(db, shop.ws)
+
+
+def test_sms_rows_follow_the_sms_rules(db):
+    """The import grants like grant_pack (governance.authorize_grant): SMS credits go to the pool or to users
+    who may send, from a master; never as a purchase or a transfer."""
+    shop = make_shop(db)
+    text = csv_text(
+        "workspace,,sms,100,Pool SMS,,,,,,,,,,,,,,,,",
+        f"user,{shop.anna},sms,10,Anna SMS,,,,,,,,,,,,,,,,",
+        f"office,{shop.berlin},sms,10,Office SMS,,,,,,,,,,,,,,,,",
+        f"user,{shop.ben},sms,10,Ben SMS (no send_sms),,,,,,,,,,,,,,,,",
+        "workspace,,sms,10,Bought?,,,,purchase,smsp_x,,,,,,,,,,,",
+        f"office,{shop.berlin},credits,10,Moved?,,,,transfer,,,,,,,,,,,,",
+    )
+    report = run_import(db, shop.actor, text)
+    assert (report.granted, report.error_count) == (2, 4)
+    assert [(line, message.rsplit("(", 1)[1]) for line, message in sorted(report.errors)] == [
+        (4, "invalid_sms_account)"), (5, "recipient_cannot_send_sms)"), (6, "source_reserved)"),
+        (7, "source_reserved)")]
+    manager = actor_of(db, make_user(db, actor=shop.actor, name="Mallory", role="manager",
+                                     permissions=["send_sms"]))
+    report = run_import(db, manager, csv_text(f"user,{manager.user_id},sms,100000,free sms,,,,,,,,,,,,,,,,"))
+    assert (report.granted, report.error_count) == (0, 1)
+    assert report.errors[0][1].endswith("(credit_type_governed)")
+    verify_ok(db, shop.ws)
+
+
 def test_errors_kept_are_capped_but_all_counted(db, monkeypatch):
     shop = make_shop(db)
     monkeypatch.setattr(importer, "MAX_KEPT_ERRORS", 3)
@@ -187,7 +237,7 @@ def _fast_path_rows(lines: list[str]):
     """The rows the SQLite fast path writes for these CSV lines, and the same rows as Python values."""
     from datetime import UTC, datetime
 
-    ct = SimpleNamespace(code="credits", id="ct_1", issuance_account_id="la_issue")
+    ct = SimpleNamespace(code="credits", id="ct_1", issuance_account_id="la_issue", required_permission=None)
     found = importer._Lookups({"credits": ct}, {("office", "off_1"): "cus_1", ("user", "usr_1"): None},
                               {"usr_1"})
     actor = SimpleNamespace(workspace_id="ws_1", kind="user", user_id="usr_1", api_key_id=None)

@@ -23,6 +23,7 @@ from creditdesk.credits.errors import (
     HoldNotPending,
     InsufficientCredits,
     InvalidCredits,
+    NothingToMove,
     NothingToReverse,
     PackNotActive,
 )
@@ -208,27 +209,32 @@ def test_expiry_months_counts_from_purchase(db, shop):
 
 def test_credits_of_a_user_without_the_types_permission_are_frozen(db, shop):
     a = shop.actor
+    set_user(db, shop, shop.anna, permissions=["send_sms", "consume_credits"])
+    anna = actor_of(db, shop.anna)  # SMS credits are spent by their holder only (governance.authorize_spend)
     sms = grant(db, a, "user", shop.anna, 50, credit_type="sms")
     plain = grant(db, a, "user", shop.anna, 5)
-    assert lines(consume(db, a, "user", shop.anna, 10, credit_type="sms")) == [(sms, 10)]
-    set_user(db, shop, shop.anna, permissions=[])
+    assert lines(consume(db, anna, "user", shop.anna, 10, credit_type="sms")) == [(sms, 10)]
+    set_user(db, shop, shop.anna, permissions=["consume_credits"])
+    anna = actor_of(db, shop.anna)
     assert balance(db, a, "user", shop.anna, "sms") == {"available": 0, "held": 0, "total": 40, "frozen": 40}
     assert pack(db, a, sms).frozen is True
     assert pack(db, a, plain).frozen is False  # a type without required_permission never freezes
     # Refused as frozen, not as "insufficient": the credits are there, a transfer out is the way.
     with pytest.raises(CreditsFrozen) as refused:
-        consume(db, a, "user", shop.anna, 1, credit_type="sms")
+        consume(db, anna, "user", shop.anna, 1, credit_type="sms")
     assert refused.value.details["frozen"] == 40
     with pytest.raises(CreditsFrozen):
-        hold(db, a, "user", shop.anna, 1, credit_type="sms")
+        hold(db, anna, "user", shop.anna, 1, credit_type="sms")
     with pytest.raises(InsufficientCredits):  # more than even the frozen credits would pay
-        consume(db, a, "user", shop.anna, 41, credit_type="sms")
-    assert lines(consume(db, a, "user", shop.anna, 1)) == [(plain, 1)]
-    # Frozen until transferred away: the transfer is allowed, and the receiver can spend them.
-    moved = transfer(db, a, ("user", shop.clara), 40, source=("user", shop.anna), credit_type="sms")
-    set_user(db, shop, shop.clara, permissions=["send_sms"])
-    assert balance(db, a, "user", shop.clara, "sms")["available"] == 40
-    assert lines(consume(db, a, "user", shop.clara, 40, credit_type="sms")) == [(moved.lines[0]["to_pack_id"], 40)]
+        consume(db, anna, "user", shop.anna, 41, credit_type="sms")
+    assert lines(consume(db, anna, "user", shop.anna, 1)) == [(plain, 1)]
+    # Frozen until transferred away: the transfer is allowed (to a user who may send), who can spend them.
+    tia = make_user(db, actor=a, name="Tia", permissions=["send_sms", "consume_credits"],
+                    primary_office_id=shop.paris)
+    moved = transfer(db, a, ("user", tia), 40, source=("user", shop.anna), credit_type="sms")
+    assert balance(db, a, "user", tia, "sms")["available"] == 40
+    assert lines(consume(db, actor_of(db, tia), "user", tia, 40, credit_type="sms")) == [
+        (moved.lines[0]["to_pack_id"], 40)]
     # Permission back: nothing left to thaw on Anna's side.
     set_user(db, shop, shop.anna, permissions=["send_sms"])
     assert balance(db, a, "user", shop.anna, "sms")["available"] == 0
@@ -429,11 +435,11 @@ def test_reverse_into_a_pack_past_expiry_before_the_job(db, shop, frozen_clock):
     p = grant(db, a, "office", shop.berlin, 10, expires_at=T0 + timedelta(days=1))
     c = consume(db, a, "office", shop.berlin, 4)
     frozen_clock.advance(days=2)
-    # The job has not run: the pack is still marked active with 6 left; the 4 coming back are breakage,
-    # the 6 wait for the job (and are not spendable meanwhile).
+    # The job has not run: the pack is still stored active with 6 left, but reads as expired (its expiry
+    # has passed); the 4 coming back are breakage, the 6 wait for the job (and are not spendable meanwhile).
     db.write(lambda s: credits.reverse_consumption(s, c.id, actor=a))
     view = pack(db, a, p)
-    assert (view.remaining, view.status) == (6, "active")
+    assert (view.remaining, view.status) == (6, "expired")
     assert balance(db, a, "office", shop.berlin)["available"] == 0
     assert sink(db, shop.ws, "breakage") == 4
     assert run_jobs(db, shop.ws)["packs"] == 1
@@ -527,7 +533,7 @@ def test_transfer_from_a_holder_splits_in_burn_order(db, shop):
 def test_transfer_from_one_pack_and_bad_transfers(db, shop):
     a = shop.actor
     p = grant(db, a, "office", shop.berlin, 10)
-    other = grant(db, a, "office", shop.berlin, 10, credit_type="sms")
+    other = grant(db, a, "workspace", None, 10, credit_type="sms")
     out = transfer(db, a, ("office", shop.paris), 4, from_pack_id=p)
     assert out.from_ == {"kind": "office", "id": shop.berlin, "pack_id": p}
     before = row_counts(db, shop.ws)
@@ -551,39 +557,71 @@ def test_transfer_from_one_pack_and_bad_transfers(db, shop):
 
 # --- change holder -------------------------------------------------------------------------------
 
-def test_change_holder_moves_the_pack_and_its_balance(db, shop, frozen_clock):
+def test_change_holder_is_a_transfer_out_and_in_at_its_time(db, shop, frozen_clock):
+    """A change of holder never re-attributes history: what remains moves, now, to a new pack of the new
+    holder (origin_pack_id: the old one); the old pack keeps its holder and every line of its history."""
     a = shop.actor
     p = grant(db, a, "user", shop.anna, 50)
     consume(db, a, "user", shop.anna, 10)
     frozen_clock.advance(minutes=5)
     moved = db.write(lambda s: credits.change_holder(s, p, cs.ChangeHolder(
         holder={"kind": "user", "id": shop.clara}, reason="Anna left"), actor=a).id)
-    assert moved == p
+    assert moved != p
+    new = pack(db, a, moved)
+    assert (new.holder, new.quantity, new.remaining, new.origin_pack_id, new.source) == (
+        {"kind": "user", "id": shop.clara}, 40, 40, p, "transfer")
+    old = pack(db, a, p)
+    assert (old.holder, old.quantity, old.remaining, old.status) == ({"kind": "user", "id": shop.anna}, 50, 0,
+                                                                      "depleted")
     assert balance(db, a, "user", shop.anna)["available"] == 0
     assert balance(db, a, "user", shop.clara)["available"] == 40
     with pytest.raises(InsufficientCredits):
         consume(db, a, "user", shop.anna, 1)
-    assert lines(consume(db, a, "user", shop.clara, 5)) == [(p, 5)]
-    # user -> office -> user
-    db.write(lambda s: credits.change_holder(s, p, cs.ChangeHolder(holder={"kind": "office", "id": shop.paris}),
-                                             actor=a))
+    assert lines(consume(db, a, "user", shop.clara, 5)) == [(moved, 5)]
+    # user -> office -> user: a new pack each time
+    second = db.write(lambda s: credits.change_holder(s, moved, cs.ChangeHolder(
+        holder={"kind": "office", "id": shop.paris}), actor=a).id)
     assert balance(db, a, "office", shop.paris)["available"] == 35
-    db.write(lambda s: credits.change_holder(s, p, cs.ChangeHolder(holder={"kind": "user", "id": shop.ben}),
-                                             actor=a))
-    view = pack(db, a, p)
-    assert (view.holder, view.remaining, view.quantity) == ({"kind": "user", "id": shop.ben}, 35, 50)
-    changes = [e for e in history(db, a, p) if e.kind == "holder_change"]
-    assert [(e.detail.get("holder_kind"), e.detail["holder_id"]) for e in changes] == [
-        (None, {"before": shop.anna, "after": shop.clara}),
-        ({"before": "user", "after": "office"}, {"before": shop.clara, "after": shop.paris}),
-        ({"before": "office", "after": "user"}, {"before": shop.paris, "after": shop.ben}),
-    ]
-    assert changes[0].detail["reason"] == "Anna left"
-    assert changes[0].balance_after == 40
+    third = db.write(lambda s: credits.change_holder(s, second, cs.ChangeHolder(
+        holder={"kind": "user", "id": shop.ben}), actor=a).id)
+    view = pack(db, a, third)
+    assert (view.holder, view.remaining, view.quantity, view.origin_pack_id) == (
+        {"kind": "user", "id": shop.ben}, 35, 35, second)
+    # The old pack's history: what happened while Anna held it, then the out line at the time of the change.
+    old_history = history(db, a, p)
+    assert [(e.kind, e.amount, e.balance_after) for e in old_history] == [
+        ("grant", 50, 50), ("consume", -10, 40), ("transfer_out", -40, 0), ("holder_change", 0, 0)]
+    assert old_history[2].at == T0 + timedelta(minutes=5) and old_history[0].at == T0
+    change = old_history[3].detail
+    assert (change["holder_id"], change["reason"], change["to_pack_id"]) == (
+        {"before": shop.anna, "after": shop.clara}, "Anna left", moved)
+    # The new pack's history starts with the in line at the time of the change (nothing before it).
+    assert [(e.kind, e.amount, e.at) for e in history(db, a, moved)][:2] == [
+        ("transfer_in", 40, T0 + timedelta(minutes=5)), ("consume", -5, T0 + timedelta(minutes=5))]
     with db.read() as s:
         event = s.scalar(select(AuditEvent).where(AuditEvent.object_id == p,
                                                   AuditEvent.action == "pack.change_holder").order_by(AuditEvent.id))
-        assert event.after["balance_moved"] == 40
+        assert (event.after["balance_moved"], event.after["to_pack_id"]) == (40, moved)
+    assert_verified(db, shop.ws)
+
+
+def test_change_holder_leaves_held_credits_with_their_hold(db, shop):
+    a = shop.actor
+    p = grant(db, a, "office", shop.berlin, 30)
+    h = hold(db, a, "office", shop.berlin, 10)
+    moved = db.write(lambda s: credits.change_holder(s, p, cs.ChangeHolder(
+        holder={"kind": "office", "id": shop.paris}), actor=a).id)
+    assert (pack(db, a, moved).remaining, pack(db, a, p).remaining, pack(db, a, p).held) == (20, 0, 10)
+    capture(db, a, h.id, 4)  # the hold ends on the pack it was taken from
+    assert (pack(db, a, p).remaining, pack(db, a, p).held) == (6, 0)
+    # All of a pack on hold: nothing to move.
+    q = grant(db, a, "office", shop.paris, 5, priority=-1)
+    hold(db, a, "office", shop.paris, 5)
+    before = row_counts(db, shop.ws)
+    with pytest.raises(NothingToMove):
+        db.write(lambda s: credits.change_holder(s, q, cs.ChangeHolder(
+            holder={"kind": "office", "id": shop.berlin}), actor=a))
+    assert row_counts(db, shop.ws) == before
     assert_verified(db, shop.ws)
 
 
@@ -768,7 +806,7 @@ def test_eligibility_explains_every_near_miss(db, shop, frozen_clock):
         depleted: ["depleted"],
         future: ["not_started"],
         product: ["product_not_covered"],
-        sms: ["other_credit_type"],
+        sms: ["own_credits_only", "other_credit_type"],  # SMS credits pay for their holder's own use only
     }
     # Frozen: Anna loses send_sms; her sms pack is frozen for an sms question.
     set_user(db, shop, shop.anna, permissions=[])
@@ -918,6 +956,8 @@ def catalogue(db, shop):
     a = shop.actor
     dan = make_user(db, actor=a, name="Dan", is_staff=False, primary_office_id=shop.paris,
                     additional_office_ids=[shop.berlin])
+    # SMS credits go to staff users who may send (governance): Sam, in Paris like Clara.
+    sam = make_user(db, actor=a, name="Sam", permissions=["send_sms"], primary_office_id=shop.paris)
     p = {
         "berlin": grant(db, a, "office", shop.berlin, 100, name="Berlin retainer", notes="Renewal in May",
                         expires_at=at(2026, 6, 30)),
@@ -925,7 +965,7 @@ def catalogue(db, shop):
                       expires_at=at(2026, 3, 31)),
         "dan": grant(db, a, "user", dan, 25, name="Dan top-up", external_ref="CRM-99"),
         "paris": grant(db, a, "office", shop.paris, 60, name="Paris retainer", expires_at=at(2026, 12, 31)),
-        "clara_sms": grant(db, a, "user", shop.clara, 500, name="Clara SMS", credit_type="sms"),
+        "clara_sms": grant(db, a, "user", sam, 500, name="Clara SMS", credit_type="sms"),
         "pool": grant(db, a, "workspace", None, 1000, name="Pool"),
     }
     consume(db, a, "office", shop.berlin, 70)

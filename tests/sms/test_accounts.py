@@ -126,3 +126,25 @@ def test_seller_details_and_nulls(world):
     with pytest.raises(InvalidInput):
         world.write(lambda session: sms.update_settings(session, s.SmsSettingsUpdate(unit_price=None),
                                                         actor=world.actor("master")))
+
+
+def test_frozen_has_one_definition_in_the_sms_box_and_the_credits_views(world):
+    """Frozen SMS credits are the same users' whichever view asks: the credits layer (balances, packs,
+    the burn) and the SMS box used to disagree on a contact (not staff) holding send_sms."""
+    from sqlalchemy import select
+
+    from creditdesk.credits import service as credits
+    from creditdesk.parties.models import User
+    from tests.parties.factories import make_user
+
+    master = world.actor("master")
+    contact = make_user(world.db, actor=master, name="Contact", is_staff=False, permissions=["send_sms"],
+                        primary_office_id=world.offices["North"])
+    world.write(lambda session: sms.sms_credit_type(session, world.ws).id)
+    with world.db.read() as session:
+        ct = sms.find_sms_credit_type(session, world.ws)
+        users = list(session.scalars(select(User).where(User.workspace_id == world.ws)))
+        frozen = credits.frozen_user_ids(session, world.ws, ct, {u.id for u in users})
+        assert {u.id for u in users if not sms.may_send_sms(u)} == frozen
+        assert {contact, world.ids["Dan"], world.ids["Ian"]} <= frozen
+        assert world.ids["Ann"] not in frozen and world.ids["master"] not in frozen

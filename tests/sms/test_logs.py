@@ -122,3 +122,32 @@ def test_csv_rows(world, history):
     assert by_column[0]["reference_id"].startswith("xfer_")
     assert by_column[0]["ledger_transfer_id"].startswith("lt_")
     assert by_column[3]["date_utc"] == "2026-01-15T12:00:00Z" and by_column[3]["movement"] == "purchase"
+
+
+def test_a_change_of_holder_is_an_out_and_in_pair_at_its_time(world, frozen_clock):
+    """F1: a change of holder never rewrites the logs. The seller of the credits keeps their purchase line
+    and shows a transfer out at the time of the change; the new holder shows a transfer in at that time,
+    never a purchase from before they held the credits. It follows the transfer rules."""
+    from creditdesk.credits import schemas as cs
+    from creditdesk.credits import service as credits
+    from creditdesk.errors import InvalidInput
+
+    purchase = world.buy("master", "user", "Ann", 300)
+    frozen_clock.advance(days=3)
+
+    def change(who, pack_id, to):
+        return world.write(lambda session: credits.change_holder(session, pack_id, cs.ChangeHolder(
+            holder={"kind": "user", "id": world.ids[to]}, reason="Ann left"), actor=world.actor(who)))
+
+    with pytest.raises(InvalidInput) as refused:  # Dan has no send_sms: SMS credits cannot go to him
+        change("master", purchase.pack_id, "Dan")
+    assert refused.value.code == "recipient_cannot_send_sms"
+    moved = change("master", purchase.pack_id, "Ben")
+    ann = logs(world, "master", "Ann").items
+    assert summary(world, ann) == [("Ann", "out", "transfer_out", 300, "Ben"), ("Ann", "in", "purchase", 300, None)]
+    assert ann[1].at == purchase.paid_at and ann[0].at == purchase.paid_at + timedelta(days=3)
+    assert (ann[1].pack_id, ann[1].reference_id) == (purchase.pack_id, purchase.id)
+    ben = logs(world, "master", "Ben").items
+    assert summary(world, ben) == [("Ben", "in", "transfer_in", 300, "Ann")]
+    assert (ben[0].at, ben[0].pack_id) == (purchase.paid_at + timedelta(days=3), moved.id)
+    assert (world.balance("Ann")["available"], world.balance("Ben")["available"]) == (0, 300)

@@ -146,6 +146,27 @@ def test_pending_payment_applies_credits_only_when_settled_paid(world, test_paym
     assert world.balance("Ben")["available"] == 30
 
 
+def test_a_purchase_key_taken_by_a_user_first_still_grants_the_buyer(world, test_payment_methods):
+    """F11: internal keys (`sms_purchase:<id>`) live apart from the keys users give their grants. A manager
+    who granted a pack under the key of a pending purchase no longer takes the paid purchase's credits."""
+    from creditdesk.credits import schemas as cs
+    from creditdesk.credits import service as credits
+
+    world.write(lambda session: credits.create_credit_type(session, cs.CreditTypeCreate(code="credits", name="C"),
+                                                           actor=world.actor("master")))
+    purchase = world.buy("Ann", "user", "Ben", 30, method="test_pending")
+    squat = world.write(lambda session: credits.grant_pack(session, cs.PackCreate(
+        holder={"kind": "user", "id": world.ids["Max"]}, credit_type="credits", quantity=1, name="squat",
+        idempotency_key=f"sms_purchase:{purchase.id}"), actor=world.actor("Max")).id)
+    paid = world.write(lambda session: sms.settle_purchase(
+        session, purchase.id, s.PaymentOutcome(status="paid"), actor=world.actor("master")))
+    assert paid.pack_id != squat
+    assert world.balance("Ben")["available"] == 30
+    [pack] = packs_of(world, "Ben")
+    assert (pack.id, pack.source, pack.external_ref, pack.idempotency_key, pack.internal_key) == (
+        paid.pack_id, "purchase", purchase.id, None, f"sms_purchase:{purchase.id}")
+
+
 def test_pending_payment_settled_failed_grants_nothing(world, test_payment_methods):
     purchase = world.buy("master", "workspace", None, 30, method="test_pending")
     failed = world.write(lambda session: sms.settle_purchase(

@@ -225,10 +225,10 @@ def test_change_holder_with_confirmation(page, browser, server):
     page.get_by_role("button", name="Continue").click()
     confirm = page.locator("#confirm-change")
     expect(confirm).to_contain_text("moves from Hank Scorpio (user) to Globex HQ (office)")
-    expect(confirm).to_contain_text("5.00 hours remaining")
+    expect(confirm).to_contain_text("5.00 hours go to a new pack of Globex HQ")
     shot(page, "05-change-holder-confirm")
-    page.get_by_role("button", name="Yes, move the pack").click()
-    expect(page.locator(".flash.success")).to_contain_text("Moved Hank bonus hours with 5.00 hours from Hank Scorpio "
+    page.get_by_role("button", name="Yes, move the credits").click()
+    expect(page.locator(".flash.success")).to_contain_text("Moved 5.00 hours of Hank bonus hours from Hank Scorpio "
                                                            "to Globex HQ")
     history = page.locator("#history")
     expect(history).to_contain_text("Holder changed")

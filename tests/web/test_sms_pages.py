@@ -318,3 +318,65 @@ def test_pending_payment_applies_nothing_until_a_master_records_it(web, db, peop
     assert "Payment successful" in master.get(url).text
     assert balance(db, ws, "user", ids["Eve"]) == 40
     assert master.get(url + "/receipt.pdf").headers["content-type"] == "application/pdf"
+
+
+def test_a_stored_javascript_reference_is_never_rendered_as_a_link(web, world, db):
+    """F2: a consumption's reference URL stored before input was checked renders as plain text."""
+    from sqlalchemy import update
+
+    from creditdesk.credits import schemas as cs
+    from creditdesk.credits import service as credits
+    from creditdesk.ledger.models import LedgerTransfer
+
+    def consume(session):
+        master = parties.actor_for_user(session, session.scalar(select(User).where(User.email == world.master_email)))
+        return credits.consume(session, cs.ConsumeRequest(
+            context={"kind": "office", "id": world.leeds_id}, credit_type="hours", amount=100,
+            reference={"kind": "Invoice", "id": "INV-2026-0043", "url": "https://billing.example/INV"}),
+            actor=master).id
+    operation = db.write(consume)
+    db.write(lambda session: session.execute(update(LedgerTransfer).where(LedgerTransfer.operation_id == operation)
+                                             .values(reference_url="javascript:alert(document.cookie)")))
+    client = logged_in(web, world.master_email)
+    for path in (f"/packs/{world.leeds_pack}/history?fragment=1", f"/packs/{world.leeds_pack}"):
+        page = client.get(path).text
+        assert "Invoice INV-2026-0043" in page
+        assert "javascript:" not in page.lower(), path
+
+
+def test_change_holder_of_an_sms_pack_follows_the_transfer_rules(web, db, people):
+    """F1: the back office's change holder moves what remains of a pack as a transfer (a new pack of the new
+    holder, the old one keeps its history), and SMS credits only to users who may send."""
+    client = logged_in(web, people["emails"]["master"])
+    with db.read() as session:
+        purchase = next(p for p in sms.list_purchases(session, actor=Actor.system(people["ws"]), limit=10).items
+                        if p.for_id == people["ids"]["Ann"])
+        purchase_id, pack_id = purchase.id, purchase.pack_id
+    page = f"/packs/{pack_id}/change-holder"
+    refused = post_form(client, page, {"holder": f"user:{people['ids']['Dan']}", "reason": "x", "confirm": "yes"},
+                        page=page)
+    assert refused.status_code == 422 and "send_sms" in refused.text
+    assert balance(db, people["ws"], "user", people["ids"]["Ann"]) == 100
+    moved = post_form(client, page, {"holder": f"user:{people['ids']['Ben']}", "reason": "x", "confirm": "yes"},
+                      page=page)
+    assert moved.status_code == 303
+    new_pack = moved.headers["location"].rsplit("/", 1)[1]
+    assert new_pack != pack_id and new_pack.startswith("pack_")
+    assert (balance(db, people["ws"], "user", people["ids"]["Ann"]),
+            balance(db, people["ws"], "user", people["ids"]["Ben"])) == (0, 100)
+    # The purchase's own pack still links to its receipt and says where its credits went.
+    fragment = client.get(f"/packs/{pack_id}/history?fragment=1").text
+    assert f'href="/sms/purchases/{purchase_id}"' in fragment
+    assert "Ben" in fragment
+
+
+def test_members_see_only_the_sms_packs_of_their_scope_in_the_back_office(web, db, people):
+    """F1 (reads): the credits report and a pack page show SMS packs as sms.scope_of does."""
+    with db.read() as session:
+        pool_pack = next(p for p in sms.list_purchases(session, actor=Actor.system(people["ws"]), limit=10).items
+                         if p.for_kind == "workspace").pack_id
+    cat = logged_in(web, people["emails"]["Cat"])
+    assert cat.get(f"/packs/{pool_pack}").status_code == 404
+    assert pool_pack not in cat.get("/credits").text
+    master = logged_in(web, people["emails"]["master"])
+    assert master.get(f"/packs/{pool_pack}").status_code == 200

@@ -36,6 +36,11 @@ class AlreadyReversed(CreditsError):
     title = "Already reversed"
 
 
+class NothingToMove(CreditsError):
+    code = "nothing_to_move"
+    title = "Nothing to move"
+
+
 class NothingToReverse(CreditsError):
     code = "nothing_to_reverse"
     title = "Nothing to reverse"

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from creditdesk import clock
 from creditdesk.audit import Actor, AuditEvent, _jsonable
-from creditdesk.credits import schemas
+from creditdesk.credits import governance, schemas
 from creditdesk.credits import service as credits
 from creditdesk.credits.models import CreditType, Pack
 from creditdesk.errors import CreditdeskError
@@ -81,9 +81,18 @@ class Row:
     raw: dict | None = None  # column -> stripped value, None when empty
     key: str | None = None  # the row's idempotency key (its own, or derived from its content)
     values: dict | None = None  # what the cheap checks made of it; None: the slow path decides
+    # The key is derived from the row's content (the file gave none): an internal key, kept in the packs'
+    # internal_key column, apart from the keys users give (idempotency_key), so none can take it first.
+    derived: bool = False
+
+    @property
+    def slot(self) -> tuple[bool, str | None]:
+        """The key with its namespace (a user's key and a derived one may be the same text)."""
+        return self.derived, self.key
 
 
-def _row_to_pack(row: dict, key: str) -> schemas.PackCreate:
+def _row_to_pack(row: dict) -> schemas.PackCreate:
+    """The grant request of a row (with the row's own key only: a derived key is given to grant_pack apart)."""
     def val(name):
         v = (row.get(name) or "").strip()
         return v or None
@@ -91,7 +100,7 @@ def _row_to_pack(row: dict, key: str) -> schemas.PackCreate:
     payload = {
         "holder": {"kind": val("holder_kind"), "id": val("holder_id")},
         "credit_type": val("credit_type"), "quantity": val("quantity"), "name": val("name"),
-        "idempotency_key": val("idempotency_key") or key,
+        "idempotency_key": val("idempotency_key"),
     }
     for name in ("price_paid", "currency", "source", "external_ref", "relationship_manager_id",
                  "project_manager_id", "purchased_at", "starts_at", "expires_at", "expiry_months", "priority",
@@ -183,8 +192,9 @@ def read_rows(stream: io.TextIOBase, *, source_name: str = "") -> Iterator[Row]:
         digest = sha256("\x1f".join(stripped).encode()).digest()
         raw = dict(zip(COLUMNS, [c or None for c in stripped]))
         n = occurrence(digest)  # counted for every row, own key or not (as it always was)
-        key = stripped[key_column] or f"import:{digest.hex()[:40]}:{n}"
-        yield Row(reader.line_num, raw=raw, key=key, values=_checked(raw))
+        own = stripped[key_column]
+        key = own or f"import:{digest.hex()[:40]}:{n}"
+        yield Row(reader.line_num, raw=raw, key=key, values=_checked(raw), derived=not own)
 
 
 # --- validation only: a whole file checked before anything of it is written (the back-office import) ---
@@ -355,6 +365,7 @@ class _TypeRef(NamedTuple):
     code: str
     id: str
     issuance_account_id: str
+    required_permission: str | None
 
 
 @dataclass
@@ -406,10 +417,11 @@ def _lookups(session: Session, ws: str, rows: list[Row]) -> _Lookups:
         for name in ("relationship_manager_id", "project_manager_id"):
             if raw[name]:
                 managers.add(raw[name])
-    types = {code: _TypeRef(code, ct_id, issuance) for code, ct_id, issuance in _select(
-        session, lambda _: select(CreditType.code, CreditType.id, CreditType.issuance_account_id)
-        .where(CreditType.workspace_id == ws),
-        "SELECT code, id, issuance_account_id FROM credit_types WHERE workspace_id = ?", (ws,))}
+    types = {code: _TypeRef(code, ct_id, issuance, permission) for code, ct_id, issuance, permission in _select(
+        session, lambda _: select(CreditType.code, CreditType.id, CreditType.issuance_account_id,
+                                  CreditType.required_permission).where(CreditType.workspace_id == ws),
+        "SELECT code, id, issuance_account_id, required_permission FROM credit_types WHERE workspace_id = ?",
+        (ws,))}
     holders: dict[tuple[str, str], str | None] = {}
     for oid, customer in _select(
             session, lambda chunk: select(Office.id, Office.customer_id).where(Office.workspace_id == ws,
@@ -511,6 +523,11 @@ def _grantable(v: dict, ws: str, found: _Lookups, now: When) -> tuple[_TypeRef, 
     ct = found.types.get(v["credit_type"])
     if ct is None:
         return None
+    # The rules of governed types (SMS) and of reserved sources are grant_pack's (governance.authorize_grant):
+    # such rows take the slow path, where they are granted or refused exactly as a grant would be.
+    if ct.required_permission or v["source"] == "transfer" or (
+            v["source"] == "purchase" and (v["external_ref"] or "").startswith(governance.SMS_PURCHASE_PREFIX)):
+        return None
     kind, hid = v["kind"], v["holder_id"]
     if kind == "workspace":
         if hid not in (None, ws):
@@ -547,11 +564,17 @@ def import_batch(session: Session, rows: list[Row], *, actor: Actor, report: Imp
     line number; the others are granted (bulk), or skipped when an earlier run already granted them."""
     credits.require_grant(actor)
     ws = actor.workspace_id
-    keys = [r.key for r in rows if r.key is not None and r.error is None]
-    existing = {key for (key,) in _select(
+    live = [r for r in rows if r.key is not None and r.error is None]
+    # Keys already granted, each with its namespace (Row.slot): users' keys, and content-derived ones.
+    existing = {(False, key) for (key,) in _select(
         session, lambda chunk: select(Pack.idempotency_key).where(Pack.workspace_id == ws,
                                                                  Pack.idempotency_key.in_(chunk)),
-        "SELECT idempotency_key FROM packs WHERE workspace_id = ? AND idempotency_key IN ({})", (ws,), keys)}
+        "SELECT idempotency_key FROM packs WHERE workspace_id = ? AND idempotency_key IN ({})", (ws,),
+        [r.key for r in live if not r.derived])}
+    existing |= {(True, key) for (key,) in _select(
+        session, lambda chunk: select(Pack.internal_key).where(Pack.workspace_id == ws, Pack.internal_key.in_(chunk)),
+        "SELECT internal_key FROM packs WHERE workspace_id = ? AND internal_key IN ({})", (ws,),
+        [r.key for r in live if r.derived])}
     found = _lookups(session, ws, rows)
     now = _rendered(clock.now())
     # In line order: (row, values, grant) for a clean row, (row, None, None) for one the slow path takes.
@@ -562,17 +585,17 @@ def import_batch(session: Session, rows: list[Row], *, actor: Actor, report: Imp
             report.error(row.line, row.error or "invalid row")
             continue
         values = row.values
-        if values is not None and row.key not in slow_keys:
-            if row.key in existing:
+        if values is not None and row.slot not in slow_keys:
+            if row.slot in existing:
                 report.skipped += 1
                 continue
             grant = _grantable(values, ws, found, now)
             if grant is not None:
-                existing.add(row.key)
+                existing.add(row.slot)
                 plan.append((row, values, grant))
                 continue
         # A later row with the same key must not overtake this one (the first line wins, as before).
-        slow_keys.add(row.key)
+        slow_keys.add(row.slot)
         plan.append((row, None, None))
     clean = [entry for entry in plan if entry[1] is not None]
     granted: set[int] = set()
@@ -583,7 +606,7 @@ def import_batch(session: Session, rows: list[Row], *, actor: Actor, report: Imp
         except IntegrityError:
             # Someone else imported some of these rows just now: redo them one by one below.
             for row, _, _ in clean:
-                existing.discard(row.key)
+                existing.discard(row.slot)
         else:
             report.granted += len(clean)
             granted = {id(row) for row, _, _ in clean}
@@ -595,24 +618,24 @@ def import_batch(session: Session, rows: list[Row], *, actor: Actor, report: Imp
 def _grant_one(session: Session, row: Row, *, actor: Actor, report: ImportReport, existing: set) -> None:
     """The slow path: the schema and grant_pack decide, under a savepoint, so errors are the service's."""
     try:
-        data = row.data or _row_to_pack(row.raw, row.key)
+        data = row.data or _row_to_pack(row.raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         report.error(row.line, f"{where}: {first.get('msg')}")
         return
-    if data.idempotency_key in existing:
+    if row.slot in existing:
         report.skipped += 1
         return
     savepoint = session.begin_nested()
     try:
-        credits.grant_pack(session, data, actor=actor)
+        credits.grant_pack(session, data, actor=actor, internal_key=row.key if row.derived else None)
         savepoint.commit()
     except CreditdeskError as exc:
         savepoint.rollback()
         report.error(row.line, f"{exc.message} ({exc.code})")
         return
-    existing.add(data.idempotency_key)
+    existing.add(row.slot)
     report.granted += 1
 
 
@@ -623,7 +646,8 @@ PACK_COLUMNS = ("id", "workspace_id", "holder_kind", "holder_id", "customer_id",
                 "price_paid", "currency", "is_paid", "source", "external_ref", "name", "relationship_manager_id",
                 "project_manager_id", "purchased_at", "starts_at", "expires_at", "expiry_months", "priority",
                 "product_codes", "status", "status_label", "notes", "void_reason", "ledger_account_id",
-                "origin_pack_id", "credit_transfer_id", "idempotency_key", "created_at", "updated_at")
+                "origin_pack_id", "credit_transfer_id", "idempotency_key", "internal_key", "created_at",
+                "updated_at")
 TRANSFER_COLUMNS = ("id", "workspace_id", "debit_account_id", "credit_account_id", "amount", "unit", "code", "phase",
                     "pending_id", "timeout_at", "operation_id", "reference_kind", "reference_id", "reference_url",
                     "actor_id", "idempotency_key", "created_at")
@@ -667,8 +691,8 @@ def _python_rows(clean, ids, *, actor: Actor, now: datetime) -> tuple[list, list
         pack = (pack_id, ws, v["kind"], hid, customer, ct.id, ct.code, quantity, price, v["currency"], paid,
                 v["source"], v["external_ref"], v["name"], v["relationship_manager_id"], v["project_manager_id"],
                 purchased.at, starts.at, expires.at if expires else None, v["expiry_months"], v["priority"],
-                v["product_codes"], "active", v["status_label"], v["notes"], None, account_id, None, None, row.key,
-                now, now)
+                v["product_codes"], "active", v["status_label"], v["notes"], None, account_id, None, None,
+                None if row.derived else row.key, row.key if row.derived else None, now, now)
         packs.append(pack)
         transfers.append((transfer_ids[i], ws, ct.issuance_account_id, account_id, quantity, ct.code, credits.GRANT,
                           POSTED, None, None, pack_id, "pack", pack_id, None, actor.user_id, None, now))
@@ -700,13 +724,14 @@ def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list, li
         paid = price > 0 if paid is None else paid
         codes_json = _json(codes)
         unit, currency, external_ref, name = ct.code, v["currency"], v["external_ref"], v["name"]
-        rm, pm, months, key = v["relationship_manager_id"], v["project_manager_id"], v["expiry_months"], row.key
+        rm, pm, months = v["relationship_manager_id"], v["project_manager_id"], v["expiry_months"]
+        key, internal = (None, row.key) if row.derived else (row.key, None)
         accounts.append((account_id, ws, unit, "pack", DEBITS_MUST_NOT_EXCEED_CREDITS, None, 0, quantity, 0, 0,
                          stamp))
         packs.append((pack_id, ws, v["kind"], hid, customer, ct.id, unit, quantity, price, currency, int(paid),
                       v["source"], external_ref, name, rm, pm, purchased.stored, starts.stored,
                       expires.stored if expires else None, months, v["priority"], codes_json, "active",
-                      v["status_label"], v["notes"], None, account_id, None, None, key, stamp, stamp))
+                      v["status_label"], v["notes"], None, account_id, None, None, key, internal, stamp, stamp))
         transfers.append((transfer_ids[i], ws, ct.issuance_account_id, account_id, quantity, unit, credits.GRANT,
                           POSTED, None, None, pack_id, "pack", pack_id, None, actor.user_id, None, stamp))
         # json.dumps(audit.snapshot(pack)) of the pack grant_pack would have made (see _snapshot_json).
@@ -723,7 +748,8 @@ def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list, li
                  f'"product_codes": {codes_json}, "status": "active", "status_label": {q(v["status_label"])}, '
                  f'"notes": {_q(v["notes"])}, "void_reason": null, '
                  f'"ledger_account_id": "{account_id}", "origin_pack_id": null, "credit_transfer_id": null, '
-                 f'"idempotency_key": {_opt(key)}, "created_at": "{now_iso}", "updated_at": "{now_iso}"}}')
+                 f'"idempotency_key": {_opt(key)}, "internal_key": {_opt(internal)}, '
+                 f'"created_at": "{now_iso}", "updated_at": "{now_iso}"}}')
         events.append((event_ids[i],) + event_head + (pack_id, "null", after, stamp))
     return accounts, packs, transfers, events
 

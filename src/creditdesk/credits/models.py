@@ -90,11 +90,17 @@ class Pack(Base):
     ledger_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"), unique=True)
     origin_pack_id: Mapped[str | None] = mapped_column(ForeignKey("packs.id"))
     credit_transfer_id: Mapped[str | None] = mapped_column(String(40))
+    # The key a user (API, back office, their CSV column) gave the grant: the same request replays, another
+    # request under it is refused.
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    # The key of an internal grant (an SMS purchase's pack, a CSV row's content-derived key): apart from
+    # user keys, so no user can take one before the purchase or the import that owns it (migration 0009).
+    internal_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+Index("uq_packs_workspace_id_internal_key", Pack.workspace_id, Pack.internal_key, unique=True)
 Index("ix_packs_holder", Pack.workspace_id, Pack.holder_kind, Pack.holder_id, Pack.status)
 # The report order, expiry then id, straight off the index (migration 0005).
 Index("ix_packs_status_expiry", Pack.workspace_id, Pack.status, Pack.expires_at, Pack.id)

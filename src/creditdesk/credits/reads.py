@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from creditdesk import clock
 from creditdesk.audit import Actor, AuditEvent
-from creditdesk.credits import schemas
+from creditdesk.credits import governance, schemas
 from creditdesk.credits.models import CreditType, Pack, Project
 from creditdesk.credits.service import (
     CONSUME,
@@ -19,10 +19,12 @@ from creditdesk.credits.service import (
     burn_key,
     credit_type_by_code,
     frozen_user_ids,
+    pack_status,
     resolve_context,
     resolve_holder,
+    status_clause,
 )
-from creditdesk.errors import InvalidInput
+from creditdesk.errors import InvalidInput, NotPermitted
 from creditdesk.ledger.models import PENDING, POST_PENDING, VOID_PENDING, LedgerAccount, LedgerTransfer
 from creditdesk.pagination import Page, check_limit, paginate
 from creditdesk.pagination import _decode as decode_cursor
@@ -44,7 +46,8 @@ def _available_expr():
     return LedgerAccount.credits_posted - (LedgerAccount.debits_posted + LedgerAccount.debits_pending)
 
 
-def pack_out(pack: Pack, account: LedgerAccount, *, unit: str | None = None, frozen: bool = False) -> schemas.PackOut:
+def pack_out(pack: Pack, account: LedgerAccount, *, unit: str | None = None, frozen: bool = False,
+             now: datetime | None = None) -> schemas.PackOut:
     return schemas.PackOut(
         id=pack.id, holder={"kind": pack.holder_kind, "id": pack.holder_id}, customer_id=pack.customer_id,
         credit_type=unit or pack.unit, quantity=pack.quantity, remaining=account.available,
@@ -53,7 +56,8 @@ def pack_out(pack: Pack, account: LedgerAccount, *, unit: str | None = None, fro
         name=pack.name, relationship_manager_id=pack.relationship_manager_id,
         project_manager_id=pack.project_manager_id, purchased_at=pack.purchased_at, starts_at=pack.starts_at,
         expires_at=pack.expires_at, expiry_months=pack.expiry_months, priority=pack.priority,
-        product_codes=list(pack.product_codes or []), status=pack.status, status_label=pack.status_label or "",
+        product_codes=list(pack.product_codes or []), status=pack_status(pack, now or clock.now()),
+        status_label=pack.status_label or "",
         notes=pack.notes or "", void_reason=pack.void_reason, origin_pack_id=pack.origin_pack_id,
         ledger_account_id=pack.ledger_account_id, created_at=pack.created_at, updated_at=pack.updated_at)
 
@@ -66,14 +70,22 @@ def packs_out(session: Session, rows: list[tuple[Pack, LedgerAccount]]) -> list[
     for ct in types.values():
         users = {p.holder_id for p, _ in rows if p.holder_kind == "user" and p.credit_type_id == ct.id}
         frozen |= {(ct.id, u) for u in frozen_user_ids(session, ct.workspace_id, ct, users)}
-    return [pack_out(p, a, frozen=p.holder_kind == "user" and (p.credit_type_id, p.holder_id) in frozen)
+    now = clock.now()
+    return [pack_out(p, a, frozen=p.holder_kind == "user" and (p.credit_type_id, p.holder_id) in frozen, now=now)
             for p, a in rows]
 
 
-def get_pack_out(session: Session, *, actor: Actor, pack_id: str) -> schemas.PackOut:
+def get_visible_pack(session: Session, *, actor: Actor, pack_id: str) -> Pack:
+    """A pack of the workspace the actor may see (a governed pack outside their scope is not found)."""
     from creditdesk.repository import get_in_workspace
 
     pack = get_in_workspace(session, Pack, actor.workspace_id, pack_id)
+    governance.require_visible_pack(session, actor, pack)
+    return pack
+
+
+def get_pack_out(session: Session, *, actor: Actor, pack_id: str) -> schemas.PackOut:
+    pack = get_visible_pack(session, actor=actor, pack_id=pack_id)
     return packs_out(session, [(pack, session.get(LedgerAccount, pack.ledger_account_id))])[0]
 
 
@@ -96,6 +108,9 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
     ws = actor.workspace_id
     stmt = (select(Pack, LedgerAccount).join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
             .where(Pack.workspace_id == ws))
+    visible = governance.visible_packs_clause(session, actor)
+    if visible is not None:
+        stmt = stmt.where(visible)
     if holder_kind:
         stmt = stmt.where(Pack.holder_kind == holder_kind)
     if holder_id:
@@ -106,7 +121,7 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
     if customer_id:
         stmt = stmt.where(_selective(Pack.customer_id == customer_id, sqlite))
     if status:
-        stmt = stmt.where(Pack.status.in_(status))
+        stmt = stmt.where(status_clause(status, clock.now()))
     if credit_type:
         stmt = stmt.where(Pack.unit == credit_type)
     available = _available_expr()
@@ -265,13 +280,25 @@ def balances(session: Session, *, actor: Actor, holder_kind: str, holder_id: str
             .where(Pack.workspace_id == actor.workspace_id, Pack.holder_kind == holder.kind,
                    Pack.holder_id == holder.id, Pack.status.in_(("active", "expired", "voided"))))
     if credit_type:
-        stmt = stmt.where(Pack.unit == credit_type_by_code(session, actor.workspace_id, credit_type).code)
+        wanted = credit_type_by_code(session, actor.workspace_id, credit_type)
+        if not governance.may_see(session, actor, wanted, holder.kind, holder.id):
+            raise NotPermitted(f"You may see {wanted.code} balances only of the accounts you manage.",
+                               code="not_permitted")
+        stmt = stmt.where(Pack.unit == wanted.code)
     rows = session.execute(stmt).all()
+    types = {ct.id: ct for ct in session.scalars(select(CreditType).where(
+        CreditType.id.in_({r.credit_type_id for r in rows})))} if rows and (
+        holder.kind == "user" or not actor.is_master) else {}
+    # Governed credits of a holder outside the viewer's scope are not theirs to see (governance).
+    hidden = {ct_id for ct_id, ct in types.items()
+              if not governance.may_see(session, actor, ct, holder.kind, holder.id)}
+    if hidden:
+        rows = [r for r in rows if r.credit_type_id not in hidden]
     # Frozen as packs_out has it: a user's credits of a type whose permission the user lacks.
     frozen_types: set[str] = set()
     if holder.kind == "user" and rows:
-        for ct in session.scalars(select(CreditType).where(CreditType.id.in_({r.credit_type_id for r in rows}))):
-            if frozen_user_ids(session, ct.workspace_id, ct, {holder.id}):
+        for ct in types.values():
+            if ct.id not in hidden and frozen_user_ids(session, ct.workspace_id, ct, {holder.id}):
                 frozen_types.add(ct.id)
     totals: dict[str, dict] = {}
     for unit, ct_id, status, starts_at, expires_at, credits_posted, debits_posted, debits_pending in rows:
@@ -303,15 +330,26 @@ def eligibility(session: Session, *, actor: Actor, context_kind: str, context_id
     cond = _holder_clause(ctx.holders)
     if ctx.customer_id:
         cond = or_(cond, Pack.customer_id == ctx.customer_id)
-    rows = session.execute(select(Pack, LedgerAccount).join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
-                           .where(Pack.workspace_id == ws, cond)).all()
+    stmt = (select(Pack, LedgerAccount).join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
+            .where(Pack.workspace_id == ws, cond))
+    visible = governance.visible_packs_clause(session, actor)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    rows = session.execute(stmt).all()
     views = {v.id: v for v in packs_out(session, [(p, a) for p, a in rows])}
+    governed = set(governance.governed_type_ids(session, ws)) if rows else set()
     holders = {(h.kind, h.id) for h in ctx.holders}
     eligible, misses = [], []
     for pack, account in rows:
         reasons = []
         if (pack.holder_kind, pack.holder_id) not in holders:
             reasons.append("holder_mismatch")
+        if pack.credit_type_id in governed:
+            # As consume has it (governance.authorize_spend): allocated to a user, who spends them on their own.
+            if pack.holder_kind != "user":
+                reasons.append("not_allocated")
+            elif ctx.kind != "user":
+                reasons.append("own_credits_only")
         if pack.status == "voided":
             reasons.append("voided")
         if pack.status == "expired" or (pack.expires_at is not None and pack.expires_at <= now):
@@ -348,7 +386,9 @@ KIND_BY_CODE = {
 
 
 def reference_link(kind: str | None, ref_id: str | None, url: str | None) -> str | None:
-    if url:
+    """Where a history line links to. A stored URL only if it is an absolute http(s) one: rows stored
+    before input was checked may hold anything (javascript:...), and they render without a link."""
+    if url and schemas.is_http_url(url):
         return url
     if kind == "project" and ref_id:
         return f"/projects/{ref_id}"
@@ -359,9 +399,7 @@ def reference_link(kind: str | None, ref_id: str | None, url: str | None) -> str
 
 def pack_history(session: Session, *, actor: Actor, pack_id: str) -> list[schemas.HistoryEntry]:
     """Every movement in and out of a pack with running balance, plus holder changes (before/after)."""
-    from creditdesk.repository import get_in_workspace
-
-    pack = get_in_workspace(session, Pack, actor.workspace_id, pack_id)
+    pack = get_visible_pack(session, actor=actor, pack_id=pack_id)
     acc = pack.ledger_account_id
     transfers = session.scalars(select(LedgerTransfer).where(
         LedgerTransfer.workspace_id == actor.workspace_id,
@@ -414,6 +452,8 @@ def pack_history(session: Session, *, actor: Actor, pack_id: str) -> list[schema
                       if k in before and before.get(k) != after.get(k) and k not in ("updated_at",)}
             if item.action == "pack.change_holder":
                 detail["reason"] = after.get("reason", "")
+                if after.get("to_pack_id"):  # the pack the remaining credits went to (the transfer_out line)
+                    detail["to_pack_id"] = after["to_pack_id"]
             out.append(schemas.HistoryEntry(id=item.id, at=item.created_at, kind=kind, amount=0,
                                             balance_after=balance, held_after=held,
                                             reference=schemas.ReferenceOut(kind=None, id=None, url=None),
@@ -457,5 +497,8 @@ def status_labels(session: Session, *, actor: Actor, status: list[str] | None = 
     """The status labels in use (for the back office's label filter), optionally among packs of some statuses."""
     stmt = select(Pack.status_label).where(Pack.workspace_id == actor.workspace_id, Pack.status_label != "")
     if status:
-        stmt = stmt.where(Pack.status.in_(status))
+        stmt = stmt.where(status_clause(status, clock.now()))
+    visible = governance.visible_packs_clause(session, actor)
+    if visible is not None:
+        stmt = stmt.where(visible)
     return sorted(set(session.scalars(stmt.distinct())))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -27,10 +28,26 @@ class Context(Input):
     id: str | None = Field(default=None, max_length=40)
 
 
+def is_http_url(url: str) -> bool:
+    """An absolute http(s) URL with a host, and nothing a browser would strip or reinterpret (no spaces or
+    control characters, which browsers drop inside a scheme: "java\tscript:" runs). The allow-list for
+    every stored link: on input, and again when rendering rows stored before it."""
+    if not isinstance(url, str) or any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and url[len(parts.scheme):].startswith("://") and bool(host)
+
+
 class ReferenceIn(Input):
     kind: str = Field(min_length=1, max_length=40, description="project, invoice, invoice_line, message, ...")
     id: str = Field(min_length=1, max_length=200)
-    url: str | None = Field(default=None, max_length=1000)
+    url: str | None = Field(default=None, max_length=1000,
+                            description="A link to what was paid for: an absolute http:// or https:// URL "
+                                        "(anything else: 422 invalid_url).")
 
 
 class ReferenceOut(BaseModel):
@@ -68,7 +85,8 @@ class PackCreate(Input):
     price_paid: int = Field(default=0, ge=0, le=10**15, description="In minor units of `currency`.")
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     is_paid: bool | None = Field(default=None, description="Defaults to price_paid > 0.")
-    source: Source = "manual"
+    source: Source = Field(default="manual", description="transfer is never granted (transfers make their own "
+                                                          "packs); SMS credits are a purchase only when bought.")
     external_ref: str | None = Field(default=None, max_length=200)
     relationship_manager_id: str | None = Field(default=None, max_length=40)
     project_manager_id: str | None = Field(default=None, max_length=40)
@@ -82,7 +100,9 @@ class PackCreate(Input):
     status_label: str = Field(default="", max_length=100)
     notes: str = Field(default="", max_length=10_000)
     idempotency_key: str | None = Field(default=None, max_length=255,
-                                        description="Grants with the same key create one pack.")
+                                        description="Grants with the same key create one pack; the key reused "
+                                                    "for another request is refused (409 "
+                                                    "idempotency_key_conflict, naming the pack).")
 
     @field_validator("product_codes")
     @classmethod
@@ -129,7 +149,8 @@ class PackOut(BaseModel):
     expiry_months: int | None
     priority: int
     product_codes: list[str]
-    status: str
+    status: str = Field(description="active, depleted, expired or voided; a pack past its expires_at is expired "
+                                    "from that moment (before the expiry job sweeps it).")
     status_label: str
     notes: str
     void_reason: str | None

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from creditdesk import audit, clock, rawsql
 from creditdesk.audit import Actor, snapshot
-from creditdesk.credits import schemas
+from creditdesk.credits import governance, schemas
 from creditdesk.credits.errors import (
     AlreadyReversed,
     CreditsFrozen,
@@ -30,11 +30,12 @@ from creditdesk.credits.errors import (
     HoldNotPending,
     InsufficientCredits,
     InvalidCredits,
+    NothingToMove,
     NothingToReverse,
     PackNotActive,
 )
 from creditdesk.credits.models import Consumption, CreditTransfer, CreditType, Hold, Pack, Project, ProjectContact
-from creditdesk.errors import NotFound, NotPermitted
+from creditdesk.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from creditdesk.ids import new_id
 from creditdesk.ledger import service as ledger
 from creditdesk.ledger.models import (
@@ -53,25 +54,12 @@ GRANT, CONSUME, HOLD, CAPTURE, RELEASE, REVERSAL, TRANSFER, EXPIRE, VOID = (
     "grant", "consume", "hold", "capture", "release", "reversal", "transfer", "expire", "void")
 
 
-# --- permissions (one place; the API, back office and CLI all come through here) ----------------
-
-def can_manage_packs(actor: Actor) -> bool:
-    return actor.has("manage_packs")
-
-
-def require_manage_packs(actor: Actor, what: str) -> None:
-    if not can_manage_packs(actor):
-        raise NotPermitted(f"Only master users or users with the manage_packs permission may {what}.")
-
-
-def require_grant(actor: Actor) -> None:
-    if not (actor.is_master or actor.role == "manager" or actor.has("manage_packs")):
-        raise NotPermitted("Only master users, managers or users with manage_packs may grant packs.")
-
-
-def require_consume(actor: Actor) -> None:
-    if not (actor.is_master or actor.role == "manager" or actor.has("consume_credits")):
-        raise NotPermitted("Consuming credits needs the consume_credits permission.")
+# --- permissions: credits/governance.py (one place; the API, back office, CLI and import come through
+# here). The generic checks stay importable from this module, as callers always had them.
+can_manage_packs = governance.can_manage_packs
+require_manage_packs = governance.require_manage_packs
+require_grant = governance.require_grant
+require_consume = governance.require_consume
 
 
 # --- credit types --------------------------------------------------------------------------------
@@ -188,19 +176,28 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, origin: Pack | None = None,
-               transfer_id: str | None = None, fund_from: str | None = None) -> Pack:
-    """Create a pack and fund it: a ledger transfer from issuance (or from `fund_from`) to its account."""
-    if origin is None:
-        require_grant(actor)
+def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, internal_key: str | None = None,
+               purchase_id: str | None = None) -> Pack:
+    """Create a pack and fund it: a ledger transfer from issuance to its account.
+
+    `data.idempotency_key` is the user's key: the same request under it answers with the pack it made,
+    another request is refused (idempotency_key_conflict, naming that pack). Internal callers give
+    `internal_key` instead (the importer's content-derived keys), kept in a column of its own that no
+    request can write. `purchase_id` is given by the SMS purchase flow only, once the purchase is paid:
+    its pack (source purchase, keyed by the purchase) is the only way credits are bought."""
+    if purchase_id is None:
+        governance.require_grant(actor)
+    else:
+        if data.source != "purchase" or data.external_ref != purchase_id or data.idempotency_key is not None:
+            raise ValueError("a purchase's pack has the source purchase and the purchase as external_ref")
+        internal_key = f"sms_purchase:{purchase_id}"
     ws = actor.workspace_id
-    if data.idempotency_key:
-        existing = session.scalar(select(Pack).where(Pack.workspace_id == ws,
-                                                     Pack.idempotency_key == data.idempotency_key))
-        if existing is not None:
-            return existing
     ct = credit_type_by_code(session, ws, data.credit_type)
     holder, customer_id = resolve_holder(session, ws, data.holder.kind, data.holder.id)
+    governance.authorize_grant(session, actor, ct, holder, data, paid_purchase=purchase_id is not None)
+    existing = _pack_by_key(session, ws, data, internal_key, ct, holder)
+    if existing is not None:
+        return existing
     for user_id in (data.relationship_manager_id, data.project_manager_id):
         if user_id:
             get_in_workspace(session, User, ws, user_id)
@@ -220,40 +217,97 @@ def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, orig
         raise InvalidCredits("The pack would expire before it starts.", code="expiry_before_start")
     if data.price_paid and not data.currency:
         raise InvalidCredits("A price paid needs its currency.", code="currency_required")
-    if data.idempotency_key:
+    if data.idempotency_key or internal_key:
         # Two grants with one key at once (PostgreSQL): the second waits on the unique key, then fails
-        # on it. Insert under a savepoint, and on that failure answer with the pack the first one made.
+        # on it. Insert under a savepoint, and on that failure answer as if the first had been seen.
         session.flush()
         try:
             with session.begin_nested():
                 account, pack = _insert_pack(session, data, ct, holder, customer_id, purchased_at, starts_at,
-                                             expires_at, origin, transfer_id, now)
+                                             expires_at, now, internal_key)
         except IntegrityError:
-            existing = session.scalar(select(Pack).where(Pack.workspace_id == ws,
-                                                         Pack.idempotency_key == data.idempotency_key))
+            existing = _pack_by_key(session, ws, data, internal_key, ct, holder)
             if existing is None:
                 raise
             return existing
     else:
         account, pack = _insert_pack(session, data, ct, holder, customer_id, purchased_at, starts_at, expires_at,
-                                     origin, transfer_id, now)
-    if fund_from is None:
-        ledger.post(session, [TransferSpec(ct.issuance_account_id, account.id, data.quantity, GRANT,
-                                           Reference("pack", pack.id))],
-                    workspace_id=ws, operation_id=pack.id, actor_id=actor.user_id,
-                    locked={account.id: account})
+                                     now, internal_key)
+    ledger.post(session, [TransferSpec(ct.issuance_account_id, account.id, data.quantity, GRANT,
+                                       Reference("pack", pack.id))],
+                workspace_id=ws, operation_id=pack.id, actor_id=actor.user_id, locked={account.id: account})
     audit.record(session, actor=actor, action="pack.create", object_type="pack", object_id=pack.id,
                  after=snapshot(pack))
     return pack
 
 
+def _pack_by_key(session: Session, workspace_id: str, data: schemas.PackCreate, internal_key: str | None,
+                 ct: CreditType, holder: HolderRef) -> Pack | None:
+    """The pack already granted under this grant's key, if any. An internal key is its caller's own
+    (derived from what it grants); a user key reused for another request is a conflict, never the
+    answer of another pack."""
+    if internal_key is not None:
+        found = session.scalar(select(Pack).where(Pack.workspace_id == workspace_id,
+                                                  Pack.internal_key == internal_key))
+        if found is not None or not data.idempotency_key:
+            return found
+    if not data.idempotency_key:
+        return None
+    found = session.scalar(select(Pack).where(Pack.workspace_id == workspace_id,
+                                              Pack.idempotency_key == data.idempotency_key))
+    if found is None:
+        return None
+    differ = grant_differences(session, found, data, ct, holder)
+    if differ:
+        raise Conflict(f"The idempotency_key {data.idempotency_key!r} was used for pack {found.id}, granted with "
+                       f"other values ({', '.join(differ)}). Use a new key for a new pack.",
+                       code="idempotency_key_conflict", pack_id=found.id, fields=differ)
+    return found
+
+
+def grant_differences(session: Session, pack: Pack, data: schemas.PackCreate, ct, holder: HolderRef) -> list[str]:
+    """The fields in which a grant request differs from the one that made `pack`, as its pack.create audit
+    row recorded it (names, notes and labels may have been edited since: the grant is what counts).
+    Dates left out of the request (defaults: now) are not compared."""
+    from creditdesk.audit import AuditEvent
+
+    granted = session.scalar(select(AuditEvent.after).where(
+        AuditEvent.workspace_id == pack.workspace_id, AuditEvent.object_id == pack.id,
+        AuditEvent.action == "pack.create").order_by(AuditEvent.id).limit(1)) or snapshot(pack)
+    wanted = {
+        "holder_kind": holder.kind, "holder_id": holder.id, "credit_type_id": ct.id, "quantity": data.quantity,
+        "name": data.name, "price_paid": data.price_paid, "currency": data.currency,
+        "is_paid": data.price_paid > 0 if data.is_paid is None else data.is_paid, "source": data.source,
+        "external_ref": data.external_ref, "relationship_manager_id": data.relationship_manager_id,
+        "project_manager_id": data.project_manager_id, "expiry_months": data.expiry_months,
+        "priority": data.priority, "product_codes": list(data.product_codes), "status_label": data.status_label,
+        "notes": data.notes}
+    differ = [name for name, value in wanted.items() if granted.get(name) != value]
+    for name in ("purchased_at", "starts_at", "expires_at"):
+        value = getattr(data, name)
+        if value is not None and _instant(granted.get(name)) != clock.aware(value):
+            differ.append(name)
+    if data.expires_at is None and data.expiry_months is None and granted.get("expires_at") is not None:
+        differ.append("expires_at")
+    return differ
+
+
+def _instant(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return clock.aware(value)
+    try:
+        return clock.aware(datetime.fromisoformat(value))
+    except (TypeError, ValueError):
+        return None
+
+
 def _insert_pack(session: Session, data: schemas.PackCreate, ct: CreditType, holder: HolderRef,
                  customer_id: str | None, purchased_at: datetime, starts_at: datetime, expires_at: datetime | None,
-                 origin: Pack | None, transfer_id: str | None, now: datetime) -> tuple[LedgerAccount, Pack]:
+                 now: datetime, internal_key: str | None) -> tuple[LedgerAccount, Pack]:
     account = ledger.open_account(session, workspace_id=ct.workspace_id, unit=ct.code, code="pack",
                                   flags=DEBITS_MUST_NOT_EXCEED_CREDITS)
-    pack = _new_pack(data, ct, holder, customer_id, purchased_at, starts_at, expires_at,
-                     origin.id if origin else None, transfer_id, now, account.id)
+    pack = _new_pack(data, ct, holder, customer_id, purchased_at, starts_at, expires_at, None, None, now, account.id,
+                     internal_key=internal_key)
     session.add(pack)
     session.flush()
     return account, pack
@@ -261,7 +315,7 @@ def _insert_pack(session: Session, data: schemas.PackCreate, ct: CreditType, hol
 
 def _new_pack(data: schemas.PackCreate, ct, holder: HolderRef, customer_id: str | None, purchased_at: datetime,
               starts_at: datetime, expires_at: datetime | None, origin_pack_id: str | None, transfer_id: str | None,
-              now: datetime, account_id: str) -> Pack:
+              now: datetime, account_id: str, *, internal_key: str | None = None) -> Pack:
     """A pack's row as granted (not yet in any session)."""
     return Pack(
         id=new_id("pack"), workspace_id=ct.workspace_id, holder_kind=holder.kind, holder_id=holder.id,
@@ -274,11 +328,16 @@ def _new_pack(data: schemas.PackCreate, ct, holder: HolderRef, customer_id: str 
         priority=data.priority, product_codes=list(data.product_codes), status="active",
         status_label=data.status_label, notes=data.notes, void_reason=None, ledger_account_id=account_id,
         origin_pack_id=origin_pack_id, credit_transfer_id=transfer_id,
-        idempotency_key=data.idempotency_key, created_at=now, updated_at=now)
+        idempotency_key=data.idempotency_key, internal_key=internal_key, created_at=now, updated_at=now)
 
 
-def get_pack(session: Session, workspace_id: str, pack_id: str, *, for_update: bool = False) -> Pack:
+def get_pack(session: Session, workspace_id: str, pack_id: str, *, for_update: bool = False,
+             actor: Actor | None = None) -> Pack:
+    """A pack of this workspace; with `actor`, only one that actor may see (governance: a governed pack
+    outside their scope is not found)."""
     pack = get_in_workspace(session, Pack, workspace_id, pack_id)
+    if actor is not None:
+        governance.require_visible_pack(session, actor, pack)
     if for_update:
         ledger.lock_accounts(session, [pack.ledger_account_id])
         session.refresh(pack)
@@ -287,7 +346,7 @@ def get_pack(session: Session, workspace_id: str, pack_id: str, *, for_update: b
 
 def update_pack(session: Session, pack_id: str, data: schemas.PackUpdate, *, actor: Actor) -> Pack:
     """Edit the business fields of a pack (status label and notes during credit drives, names, managers)."""
-    pack = get_pack(session, actor.workspace_id, pack_id, for_update=True)
+    pack = get_pack(session, actor.workspace_id, pack_id, for_update=True, actor=actor)
     fields = data.model_fields_set
     if fields - {"status_label", "notes"}:
         require_manage_packs(actor, "change a pack's name, managers or priority")
@@ -307,31 +366,52 @@ def update_pack(session: Session, pack_id: str, data: schemas.PackUpdate, *, act
 
 
 def change_holder(session: Session, pack_id: str, data: schemas.ChangeHolder, *, actor: Actor) -> Pack:
-    """Move a pack, with its remaining balance and history, to another holder (user <-> user <-> office)."""
-    require_manage_packs(actor, "change a pack's holder")
-    pack = get_pack(session, actor.workspace_id, pack_id, for_update=True)
+    """Give what is left of a pack to another holder (user <-> user <-> office <-> pool). Returns the new pack.
+
+    A change of holder is a transfer, at this moment, of the pack's available credits to a new pack of the
+    new holder (origin_pack_id: this pack) that keeps the expiry, priority, products, cost per credit and
+    paid/free nature: an out/in pair in both histories and in the SMS logs. The pack itself and every line
+    of its history stay with the holder it had then (nothing is re-attributed); credits on hold stay with
+    their hold. The move follows the transfer rules of the credit type (governance.authorize_transfer)."""
+    governance.require_manage_packs(actor, "change a pack's holder")
+    pack = get_pack(session, actor.workspace_id, pack_id, for_update=True, actor=actor)
     if pack.status == "voided":
         raise PackNotActive("A voided pack cannot change holder.")
-    holder, customer_id = resolve_holder(session, actor.workspace_id, data.holder.kind, data.holder.id)
+    holder, _ = resolve_holder(session, actor.workspace_id, data.holder.kind, data.holder.id)
     if (holder.kind, holder.id) == (pack.holder_kind, pack.holder_id):
         raise InvalidCredits("The pack already belongs to this holder.", code="same_holder")
-    before = snapshot(pack)
-    pack.holder_kind, pack.holder_id, pack.customer_id = holder.kind, holder.id, customer_id
-    pack.updated_at = clock.now()
-    account = session.get(LedgerAccount, pack.ledger_account_id)
+    ct = session.get(CreditType, pack.credit_type_id)
+    governance.authorize_transfer(session, actor, ct, HolderRef(pack.holder_kind, pack.holder_id), holder,
+                                  what="change a pack's holder")
+    if pack_status(pack, clock.now()) != "active":
+        raise PackNotActive(f"This pack is {pack_status(pack, clock.now())}: there is nothing left to give to "
+                            "another holder.")
+    available = session.get(LedgerAccount, pack.ledger_account_id).available
+    if available <= 0:
+        raise NothingToMove("Nothing of this pack is available to move: its credits are used up or on hold.")
+    before = {"holder_kind": pack.holder_kind, "holder_id": pack.holder_id}
+    result = transfer_credits(session, schemas.TransferRequest.model_validate({
+        "from_pack_id": pack.id, "to": {"kind": holder.kind, "id": holder.id if holder.kind != "workspace" else None},
+        "credit_type": ct.code, "amount": available,
+        "memo": f"Change of holder: {data.reason}" if data.reason else "Change of holder"}),
+        actor=actor, authorize=lambda *_: None)  # authorized above, with the change-holder wording
+    new_pack = session.get(Pack, result.lines[0]["to_pack_id"])
     audit.record(session, actor=actor, action="pack.change_holder", object_type="pack", object_id=pack.id,
-                 before=before, after=snapshot(pack, reason=data.reason, balance_moved=account.credit_balance))
-    return pack
+                 before=before, after={"holder_kind": holder.kind, "holder_id": holder.id, "reason": data.reason,
+                                       "balance_moved": available, "to_pack_id": new_pack.id,
+                                       "credit_transfer_id": result.transfer.id})
+    return new_pack
 
 
 def void_pack(session: Session, pack_id: str, data: schemas.VoidPack, *, actor: Actor) -> Pack:
     """Void a pack: its available credits go to breakage. Credits on hold follow when released."""
-    require_manage_packs(actor, "void packs")
-    pack = get_pack(session, actor.workspace_id, pack_id, for_update=True)
+    governance.require_manage_packs(actor, "void packs")
+    pack = get_pack(session, actor.workspace_id, pack_id, for_update=True, actor=actor)
+    ct = session.get(CreditType, pack.credit_type_id)
+    governance.authorize_correction(actor, ct, "void packs")
     if pack.status == "voided":
         raise PackNotActive("This pack is already voided.", code="pack_already_voided")
     before = snapshot(pack)
-    ct = session.get(CreditType, pack.credit_type_id)
     account = session.get(LedgerAccount, pack.ledger_account_id)
     if account.available > 0:
         ledger.post(session, [TransferSpec(account.id, ct.breakage_account_id, account.available, VOID,
@@ -344,6 +424,30 @@ def void_pack(session: Session, pack_id: str, data: schemas.VoidPack, *, actor: 
     audit.record(session, actor=actor, action="pack.void", object_type="pack", object_id=pack.id,
                  before=before, after=snapshot(pack))
     return pack
+
+
+def pack_status(pack, now: datetime) -> str:
+    """The status a pack has now. An active pack past its expiry is expired from that moment, whether or
+    not the expiry job has swept it yet (the job then moves what is left to breakage)."""
+    if pack.status == "active" and pack.expires_at is not None and clock.aware(pack.expires_at) <= now:
+        return "expired"
+    return pack.status
+
+
+def status_clause(statuses: list[str], now: datetime):
+    """The packs whose status now (pack_status) is one of these, as a filter."""
+    wanted = set(statuses)
+    live = or_(Pack.expires_at.is_(None), Pack.expires_at > now)
+    conds = []
+    stored = [s for s in wanted if s not in ("active", "expired")]
+    if stored:
+        conds.append(Pack.status.in_(sorted(stored)))
+    if "active" in wanted:
+        conds.append(and_(Pack.status == "active", live))
+    if "expired" in wanted:
+        conds.append(Pack.status == "expired")
+        conds.append(and_(Pack.status == "active", Pack.expires_at <= now))
+    return or_(*conds) if len(conds) > 1 else conds[0]
 
 
 def _status_for(account) -> str:
@@ -473,18 +577,12 @@ def _holder_clause(holders: list[HolderRef]):
 
 
 def frozen_user_ids(session: Session, workspace_id: str, ct: CreditType, user_ids: set[str]) -> set[str]:
-    """Users whose credits of this type are frozen: deactivated, or lacking the type's permission
-    (master users hold every permission, as Actor.has says)."""
+    """Users whose credits of this type are frozen (governance.may_use: the one definition)."""
     if not user_ids:
         return set()
-    frozen = set()
-    for user in session.scalars(select(User).where(User.workspace_id == workspace_id, User.id.in_(user_ids))):
-        if not user.is_active:
-            frozen.add(user.id)
-        elif (ct.required_permission and user.role != "master"
-              and ct.required_permission not in (user.permissions or [])):
-            frozen.add(user.id)
-    return frozen
+    return {user.id for user in session.scalars(select(User).where(User.workspace_id == workspace_id,
+                                                                   User.id.in_(user_ids)))
+            if governance.is_frozen(user, ct)}
 
 
 def is_frozen(session: Session, pack: Pack, ct: CreditType | None = None) -> bool:
@@ -595,6 +693,13 @@ def _plan(packs: list, amount: int, accounts: dict | None = None) -> list[tuple]
     return plan
 
 
+def check_reference(ref: schemas.ReferenceIn | None) -> None:
+    """A reference's link is stored to be rendered as a link: absolute http(s) only (never javascript:)."""
+    if ref is not None and ref.url is not None and not schemas.is_http_url(ref.url):
+        raise InvalidInput("reference.url must be an absolute http:// or https:// URL.", code="invalid_url",
+                           field="reference.url")
+
+
 def _reference(ref: schemas.ReferenceIn | None) -> Reference:
     if ref is None:
         return Reference()
@@ -673,8 +778,10 @@ def consume(session: Session, data: schemas.ConsumeRequest, *, actor: Actor) -> 
     """Consume in burn order. Written with SQL text end to end (the hottest write there is); the
     returned Consumption is not in the session."""
     require_consume(actor)
+    check_reference(data.reference)
     rawsql.flush_pending(session)
     ct = _credit_type_ref(session, actor.workspace_id, data.credit_type)
+    governance.authorize_spend(session, actor, ct, data.context.kind, data.context.id)
     ctx = resolve_context(session, actor.workspace_id, data.context.kind, data.context.id)
     plan = _burn(session, ctx, ct, data.amount, data.product_code, data.allow_partial)
     accounts = {p.ledger_account_id: p.account for p, _ in plan}
@@ -772,9 +879,10 @@ def _return_to_packs(session: Session, *, actor: Actor, ct: CreditType, operatio
 def reverse_consumption(session: Session, consumption_id: str, *, actor: Actor, reason: str = "") -> Consumption:
     require_manage_packs(actor, "reverse consumptions")
     c = get_in_workspace(session, Consumption, actor.workspace_id, consumption_id, for_update=True)
+    ct = session.get(CreditType, c.credit_type_id)
+    governance.authorize_correction(actor, ct, "reverse consumptions")
     if c.status == "reversed":
         raise AlreadyReversed("This consumption was already reversed.")
-    ct = session.get(CreditType, c.credit_type_id)
     legs = [(t.debit_account_id, t.amount) for t in session.scalars(select(LedgerTransfer).where(
         LedgerTransfer.operation_id == c.id, LedgerTransfer.code == CONSUME).order_by(LedgerTransfer.id))]
     before = snapshot(c)
@@ -792,6 +900,10 @@ def list_consumptions(session: Session, *, actor: Actor, limit=None, cursor=None
     from creditdesk.pagination import paginate
 
     stmt = select(Consumption).where(Consumption.workspace_id == actor.workspace_id)
+    visible = governance.visible_clause(session, actor, Consumption.credit_type_id, Consumption.context_kind,
+                                        Consumption.context_id)
+    if visible is not None:
+        stmt = stmt.where(visible)
     if context_kind:
         stmt = stmt.where(Consumption.context_kind == context_kind)
     if context_id:
@@ -807,7 +919,9 @@ def list_consumptions(session: Session, *, actor: Actor, limit=None, cursor=None
 
 def create_hold(session: Session, data: schemas.HoldRequest, *, actor: Actor) -> Hold:
     require_consume(actor)
+    check_reference(data.reference)
     ct = credit_type_by_code(session, actor.workspace_id, data.credit_type)
+    governance.authorize_spend(session, actor, ct, data.context.kind, data.context.id)
     ctx = resolve_context(session, actor.workspace_id, data.context.kind, data.context.id)
     plan = _burn(session, ctx, ct, data.amount, data.product_code, allow_partial=False)
     accounts = ledger.lock_accounts(session, [p.ledger_account_id for p, _ in plan])
@@ -846,6 +960,8 @@ def capture_hold(session: Session, hold_id: str, data: schemas.CaptureRequest, *
     """Capture all or part of a hold (in burn order); the rest is released."""
     require_consume(actor)
     hold, pendings, accounts = _lock_hold(session, actor.workspace_id, hold_id)
+    governance.authorize_spend(session, actor, _credit_type(session, hold.credit_type_id), hold.context_kind,
+                               hold.context_id)
     if hold.status != "pending":
         raise HoldNotPending(f"This hold is {hold.status}; only a pending hold can be captured.")
     if clock.now() >= hold.timeout_at:
@@ -882,6 +998,9 @@ def release_hold(session: Session, hold_id: str, *, actor: Actor, timed_out: boo
     if not timed_out:
         require_consume(actor)
     hold, pendings, accounts = _lock_hold(session, actor.workspace_id, hold_id)
+    if not timed_out:
+        governance.authorize_spend(session, actor, _credit_type(session, hold.credit_type_id), hold.context_kind,
+                                   hold.context_id)
     if hold.status != "pending":
         raise HoldNotPending(f"This hold is {hold.status}; only a pending hold can be released.")
     _release(session, hold, pendings, accounts, actor=actor, timed_out=timed_out)
@@ -948,11 +1067,12 @@ def reverse_hold(session: Session, hold_id: str, *, actor: Actor, reason: str = 
     """Reverse a captured hold: the captured credits go back to the packs they came from."""
     require_manage_packs(actor, "reverse captured holds")
     hold = get_in_workspace(session, Hold, actor.workspace_id, hold_id, for_update=True)
+    ct = session.get(CreditType, hold.credit_type_id)
+    governance.authorize_correction(actor, ct, "reverse captured holds")
     if hold.status != "captured":
         raise NothingToReverse("Only a captured hold can be reversed.")
     if hold.reversed_at is not None:
         raise AlreadyReversed("This hold was already reversed.")
-    ct = session.get(CreditType, hold.credit_type_id)
     legs = [(t.debit_account_id, t.amount) for t in session.scalars(select(LedgerTransfer).where(
         LedgerTransfer.operation_id == hold.id, LedgerTransfer.code == CAPTURE).order_by(LedgerTransfer.id))]
     before = snapshot(hold)
@@ -1046,10 +1166,10 @@ def transfer_credits(session: Session, data: schemas.TransferRequest, *, actor: 
                              code="transfer_source_required")
     if (source.kind, source.id) == (to.kind, to.id):
         raise InvalidCredits("Source and destination are the same holder.", code="same_holder")
-    if authorize is not None:
+    if authorize is not None:  # the caller's own rules (SMS transfers: governance.check_transfer)
         authorize(session, actor, source, to, ct)
     else:
-        require_manage_packs(actor, "transfer credits between holders")
+        governance.authorize_transfer(session, actor, ct, source, to)
     if candidates and rawsql.dialect_name(session) != "sqlite":
         # PostgreSQL: lock the accounts (id order), then read the packs again under the lock. (SQLite's
         # write transaction already excludes every other writer.)

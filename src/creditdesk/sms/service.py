@@ -1,6 +1,7 @@
 """SMS credits for individual users (seed 003): pool, purchases, transfers, sending, accounts, logs.
 
-The rules, in one place (the API and the back office both call these functions):
+The rules (the API and the back office both call these functions; the rules themselves are the
+functions of credits/governance.py, which the generic credits endpoints apply to SMS credits too):
 
 - Credits are of the credit type `sms` (created on first use, frozen while the holder lacks send_sms).
   Holders are the workspace pool ("system / unallocated credits", master users only) and users.
@@ -16,7 +17,8 @@ The rules, in one place (the API and the back office both call these functions):
   conditions must be agreed to. Frozen credits may be transferred out (that is how they are unfrozen).
 - Sending: the sending user's own credits always pay (one per segment), whoever the message is for;
   a hold is captured when the sender backend accepts the message and released when it fails.
-- Every change writes an audit row; the logs show every credit movement of the last 30 days.
+- Every change writes an audit row; the logs show every credit movement of the last 30 days, each at
+  its time and with the holder it had then (a change of holder is a transfer out and in).
 
 Services take the session first and a keyword-only actor, and never commit.
 """
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import and_, func, or_, select, update
@@ -34,6 +35,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from creditdesk import audit, clock
 from creditdesk.audit import Actor, snapshot
+from creditdesk.credits import governance
 from creditdesk.credits import schemas as cs
 from creditdesk.credits import service as credits
 from creditdesk.credits.errors import CreditsFrozen, HoldExpired, HoldNotPending, InsufficientCredits
@@ -44,8 +46,8 @@ from creditdesk.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from creditdesk.ids import new_id
 from creditdesk.ledger.models import POST_PENDING, POSTED, LedgerAccount, LedgerTransfer
 from creditdesk.pagination import Page, paginate
-from creditdesk.parties.models import User, UserOffice, Workspace
-from creditdesk.parties.service import require_master, team_mate_ids
+from creditdesk.parties.models import User, Workspace
+from creditdesk.parties.service import require_master
 from creditdesk.repository import get_in_workspace
 from creditdesk.sms import payments, schemas
 from creditdesk.sms.models import SmsMessage, SmsPurchase
@@ -78,25 +80,21 @@ def _with_permission(actor: Actor, permission: str) -> Actor:
     """The actor with one more permission, for one call into the credits layer.
 
     The SMS rules of this module have already allowed the action; the credits layer checks a generic
-    permission (manage_packs to grant a pack, consume_credits to hold) that an SMS user need not hold.
+    permission (consume_credits to hold and capture) that an SMS user need not hold.
     The audit rows written down there still name the real user and API key."""
     return dataclasses.replace(actor, permissions=actor.permissions | {permission})
 
 
-def may_send_sms(user: User) -> bool:
-    """Active staff with send_sms (master users hold every permission): may hold and use SMS credits."""
-    return bool(user.is_active and user.is_staff
-                and (user.role == "master" or "send_sms" in (user.permissions or [])))
+# The rules of who may hold, buy, move and see SMS credits are credits/governance.py's (one function per
+# rule, used by the generic credits endpoints as well); these are the same functions.
+may_send_sms = governance.may_send_sms
 
 
 def _workspace(session: Session, actor: Actor) -> Workspace:
     return session.get(Workspace, actor.workspace_id)
 
 
-def _require_individual(ws: Workspace) -> None:
-    if (ws.settings or {}).get("sms_credit_mode", "individual") != "individual":
-        raise Conflict("This workspace uses shared office SMS credits; individual user credits are not in use. "
-                       "A master user can switch the SMS credit mode to individual.", code="sms_credit_mode_shared")
+_require_individual = governance.require_individual_mode
 
 
 def find_sms_credit_type(session: Session, workspace_id: str) -> CreditType | None:
@@ -163,34 +161,9 @@ def update_settings(session: Session, data: schemas.SmsSettingsUpdate, *, actor:
 
 # --- who manages whom ------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Scope:
-    """The users a viewer manages. kind: master (everyone, and the pool) | office | team."""
-
-    kind: str
-    user_ids: frozenset[str]  # empty for master: everyone
-
-    def covers(self, user_id: str) -> bool:
-        return self.kind == "master" or user_id in self.user_ids
-
-
-def office_user_ids(session: Session, workspace_id: str, office_ids: frozenset[str]) -> set[str]:
-    if not office_ids:
-        return set()
-    return set(session.scalars(select(User.id).where(User.workspace_id == workspace_id, or_(
-        User.primary_office_id.in_(office_ids),
-        User.id.in_(select(UserOffice.user_id).where(UserOffice.office_id.in_(office_ids)))))))
-
-
-def scope_of(session: Session, actor: Actor) -> Scope:
-    if actor.is_master:
-        return Scope("master", frozenset())
-    if actor.user_id is None:
-        return Scope("team", frozenset())
-    if actor.has("manage_office_credits"):
-        ids = office_user_ids(session, actor.workspace_id, actor.office_ids) | {actor.user_id}
-        return Scope("office", frozenset(ids))
-    return Scope("team", frozenset(team_mate_ids(session, actor.user_id)))
+Scope = governance.Scope
+office_user_ids = governance.office_user_ids
+scope_of = governance.scope_of
 
 
 def _account(session: Session, actor: Actor, ref: schemas.AccountRef) -> tuple[HolderRef, User | None]:
@@ -204,57 +177,19 @@ def _account(session: Session, actor: Actor, ref: schemas.AccountRef) -> tuple[H
     return HolderRef("user", user.id), user
 
 
-def _require_pool_manager(actor: Actor) -> None:
-    if not actor.is_master:
-        raise NotPermitted("Only master users manage the workspace pool (system / unallocated credits).",
-                           code="pool_master_only")
-
-
-def _require_recipient(user: User) -> None:
-    if not may_send_sms(user):
-        why = "is deactivated" if not user.is_active else (
-            "is not a staff user" if not user.is_staff else "does not have the send_sms permission")
-        raise InvalidInput(f"SMS credits can only go to active users with permission to send SMS; {user.name} {why}.",
-                           code="recipient_cannot_send_sms", user_id=user.id)
+_require_pool_manager = governance.require_pool_manager
+_require_recipient = governance.require_recipient
 
 
 def authorize_purchase(session: Session, actor: Actor, ref: schemas.AccountRef) -> HolderRef:
-    """Who may buy for whom (seed 003). Returns the holder the credits go to."""
+    """Who may buy for whom (seed 003: governance.check_purchase). Returns the holder the credits go to."""
     holder, user = _account(session, actor, ref)
-    if user is None:
-        _require_pool_manager(actor)
-        return holder
-    scope = scope_of(session, actor)
-    if not scope.covers(user.id):
-        if scope.kind == "office":
-            raise NotPermitted("You can buy SMS credits only for users of your offices.", code="not_permitted")
-        raise NotPermitted("You can buy SMS credits only for yourself and members of your teams.",
-                           code="not_permitted")
-    _require_recipient(user)
+    governance.check_purchase(session, actor, holder, user)
     return holder
 
 
-def authorize_transfer(session: Session, actor: Actor, source: HolderRef, to: HolderRef) -> None:
-    """Who may transfer what where (seed 003); used as the credits transfer's authorize hook."""
-    if source.kind not in ("workspace", "user") or to.kind not in ("workspace", "user"):
-        raise InvalidInput("SMS credits move between the workspace pool and users only.", code="invalid_sms_account")
-    if "workspace" in (source.kind, to.kind):
-        _require_pool_manager(actor)
-    scope = scope_of(session, actor)
-    if scope.kind == "office":
-        for side in (source, to):
-            if side.kind == "user" and not scope.covers(side.id):
-                raise NotPermitted("You can transfer SMS credits only between users of your offices.",
-                                   code="not_permitted")
-    elif scope.kind == "team":
-        if source.kind != "user" or source.id != actor.user_id:
-            raise NotPermitted("You can transfer only from your own SMS credits, never from a team member's.",
-                               code="not_permitted")
-        if to.kind != "user" or to.id == actor.user_id or to.id not in scope.user_ids:
-            raise NotPermitted("You can transfer your SMS credits only to members of your teams.",
-                               code="not_permitted")
-    if to.kind == "user":
-        _require_recipient(session.get(User, to.id))
+# Who may transfer what where (seed 003); the credits transfer's authorize hook for SMS transfers.
+authorize_transfer = governance.check_transfer
 
 
 # --- external calls, after commit -------------------------------------------------------------------
@@ -449,8 +384,7 @@ def _apply_payment(session: Session, purchase: SmsPurchase, result: payments.Pay
         holder=cs.Holder(kind=purchase.for_kind, id=purchase.for_id if purchase.for_kind == "user" else None),
         credit_type=ct.code, quantity=purchase.quantity, name=f"SMS credits, receipt {receipt_number(purchase)}",
         price_paid=purchase.subtotal, currency=purchase.currency, is_paid=purchase.subtotal > 0, source="purchase",
-        external_ref=purchase.id, idempotency_key=f"sms_purchase:{purchase.id}"),
-        actor=_with_permission(actor, "manage_packs"))
+        external_ref=purchase.id), actor=actor, purchase_id=purchase.id)
     purchase.status = "paid"
     purchase.pack_id = pack.id
     purchase.payment_reference = result.reference
@@ -883,8 +817,12 @@ def _log_entries(session: Session, rows: list[tuple[LedgerTransfer, Pack]]) -> l
         counterparty = None
         reference_kind, reference_id = t.reference_kind, t.reference_id
         if t.code == "grant":
-            movement = "purchase" if pack.source == "purchase" else "grant"
-            if pack.source == "purchase" and pack.external_ref:
+            # A purchase only if the pack is its purchase's own (granted by the paid purchase, under the
+            # purchase's internal key): a pack claiming source purchase otherwise is a grant.
+            bought = pack.source == "purchase" and pack.external_ref is not None and \
+                pack.internal_key == f"sms_purchase:{pack.external_ref}"
+            movement = "purchase" if bought else "grant"
+            if bought:
                 reference_kind, reference_id = "sms_purchase", pack.external_ref
         elif t.code == "capture":
             movement = "sent" if t.reference_kind == "sms_message" else "consumed"

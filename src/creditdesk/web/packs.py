@@ -186,7 +186,7 @@ def export_report(request: Request, user: WebUser = Depends(current_user)):
 # --- one pack --------------------------------------------------------------------------------------
 
 def _load_pack(session, user: WebUser, pack_id: str):
-    pack = get_in_workspace(session, Pack, user.workspace_id, pack_id)
+    pack = reads.get_visible_pack(session, actor=user.actor, pack_id=pack_id)
     account = session.get(LedgerAccount, pack.ledger_account_id)
     return pack, account
 
@@ -206,7 +206,8 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
         elif ref.kind == "pack" and ref.id == pack_id:
             # The pack's own grant: say where it came from rather than link the page to itself.
             link = None
-            if pack.source == "purchase" and (pack.external_ref or "").startswith("smsp_"):
+            if pack.source == "purchase" and pack.external_ref and \
+                    pack.internal_key == f"sms_purchase:{pack.external_ref}":  # the purchase's own pack
                 link, link_text = f"/sms/purchases/{pack.external_ref}", "SMS purchase (receipt)"
             else:
                 link_text = SOURCE_LABELS.get(pack.source, pack.source or "")
@@ -337,10 +338,12 @@ def change_holder(pack_id: str, request: Request, user: WebUser = Depends(curren
             error, data, target = exc.message, None, None
     if data is not None and confirmed:
         def move(session) -> once.Done:
-            credits.change_holder(session, pack_id, data, actor=user.actor)
-            return once.Done(f"/packs/{pack_id}",
-                             flash=f"Moved {row.view.name} with {fmt_amount(row.view.balance, row.scale)} "
-                                   f"{row.view.credit_type} from {row.holder.name} to {target.name}.")
+            moved = credits.change_holder(session, pack_id, data, actor=user.actor)
+            # What remained went to a new pack of the new holder; this pack keeps its history.
+            return once.Done(f"/packs/{moved.id}",
+                             flash=f"Moved {fmt_amount(moved.quantity, row.scale)} {row.view.credit_type} of "
+                                   f"{row.view.name} from {row.holder.name} to {target.name}: they are in this "
+                                   f"new pack now; the original keeps its history.")
         try:
             return once.run(request, user, form, move)
         except NotPermitted:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
-from creditdesk.credits import reads
+from creditdesk.credits import governance, reads
 from creditdesk.credits import schemas as s
 from creditdesk.credits import service as credits
 from creditdesk.credits.errors import InvalidCredits
@@ -75,13 +75,18 @@ def _pack_view(db: Session, pack) -> s.PackOut:
 
 @router.post("/packs", status_code=201, response_model=s.PackOut, tags=["packs"])
 def grant_pack(body: s.PackCreate, ctx: WriteContext = Depends(write_context)):
-    """Grant a pack to a holder (office, user, customer, or the workspace pool)."""
+    """Grant a pack to a holder (office, user, customer, or the workspace pool).
+
+    SMS credits (a credit type with a required_permission) are bought through POST /v1/sms/purchases; here
+    only master users grant them, to the pool or to a user who may send, never as source purchase. The body's
+    idempotency_key replays the same grant; under another request it answers 409 idempotency_key_conflict."""
     return ctx.run(lambda db, actor: _pack_view(db, credits.grant_pack(db, body, actor=actor)), status_code=201)
 
 
 @router.post("/packs/batch", status_code=201, response_model=ListOf[s.PackOut], tags=["packs"])
 def grant_packs(body: s.PackBatchCreate, ctx: WriteContext = Depends(write_context)):
-    """Grant up to 1000 packs all-or-nothing. Packs with an idempotency_key already used are not granted twice."""
+    """Grant up to 1000 packs all-or-nothing, each by the rules of POST /v1/packs. Packs with an idempotency_key
+    already used are not granted twice (another request under one: 409 idempotency_key_conflict)."""
     def run(db, actor):
         return list_of([credits.grant_pack(db, p, actor=actor) for p in body.packs], None,
                        lambda pack: _pack_view(db, pack))
@@ -135,7 +140,10 @@ def pack_history(pack_id: str, actor: Actor = Depends(get_actor), session: Sessi
 
 @router.post("/packs/{pack_id}/change-holder", response_model=s.PackOut, tags=["packs"])
 def change_holder(pack_id: str, body: s.ChangeHolder, ctx: WriteContext = Depends(write_context)):
-    """Move the pack and its remaining balance to another holder (user <-> user <-> office)."""
+    """Give what remains of the pack to another holder: its available credits move, now, to a new pack of
+    the new holder (returned; `origin_pack_id` names this one) with the same expiry, priority, products,
+    cost per credit and paid/free nature. This pack keeps its history and its holds. Follows the transfer
+    rules of the credit type (SMS: those of POST /v1/sms/transfers)."""
     return ctx.run(lambda db, actor: _pack_view(db, credits.change_holder(db, pack_id, body, actor=actor)))
 
 
@@ -195,7 +203,10 @@ def list_consumptions(limit: int | None = Limit, cursor: str | None = Cursor,
 
 @router.get("/consumptions/{consumption_id}", response_model=s.ConsumptionOut, tags=["consumptions"])
 def get_consumption(consumption_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
-    return credits.consumption_out(session, get_in_workspace(session, Consumption, actor.workspace_id, consumption_id))
+    c = get_in_workspace(session, Consumption, actor.workspace_id, consumption_id)
+    governance.require_visible(session, actor, c.credit_type_id, [(c.context_kind, c.context_id)],
+                               label="consumption", object_id=c.id)
+    return credits.consumption_out(session, c)
 
 
 @router.post("/consumptions/{consumption_id}/reverse", response_model=s.ConsumptionOut, tags=["consumptions"])
@@ -218,7 +229,10 @@ def create_hold(body: s.HoldRequest, ctx: WriteContext = Depends(write_context))
 
 @router.get("/holds/{hold_id}", response_model=s.HoldOut, tags=["holds"])
 def get_hold(hold_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
-    return credits.hold_out(session, get_in_workspace(session, Hold, actor.workspace_id, hold_id))
+    hold = get_in_workspace(session, Hold, actor.workspace_id, hold_id)
+    governance.require_visible(session, actor, hold.credit_type_id, [(hold.context_kind, hold.context_id)],
+                               label="hold", object_id=hold.id)
+    return credits.hold_out(session, hold)
 
 
 @router.post("/holds/{hold_id}/capture", response_model=s.HoldOut, tags=["holds"])
@@ -255,6 +269,9 @@ def transfer(body: s.TransferRequest, ctx: WriteContext = Depends(write_context)
             tags=["transfers"])
 def get_transfer(transfer_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     xfer = get_in_workspace(session, CreditTransfer, actor.workspace_id, transfer_id, label="transfer")
+    governance.require_visible(session, actor, xfer.credit_type_id, [
+        (xfer.from_holder_kind, xfer.from_holder_id), (xfer.to_holder_kind, xfer.to_holder_id)],
+        label="transfer", object_id=xfer.id)
     # The model itself, not a by-alias dict: response validation reads the field name (from_), and
     # response_model_by_alias writes it out as "from".
     return credits.transfer_out(session, xfer)

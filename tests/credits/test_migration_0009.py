@@ -1,0 +1,89 @@
+"""Migration 0009 (F11): internal pack keys leave the users' key column, and only they do."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from creditdesk import migrate
+from creditdesk.audit import Actor
+from creditdesk.credits import schemas as cs
+from creditdesk.credits import service as credits
+from creditdesk.db import Database, normalize_url
+from creditdesk.parties import service as parties
+
+PG_URL = os.environ.get("CREDITDESK_TEST_DATABASE_URL")
+
+
+@pytest.fixture(params=["sqlite"] + (["postgresql"] if PG_URL else []))
+def fresh_db(request, tmp_path):
+    """A database of its own (migrations are run up and down on it)."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'm0009.db'}")
+        yield database
+        database.dispose()
+        return
+    url = make_url(normalize_url(PG_URL))
+    name = f"creditdesk_m0009_{secrets.token_hex(4)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    database = Database(url.set(database=name).render_as_string(hide_password=False))
+    try:
+        yield database
+    finally:
+        database.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def _keys(db: Database, with_internal: bool) -> dict[str, tuple]:
+    columns = "name, idempotency_key" + (", internal_key" if with_internal else "")
+    with db.engine.connect() as conn:
+        return {row[0]: tuple(row[1:]) for row in conn.execute(text(f"SELECT {columns} FROM packs"))}
+
+
+def test_internal_keys_move_to_their_column_and_users_keys_stay(fresh_db):
+    db = fresh_db
+    migrate.upgrade(db)
+
+    def seed(session):
+        ws, master, _key, _secret = parties.create_workspace(session, name="M", master_name="M",
+                                                             master_email="m@example.com")
+        actor = Actor.system(ws.id)
+        credits.create_credit_type(session, cs.CreditTypeCreate(code="credits", name="Credits"), actor=actor)
+
+        def grant(name, **kw):
+            fields = {k: kw.pop(k) for k in ("source", "external_ref", "idempotency_key") if k in kw}
+            return credits.grant_pack(session, cs.PackCreate(holder={"kind": "workspace"}, credit_type="credits",
+                                                             quantity=1, name=name, **fields), actor=actor, **kw)
+        grant("bought", source="purchase", external_ref="smsp_x", purchase_id="smsp_x")
+        grant("squatted", idempotency_key="sms_purchase:smsp_y")
+        grant("claimed", idempotency_key="sms_purchase:smsp_w")  # made a false purchase below
+        grant("imported", internal_key="import:abc:1")
+        grant("own key", idempotency_key="k1")
+    db.write(seed)
+    cfg = migrate.alembic_config(db)
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")
+        # A pack claiming to be a purchase under another purchase's key (possible before 0009).
+        conn.execute(text("UPDATE packs SET source = 'purchase', external_ref = 'smsp_z' WHERE name = 'claimed'"))
+    # Before 0009 every key was in the one column.
+    assert _keys(db, with_internal=False) == {
+        "bought": ("sms_purchase:smsp_x",), "squatted": ("sms_purchase:smsp_y",),
+        "claimed": ("sms_purchase:smsp_w",), "imported": ("import:abc:1",), "own key": ("k1",)}
+    migrate.upgrade(db)
+    assert _keys(db, with_internal=True) == {
+        "bought": (None, "sms_purchase:smsp_x"),  # the purchase's own pack
+        "squatted": ("sms_purchase:smsp_y", None),  # a user's key of that form stays a user's
+        "claimed": ("sms_purchase:smsp_w", None),  # not the key of its own external_ref: a user's
+        "imported": (None, "import:abc:1"),
+        "own key": ("k1", None)}
+    migrate.check(db)
