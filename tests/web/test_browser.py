@@ -219,6 +219,8 @@ def test_edit_status_label_and_notes(page):
 def test_change_holder_with_confirmation(page, browser, server):
     log_in(page, MANAGER)
     page.goto("/credits?q=Hank")
+    original_url = report_row(page, "Hank bonus hours").get_by_role("link", name="Change holder") \
+        .get_attribute("href").removesuffix("/change-holder")
     report_row(page, "Hank bonus hours").get_by_role("link", name="Change holder").click()
     page.get_by_label("New holder").select_option(label="Globex HQ (Globex Corporation)")
     page.get_by_label("Reason").fill("Bonus belongs to the office")
@@ -230,10 +232,18 @@ def test_change_holder_with_confirmation(page, browser, server):
     page.get_by_role("button", name="Yes, move the credits").click()
     expect(page.locator(".flash.success")).to_contain_text("Moved 5.00 hours of Hank bonus hours from Hank Scorpio "
                                                            "to Globex HQ")
+    # The credits are in a new pack of the office, whose history starts with the move in ...
+    new_pack_url = page.url.split("?")[0]
+    expect(page.locator("#history")).to_contain_text("Transferred in")
+    expect(page.locator("#history")).to_contain_text("+5.00")
+    # ... and the original keeps its history with Hank, ending with the move out and its reason.
+    page.goto(original_url)
     history = page.locator("#history")
     expect(history).to_contain_text("Holder changed")
     expect(history).to_contain_text("From Hank Scorpio to Globex HQ")
     expect(history).to_contain_text("Reason: Bonus belongs to the office")
+    assert page.url.split("?")[0] != new_pack_url
+    page.goto(new_pack_url)
     # A member sees no "Change holder" anywhere, and the form itself answers 403.
     member = browser.new_context(base_url=server)
     member_page = member.new_page()
