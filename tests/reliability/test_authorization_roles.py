@@ -261,7 +261,8 @@ CASES: list[Case] = [
         "grant_consume_credits": {"permissions": ["consume_credits"]}}),
     *_user_cases("member_with_manage_packs", fresh_user("member", ["manage_packs"]), MASTER | {"mgr_all"}, {
         "name": {"name": "Renamed"}, "email": {"email": "taken-{uniq}@example.com"},
-        "password": {"password": "taken-over-123"}, "deactivate": {"is_active": False}}),
+        "password": {"password": "taken-over-123"}, "deactivate": {"is_active": False},
+        "remove_permissions": {"permissions": []}}),
     *_user_cases("manager", fresh_user("manager", []), MASTER, {
         "name": {"name": "Renamed"}, "email": {"email": "taken-{uniq}@example.com"},
         "password": {"password": "taken-over-123"}, "deactivate": {"is_active": False},
@@ -272,7 +273,7 @@ CASES: list[Case] = [
     *_user_cases("master", fresh_user("master", []), MASTER, {
         "name": {"name": "Renamed"}, "email": {"email": "taken-{uniq}@example.com"},
         "password": {"password": "taken-over-123"}, "deactivate": {"is_active": False},
-        "demote": {"role": "member"}}),
+        "demote": {"role": "member"}, "permissions": {"permissions": ["send_sms"]}}),
     Case("user.update.self.name", "PATCH", "/v1/users/{user_id}", "self", {"name": "{self_name}"}, ACTIVE),
     Case("user.update.self.role", "PATCH", "/v1/users/{user_id}", "self", _other_role),
     Case("user.update.self.every_permission", "PATCH", "/v1/users/{user_id}", "self",
