@@ -1,0 +1,662 @@
+"""Authorization matrix inside ONE workspace: every write endpoint of the API with every role.
+
+test_authorization.py pits workspaces against each other; the hostile probe's real breaks were all
+inside one workspace, across roles (manage_users reaching a more privileged manager, idempotency keys
+shared by callers, SMS rules bypassed). Here the callers are API keys of users of one workspace:
+
+    master; manager with no permission; manager with every permission; manager with only manage_users;
+    member with no permission; member with each single permission (send_sms twice: alone, and in a team
+    with another send_sms user); the key of a deactivated master.
+
+Every POST/PATCH/PUT/DELETE of /openapi.json has cases in CASES (a new write endpoint without one fails
+`test_every_write_endpoint_is_in_the_matrix`). A case sends a valid body aimed at real objects of the
+workspace that the caller does not own (another office's pack, another user's pack or key, a more
+privileged user, a master...) on the non-SMS credit type `unit`, or, for /v1/sms/* and /v1/messages, on
+SMS credits under their own rules (README "SMS credits"). The expected answer of each (case, caller)
+comes from the product rules (README "Permissions in short", "Who manages whom", the SMS credits table,
+seed 003) and the require_* functions of parties/credits/sms service.py:
+
+- allowed: the documented 2xx, no `Idempotent-Replayed`, and an audit row by the caller's user;
+- refused: the documented 4xx (403, or 404 where the code hides that the object exists, or 422 where the
+  target itself is refused whoever asks), and NOTHING changed: every row of the workspace in every table
+  is compared before and after (API key last_used_at aside; append-only audit and ledger by count), and
+  a 401/403 leaves no idempotency row either;
+- the deactivated master's key: 401 on every endpoint, nothing changed.
+
+Every request carries the SAME Idempotency-Key for every caller of a case: keys are per caller, so no
+caller may replay or poison another's answer (probe F5). SMS-governed credits through the generic
+credits endpoints are in test_authorization_sms.py. A pair whose answer disagrees with the product rules
+is a hole, marked xfail(strict) with its reason so that it shows until it is fixed.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from creditdesk import models
+from creditdesk.audit import Actor
+from creditdesk.sms import payments
+from creditdesk.sms import schemas as sms_schemas
+from creditdesk.sms import service as sms_service
+from tests.conftest import make_workspace
+from tests.reliability import summary
+
+PERMISSIONS = ["send_sms", "manage_office_credits", "manage_packs", "consume_credits", "manage_users"]
+BILLING = {"name": "Matrix buyer", "address": "1 Matrix Street", "email": "buyer@example.com"}
+
+# name -> (role, permissions). Every one has office 1 as primary office, so the office managers' SMS scope
+# covers them all; mem_sms_team shares team T with `teammate`, mem_sms is in no team; the master has no
+# office.
+CALLER_USERS = {
+    "mem": ("member", []),
+    "mem_sms": ("member", ["send_sms"]),
+    "mem_sms_team": ("member", ["send_sms"]),
+    "mem_office": ("member", ["manage_office_credits"]),
+    "mem_packs": ("member", ["manage_packs"]),
+    "mem_consume": ("member", ["consume_credits"]),
+    "mem_users": ("member", ["manage_users"]),
+    "mgr": ("manager", []),
+    "mgr_users": ("manager", ["manage_users"]),
+    "mgr_all": ("manager", PERMISSIONS),
+}
+# The order requests are sent in for each case: refused callers before and allowed ones after the master,
+# so a key shared between callers would show as a replayed or poisoned answer.
+CALLERS = ["mem", "mem_sms", "mem_sms_team", "mem_office", "mem_packs", "mem_consume", "mem_users", "mgr",
+           "mgr_users", "master", "mgr_all", "deactivated"]
+ACTIVE = frozenset(CALLERS) - {"deactivated"}
+
+# Who may, by rule (the require_* functions and the README).
+MASTER = frozenset({"master"})
+MANAGERS = frozenset({"master", "mgr", "mgr_users", "mgr_all"})          # require_manager
+USER_ADMINS = frozenset({"master", "mgr_users", "mgr_all"})               # manager + manage_users
+PACKS = frozenset({"master", "mgr_all", "mem_packs"})                      # manage_packs
+GRANT = MANAGERS | {"mem_packs"}                                           # require_grant
+CONSUME = MANAGERS | {"mem_consume"}                                       # require_consume, projects
+SMS_SENDERS = frozenset({"master", "mgr_all", "mem_sms", "mem_sms_team"})  # send_sms (masters hold all)
+OFFICE_SMS = frozenset({"master", "mgr_all", "mem_office"})               # manage_office_credits, office 1
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request shape on one endpoint, sent by every caller.
+
+    `target` names the value that fills the path's {parameter}; in `body`, a string "{name}" is replaced
+    by that value and "{uniq}" inside a string by a fresh token. `fresh` makes, with the master's key, the
+    objects one request acts on ("{pack}", "{user}"...); they are made again only after a request used
+    them up (any 2xx). `restore` undoes an allowed change to a shared object. `holes`: caller -> why the
+    code's answer breaks the product rule (the pair is then xfail, strict, until the code is fixed)."""
+
+    id: str
+    method: str
+    path: str
+    target: str | None = None
+    body: Any = None
+    allowed: frozenset = frozenset()
+    refused: int = 403
+    special: dict = field(default_factory=dict)
+    fresh: Callable | None = None
+    fresh_per_caller: bool = False
+    restore: Callable | None = None
+    holes: dict = field(default_factory=dict)
+
+    def expected(self, caller: str) -> int:
+        if caller == "deactivated":
+            return 401
+        if caller in self.special:
+            return self.special[caller]
+        if caller in self.allowed:
+            return 201 if self.method == "POST" and "{" not in self.path else 200
+        return self.refused
+
+
+# --- objects made for one request -------------------------------------------------------------------
+
+def _grant(w, holder: dict, quantity: int = 10, name: str = "Fresh pack") -> str:
+    return w.master.post("/v1/packs", {"holder": holder, "credit_type": "unit", "quantity": quantity,
+                                       "name": name})["id"]
+
+
+def fresh_office2_pack(w, caller):
+    return {"pack": _grant(w, {"kind": "office", "id": w.ids["o2"]}, name="Office 2 fresh pack")}
+
+
+def fresh_user_pack(w, caller):
+    return {"pack": _grant(w, {"kind": "user", "id": w.ids["plain"]}, name="Plain's fresh pack")}
+
+
+def fresh_consumption(w, caller):
+    return {"consumption": w.master.post("/v1/consumptions", {
+        "context": {"kind": "office", "id": w.ids["o1"]}, "credit_type": "unit", "amount": 1})["id"]}
+
+
+def fresh_hold(w, caller):
+    return {"hold": w.master.post("/v1/holds", {"context": {"kind": "office", "id": w.ids["o1"]},
+                                                "credit_type": "unit", "amount": 1,
+                                                "timeout_seconds": 86400})["id"]}
+
+
+def fresh_captured_hold(w, caller):
+    hold = fresh_hold(w, caller)["hold"]
+    w.master.post(f"/v1/holds/{hold}/capture", {})
+    return {"hold": hold}
+
+
+def fresh_user(role: str, permissions: list[str]):
+    def make(w, caller):
+        return {"user": w.master.post("/v1/users", {
+            "name": f"Target {role} {'+'.join(permissions) or 'none'}", "is_staff": True, "role": role,
+            "permissions": permissions, "email": f"target-{secrets.token_hex(5)}@example.com",
+            "primary_office_id": w.ids["o1"]})["id"]}
+    return make
+
+
+def fresh_key(owner: str):
+    def make(w, caller):
+        if owner == "self" and caller == "deactivated":
+            return {"key": w.key_ids["deactivated"]}  # no key can be made for a deactivated user
+        user = w.user_ids[caller] if owner == "self" else w.ids[owner]
+        return {"key": w.master.post("/v1/api-keys", {"name": f"fresh key of {owner}", "user_id": user})["id"]}
+    return make
+
+
+class _PendingPayment:
+    """A payment method that leaves purchases pending (a card gateway's callback comes later). The
+    server offers none, so pending purchases are made in-process; the server then settles them."""
+
+    code, label = "matrix_pending", "Confirmed later"
+
+    def charge(self, purchase, *, idempotency_key):
+        return payments.PaymentResult(status="pending", reference=f"bank:{purchase.id}")
+
+
+def fresh_pending_purchase(w, caller):
+    payments.register_payment_method(_PendingPayment())
+    try:
+        actor = Actor(workspace_id=w.ws.id, user_id=w.ws.master_id, role="master")
+        data = sms_schemas.PurchaseCreate.model_validate({
+            "for": {"kind": "user", "id": w.ids["teammate"]}, "quantity": 5, "billing": BILLING,
+            "payment_method": _PendingPayment.code})
+        purchase_id = w.db.write(lambda session: sms_service.create_purchase(session, data, actor=actor).id)
+    finally:
+        payments.unregister_payment_method(_PendingPayment.code)
+    return {"purchase": purchase_id}
+
+
+def restore_self(*fields: str):
+    """Put the caller's own fields back as they were (the master does it)."""
+    def restore(w, caller, values):
+        _, perms = CALLER_USERS.get(caller, ("master", []))
+        original = {"permissions": perms, "additional_office_ids": []}
+        w.master.patch(f"/v1/users/{w.user_ids[caller]}", {f: original[f] for f in fields})
+    return restore
+
+
+def _other_role(v) -> dict:
+    return {"role": "manager" if v["self_role"] == "member" else "member"}
+
+
+OFFICE1 = {"kind": "office", "id": "{o1}"}
+OFFICE2 = {"kind": "office", "id": "{o2}"}
+SELF = {"kind": "user", "id": "{self}"}
+PLAIN = {"kind": "user", "id": "{plain}"}
+
+
+def _sms_transfer(src: dict, dst: dict) -> dict:
+    return {"from": src, "to": dst, "quantity": 1, "agree_to_conditions": True}
+
+
+def _user(name: str) -> dict:
+    return {"kind": "user", "id": "{" + name + "}"}
+
+
+POOL = {"kind": "workspace"}
+
+
+def _user_cases(label: str, make, allowed: frozenset, bodies: dict) -> list[Case]:
+    return [Case(f"user.update.{label}.{what}", "PATCH", "/v1/users/{user_id}", "user", body, allowed,
+                 fresh=make) for what, body in bodies.items()]
+
+
+CASES: list[Case] = [
+    # --- workspace, customers, offices, teams: masters; managers for customers, offices, teams ---
+    Case("workspace.update", "PATCH", "/v1/workspace", body={"name": "{ws_name}"}, allowed=MASTER),
+    Case("customer.create", "POST", "/v1/customers", body={"name": "Matrix customer {uniq}"}, allowed=MANAGERS),
+    Case("customer.update", "PATCH", "/v1/customers/{customer_id}", "customer", {"name": "Matrix customer"},
+         MANAGERS),
+    Case("office.create", "POST", "/v1/offices", body={"name": "Matrix office {uniq}"}, allowed=MANAGERS),
+    Case("office.update", "PATCH", "/v1/offices/{office_id}", "o2", {"name": "Office 2"}, MANAGERS),
+    Case("team.create", "POST", "/v1/teams", body={"name": "Matrix team {uniq}"}, allowed=MANAGERS),
+    Case("team.update", "PATCH", "/v1/teams/{team_id}", "team2", {"name": "Team 2"}, MANAGERS),
+
+    # --- users: masters anyone; managers with manage_users only members holding nothing more, granting
+    # only what they hold; members only their own name, email and password; nobody their own role ---
+    Case("user.create.member", "POST", "/v1/users", body={
+        "name": "New member", "is_staff": True, "email": "new-{uniq}@example.com"}, allowed=USER_ADMINS),
+    Case("user.create.manager", "POST", "/v1/users", body={
+        "name": "New manager", "is_staff": True, "role": "manager", "email": "new-{uniq}@example.com"},
+         allowed=USER_ADMINS),
+    Case("user.create.with_consume_credits", "POST", "/v1/users", body={
+        "name": "New consumer", "is_staff": True, "permissions": ["consume_credits"],
+        "email": "new-{uniq}@example.com"}, allowed=MASTER | {"mgr_all"}),
+    Case("user.create.master", "POST", "/v1/users", body={
+        "name": "New master", "is_staff": True, "role": "master", "email": "new-{uniq}@example.com"},
+         allowed=MASTER),
+    *_user_cases("member", fresh_user("member", []), USER_ADMINS, {
+        "name": {"name": "Renamed member"}, "email": {"email": "taken-{uniq}@example.com"},
+        "password": {"password": "taken-over-123"}, "deactivate": {"is_active": False},
+        "offices": {"primary_office_id": "{o2}", "additional_office_ids": ["{o1}"]},
+        "role_manager": {"role": "manager"}, "grant_manage_users": {"permissions": ["manage_users"]}}),
+    *_user_cases("member", fresh_user("member", []), MASTER | {"mgr_all"}, {
+        "grant_consume_credits": {"permissions": ["consume_credits"]}}),
+    *_user_cases("member_with_manage_packs", fresh_user("member", ["manage_packs"]), MASTER | {"mgr_all"}, {
+        "name": {"name": "Renamed"}, "email": {"email": "taken-{uniq}@example.com"},
+        "password": {"password": "taken-over-123"}, "deactivate": {"is_active": False},
+        "remove_permissions": {"permissions": []}}),
+    *_user_cases("manager", fresh_user("manager", []), MASTER, {
+        "name": {"name": "Renamed"}, "email": {"email": "taken-{uniq}@example.com"},
+        "password": {"password": "taken-over-123"}, "deactivate": {"is_active": False},
+        "permissions": {"permissions": []}}),
+    *_user_cases("manager_with_every_permission", fresh_user("manager", PERMISSIONS), MASTER, {
+        "email": {"email": "taken-{uniq}@example.com"}, "password": {"password": "taken-over-123"},
+        "deactivate": {"is_active": False}, "permissions": {"permissions": ["manage_users"]}}),
+    *_user_cases("master", fresh_user("master", []), MASTER, {
+        "name": {"name": "Renamed"}, "email": {"email": "taken-{uniq}@example.com"},
+        "password": {"password": "taken-over-123"}, "deactivate": {"is_active": False},
+        "demote": {"role": "member"}, "permissions": {"permissions": ["send_sms"]}}),
+    Case("user.update.self.name", "PATCH", "/v1/users/{user_id}", "self", {"name": "{self_name}"}, ACTIVE),
+    Case("user.update.self.role", "PATCH", "/v1/users/{user_id}", "self", _other_role),
+    Case("user.update.self.every_permission", "PATCH", "/v1/users/{user_id}", "self",
+         {"permissions": PERMISSIONS}, MASTER | {"mgr_all"}, restore=restore_self("permissions")),
+    Case("user.update.self.offices", "PATCH", "/v1/users/{user_id}", "self", {"additional_office_ids": ["{o2}"]},
+         USER_ADMINS, restore=restore_self("additional_office_ids")),
+    # The login itself needs the current password: the master has one (422 without it), the others none.
+    Case("user.update.self.email_without_current_password", "PATCH", "/v1/users/{user_id}", "self",
+         {"email": "self-{uniq}@example.com"}, special={"master": 422}),
+    Case("user.update.self.password_with_current_password", "PATCH", "/v1/users/{user_id}", "self",
+         {"password": "correct horse battery", "current_password": "correct horse battery"}, MASTER),
+
+    # --- API keys: anyone for themselves; only masters for someone else; other users' keys do not exist
+    # for non-masters (404) ---
+    Case("api_key.create.self", "POST", "/v1/api-keys", body={"name": "own key"}, allowed=ACTIVE),
+    Case("api_key.create.for_a_member", "POST", "/v1/api-keys", body={"name": "x", "user_id": "{plain}"},
+         allowed=MASTER),
+    Case("api_key.create.for_the_master", "POST", "/v1/api-keys", body={"name": "x", "user_id": "{master}"},
+         allowed=MASTER),
+    Case("api_key.update.own", "PATCH", "/v1/api-keys/{key_id}", "own_key", {"name": "{own_key_name}"}, ACTIVE),
+    Case("api_key.update.a_members", "PATCH", "/v1/api-keys/{key_id}", "key", {"name": "renamed"}, MASTER,
+         refused=404, fresh=fresh_key("plain")),
+    Case("api_key.update.the_masters", "PATCH", "/v1/api-keys/{key_id}", "key", {"name": "renamed"}, MASTER,
+         refused=404, fresh=fresh_key("master")),
+    Case("api_key.revoke.own", "DELETE", "/v1/api-keys/{key_id}", "key", None, ACTIVE, fresh=fresh_key("self"),
+         fresh_per_caller=True),
+    Case("api_key.revoke.a_members", "DELETE", "/v1/api-keys/{key_id}", "key", None, MASTER, refused=404,
+         fresh=fresh_key("plain")),
+    Case("api_key.revoke.the_masters", "DELETE", "/v1/api-keys/{key_id}", "key", None, MASTER, refused=404,
+         fresh=fresh_key("master")),
+
+    # --- credit types: masters ---
+    Case("credit_type.create", "POST", "/v1/credit-types", body={"code": "ct_{uniq}", "name": "New type"},
+         allowed=MASTER),
+    Case("credit_type.update", "PATCH", "/v1/credit-types/{code}", "unit", {"name": "Units"}, MASTER),
+
+    # --- packs (unit): grant by masters, managers or manage_packs; every change but the status label and
+    # notes needs manage_packs, whoever holds the pack ---
+    Case("pack.grant.office2", "POST", "/v1/packs", body={
+        "holder": OFFICE2, "credit_type": "unit", "quantity": 5, "name": "Granted"}, allowed=GRANT),
+    Case("pack.grant.self", "POST", "/v1/packs", body={
+        "holder": SELF, "credit_type": "unit", "quantity": 5, "name": "Granted to myself"}, allowed=GRANT),
+    Case("pack.grant.batch", "POST", "/v1/packs/batch", body={"packs": [
+        {"holder": OFFICE2, "credit_type": "unit", "quantity": 5, "name": "Batch 1"},
+        {"holder": PLAIN, "credit_type": "unit", "quantity": 5, "name": "Batch 2"}]}, allowed=GRANT),
+    # Status label and notes are the credit-drive fields anyone may edit (seed 000; update_pack).
+    Case("pack.update.label_and_notes", "PATCH", "/v1/packs/{pack_id}", "pack_o2",
+         {"status_label": "Drive 2026", "notes": "Called the client"}, ACTIVE),
+    Case("pack.update.name_priority_managers", "PATCH", "/v1/packs/{pack_id}", "pack_o2",
+         {"name": "Office 2 pack", "priority": 100, "relationship_manager_id": "{plain}"}, PACKS),
+    Case("pack.change_holder.office2_to_office1", "POST", "/v1/packs/{pack_id}/change-holder", "pack",
+         {"holder": OFFICE1}, PACKS, fresh=fresh_office2_pack),
+    Case("pack.change_holder.a_users_to_self", "POST", "/v1/packs/{pack_id}/change-holder", "pack",
+         {"holder": SELF}, PACKS, fresh=fresh_user_pack),
+    Case("pack.void.office2", "POST", "/v1/packs/{pack_id}/void", "pack", {"reason": "matrix"}, PACKS,
+         fresh=fresh_office2_pack),
+    Case("pack.void.a_users", "POST", "/v1/packs/{pack_id}/void", "pack", {"reason": "matrix"}, PACKS,
+         fresh=fresh_user_pack),
+
+    # --- projects, consumptions, holds: masters, managers or consume_credits; reversals need manage_packs.
+    # Contexts are not scoped by office or owner for credit types without a required permission ---
+    Case("project.create", "POST", "/v1/projects", body={"name": "Matrix project", "office_id": "{o1}"},
+         allowed=CONSUME),
+    Case("project.update", "PATCH", "/v1/projects/{project_id}", "project", {"name": "Project 1"}, CONSUME),
+    Case("consumption.office1", "POST", "/v1/consumptions", body={
+        "context": OFFICE1, "credit_type": "unit", "amount": 1}, allowed=CONSUME),
+    Case("consumption.a_users_credits", "POST", "/v1/consumptions", body={
+        "context": PLAIN, "credit_type": "unit", "amount": 1}, allowed=CONSUME),
+    Case("consumption.workspace_pool", "POST", "/v1/consumptions", body={
+        "context": {"kind": "workspace"}, "credit_type": "unit", "amount": 1}, allowed=CONSUME),
+    Case("consumption.reverse", "POST", "/v1/consumptions/{consumption_id}/reverse", "consumption",
+         {"reason": "matrix"}, PACKS, fresh=fresh_consumption),
+    Case("hold.create", "POST", "/v1/holds", body={
+        "context": OFFICE1, "credit_type": "unit", "amount": 1, "timeout_seconds": 86400}, allowed=CONSUME),
+    Case("hold.capture", "POST", "/v1/holds/{hold_id}/capture", "hold", {}, CONSUME, fresh=fresh_hold),
+    Case("hold.release", "POST", "/v1/holds/{hold_id}/release", "hold", None, CONSUME, fresh=fresh_hold),
+    Case("hold.reverse", "POST", "/v1/holds/{hold_id}/reverse", "hold", {"reason": "matrix"}, PACKS,
+         fresh=fresh_captured_hold),
+
+    # --- transfers (unit): manage_packs, from any holder ---
+    Case("transfer.office2_to_office1", "POST", "/v1/transfers", body={
+        "from": OFFICE2, "to": OFFICE1, "credit_type": "unit", "amount": 1}, allowed=PACKS),
+    Case("transfer.a_users_pack_to_self", "POST", "/v1/transfers", body={
+        "from_pack_id": "{pack_plain}", "to": SELF, "credit_type": "unit", "amount": 1}, allowed=PACKS),
+
+    # --- SMS (README "SMS credits", seed 003): masters the pool and everyone; manage_office_credits the
+    # users of one's offices; others themselves and their team, never taking from a team member. Credits
+    # go only to active staff with send_sms; a message is paid by its sender's own credits ---
+    Case("sms.settings", "PATCH", "/v1/sms/settings", body={"tax_label": "GST"}, allowed=MASTER),
+    Case("sms.purchase.pool", "POST", "/v1/sms/purchases", body={
+        "for": POOL, "quantity": 5, "billing": BILLING}, allowed=MASTER),
+    Case("sms.purchase.team_member", "POST", "/v1/sms/purchases", body={
+        "for": _user("teammate"), "quantity": 5, "billing": BILLING}, allowed=OFFICE_SMS | {"mem_sms_team"}),
+    Case("sms.purchase.other_office_user", "POST", "/v1/sms/purchases", body={
+        "for": _user("sms_o2"), "quantity": 5, "billing": BILLING}, allowed=MASTER),
+    Case("sms.purchase.for_the_master", "POST", "/v1/sms/purchases", body={
+        "for": _user("master"), "quantity": 5, "billing": BILLING}, allowed=MASTER),
+    Case("sms.purchase.deactivated_user", "POST", "/v1/sms/purchases", body={
+        "for": _user("old_master"), "quantity": 5, "billing": BILLING}, special={"master": 422}),
+    Case("sms.purchase.self", "POST", "/v1/sms/purchases", body={
+        "for": SELF, "quantity": 5, "billing": BILLING}, allowed=SMS_SENDERS, refused=422),
+    Case("sms.purchase.payment", "POST", "/v1/sms/purchases/{purchase_id}/payment", "purchase", {
+        "status": "paid", "reference": "bank transfer 42"}, MASTER, fresh=fresh_pending_purchase),
+    Case("sms.transfer.pool_to_user", "POST", "/v1/sms/transfers",
+         body=_sms_transfer(POOL, _user("teammate")), allowed=MASTER),
+    Case("sms.transfer.user_to_pool", "POST", "/v1/sms/transfers",
+         body=_sms_transfer(_user("teammate"), POOL), allowed=MASTER),
+    Case("sms.transfer.from_a_team_member", "POST", "/v1/sms/transfers",
+         body=_sms_transfer(_user("teammate"), _user("mem_sms_team")), allowed=OFFICE_SMS),
+    Case("sms.transfer.own_to_team_member", "POST", "/v1/sms/transfers",
+         body=_sms_transfer(_user("mem_sms_team"), _user("teammate")), allowed=OFFICE_SMS | {"mem_sms_team"}),
+    Case("sms.transfer.own_to_non_team_member", "POST", "/v1/sms/transfers",
+         body=_sms_transfer(_user("mem_sms_team"), _user("mem_sms")), allowed=OFFICE_SMS),
+    # Office SMS managers move credits of every user of their offices, whatever the user's role (seed 003).
+    Case("sms.transfer.from_a_manager", "POST", "/v1/sms/transfers",
+         body=_sms_transfer(_user("mgr_all"), _user("teammate")), allowed=OFFICE_SMS),
+    Case("sms.transfer.to_other_office", "POST", "/v1/sms/transfers",
+         body=_sms_transfer(_user("teammate"), _user("sms_o2")), allowed=MASTER),
+    Case("sms.transfer.to_user_without_send_sms", "POST", "/v1/sms/transfers",
+         body=_sms_transfer(_user("teammate"), PLAIN), special={c: 422 for c in OFFICE_SMS}),
+    Case("message.send", "POST", "/v1/messages", body={"to": "+61400000000", "body": "Matrix"},
+         allowed=SMS_SENDERS),
+    Case("message.send_on_behalf", "POST", "/v1/messages", body={
+        "to": "+61400000001", "body": "Matrix", "on_behalf_of_user_id": "{teammate}"}, allowed=SMS_SENDERS),
+]
+
+
+# --- the world ---------------------------------------------------------------------------------------
+
+def _answer(r: httpx.Response) -> dict:
+    assert r.status_code in (200, 201), f"{r.request.method} {r.request.url} -> {r.status_code} {r.text}"
+    return r.json()
+
+
+class Api:
+    def __init__(self, base_url: str, key: str):
+        self.client = httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"})
+
+    def post(self, path: str, body=None) -> dict:
+        return _answer(self.client.post(path, json=body))
+
+    def patch(self, path: str, body) -> dict:
+        return _answer(self.client.patch(path, json=body))
+
+
+class World:
+    def __init__(self, db, live_server):
+        self.db = db
+        self.base = live_server.base_url
+        self.ws = make_workspace(db, name="Roles matrix")
+        self.master = Api(self.base, self.ws.api_key)
+        self.keys: dict[str, str] = {"master": self.ws.api_key}
+        self.user_ids: dict[str, str] = {"master": self.ws.master_id}
+        self.key_ids: dict[str, str] = {}
+        self.ids: dict[str, str] = {"master": self.ws.master_id, "ws_name": "Roles matrix", "unit": "unit"}
+        self.fresh: dict = {}
+        self.clients: dict[str, httpx.Client] = {}
+        self.state_cache: dict | None = None
+        self.stats = {"attempted": 0, "acknowledged": 0, "refused": 0, "violations": 0, "holes": 0}
+        self.started = time.monotonic()
+        self.schema = httpx.get(self.base + "/openapi.json", timeout=30).json()
+        self._build()
+
+    def _build(self) -> None:
+        m, ids = self.master, self.ids
+        m.post("/v1/credit-types", {"code": "unit", "name": "Units"})
+        ids["o1"] = m.post("/v1/offices", {"name": "Office 1"})["id"]
+        ids["o2"] = m.post("/v1/offices", {"name": "Office 2"})["id"]
+        ids["customer"] = m.post("/v1/customers", {"name": "Matrix customer"})["id"]
+        ids["team2"] = m.post("/v1/teams", {"name": "Team 2"})["id"]
+        for name, (role, perms) in CALLER_USERS.items():
+            self.user_ids[name] = m.post("/v1/users", {
+                "name": f"Matrix {name}", "is_staff": True, "role": role, "permissions": perms,
+                "email": f"{name}@example.com", "primary_office_id": ids["o1"]})["id"]
+        for name, perms, office in (("teammate", ["send_sms"], "o1"), ("sms_o2", ["send_sms"], "o2"),
+                                    ("plain", [], "o1")):
+            ids[name] = m.post("/v1/users", {"name": f"Matrix {name}", "is_staff": True, "permissions": perms,
+                                             "email": f"{name}@example.com", "primary_office_id": ids[office]})["id"]
+        ids.update({name: self.user_ids[name] for name in ("mem_sms_team", "mem_sms", "mgr_all")})
+        m.post("/v1/teams", {"name": "Team T", "office_id": ids["o1"],
+                             "member_ids": [self.user_ids["mem_sms_team"], ids["teammate"]]})
+        ids["project"] = m.post("/v1/projects", {"name": "Project 1", "office_id": ids["o1"]})["id"]
+        # A master's key that stops working when the master is deactivated.
+        old = m.post("/v1/users", {"name": "Matrix old master", "is_staff": True, "role": "master",
+                                   "email": "old.master@example.com"})["id"]
+        self.user_ids["deactivated"] = self.ids["old_master"] = old
+        for name, user in self.user_ids.items():
+            if name != "master":
+                created = m.post("/v1/api-keys", {"name": f"key of {name}", "user_id": user})
+                self.keys[name], self.key_ids[name] = created["key"], created["id"]
+        m.patch(f"/v1/users/{old}", {"is_active": False})
+        self.key_ids["master"] = next(k["id"] for k in _answer(m.client.get("/v1/api-keys"))["data"]
+                                      if k["user_id"] == self.ws.master_id)
+        for holder in ({"kind": "office", "id": ids["o1"]}, {"kind": "office", "id": ids["o2"]}, {"kind": "workspace"}):
+            _grant(self, holder, 1_000_000, name="Funding")
+        ids["pack_o2"] = _grant(self, {"kind": "office", "id": ids["o2"]}, 1_000_000, name="Office 2 pack")
+        ids["pack_plain"] = _grant(self, {"kind": "user", "id": ids["plain"]}, 1_000_000, name="Plain's pack")
+        for holder, quantity in ((POOL, 1000), ({"kind": "user", "id": ids["teammate"]}, 1000),
+                                 ({"kind": "user", "id": ids["mem_sms_team"]}, 1000),
+                                 ({"kind": "user", "id": ids["mem_sms"]}, 100),
+                                 ({"kind": "user", "id": self.user_ids["mgr_all"]}, 100),
+                                 ({"kind": "user", "id": self.ws.master_id}, 100),
+                                 ({"kind": "user", "id": ids["sms_o2"]}, 100)):
+            assert m.post("/v1/sms/purchases", {"for": holder, "quantity": quantity,
+                                                "billing": BILLING})["status"] == "paid"
+
+    def client(self, caller: str) -> httpx.Client:
+        # One client per caller for the whole module: making one per request costs more than the request.
+        if caller not in self.clients:
+            self.clients[caller] = httpx.Client(base_url=self.base, timeout=30,
+                                                headers={"Authorization": f"Bearer {self.keys[caller]}"})
+        return self.clients[caller]
+
+    def values(self, case: Case, caller: str) -> dict:
+        role, _ = CALLER_USERS.get(caller, ("master", []))
+        values = {**self.ids, "self": self.user_ids[caller], "self_name": f"Matrix {caller}", "self_role": role,
+                  "own_key": self.key_ids[caller], "own_key_name": f"key of {caller}"}
+        if caller == "master":
+            values.update(self_name="Master", own_key_name="First key")
+        if case.fresh is not None:
+            slot = (case.id, caller) if case.fresh_per_caller else case.id
+            if slot not in self.fresh:
+                self.fresh[slot] = case.fresh(self, caller)
+                self.state_cache = None
+            values.update(self.fresh[slot])
+        return values
+
+    def used_up(self, case: Case, caller: str) -> None:
+        """A 2xx changed the objects `fresh` made: the next caller gets new ones."""
+        self.fresh.pop((case.id, caller) if case.fresh_per_caller else case.id, None)
+        self.state_cache = None
+
+    def close(self) -> None:
+        self.master.client.close()
+        for client in self.clients.values():
+            client.close()
+
+
+_uniq = itertools.count()
+
+
+def _fill(template, values: dict):
+    if callable(template):
+        return template(values)
+    if isinstance(template, dict):
+        return {k: _fill(v, values) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_fill(v, values) for v in template]
+    if isinstance(template, str):
+        if template.startswith("{") and template.endswith("}") and template[1:-1] in values:
+            return values[template[1:-1]]
+        if "{uniq}" in template:
+            return template.replace("{uniq}", f"{next(_uniq)}x{secrets.token_hex(3)}")
+    return template
+
+
+# --- what "nothing changed" means: every row of the workspace -------------------------------------------
+
+APPEND_ONLY = {"audit_events", "ledger_transfers"}    # compared by count: rows are only ever added
+VOLATILE = {("api_keys", "last_used_at")}              # written by authentication itself, at most once a minute
+
+
+@functools.cache
+def _state_sql(dialect: str) -> str:
+    """One statement (one round trip) that reads every row of the workspace, each table as a JSON array
+    of rows in primary key order; append-only tables by count."""
+    columns = {}
+    for name, table in ((t.name, t) for t in models.metadata.sorted_tables):
+        if name == "workspaces" or "workspace_id" in table.c:
+            columns[name] = ([c.name for c in table.c if (name, c.name) not in VOLATILE],
+                             ", ".join(c.name for c in table.primary_key.columns))
+    parts = []
+    for name, (cols, order) in columns.items():
+        where = "id = :ws" if name == "workspaces" else "workspace_id = :ws"
+        listed = ", ".join(cols)
+        if name in APPEND_ONLY:
+            expr = f"SELECT count(*) FROM {name} WHERE {where}"
+        elif dialect == "postgresql":
+            expr = f"SELECT json_agg(json_build_array({listed}) ORDER BY {order})::text FROM {name} WHERE {where}"
+        else:
+            expr = (f"SELECT json_group_array(json_array({listed})) FROM "
+                    f"(SELECT {listed} FROM {name} WHERE {where} ORDER BY {order})")
+        parts.append(f"({expr}) AS {name}")
+    return "SELECT " + ", ".join(parts)
+
+
+def workspace_state(db, workspace_id: str) -> dict:
+    """Every row of the workspace, as stored."""
+    sql = _state_sql(db.dialect)
+    with db.read() as session:
+        return dict(session.execute(text(sql), {"ws": workspace_id}).one()._mapping)
+
+
+def _changes(before: dict, after: dict, *, with_idempotency: bool) -> list[str]:
+    out = []
+    for name, was in before.items():
+        if name == "idempotency_keys" and not with_idempotency:
+            continue
+        if was != after[name]:
+            if name in APPEND_ONLY:
+                out.append(f"{name}: {was} -> {after[name]} rows")
+                continue
+            old, new = json.loads(was or "[]"), json.loads(after[name] or "[]")
+            added = [r for r in new if r not in old][:3]
+            removed = [r for r in old if r not in new][:3]
+            out.append(f"{name}: +{added} -{removed}"[:600])
+    return out
+
+
+def _audit_by(db, workspace_id: str, user_id: str) -> int:
+    with db.read() as session:
+        return session.execute(text("SELECT count(*) FROM audit_events WHERE workspace_id = :ws AND actor_id = :u"),
+                               {"ws": workspace_id, "u": user_id}).scalar_one()
+
+
+def _pairs():
+    for case in CASES:
+        for caller in CALLERS:
+            reason = case.holes.get(caller)
+            marks = [pytest.mark.xfail(strict=True, reason=f"HOLE: {reason}")] if reason else []
+            yield pytest.param(case, caller, id=f"{case.id}-{caller}", marks=marks)
+
+
+@pytest.fixture(scope="module")
+def world(db, live_server):
+    w = World(db, live_server)
+    yield w
+    s = w.stats
+    summary.add({"test": "authorization roles", "db": db.dialect, "attempted": s["attempted"],
+                 "acknowledged": s["acknowledged"], "refused": s["refused"], "violations": s["violations"],
+                 "seconds": round(time.monotonic() - w.started, 1),
+                 "notes": f"{len(CALLERS)} callers x {len(CASES)} cases, one workspace; "
+                          f"{s['holes']} known holes (xfail)"})
+    w.close()
+
+
+@pytest.mark.parametrize("case,caller", list(_pairs()))
+def test_roles_matrix(request, db, world, case: Case, caller: str):
+    w = world
+    values = w.values(case, caller)
+    path = case.path
+    if case.target is not None:
+        path = path.replace(path[path.index("{"):path.index("}") + 1], values[case.target])
+    body = _fill(case.body, values)
+    expected = case.expected(caller)
+    allowed = expected < 400
+    before = w.state_cache if (w.state_cache is not None and not allowed) else workspace_state(db, w.ws.id)
+    audit_before = _audit_by(db, w.ws.id, w.user_ids[caller]) if allowed else 0
+    kwargs = {"json": body} if body is not None else {}
+    r = w.client(caller).request(case.method, path, headers={"Idempotency-Key": f"matrix:{case.id}"}, **kwargs)
+    w.stats["attempted"] += 1
+    problems = []
+    if r.status_code != expected:
+        problems.append(f"answered {r.status_code} {r.text[:400]}, expected {expected}")
+    if r.headers.get("Idempotent-Replayed"):
+        problems.append("answered with another caller's stored answer (Idempotent-Replayed)")
+    if r.status_code < 400:
+        w.used_up(case, caller)
+    if allowed:
+        w.stats["acknowledged"] += r.status_code < 400
+        if r.status_code < 400 and _audit_by(db, w.ws.id, w.user_ids[caller]) <= audit_before:
+            problems.append("no audit row by the caller")
+        if r.status_code < 400 and case.restore is not None:
+            case.restore(w, caller, values)
+        w.state_cache = None
+    else:
+        w.stats["refused"] += r.status_code >= 400
+        after = workspace_state(db, w.ws.id)
+        changed = _changes(before, after, with_idempotency=expected in (401, 403))
+        if changed:
+            problems.append("a refused request changed the workspace: " + "; ".join(changed))
+        w.state_cache = None if changed or r.status_code < 400 else after
+    if problems:
+        w.stats["holes" if request.node.get_closest_marker("xfail") else "violations"] += 1
+    assert not problems, f"[{caller}] {case.method} {path} {body}: " + " | ".join(problems)
+
+
+def test_every_write_endpoint_is_in_the_matrix(world):
+    """A write endpoint without a case here fails: coverage cannot fall behind the API."""
+    writes = {(method.upper(), path) for path, ops in world.schema["paths"].items()
+              for method in ops if method in ("post", "put", "patch", "delete")}
+    covered = {(c.method, c.path) for c in CASES}
+    assert not writes - covered, f"write endpoints without a case in CASES: {sorted(writes - covered)}"
+    assert not covered - writes, f"cases for endpoints that no longer exist: {sorted(covered - writes)}"
+    assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique (they are the idempotency keys)"
+
