@@ -197,3 +197,41 @@ def test_no_manager_can_reach_a_master_through_any_field(db, staff):
         for change in TAKEOVERS:
             with pytest.raises(NotPermitted):
                 update(db, master_id, actor, **change)
+
+
+def test_nobody_but_a_master_widens_their_own_reach(db):
+    """A manager with manage_users (and manage_office_credits) adding an office to herself would reach the SMS
+    credits of its users: refused, and nothing changes; sending her offices unchanged is fine."""
+    from creditdesk.errors import NotPermitted
+    from creditdesk.parties import schemas
+    from creditdesk.parties import service as parties
+    from creditdesk.parties.models import User
+    from tests.conftest import make_workspace
+
+    ws = make_workspace(db)
+
+    def setup(session):
+        master = parties.actor_for_user(session, session.get(User, ws.master_id))
+        o1 = parties.create_office(session, schemas.OfficeCreate(name="One"), actor=master)
+        o2 = parties.create_office(session, schemas.OfficeCreate(name="Two"), actor=master)
+        mgr = parties.create_user(session, schemas.UserCreate(
+            name="Mgr", email=f"mgr-{o1.id}@example.com", role="manager", is_staff=True,
+            permissions=["manage_users", "manage_office_credits"], primary_office_id=o1.id), actor=master)
+        return o1.id, o2.id, mgr.id
+    o1, o2, mgr_id = db.write(setup)
+
+    def widen(session):
+        me = parties.actor_for_user(session, session.get(User, mgr_id))
+        parties.update_user(session, mgr_id, schemas.UserUpdate(additional_office_ids=[o2]), actor=me)
+    with pytest.raises(NotPermitted) as refused:
+        db.write(widen)
+    assert refused.value.code == "cannot_change_own_reach"
+    with db.read() as session:
+        assert parties.additional_office_ids(session, mgr_id) == []
+
+    def unchanged(session):
+        me = parties.actor_for_user(session, session.get(User, mgr_id))
+        return parties.update_user(session, mgr_id, schemas.UserUpdate(
+            name="Mgr renamed", primary_office_id=o1, permissions=["manage_users", "manage_office_credits"]),
+            actor=me).name
+    assert db.write(unchanged) == "Mgr renamed"

@@ -278,8 +278,9 @@ CASES: list[Case] = [
     Case("user.update.self.role", "PATCH", "/v1/users/{user_id}", "self", _other_role),
     Case("user.update.self.every_permission", "PATCH", "/v1/users/{user_id}", "self",
          {"permissions": PERMISSIONS}, MASTER | {"mgr_all"}, restore=restore_self("permissions")),
+    # Offices decide whose credits an office SMS manager reaches: only a master changes anyone's own reach.
     Case("user.update.self.offices", "PATCH", "/v1/users/{user_id}", "self", {"additional_office_ids": ["{o2}"]},
-         USER_ADMINS, restore=restore_self("additional_office_ids")),
+         MASTER, restore=restore_self("additional_office_ids")),
     # The login itself needs the current password: the master has one (422 without it), the others none.
     Case("user.update.self.email_without_current_password", "PATCH", "/v1/users/{user_id}", "self",
          {"email": "self-{uniq}@example.com"}, special={"master": 422}),

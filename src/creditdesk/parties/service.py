@@ -279,6 +279,27 @@ def _session_identity(user: User) -> tuple:
 
 # What users may change on themselves without manage_users (password and email need the current password).
 _SELF_SERVICE = {"name", "email", "password", "current_password"}
+# What decides a user's reach: never changed by that user unless a master.
+_REACH = {"primary_office_id", "additional_office_ids", "permissions", "is_active", "role"}
+
+
+def _reach_changes(session: Session, user: User, data: schemas.UserUpdate) -> set[str]:
+    """The fields of `data` that would change what the user reaches (sending an unchanged value is fine)."""
+    fields = data.model_fields_set & _REACH
+    changed = set()
+    if "primary_office_id" in fields and data.primary_office_id != user.primary_office_id:
+        changed.add("primary_office_id")
+    if "additional_office_ids" in fields and data.additional_office_ids is not None and \
+            set(data.additional_office_ids) != set(additional_office_ids(session, user.id)):
+        changed.add("additional_office_ids")
+    if "permissions" in fields and data.permissions is not None and \
+            set(data.permissions) != set(user.permissions or []):
+        changed.add("permissions")
+    if "is_active" in fields and data.is_active is not None and data.is_active != user.is_active:
+        changed.add("is_active")
+    if "role" in fields and data.role and data.role != user.role:
+        changed.add("role")
+    return changed
 
 
 def update_user(session: Session, user_id: str, data: schemas.UserUpdate, *, actor: Actor) -> User:
@@ -289,6 +310,11 @@ def update_user(session: Session, user_id: str, data: schemas.UserUpdate, *, act
     is_self = user.id == actor.user_id
     if fields - _SELF_SERVICE or not is_self:
         _check_user_change(actor, target=user, new_role=new_role, permissions=new_perms)
+    if is_self and not actor.is_master and _reach_changes(session, user, data):
+        # Offices and permissions decide whose credits and users one manages (an office SMS manager adding
+        # an office to herself would reach its users): only a master widens or narrows someone's reach.
+        raise NotPermitted("You cannot change your own offices, permissions or access: ask a master user.",
+                           code="cannot_change_own_reach")
     new_email = data.email.lower() if "email" in fields and data.email else None
     if is_self and (("password" in fields and data.password) or ("email" in fields and new_email != user.email)):
         _require_current_password(user, data.current_password)
