@@ -9,6 +9,7 @@ packs, credit transfers, SMS purchases and messages, ledger legs and audit event
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy import func, select
 
 from creditdesk.audit import AuditEvent
@@ -148,12 +149,15 @@ def test_change_holder_acts_once_and_its_first_step_knows_it_was_done(web, db, w
     confirmed = {**first_step, "confirm": "yes"}
     assert_refused_without_key(client, db, world.workspace_id, page, confirmed)
     changed = assert_once(client, db, world.workspace_id, page, confirmed)
-    assert changed["audit_events"] == 1
+    # A change of holder is a transfer out and in: one new pack of the new holder, the original keeps its own.
+    assert changed["packs"] == 1
     with db.read() as session:
-        assert session.get(Pack, world.leeds_pack).holder_id == world.london_id
+        assert session.get(Pack, world.leeds_pack).holder_id == world.leeds_id
+        moved = session.execute(select(Pack.id, Pack.holder_id).where(Pack.origin_pack_id == world.leeds_pack)).all()
+    assert [holder for _, holder in moved] == [world.london_id]
     # Back to the first step and Continue again: straight to the answer, no second confirmation page.
     again = post(client, page, first_step)
-    assert again.status_code == 303 and again.headers["location"] == f"/packs/{world.leeds_pack}"
+    assert again.status_code == 303 and again.headers["location"] == f"/packs/{moved[0].id}"
 
 
 def test_void_acts_once(web, db, world):

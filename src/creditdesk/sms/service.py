@@ -47,6 +47,7 @@ from creditdesk.ids import new_id
 from creditdesk.ledger.models import POST_PENDING, POSTED, LedgerAccount, LedgerTransfer
 from creditdesk.pagination import Page, paginate
 from creditdesk.parties.models import User, Workspace
+from creditdesk.parties import service as parties
 from creditdesk.parties.service import require_master
 from creditdesk.repository import get_in_workspace
 from creditdesk.sms import payments, schemas
@@ -582,11 +583,15 @@ def _record_send(session: Session, message_id: str, result: SendResult, *, backe
     message = session.execute(select(SmsMessage).where(SmsMessage.id == message_id).with_for_update()).scalar_one()
     if message.send_due_at is None or message.status != "sending":
         return message  # recorded already, by a concurrent recovery
-    actor = actor or Actor.system(message.workspace_id)
+    hold = session.get(Hold, message.hold_id)
+    if actor is None:
+        # The recovery job: the hold is the sender's own (a message is always paid by its sender), so its
+        # capture or release is the sender's act, as it would have been in the request.
+        actor = (parties.actor_for_user(session, session.get(User, hold.context_id))
+                 if hold.context_kind == "user" and hold.context_id else Actor.system(message.workspace_id))
     spender = _with_permission(actor, "consume_credits")
     message.send_due_at = None
     message.backend = backend
-    hold = session.get(Hold, message.hold_id)
     if result.accepted:
         message.status = "accepted"
         message.provider_reference = result.provider_reference
