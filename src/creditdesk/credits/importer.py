@@ -250,7 +250,7 @@ def validate_file(stream: io.TextIOBase) -> FileCheck:
     kept: list[Row] = []
     for row in check.rows:
         try:
-            row.data = _row_to_pack(row.raw, row.key)
+            row.data = _row_to_pack(row.raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             row.error = f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
@@ -277,24 +277,28 @@ def validate_against_workspace(session: Session, workspace_id: str,
     has (a read; run it in the importing transaction). A key derived from the row's content means the
     same row was imported before: skipped. A key of the file's own given to a pack with other content
     is an error row, never a silent skip."""
-    keys = [r.key for r in rows if r.error is None and r.key]
-    found = {key: (pack_id, name, kind, holder, unit, quantity) for key, pack_id, name, kind, holder, unit, quantity
-             in _select(session, lambda chunk: select(
-                 Pack.idempotency_key, Pack.id, Pack.name, Pack.holder_kind, Pack.holder_id, Pack.unit,
-                 Pack.quantity).where(Pack.workspace_id == workspace_id, Pack.idempotency_key.in_(chunk)),
-                 "SELECT idempotency_key, id, name, holder_kind, holder_id, unit, quantity FROM packs "
-                 "WHERE workspace_id = ? AND idempotency_key IN ({})", (workspace_id,), keys)}
+    # Each key in its namespace (Row.slot): a file's own keys in idempotency_key, derived ones in internal_key.
+    found: dict[tuple[bool, str], tuple] = {}
+    for derived, column in ((False, Pack.idempotency_key), (True, Pack.internal_key)):
+        keys = [r.key for r in rows if r.error is None and r.key and r.derived is derived]
+        for key, *pack in _select(
+                session, lambda chunk, column=column: select(
+                    column, Pack.id, Pack.name, Pack.holder_kind, Pack.holder_id, Pack.unit,
+                    Pack.quantity).where(Pack.workspace_id == workspace_id, column.in_(chunk)),
+                f"SELECT {column.name}, id, name, holder_kind, holder_id, unit, quantity FROM packs "
+                f"WHERE workspace_id = ? AND {column.name} IN ({{}})", (workspace_id,), keys):
+            found[(derived, key)] = tuple(pack)
     if not found:
         return rows, []
     remaining: list[Row] = []
     skipped: list[tuple[int, str]] = []
     for row in rows:
-        pack = found.get(row.key) if row.error is None else None
+        pack = found.get(row.slot) if row.error is None else None
         if pack is None:
             remaining.append(row)
             continue
         pack_id, name, kind, holder, unit, quantity = pack
-        data = row.data or _row_to_pack(row.raw, row.key)
+        data = row.data or _row_to_pack(row.raw)
         same = (data.holder.kind, data.holder.id or workspace_id, data.credit_type, data.quantity, data.name) == \
             (kind, holder, unit, quantity, name)
         if row.raw["idempotency_key"] is None or same:
