@@ -366,3 +366,25 @@ def test_an_import_leaves_the_process_and_the_connection_as_it_found_them(db):
     if db.is_sqlite:
         assert _sqlite_settings(db) == before
     verify_ok(db, shop.ws)
+
+
+def test_a_retried_batch_transaction_counts_its_rows_once(db, monkeypatch):
+    """Issue 11: the counts of a batch whose transaction is retried (PostgreSQL serialization failure) are
+    those of its last attempt (the CLI's `packs import` path; the back office's is tests/web/test_import.py)."""
+    from tests.web.test_import import retry_every_write_once
+
+    shop = make_shop(db)
+    text = csv_text(
+        f"office,{shop.berlin},credits,5,Fast,,,,,,,,,,,,,,,,",
+        f"office,{shop.berlin},credits,6,Slow path,,,,,,,,20260115,,,,,,,,",
+        f"office,off_nope,credits,5,Unknown holder,,,,,,,,,,,,,,,,",
+        f"office,{shop.berlin},credits,7,Own key,,,,,,,,,,,,,,,,k1",
+        f"office,{shop.berlin},credits,8,Same key,,,,,,,,,,,,,,,,k1",
+    )
+    attempts = retry_every_write_once(db, monkeypatch)
+    report = run_import(db, shop.actor, text, batch_size=3)
+    assert 2 in attempts
+    assert (report.granted, report.skipped, report.error_count) == (3, 1, 1)
+    assert [line for line, _ in report.errors] == [4]
+    assert len(packs_of(db, shop.ws)) == 3
+    verify_ok(db, shop.ws)
