@@ -260,7 +260,7 @@ def _stored(table, columns, row):
     dialect = sqlite.dialect()
     out = []
     for name, value in zip(columns, row):
-        process = table.columns[name].type._cached_bind_processor(dialect)
+        process = table.columns[name].type.dialect_impl(dialect).bind_processor(dialect)
         out.append(process(value) if process else value)
     return tuple(out)
 
