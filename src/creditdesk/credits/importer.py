@@ -774,18 +774,15 @@ def _sqlite_executemany(conn, table, columns: tuple[str, ...], rows: list[tuple]
         cursor.close()
 
 
-_last_datetime: list = [None, None]
-
-
 def _sqlite_datetime(value: datetime | None) -> str | None:
+    """What the UTCDateTime column stores on SQLite (naive UTC text, SQLAlchemy's DateTime form).
+
+    No memo: the parser thread (dates with offsets) and the writer thread (each batch's `now`,
+    expiry_months) both call this, and a module-level one was shared by them (issue 11: a thread could
+    read the text of the other's date). Each value is rendered once anyway, into its When."""
     if value is None:
         return None
-    last = _last_datetime
-    if last[0] is value:  # the batch's `now`, in most columns of every row
-        return last[1]
-    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    last[0], last[1] = value, text
-    return text
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def _json(value) -> str:
