@@ -377,7 +377,7 @@ def test_a_retried_batch_transaction_counts_its_rows_once(db, monkeypatch):
     text = csv_text(
         f"office,{shop.berlin},credits,5,Fast,,,,,,,,,,,,,,,,",
         f"office,{shop.berlin},credits,6,Slow path,,,,,,,,20260115,,,,,,,,",
-        f"office,off_nope,credits,5,Unknown holder,,,,,,,,,,,,,,,,",
+        "office,off_nope,credits,5,Unknown holder,,,,,,,,,,,,,,,,",
         f"office,{shop.berlin},credits,7,Own key,,,,,,,,,,,,,,,,k1",
         f"office,{shop.berlin},credits,8,Same key,,,,,,,,,,,,,,,,k1",
     )
