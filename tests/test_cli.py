@@ -295,7 +295,7 @@ def test_serve_refuses_the_placeholder_or_a_short_secret_key(cli_db, no_server, 
 
 
 def test_session_secret_for_serve_is_the_check_serve_runs(cli_db, monkeypatch):
-    from creditdesk.cli import session_secret_for_serve
+    from creditdesk.cli.serve import session_secret_for_serve
 
     assert session_secret_for_serve(demo=False, database_url=cli_db) == GOOD_KEY
     monkeypatch.setenv("CREDITDESK_SECRET_KEY", "change-me-in-production")
@@ -355,3 +355,31 @@ def test_serve_believes_forwarded_headers_only_from_named_proxies(cli_db, no_ser
     run("serve", "--workers", "2")
     args, kwargs = no_server[-1]
     assert kwargs["proxy_headers"] is True and kwargs["forwarded_allow_ips"] == "10.0.0.5, 10.1.0.0/16"
+
+
+def test_the_cli_modules_import_nothing_in_a_circle():
+    """Issue 11: cli.py and cli_credits.py imported each other. The package's modules import `common` and
+    the domain, never the package that puts them together (only `python -m creditdesk.cli` does)."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import creditdesk
+    import creditdesk.cli
+
+    package = Path(creditdesk.cli.__file__).parent
+    modules = sorted(p.stem for p in package.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    assert {"common", "serve", "db", "workspace", "credits"} <= set(modules)
+    for name in modules:
+        for node in ast.walk(ast.parse((package / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "creditdesk.cli":
+                raise AssertionError(f"cli/{name}.py imports from the creditdesk.cli package")
+            if isinstance(node, ast.ImportFrom) and node.module == "creditdesk":
+                assert "cli" not in {a.name for a in node.names}, name
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("creditdesk.cli."):
+                assert node.module == "creditdesk.cli.common", (name, node.module)
+    # Each module imports first in a fresh interpreter (no half-initialised module met on the way).
+    for name in modules:
+        subprocess.run([sys.executable, "-c", f"import creditdesk.cli.{name}"], check=True)
+    assert not any(Path(creditdesk.__file__).parent.joinpath(old).exists() for old in ("cli.py", "cli_credits.py"))

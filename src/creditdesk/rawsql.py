@@ -85,17 +85,27 @@ def bind(session: Session, column: Column, value: Any) -> Any:
 
 
 def bind_processor(dialect, column: Column):
+    """The column type's bind processor for this dialect (None: the value goes to the driver as it is).
+
+    Public API only: `dialect_impl` is the type as the dialect runs it (a TypeDecorator with its impl
+    adapted, PostgreSQL's JSON...) and its `bind_processor` is what SQLAlchemy's own statements call.
+    Cached here per column, as SQLAlchemy caches it per type."""
     key = (dialect.name, id(column), "bind")
-    if key not in _processors:
-        _processors[key] = column.type._cached_bind_processor(dialect)
-    return _processors[key]
+    try:
+        return _processors[key]
+    except KeyError:
+        processor = _processors[key] = column.type.dialect_impl(dialect).bind_processor(dialect)
+        return processor
 
 
 def load_processor(dialect, column: Column):
+    """The column type's result processor for this dialect (None: the driver's value is the value)."""
     key = (dialect.name, id(column), "load")
-    if key not in _processors:
-        _processors[key] = column.type._cached_result_processor(dialect, None)
-    return _processors[key]
+    try:
+        return _processors[key]
+    except KeyError:
+        processor = _processors[key] = column.type.dialect_impl(dialect).result_processor(dialect, None)
+        return processor
 
 
 def insert(session: Session, table: Table, values: Mapping[str, Any]) -> None:

@@ -260,7 +260,7 @@ def _stored(table, columns, row):
     dialect = sqlite.dialect()
     out = []
     for name, value in zip(columns, row):
-        process = table.columns[name].type._cached_bind_processor(dialect)
+        process = table.columns[name].type.dialect_impl(dialect).bind_processor(dialect)
         out.append(process(value) if process else value)
     return tuple(out)
 
@@ -366,3 +366,86 @@ def test_an_import_leaves_the_process_and_the_connection_as_it_found_them(db):
     if db.is_sqlite:
         assert _sqlite_settings(db) == before
     verify_ok(db, shop.ws)
+
+
+def test_a_retried_batch_transaction_counts_its_rows_once(db, monkeypatch):
+    """Issue 11: the counts of a batch whose transaction is retried (PostgreSQL serialization failure) are
+    those of its last attempt (the CLI's `packs import` path; the back office's is tests/web/test_import.py)."""
+    from tests.web.test_import import retry_every_write_once
+
+    shop = make_shop(db)
+    text = csv_text(
+        f"office,{shop.berlin},credits,5,Fast,,,,,,,,,,,,,,,,",
+        f"office,{shop.berlin},credits,6,Slow path,,,,,,,,20260115,,,,,,,,",
+        "office,off_nope,credits,5,Unknown holder,,,,,,,,,,,,,,,,",
+        f"office,{shop.berlin},credits,7,Own key,,,,,,,,,,,,,,,,k1",
+        f"office,{shop.berlin},credits,8,Same key,,,,,,,,,,,,,,,,k1",
+    )
+    attempts = retry_every_write_once(db, monkeypatch)
+    report = run_import(db, shop.actor, text, batch_size=3)
+    assert 2 in attempts
+    assert (report.granted, report.skipped, report.error_count) == (3, 1, 1)
+    assert [line for line, _ in report.errors] == [4]
+    assert len(packs_of(db, shop.ws)) == 3
+    verify_ok(db, shop.ws)
+
+
+def _interleaved(first, second, pause_at: int):
+    """Run first() in a thread stopped before its `pause_at`-th line of importer code, run second() in
+    another thread to its end meanwhile, then let first() finish: one exact interleaving of two threads
+    (the import's parser and writer), chosen by line. (first's result, second's result or None when
+    first() ran fewer lines than that)."""
+    import sys
+    import threading
+
+    paused, resume, out = threading.Event(), threading.Event(), {}
+    lines = 0
+
+    def local(frame, event, _arg):
+        nonlocal lines
+        if event == "line":
+            lines += 1
+            if lines == pause_at:
+                paused.set()
+                assert resume.wait(10)
+        return local
+
+    def run_first():
+        sys.settrace(lambda frame, _e, _a: local if frame.f_code.co_filename == importer.__file__ else None)
+        try:
+            out["first"] = first()
+        finally:
+            sys.settrace(None)
+            paused.set()
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    assert paused.wait(10)
+    if "first" not in out:
+        other = threading.Thread(target=lambda: out.__setitem__("second", second()))
+        other.start()
+        other.join(10)
+    resume.set()
+    thread.join(10)
+    return out["first"], out.get("second")
+
+
+def test_dates_rendered_by_two_threads_at_once_are_each_their_own():
+    """Issue 11: the stored text of a datetime was memoised in one module-level slot shared by the parser
+    thread (dates with offsets) and the writer thread (each batch's `now`, expiry_months): a thread that
+    found its own date in the memo could read the text the other thread had just put there. Every point at
+    which the writer can be interrupted is tried, with the parser rendering another date there."""
+    from datetime import UTC, datetime
+
+    mine = datetime(2026, 1, 15, 12, 0, 0, 1, tzinfo=UTC)
+    expected = {"mine": "2026-01-15 12:00:00.000001", "other": "2031-05-06 06:08:09.000000"}
+    tried = 0
+    for pause_at in range(1, 200):
+        first, second = _interleaved(lambda: [importer._rendered(mine).stored for _ in range(2)],
+                                     lambda: importer._when("2031-05-06T07:08:09+01:00").stored, pause_at)
+        assert first == [expected["mine"]] * 2, pause_at
+        if second is None:
+            break
+        assert second == expected["other"], pause_at
+        tried += 1
+    assert tried >= 3  # the writer's calls were interrupted at each of their lines

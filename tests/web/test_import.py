@@ -13,6 +13,7 @@ import io
 import re
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from creditdesk.credits import importer
 from creditdesk.credits.models import Pack
@@ -128,3 +129,57 @@ def test_validate_file_reads_the_whole_file_and_writes_nothing():
                                                newline=""))
     assert check.file_error is None
     assert [(r.line, r.error is not None) for r in check.rows] == [(2, True), (3, False)]
+
+
+def serialization_failure() -> DBAPIError:
+    class Orig(Exception):
+        sqlstate = "40001"
+    return DBAPIError("COMMIT", {}, Orig("could not serialize access due to read/write dependencies"))
+
+
+def retry_every_write_once(db, monkeypatch) -> list[int]:
+    """Make every db.write's first attempt fail with a serialization failure once its fn has done all its
+    work (as PostgreSQL's COMMIT may): PostgreSQL retries in Database.write's own loop; SQLite, which has
+    one writer and never retries, gets the same loop here. Returns the number of attempts of each write."""
+    real = db.write
+    attempts: list[int] = []
+
+    def write(fn, **kw):
+        attempts.append(0)
+        mine = len(attempts) - 1
+
+        def flaky(session):
+            attempts[mine] += 1
+            result = fn(session)
+            if attempts[mine] == 1:
+                raise serialization_failure()
+            return result
+
+        if not db.is_sqlite:
+            return real(flaky, **kw)
+        try:
+            return real(flaky, **kw)
+        except DBAPIError:
+            return real(flaky, **kw)
+
+    monkeypatch.setattr(db, "write", write)
+    return attempts
+
+
+def test_a_retried_transaction_reports_what_its_last_attempt_did(web, db, world, monkeypatch):
+    """Issue 11: the import's report was shared between the attempts of its transaction, so a retried
+    PostgreSQL transaction showed its grants, refused and skipped lines twice."""
+    client = logged_in(web, world.master_email)
+    content = HEADER + (f"office,{world.leeds_id},hours,100,First,,\n"
+                        f"office,{world.leeds_id},hours,-5,Negative,,\n"
+                        f"office,{world.leeds_id},hours,200,Second,,own-1\n"
+                        f"office,{world.leeds_id},hours,200,Second,,own-1\n")
+    before = packs(db, world.workspace_id)
+    attempts = retry_every_write_once(db, monkeypatch)
+    response = upload(client, content)
+    assert 2 in attempts  # the import's transaction did run twice
+    assert response.status_code == 200, response.text[-2000:]
+    assert "<strong>2</strong> packs granted" in response.text
+    assert [line for line, _ in table(response.text, "errors")] == [3]
+    assert [line for line, _ in table(response.text, "skipped")] == [5]
+    assert packs(db, world.workspace_id) == before + 2

@@ -277,26 +277,23 @@ def validate_against_workspace(session: Session, workspace_id: str,
     has (a read; run it in the importing transaction). A key derived from the row's content means the
     same row was imported before: skipped. A key of the file's own given to a pack with other content
     is an error row, never a silent skip."""
-    # Users' keys and content-derived keys live apart (Pack.idempotency_key, Pack.internal_key): look each
-    # up in its own column, as import_batch does (Row.slot).
-    live = [r for r in rows if r.error is None and r.key]
-    found = {}
-    for derived, column, name in ((False, Pack.idempotency_key, "idempotency_key"),
-                                  (True, Pack.internal_key, "internal_key")):
-        found.update({(derived, key): (pack_id, pack_name, kind, holder, unit, quantity)
-                      for key, pack_id, pack_name, kind, holder, unit, quantity in _select(
-                          session, lambda chunk, column=column: select(
-                              column, Pack.id, Pack.name, Pack.holder_kind, Pack.holder_id, Pack.unit,
-                              Pack.quantity).where(Pack.workspace_id == workspace_id, column.in_(chunk)),
-                          f"SELECT {name}, id, name, holder_kind, holder_id, unit, quantity FROM packs "
-                          f"WHERE workspace_id = ? AND {name} IN ({{}})", (workspace_id,),
-                          [r.key for r in live if r.derived == derived])})
+    # Each key in its namespace (Row.slot): a file's own keys in idempotency_key, derived ones in internal_key.
+    found: dict[tuple[bool, str], tuple] = {}
+    for derived, column in ((False, Pack.idempotency_key), (True, Pack.internal_key)):
+        keys = [r.key for r in rows if r.error is None and r.key and r.derived is derived]
+        for key, *pack in _select(
+                session, lambda chunk, column=column: select(
+                    column, Pack.id, Pack.name, Pack.holder_kind, Pack.holder_id, Pack.unit,
+                    Pack.quantity).where(Pack.workspace_id == workspace_id, column.in_(chunk)),
+                f"SELECT {column.name}, id, name, holder_kind, holder_id, unit, quantity FROM packs "
+                f"WHERE workspace_id = ? AND {column.name} IN ({{}})", (workspace_id,), keys):
+            found[(derived, key)] = tuple(pack)
     if not found:
         return rows, []
     remaining: list[Row] = []
     skipped: list[tuple[int, str]] = []
     for row in rows:
-        pack = found.get((row.derived, row.key)) if row.error is None else None
+        pack = found.get(row.slot) if row.error is None else None
         if pack is None:
             remaining.append(row)
             continue
@@ -777,18 +774,15 @@ def _sqlite_executemany(conn, table, columns: tuple[str, ...], rows: list[tuple]
         cursor.close()
 
 
-_last_datetime: list = [None, None]
-
-
 def _sqlite_datetime(value: datetime | None) -> str | None:
+    """What the UTCDateTime column stores on SQLite (naive UTC text, SQLAlchemy's DateTime form).
+
+    No memo: the parser thread (dates with offsets) and the writer thread (each batch's `now`,
+    expiry_months) both call this, and a module-level one was shared by them (issue 11: a thread could
+    read the text of the other's date). Each value is rendered once anyway, into its When."""
     if value is None:
         return None
-    last = _last_datetime
-    if last[0] is value:  # the batch's `now`, in most columns of every row
-        return last[1]
-    text = value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    last[0], last[1] = value, text
-    return text
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def _json(value) -> str:

@@ -6,61 +6,19 @@ import json
 import os
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+from creditdesk.cli.common import actor_for, console, err, fail, open_schema_db, progress_bar, run_service
 
 ledger_app = typer.Typer(help="The double-entry ledger under every balance.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Background jobs (also run by `serve` every few seconds).", no_args_is_help=True)
 packs_app = typer.Typer(help="Credit packs: grant, import, list history.", no_args_is_help=True)
 
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(ledger_app, name="ledger")
-    app.add_typer(jobs_app, name="jobs")
-    app.add_typer(packs_app, name="packs")
-    app.command("consume")(consume)
-    app.command("balance")(balance)
-    app.command("history")(history)
-
-
-def _cli():
-    from creditdesk import cli
-
-    return cli
-
-
-def _db(database_url):
-    cli = _cli()
-    db = cli.open_db(database_url)
-    cli.ensure_schema(db, apply_if_empty=False)
-    return db
-
-
-def _actor(db, workspace_id: str, user_id: str | None):
-    """The user a CLI command acts as (default: the workspace's first active master user)."""
-    from sqlalchemy import select
-
-    from creditdesk.parties import service as parties
-    from creditdesk.parties.models import User
-
-    with db.read() as session:
-        stmt = select(User).where(User.workspace_id == workspace_id, User.is_active.is_(True))
-        stmt = stmt.where(User.id == user_id) if user_id else stmt.where(User.role == "master").order_by(User.id)
-        user = session.scalars(stmt).first()
-        if user is None:
-            _cli().fail(f"No active {'user ' + user_id if user_id else 'master user'} in workspace {workspace_id}.")
-        return parties.actor_for_user(session, user)
-
-
+# The wording these commands' --help has always had (the others say "in the working directory" too).
 DatabaseOption = typer.Option(None, "--database-url", envvar="CREDITDESK_DATABASE_URL",
                               help="Database URL (default: sqlite:///creditdesk.db).")
 WorkspaceOption = typer.Option(..., "--workspace", help="Workspace id (ws_...).")
 UserOption = typer.Option(None, "--as", help="Act as this user id (default: the first master user).")
-
-
-def _progress():
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeRemainingColumn(), transient=False)
 
 
 # --- ledger ---
@@ -74,21 +32,20 @@ def ledger_verify(workspace_id: str = typer.Option(None, "--workspace", help="On
     from creditdesk.ledger import service as ledger
     from creditdesk.ledger.models import LedgerAccount
 
-    db = _db(database_url)
-    cli = _cli()
+    db = open_schema_db(database_url)
     with db.read() as session:
         total = session.scalar(select(func.count()).select_from(LedgerAccount).where(
             *([LedgerAccount.workspace_id == workspace_id] if workspace_id else []))) or 0
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task("Checking accounts", total=total)
             report = ledger.verify(session, workspace_id=workspace_id, progress=lambda: progress.advance(task))
     for problem in report.problems:
-        cli.err.print(f"[red]✗[/red] {problem}")
+        err.print(f"[red]✗[/red] {problem}")
     if not report.ok:
-        cli.err.print(f"[red]{len(report.problems)} problem(s)[/red] in {report.accounts_checked} accounts, "
+        err.print(f"[red]{len(report.problems)} problem(s)[/red] in {report.accounts_checked} accounts, "
                       f"{report.transfers_checked} transfers.")
         raise typer.Exit(1)
-    cli.console.print(f"[green]Ledger OK[/green]: {report.accounts_checked} accounts, "
+    console.print(f"[green]Ledger OK[/green]: {report.accounts_checked} accounts, "
                       f"{report.transfers_checked} transfers; cached balances match, debits equal credits "
                       "per unit, no account below zero.")
 
@@ -103,14 +60,14 @@ def jobs_expire(workspace_id: str = typer.Option(None, "--workspace", help="Only
     from creditdesk.credits import service as credits
     from creditdesk.jobs import runner
 
-    db = _db(database_url)
+    db = open_schema_db(database_url)
     with db.read() as session:
         due = credits.count_due_packs(session, workspace_id=workspace_id)
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("Expiring packs", total=due)
         count = runner.expire_due_packs(db, batch_size=batch_size, workspace_id=workspace_id,
                                         progress=lambda n: progress.advance(task, n))
-    _cli().console.print(f"{count} pack(s) expired.")
+    console.print(f"{count} pack(s) expired.")
 
 
 @jobs_app.command("release-holds")
@@ -119,9 +76,9 @@ def jobs_release_holds(workspace_id: str = typer.Option(None, "--workspace", hel
     """Release holds past their timeout. Safe to re-run."""
     from creditdesk.jobs import runner
 
-    db = _db(database_url)
+    db = open_schema_db(database_url)
     count = runner.release_timed_out_holds(db, workspace_id=workspace_id)
-    _cli().console.print(f"{count} hold(s) released.")
+    console.print(f"{count} hold(s) released.")
 
 
 @jobs_app.command("run")
@@ -129,8 +86,8 @@ def jobs_run(database_url: str = DatabaseOption):
     """Run every job once (hold timeouts, then expiry)."""
     from creditdesk.jobs import runner
 
-    result = runner.run_all(_db(database_url))
-    _cli().console.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
+    result = runner.run_all(open_schema_db(database_url))
+    console.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in result.items()))
 
 
 # --- packs ---
@@ -145,11 +102,10 @@ def packs_import(path: str = typer.Argument(..., help="CSV file with a header ro
     from creditdesk.credits import importer
     from creditdesk.errors import CreditdeskError
 
-    db = _db(database_url)
-    actor = _actor(db, workspace_id, as_user)
-    cli = _cli()
+    db = open_schema_db(database_url)
+    actor = actor_for(db, workspace_id, as_user)
     size = os.path.getsize(path)
-    with open(path, newline="", encoding="utf-8-sig") as handle, _progress() as progress:
+    with open(path, newline="", encoding="utf-8-sig") as handle, progress_bar() as progress:
         task = progress.add_task("Importing packs (bytes)", total=size)
 
         def advance(_rows: int) -> None:
@@ -158,13 +114,13 @@ def packs_import(path: str = typer.Argument(..., help="CSV file with a header ro
         try:
             report = importer.import_stream(db, handle, actor=actor, batch_size=batch_size, progress=advance)
         except CreditdeskError as exc:
-            cli.fail(f"{exc.message} ({exc.code})")
+            fail(f"{exc.message} ({exc.code})")
         progress.update(task, completed=size)
     for line, message in report.errors[:200]:
-        cli.err.print(f"[red]line {line}[/red]: {message}")
+        err.print(f"[red]line {line}[/red]: {message}")
     if report.error_count > 200:
-        cli.err.print(f"... and {report.error_count - 200} more errors")
-    cli.console.print(f"{report.granted} pack(s) granted, {report.skipped} already imported, "
+        err.print(f"... and {report.error_count - 200} more errors")
+    console.print(f"{report.granted} pack(s) granted, {report.skipped} already imported, "
                       f"{report.error_count} error(s).")
     if report.error_count:
         raise typer.Exit(1)
@@ -186,16 +142,16 @@ def packs_grant(workspace_id: str = WorkspaceOption,
     from creditdesk.credits import service as credits
 
     kind, _, holder_id = holder.partition(":")
-    db = _db(database_url)
-    actor = _actor(db, workspace_id, as_user)
+    db = open_schema_db(database_url)
+    actor = actor_for(db, workspace_id, as_user)
     try:
         data = schemas.PackCreate(holder=schemas.Holder(kind=kind, id=holder_id or None), credit_type=credit_type,
                                   quantity=quantity, name=name, expires_at=expires_at, expiry_months=expiry_months,
                                   price_paid=price_paid, currency=currency)
     except Exception as exc:
-        _cli().fail(str(exc))
-    pack = _cli().run_service(db, lambda s: credits.grant_pack(s, data, actor=actor))
-    _cli().console.print(f"Pack {pack.id} granted: {quantity} {credit_type} to {kind} {holder_id}.")
+        fail(str(exc))
+    pack = run_service(db, lambda s: credits.grant_pack(s, data, actor=actor))
+    console.print(f"Pack {pack.id} granted: {quantity} {credit_type} to {kind} {holder_id}.")
 
 
 @packs_app.command("list")
@@ -207,8 +163,8 @@ def packs_list(workspace_id: str = WorkspaceOption,
     """List packs (one page; pass --cursor to continue)."""
     from creditdesk.credits import reads
 
-    db = _db(database_url)
-    actor = _actor(db, workspace_id, None)
+    db = open_schema_db(database_url)
+    actor = actor_for(db, workspace_id, None)
     kind, _, hid = (holder or "").partition(":")
     with db.read() as session:
         page = reads.list_packs(session, actor=actor, limit=limit, cursor=cursor, holder_kind=kind or None,
@@ -219,9 +175,9 @@ def packs_list(workspace_id: str = WorkspaceOption,
         table.add_row(v.id, f"{v.holder['kind']}:{v.holder['id']}", v.credit_type, str(v.remaining),
                       str(v.quantity), v.expires_at.date().isoformat() if v.expires_at else "never", v.status,
                       v.status_label)
-    _cli().console.print(table)
+    console.print(table)
     if page.next_cursor:
-        _cli().console.print(f"More: --cursor {page.next_cursor}")
+        console.print(f"More: --cursor {page.next_cursor}")
 
 
 def consume(workspace_id: str = WorkspaceOption,
@@ -242,14 +198,14 @@ def consume(workspace_id: str = WorkspaceOption,
     if reference:
         rkind, _, rid = reference.partition(":")
         ref = schemas.ReferenceIn(kind=rkind, id=rid)
-    db = _db(database_url)
-    actor = _actor(db, workspace_id, as_user)
+    db = open_schema_db(database_url)
+    actor = actor_for(db, workspace_id, as_user)
     data = schemas.ConsumeRequest(context=schemas.Context(kind=kind, id=cid or None), credit_type=credit_type,
                                   amount=amount, product_code=product, reference=ref, allow_partial=allow_partial)
-    out = _cli().run_service(db, lambda s: credits.consumption_out(s, credits.consume(s, data, actor=actor)))
-    _cli().console.print(f"Consumption {out.id}: {out.amount} {credit_type}")
+    out = run_service(db, lambda s: credits.consumption_out(s, credits.consume(s, data, actor=actor)))
+    console.print(f"Consumption {out.id}: {out.amount} {credit_type}")
     for line in out.lines:
-        _cli().console.print(f"  {line.pack_id}: {line.amount}")
+        console.print(f"  {line.pack_id}: {line.amount}")
 
 
 def balance(workspace_id: str = WorkspaceOption,
@@ -260,8 +216,8 @@ def balance(workspace_id: str = WorkspaceOption,
     from creditdesk.credits import reads
 
     kind, _, hid = holder.partition(":")
-    db = _db(database_url)
-    actor = _actor(db, workspace_id, None)
+    db = open_schema_db(database_url)
+    actor = actor_for(db, workspace_id, None)
     from creditdesk.errors import CreditdeskError
 
     try:
@@ -269,11 +225,11 @@ def balance(workspace_id: str = WorkspaceOption,
             rows = reads.balances(session, actor=actor, holder_kind=kind, holder_id=hid or None,
                                   credit_type=credit_type)
     except CreditdeskError as exc:
-        _cli().fail(f"{exc.message} ({exc.code})")
+        fail(f"{exc.message} ({exc.code})")
     table = Table("credit type", "available", "held", "total", "frozen", "packs")
     for b in rows:
         table.add_row(b.credit_type, str(b.available), str(b.held), str(b.total), str(b.frozen), str(b.packs))
-    _cli().console.print(table)
+    console.print(table)
 
 
 def history(pack_id: str = typer.Argument(..., help="Pack id (pack_...)."), workspace_id: str = WorkspaceOption,
@@ -283,13 +239,13 @@ def history(pack_id: str = typer.Argument(..., help="Pack id (pack_...)."), work
     from creditdesk.credits import reads
     from creditdesk.errors import CreditdeskError
 
-    db = _db(database_url)
-    actor = _actor(db, workspace_id, None)
+    db = open_schema_db(database_url)
+    actor = actor_for(db, workspace_id, None)
     try:
         with db.read() as session:
             entries = reads.pack_history(session, actor=actor, pack_id=pack_id)
     except CreditdeskError as exc:
-        _cli().fail(f"{exc.message} ({exc.code})")
+        fail(f"{exc.message} ({exc.code})")
     if as_json:
         for e in entries:
             print(json.dumps(e.model_dump(mode="json")))
@@ -299,4 +255,4 @@ def history(pack_id: str = typer.Argument(..., help="Pack id (pack_...)."), work
         ref = f"{e.reference.kind}:{e.reference.id}" if e.reference.kind else ""
         table.add_row(e.at.strftime("%Y-%m-%d %H:%M"), e.kind, str(e.amount), str(e.balance_after),
                       str(e.held_after), ref)
-    _cli().console.print(table)
+    console.print(table)

@@ -1,1 +1,0 @@
-"""Accounts, credit terms, invoices, payments, subscriptions, bills and activities (a later issue)."""

@@ -1,1 +1,0 @@
-"""Products, services, price plans and credit packages (a later issue)."""

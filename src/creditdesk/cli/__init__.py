@@ -1,0 +1,29 @@
+"""The `creditdesk` command. Each command opens its own transaction and calls the same services as the API.
+
+One module per family of commands (serve, db, workspace and apikey, credits); what they share is in
+`common`. This file only puts them together: the modules never import it, so nothing imports in a circle."""
+
+from __future__ import annotations
+
+import typer
+
+from creditdesk.cli.credits import balance, consume, history, jobs_app, ledger_app, packs_app
+from creditdesk.cli.db import db_app
+from creditdesk.cli.serve import serve
+from creditdesk.cli.workspace import apikey_app, workspace_app
+
+app = typer.Typer(help="creditdesk: prepaid credits and account billing. Every command has --help.",
+                  no_args_is_help=True, add_completion=False)
+# Registered in the order `creditdesk --help` lists them.
+app.add_typer(db_app, name="db")
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(apikey_app, name="apikey")
+app.command("serve")(serve)
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(packs_app, name="packs")
+app.command("consume")(consume)
+app.command("balance")(balance)
+app.command("history")(history)
+
+__all__ = ["app"]

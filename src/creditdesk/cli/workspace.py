@@ -1,0 +1,66 @@
+"""`creditdesk workspace` and `creditdesk apikey`: a tenant with its first master user, and API keys."""
+
+from __future__ import annotations
+
+import secrets
+
+import typer
+
+from creditdesk.cli.common import DatabaseOption, console, ensure_schema, open_db, run_service
+
+workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
+apikey_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
+
+
+@workspace_app.command("create")
+def workspace_create(
+    name: str = typer.Argument(..., help="The workspace (business) name."),
+    master_email: str = typer.Option(..., "--master-email", help="Email of the first master user (their login)."),
+    master_name: str = typer.Option("Administrator", "--master-name", help="Name of the first master user."),
+    password: str = typer.Option(None, "--password", envvar="CREDITDESK_MASTER_PASSWORD",
+                                 help="Back-office password of the master user (generated and printed if omitted)."),
+    database_url: str = DatabaseOption,
+):
+    """Create a workspace with its first master user and an API key (printed once)."""
+    from creditdesk.parties import service as parties
+
+    db = open_db(database_url)
+    ensure_schema(db, apply_if_empty=True)
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    ws, user, key, secret = run_service(db, lambda s: parties.create_workspace(
+        s, name=name, master_name=master_name, master_email=master_email, master_password=password))
+    console.print(f"Workspace [bold]{ws.name}[/bold] created: {ws.id}")
+    console.print(f"Master user: {user.email} ({user.id})" + (f", password: [bold]{password}[/bold]" if generated else ""))
+    console.print(f"API key (shown once, keep it safe): [bold]{secret}[/bold]")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    workspace_id: str = typer.Option(..., "--workspace", help="Workspace id (ws_...)."),
+    user_id: str = typer.Option(None, "--user", help="User the key acts as (default: the first master user)."),
+    name: str = typer.Option("CLI key", "--name", help="A name to recognise the key by."),
+    database_url: str = DatabaseOption,
+):
+    """Create an API key acting as a user of a workspace (printed once)."""
+    from sqlalchemy import select
+
+    from creditdesk.audit import Actor
+    from creditdesk.parties import schemas
+    from creditdesk.parties import service as parties
+    from creditdesk.parties.models import User
+
+    db = open_db(database_url)
+    ensure_schema(db, apply_if_empty=False)
+
+    def fn(session):
+        uid = user_id or session.scalar(select(User.id).where(
+            User.workspace_id == workspace_id, User.role == "master", User.is_active.is_(True)).order_by(User.id))
+        if uid is None:
+            from creditdesk.errors import NotFound
+            raise NotFound(f"No workspace {workspace_id!r} with an active master user.")
+        return parties.create_api_key(session, schemas.ApiKeyCreate(name=name, user_id=uid),
+                                      actor=Actor.system(workspace_id))
+
+    key, secret = run_service(db, fn)
+    console.print(f"API key {key.id} acting as {key.user_id} (shown once): [bold]{secret}[/bold]")

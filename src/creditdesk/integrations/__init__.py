@@ -1,1 +1,0 @@
-"""CRM deal webhooks and payment gateways (a later issue)."""

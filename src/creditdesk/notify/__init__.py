@@ -1,1 +1,0 @@
-"""Email templates over SMTP and outbound webhooks (a later issue)."""
