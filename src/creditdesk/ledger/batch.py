@@ -199,6 +199,7 @@ class Batch:
         self._resolved: set[str] = set()  # pending ids known to be posted or voided
         self._unresolved: set[str] = set()  # pending ids known to be still open
         self._keys: dict[tuple[str, str], Transfer | None] = {}  # (workspace, key) -> transfer; None: none yet
+        self._absent: set[str] = set()  # account or pending transfer ids looked up and not found
         if accounts is not None:
             self.use(accounts.values() if isinstance(accounts, Mapping) else accounts)
 
@@ -219,18 +220,17 @@ class Batch:
         accounts (cached ones locked, PostgreSQL FOR UPDATE in id order), earlier resolutions and
         transfer idempotency keys (both read after the locks, so a concurrent writer's rows are seen)."""
         pending_ids, account_ids, keys = set(), set(), set()
-        accounts = self.accounts
+        accounts, absent = self.accounts, self._absent
         for op in operations:
             opened = {a.id for kind, a, _, _ in op.steps if kind == _OPEN}
             for kind, a, b, c in op.steps:
                 if kind == _RESOLVE:
-                    if a not in self._pendings:
+                    if a not in self._pendings and a not in absent:
                         pending_ids.add(a)
                 elif kind != _OPEN:
-                    if a.debit_account_id not in accounts and a.debit_account_id not in opened:
-                        account_ids.add(a.debit_account_id)
-                    if a.credit_account_id not in accounts and a.credit_account_id not in opened:
-                        account_ids.add(a.credit_account_id)
+                    for account_id in (a.debit_account_id, a.credit_account_id):
+                        if account_id not in accounts and account_id not in opened and account_id not in absent:
+                            account_ids.add(account_id)
                     if a.idempotency_key is not None and (op.workspace_id, a.idempotency_key) not in self._keys:
                         keys.add((op.workspace_id, a.idempotency_key))
         if not (pending_ids or account_ids or keys):
@@ -244,6 +244,7 @@ class Batch:
                 for account_id in (transfer.debit_account_id, transfer.credit_account_id):
                     if account_id not in accounts:
                         account_ids.add(account_id)
+            absent.update(p for p in pending_ids if p not in self._pendings)
         if account_ids:
             self._read_accounts(account_ids)
         if pending_ids:
@@ -285,6 +286,7 @@ class Batch:
             else:
                 cached.append(account.id)
             accounts[account.id] = account
+        self._absent.update(i for i in unknown if i not in accounts)
         if cached and rawsql.dialect_name(self.session) != "sqlite":
             # PostgreSQL: lock in id order, then take the values read under the lock. (SQLite: the write
             # transaction already excludes every other writer.)
