@@ -143,7 +143,7 @@ def test_a_batch_of_many_postings_is_one_statement_per_table(db, books):
         batch = Batch(s)
         ops = []
         for i in range(n):
-            op = Operation(books.ws, operation_id=f"op_{i}")
+            op = Operation(books.ws, operation_id=f"many_op_{i}")
             new = op.open_account(unit="pts", code="wallet", flags=DEBITS_MUST_NOT_EXCEED_CREDITS)
             op.post(TransferSpec(books.source, new, 3, "fund"), TransferSpec(new, books.sink, 1, "spend"),
                     TransferSpec(books.wallet, books.other, 1, "move"))
