@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from creditdesk import clock, rawsql
+from creditdesk import clock
 from creditdesk.audit import AuditEvent
 from creditdesk.credits.models import CreditType, Pack
 from creditdesk.ids import new_ids
@@ -107,30 +107,26 @@ _EVENT_COLUMNS = ("id", "workspace_id", "actor_kind", "actor_id", "api_key_id", 
 
 def _insert_many(session: Session, table, names: tuple[str, ...], rows: list[tuple]) -> None:
     """One executemany of these rows (values in `names` order), each value converted by its column's type
-    as the ORM would send it (rawsql.bind), once per distinct value object (`now` is one object)."""
+    as the ORM would send it (the type's public bind_processor), once per distinct value object (`now` is
+    one object)."""
     conn = session.connection()
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    dialect = conn.dialect
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marker for _ in names)})"
-    converting = [n for n, name in enumerate(names) if _converts(session, table.c[name])]
+    converting = [(n, f) for n, f in enumerate(table.c[name].type.bind_processor(dialect) for name in names)
+                  if f is not None]
     if converting:
         seen: dict[tuple[int, int], tuple] = {}
 
-        def convert(v, n):
+        def convert(v, n, f):
             if v is None:
                 return None
             hit = seen.get((n, id(v)))
             if hit is None or hit[0] is not v:
-                hit = seen[(n, id(v))] = (v, rawsql.bind(session, columns[n], v))
+                hit = seen[(n, id(v))] = (v, f(v))
             return hit[1]
-        columns = [table.c[name] for name in names]
         rows = [list(row) for row in rows]
         for row in rows:
-            for n in converting:
-                row[n] = convert(row[n], n)
+            for n, f in converting:
+                row[n] = convert(row[n], n, f)
     conn.exec_driver_sql(sql, [tuple(row) for row in rows])
-
-
-def _converts(session: Session, column) -> bool:
-    """Whether the column's type changes a value on its way to the database (datetimes, JSON)."""
-    probe = column.type.bind_processor(session.get_bind().dialect)
-    return probe is not None
