@@ -12,9 +12,10 @@ under that lock, so several nodes may sweep at once and a re-run finds nothing l
 one writer at a time: the write transaction itself is the lock, so nothing more is taken there.)
 
 What a batch costs (100k due packs among 1M, SQLite): one read of the packs and their balances, one
-UPDATE of the packs, one of the moved accounts (their posted debits become credits less held: the same
-as adding the available credits read under the lock), and the transfers and audit events inserted with
-their values converted once per distinct value, not per row by the ORM's statement machinery.
+UPDATE of the packs, the breakage transfers and the moved accounts' totals written by the ledger's
+batch (ledger/batch.py: one executemany each, the accounts read above passed in as already locked),
+and the audit events inserted with their values converted once per distinct value, not per row by the
+ORM's statement machinery.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from creditdesk import clock, rawsql
+from creditdesk import clock
 from creditdesk.audit import AuditEvent
 from creditdesk.credits.models import CreditType, Pack
 from creditdesk.ids import new_ids
-from creditdesk.ledger.models import POSTED, LedgerAccount, LedgerTransfer
+from creditdesk.ledger import service as ledger
+from creditdesk.ledger.models import LedgerAccount
 
 EXPIRE = "expire"
 
@@ -50,18 +52,20 @@ def expire_packs(session: Session, pack_ids: list[str], *, now: datetime | None 
             session.execute(select(la.c.id).where(la.c.id.in_(accounts)).order_by(la.c.id).with_for_update())
         # Only the packs still due (the sweep's own test, as service.due_pack_ids has it), under the lock.
         rows += session.execute(
-            select(p.c.id, p.c.workspace_id, p.c.credit_type_id, p.c.ledger_account_id,
-                   la.c.unit, la.c.credits_posted, la.c.debits_posted, la.c.debits_pending)
+            select(p.c.id, p.c.credit_type_id, la.c.id, la.c.workspace_id, la.c.unit, la.c.flags,
+                   la.c.debits_posted, la.c.credits_posted, la.c.debits_pending, la.c.credits_pending)
             .join(la, la.c.id == p.c.ledger_account_id)
             .where(p.c.id.in_(chunk), p.c.status == "active", p.c.expires_at.is_not(None),
                    p.c.expires_at <= now)).all()
     if not rows:
         return 0
-    due = [(pack_id, ws, ct_id, account_id, unit, credits_posted - debits_posted - debits_pending, debits_pending)
-           for pack_id, ws, ct_id, account_id, unit, credits_posted, debits_posted, debits_pending in rows]
+    # (pack id, credit type id, the pack account's totals as read under the lock)
+    due = [(pack_id, ct_id, ledger.AccountTotals(*account)) for pack_id, ct_id, *account in rows]
     breakage = dict(session.execute(select(CreditType.id, CreditType.breakage_account_id).where(
-        CreditType.id.in_({r[2] for r in due}))).all())
-    moved = [r for r in due if r[5] > 0]
+        CreditType.id.in_({r[1] for r in due}))).all())
+    # What each pack had left to expire, and held, before the sweep.
+    left = [(a.available, a.debits_pending) for _, _, a in due]
+    moved = [(r, available) for r, (available, _) in zip(due, left) if available > 0]
     # Audit events first, then transfers: with equal timestamps pack history orders by id, and the
     # "expired" event has always come before its breakage transfer.
     event_ids = new_ids("evt", len(due))
@@ -71,59 +75,58 @@ def expire_packs(session: Session, pack_ids: list[str], *, now: datetime | None 
         conn.execute(update(p).where(p.c.id.in_(due_ids[start:start + 5000])).values(status="expired",
                                                                                       updated_at=now))
     if moved:
-        # debits_posted + available = credits_posted - debits_pending: the row is locked since it was read.
-        moved_ids = [r[3] for r in moved]
-        for start in range(0, len(moved_ids), 5000):
-            conn.execute(update(la).where(la.c.id.in_(moved_ids[start:start + 5000]))
-                         .values(debits_posted=la.c.credits_posted - la.c.debits_pending))
-        _insert_many(conn, LedgerTransfer.__table__, _TRANSFER_COLUMNS, [
-            (tid, ws, account_id, breakage[ct_id], available, unit, EXPIRE, POSTED, None, None, None, "pack",
-             pack_id, None, None, None, now)
-            for tid, (pack_id, ws, ct_id, account_id, unit, available, _) in zip(transfer_ids, moved)])
+        # Available credits go to breakage, one transfer per pack, through the ledger's batch (one
+        # statement for the transfers, one for the accounts' totals).
+        batch = ledger.Batch(session, accounts=[a for (_, _, a), _ in moved], now=now)
+        refused = batch.post_many([
+            (tid, account.workspace_id, account.id, breakage[ct_id], available, EXPIRE, None, "pack", pack_id, None,
+             None) for tid, ((pack_id, ct_id, account), available) in zip(transfer_ids, moved)])
+        if refused:  # pragma: no cover - what is moved is what the locked account has available
+            raise refused[0][1]
+        batch.write()
     before = {"status": "active"}
-    _insert_many(conn, AuditEvent.__table__, _EVENT_COLUMNS, [
-        (eid, ws, "system", None, None, "pack.expire", "pack", pack_id, before,
+    _insert_many(session, AuditEvent.__table__, _EVENT_COLUMNS, [
+        (eid, account.workspace_id, "system", None, None, "pack.expire", "pack", pack_id, before,
          {"status": "expired", "breakage": available, "held": held}, now)
-        for eid, (pack_id, ws, _, _, _, available, held) in zip(event_ids, due)])
-    _forget(session, set(due_ids), {r[3] for r in due})
+        for eid, (pack_id, _, account), (available, held) in zip(event_ids, due, left)])
+    _forget(session, set(due_ids))
     return len(due)
 
 
-def _forget(session: Session, pack_ids: set[str], account_ids: set[str]) -> None:
-    """Objects of the caller's session that the statements above changed are reloaded on next use."""
+def _forget(session: Session, pack_ids: set[str]) -> None:
+    """Packs of the caller's session that the statements above changed are reloaded on next use (the
+    ledger's batch keeps the session's accounts current itself)."""
     for obj in list(session.identity_map.values()):
-        if (isinstance(obj, Pack) and obj.id in pack_ids) or (isinstance(obj, LedgerAccount)
-                                                              and obj.id in account_ids):
+        if isinstance(obj, Pack) and obj.id in pack_ids:
             session.expire(obj)
 
 
-_TRANSFER_COLUMNS = ("id", "workspace_id", "debit_account_id", "credit_account_id", "amount", "unit", "code", "phase",
-                     "pending_id", "timeout_at", "operation_id", "reference_kind", "reference_id", "reference_url",
-                     "actor_id", "idempotency_key", "created_at")
 _EVENT_COLUMNS = ("id", "workspace_id", "actor_kind", "actor_id", "api_key_id", "action", "object_type", "object_id",
                   "before", "after", "created_at")
 
 
-def _insert_many(conn, table, names: tuple[str, ...], rows: list[tuple]) -> None:
+def _insert_many(session: Session, table, names: tuple[str, ...], rows: list[tuple]) -> None:
     """One executemany of these rows (values in `names` order), each value converted by its column's type
-    as the ORM would send it (rawsql's processors), once per distinct value object (`now` is one object)."""
+    as the ORM would send it (the type's public bind_processor), once per distinct value object (`now` is
+    one object)."""
+    conn = session.connection()
     dialect = conn.dialect
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(marker for _ in names)})"
-    converting = [(n, f) for n, f in enumerate(rawsql.bind_processor(dialect, table.c[name]) for name in names)
+    converting = [(n, f) for n, f in enumerate(table.c[name].type.bind_processor(dialect) for name in names)
                   if f is not None]
     if converting:
-        seen: dict[int, object] = {}
+        seen: dict[tuple[int, int], tuple] = {}
 
-        def convert(v, f):
+        def convert(v, n, f):
             if v is None:
                 return None
-            key = id(v)
-            if key not in seen:
-                seen[key] = f(v)
-            return seen[key]
+            hit = seen.get((n, id(v)))
+            if hit is None or hit[0] is not v:
+                hit = seen[(n, id(v))] = (v, f(v))
+            return hit[1]
         rows = [list(row) for row in rows]
         for row in rows:
             for n, f in converting:
-                row[n] = convert(row[n], f)
+                row[n] = convert(row[n], n, f)
     conn.exec_driver_sql(sql, [tuple(row) for row in rows])

@@ -42,7 +42,8 @@ from creditdesk.credits import service as credits
 from creditdesk.credits.models import CreditType, Pack
 from creditdesk.errors import CreditdeskError
 from creditdesk.ids import new_ids
-from creditdesk.ledger.models import DEBITS_MUST_NOT_EXCEED_CREDITS, POSTED, LedgerAccount, LedgerTransfer
+from creditdesk.ledger import service as ledger
+from creditdesk.ledger.models import DEBITS_MUST_NOT_EXCEED_CREDITS
 from creditdesk.parties.models import Customer, Office, User
 
 COLUMNS = ["holder_kind", "holder_id", "credit_type", "quantity", "name", "price_paid", "currency", "is_paid",
@@ -644,32 +645,29 @@ def _grant_one(session: Session, row: Row, *, actor: Actor, report: ImportReport
 
 
 # Column order of the rows written below (a test checks these against the models).
-ACCOUNT_COLUMNS = ("id", "workspace_id", "unit", "code", "flags", "system_key", "debits_posted", "credits_posted",
-                   "debits_pending", "credits_pending", "created_at")
 PACK_COLUMNS = ("id", "workspace_id", "holder_kind", "holder_id", "customer_id", "credit_type_id", "unit", "quantity",
                 "price_paid", "currency", "is_paid", "source", "external_ref", "name", "relationship_manager_id",
                 "project_manager_id", "purchased_at", "starts_at", "expires_at", "expiry_months", "priority",
                 "product_codes", "status", "status_label", "notes", "void_reason", "ledger_account_id",
                 "origin_pack_id", "credit_transfer_id", "idempotency_key", "internal_key", "created_at",
                 "updated_at")
-TRANSFER_COLUMNS = ("id", "workspace_id", "debit_account_id", "credit_account_id", "amount", "unit", "code", "phase",
-                    "pending_id", "timeout_at", "operation_id", "reference_kind", "reference_id", "reference_url",
-                    "actor_id", "idempotency_key", "created_at")
 EVENT_COLUMNS = ("id", "workspace_id", "actor_kind", "actor_id", "api_key_id", "action", "object_type", "object_id",
                  "before", "after", "created_at")
-_TABLES = ((LedgerAccount.__table__, ACCOUNT_COLUMNS), (Pack.__table__, PACK_COLUMNS),
-           (LedgerTransfer.__table__, TRANSFER_COLUMNS), (AuditEvent.__table__, EVENT_COLUMNS))
+_TABLES = ((Pack.__table__, PACK_COLUMNS), (AuditEvent.__table__, EVENT_COLUMNS))
 
 
 def _insert(session: Session, clean: list[tuple[Row, dict, tuple]], *, actor: Actor, now: When) -> None:
     """The rows grant_pack would write for each pack, one executemany INSERT per table.
 
-    On SQLite the values are given to the driver as the column types would store them (UTCDateTime:
-    naive UTC text; JSON: json.dumps text; Boolean: 0/1), because SQLAlchemy's per-value processing
-    would cost more than SQLite's own work; elsewhere they go through core INSERTs as Python values."""
+    The ledger's rows (each pack's account and its grant transfer) are posted through the ledger's
+    batch, one operation per pack. The packs and their audit events: on SQLite the values are given
+    to the driver as the column types would store them (UTCDateTime: naive UTC text; JSON: json.dumps
+    text; Boolean: 0/1), because SQLAlchemy's per-value processing would cost more than SQLite's own
+    work; elsewhere they go through core INSERTs as Python values."""
     conn = session.connection()
     n = len(clean)
     ids = new_ids("la", n), new_ids("pack", n), new_ids("lt", n), new_ids("evt", n)
+    _post_grants(session, clean, ids, actor=actor, now=now.at)
     if conn.dialect.name == "sqlite":
         tables = _sqlite_rows(clean, ids, actor=actor, now=now)
         for (table, columns), rows in zip(_TABLES, tables):
@@ -680,37 +678,49 @@ def _insert(session: Session, clean: list[tuple[Row, dict, tuple]], *, actor: Ac
             conn.execute(insert(table), [dict(zip(columns, r)) for r in rows])  # psycopg pipelines it
 
 
-def _python_rows(clean, ids, *, actor: Actor, now: datetime) -> tuple[list, list, list, list]:
-    """The four tables' rows as Python values (for core INSERTs)."""
+def _post_grants(session: Session, clean, ids, *, actor: Actor, now: datetime) -> None:
+    """Each pack's ledger account, opened with its grant from the credit type's issuance account, through
+    the ledger's batch (one executemany per ledger table)."""
+    ws, user_id, grant = actor.workspace_id, actor.user_id, credits.GRANT
+    account_ids, pack_ids, transfer_ids, _ = ids
+    batch = ledger.Batch(session, now=now)
+    batch.open_accounts((account_ids[i], ws, ct.code, "pack", DEBITS_MUST_NOT_EXCEED_CREDITS, None)
+                        for i, (_, _, (ct, *_)) in enumerate(clean))
+    refused = batch.post_many([
+        (transfer_ids[i], ws, ct.issuance_account_id, account_ids[i], v["quantity"], grant, pack_ids[i], "pack",
+         pack_ids[i], None, user_id) for i, (_, v, (ct, *_)) in enumerate(clean)])
+    if refused:  # pragma: no cover - rows are checked before (a positive quantity, the type's own accounts)
+        raise refused[0][1]
+    batch.write()
+
+
+def _python_rows(clean, ids, *, actor: Actor, now: datetime) -> tuple[list, list]:
+    """The packs' and events' rows as Python values (for core INSERTs)."""
     ws = actor.workspace_id
-    account_ids, pack_ids, transfer_ids, event_ids = ids
-    accounts, packs, transfers, events = [], [], [], []
+    account_ids, pack_ids, _, event_ids = ids
+    packs, events = [], []
     event_head = (ws, actor.kind, actor.user_id, actor.api_key_id, "pack.create", "pack")
     for i, (row, v, (ct, hid, customer, purchased, starts, expires)) in enumerate(clean):
         account_id, pack_id, quantity = account_ids[i], pack_ids[i], v["quantity"]
         price, paid = v["price_paid"], v["is_paid"]
         paid = price > 0 if paid is None else paid
-        accounts.append((account_id, ws, ct.code, "pack", DEBITS_MUST_NOT_EXCEED_CREDITS, None, 0, quantity, 0, 0,
-                         now))
         pack = (pack_id, ws, v["kind"], hid, customer, ct.id, ct.code, quantity, price, v["currency"], paid,
                 v["source"], v["external_ref"], v["name"], v["relationship_manager_id"], v["project_manager_id"],
                 purchased.at, starts.at, expires.at if expires else None, v["expiry_months"], v["priority"],
                 v["product_codes"], "active", v["status_label"], v["notes"], None, account_id, None, None,
                 None if row.derived else row.key, row.key if row.derived else None, now, now)
         packs.append(pack)
-        transfers.append((transfer_ids[i], ws, ct.issuance_account_id, account_id, quantity, ct.code, credits.GRANT,
-                          POSTED, None, None, pack_id, "pack", pack_id, None, actor.user_id, None, now))
         # audit.snapshot of the pack grant_pack would have made: every column, JSON-ready.
         events.append((event_ids[i],) + event_head
                       + (pack_id, None, {k: _jsonable(x) for k, x in zip(PACK_COLUMNS, pack)}, now))
-    return accounts, packs, transfers, events
+    return packs, events
 
 
-def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list, list, list]:
-    """The four tables' rows in their stored form on SQLite (texts for datetimes and JSON, 0/1)."""
+def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list]:
+    """The packs' and events' rows in their stored form on SQLite (texts for datetimes and JSON, 0/1)."""
     ws = actor.workspace_id
-    account_ids, pack_ids, transfer_ids, event_ids = ids
-    accounts, packs, transfers, events = [], [], [], []
+    account_ids, pack_ids, _, event_ids = ids
+    packs, events = [], []
     stamp, now_iso = now.stored, now.iso
     event_head = (ws, actor.kind, actor.user_id, actor.api_key_id, "pack.create", "pack")
     quoted: dict = {}  # JSON string literals of the values many rows share (workspace, type, kind, source)
@@ -730,14 +740,10 @@ def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list, li
         unit, currency, external_ref, name = ct.code, v["currency"], v["external_ref"], v["name"]
         rm, pm, months = v["relationship_manager_id"], v["project_manager_id"], v["expiry_months"]
         key, internal = (None, row.key) if row.derived else (row.key, None)
-        accounts.append((account_id, ws, unit, "pack", DEBITS_MUST_NOT_EXCEED_CREDITS, None, 0, quantity, 0, 0,
-                         stamp))
         packs.append((pack_id, ws, v["kind"], hid, customer, ct.id, unit, quantity, price, currency, int(paid),
                       v["source"], external_ref, name, rm, pm, purchased.stored, starts.stored,
                       expires.stored if expires else None, months, v["priority"], codes_json, "active",
                       v["status_label"], v["notes"], None, account_id, None, None, key, internal, stamp, stamp))
-        transfers.append((transfer_ids[i], ws, ct.issuance_account_id, account_id, quantity, unit, credits.GRANT,
-                          POSTED, None, None, pack_id, "pack", pack_id, None, actor.user_id, None, stamp))
         # json.dumps(audit.snapshot(pack)) of the pack grant_pack would have made (see _snapshot_json).
         after = (f'{{"id": "{pack_id}", "workspace_id": {q_ws}, "holder_kind": {q(v["kind"])}, '
                  f'"holder_id": {q(hid)}, "customer_id": {"null" if customer is None else q(customer)}, '
@@ -755,7 +761,7 @@ def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list, li
                  f'"idempotency_key": {_opt(key)}, "internal_key": {_opt(internal)}, '
                  f'"created_at": "{now_iso}", "updated_at": "{now_iso}"}}')
         events.append((event_ids[i],) + event_head + (pack_id, "null", after, stamp))
-    return accounts, packs, transfers, events
+    return packs, events
 
 
 def _sqlite_executemany(conn, table, columns: tuple[str, ...], rows: list[tuple]) -> None:

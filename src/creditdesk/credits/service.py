@@ -973,18 +973,19 @@ def capture_hold(session: Session, hold_id: str, data: schemas.CaptureRequest, *
     ct = session.get(CreditType, hold.credit_type_id)
     left = amount
     released = []
+    # Every pending leg of the hold is resolved by one ledger operation: captured in burn order, the rest released.
+    op = ledger.Operation(actor.workspace_id, actor_id=actor.user_id)
     for pending in pendings:
         take = min(left, pending.amount)
         if take > 0:
-            ledger.resolve_pending(session, pending.id, workspace_id=actor.workspace_id, amount=take, code=CAPTURE,
-                                   actor_id=actor.user_id, locked=accounts)
+            op.resolve(pending.id, amount=take, code=CAPTURE)
             left -= take
             if take < pending.amount:
                 released.append((pending.debit_account_id, pending.amount - take))
         else:
-            ledger.resolve_pending(session, pending.id, workspace_id=actor.workspace_id, void=True, code=RELEASE,
-                                   actor_id=actor.user_id, locked=accounts)
+            op.resolve(pending.id, void=True, code=RELEASE)
             released.append((pending.debit_account_id, pending.amount))
+    ledger.one_shot(session, op, accounts=accounts)
     _after_release(session, actor=actor, ct=ct, hold=hold, released=released, accounts=accounts)
     hold.status = "captured"
     hold.captured_amount = amount
@@ -1011,9 +1012,11 @@ def _release(session: Session, hold: Hold, pendings: list[LedgerTransfer], accou
              timed_out: bool) -> None:
     before = snapshot(hold)
     ct = session.get(CreditType, hold.credit_type_id)
+    op = ledger.Operation(hold.workspace_id, actor_id=actor.user_id)
     for pending in pendings:
-        ledger.resolve_pending(session, pending.id, workspace_id=hold.workspace_id, void=True, code=RELEASE,
-                               actor_id=actor.user_id, locked=accounts)
+        op.resolve(pending.id, void=True, code=RELEASE)
+    if pendings:
+        ledger.one_shot(session, op, accounts=accounts)
     _after_release(session, actor=actor, ct=ct, hold=hold,
                    released=[(p.debit_account_id, p.amount) for p in pendings], accounts=accounts)
     hold.status = "timed_out" if timed_out else "released"
@@ -1191,16 +1194,14 @@ def transfer_credits(session: Session, data: schemas.TransferRequest, *, actor: 
     rawsql.insert(session, CreditTransfer.__table__, {c.key: getattr(xfer, c.key) for c in CreditTransfer.__table__.columns})
     result = TransferResult(xfer)
     accounts = {p.ledger_account_id: p.account for p, _ in plan}
-    specs = []
+    # One ledger operation opens each new pack's account and moves the credits into it; the packs are
+    # inserted once their accounts exist.
+    op = ledger.Operation(ws, operation_id=xfer.id, actor_id=actor.user_id)
+    new_packs = []
     for pack, take in plan:
         # Cost per credit is kept: the new pack's price is its share of the original price.
         price = pack.price_paid * take // pack.quantity if pack.quantity else 0
-        account = ledger.AccountTotals(new_id("la"), ws, ct.code, DEBITS_MUST_NOT_EXCEED_CREDITS, 0, 0, 0, 0)
-        rawsql.insert(session, LedgerAccount.__table__, {
-            "id": account.id, "workspace_id": ws, "unit": ct.code, "code": "pack", "flags": account.flags,
-            "system_key": None, "debits_posted": 0, "credits_posted": 0, "debits_pending": 0, "credits_pending": 0,
-            "created_at": now})
-        accounts[account.id] = account
+        account_id = op.open_account(unit=ct.code, code="pack", flags=DEBITS_MUST_NOT_EXCEED_CREDITS, at=now)
         new_pack = _new_pack(schemas.PackCreate(
             holder=schemas.Holder(kind=to.kind, id=to.id if to.kind != "workspace" else None),
             credit_type=ct.code, quantity=take, name=pack.name, price_paid=price, currency=pack.currency,
@@ -1208,15 +1209,16 @@ def transfer_credits(session: Session, data: schemas.TransferRequest, *, actor: 
             relationship_manager_id=pack.relationship_manager_id, project_manager_id=pack.project_manager_id,
             priority=pack.priority, product_codes=list(pack.product_codes or []), status_label=pack.status_label),
             ct, to, to_customer_id, pack.purchased_at, pack.starts_at, pack.expires_at, pack.id, xfer.id, now,
-            account.id)
+            account_id)
         new_pack.expiry_months = pack.expiry_months
-        rawsql.insert(session, Pack.__table__, {c.key: getattr(new_pack, c.key) for c in _PACK_COLUMNS})
+        new_packs.append(new_pack)
         audit.record(session, actor=actor, action="pack.create", object_type="pack", object_id=new_pack.id,
                      after=snapshot(new_pack))
-        specs.append(TransferSpec(pack.ledger_account_id, account.id, take, TRANSFER,
-                                  Reference("credit_transfer", xfer.id)))
+        op.post(TransferSpec(pack.ledger_account_id, account_id, take, TRANSFER, Reference("credit_transfer", xfer.id)))
         result.lines.append({"from_pack_id": pack.id, "to_pack_id": new_pack.id, "amount": take})
-    ledger.post_locked(session, specs, accounts, workspace_id=ws, operation_id=xfer.id, actor_id=actor.user_id)
+    ledger.one_shot(session, op, accounts=accounts)
+    for new_pack in new_packs:
+        rawsql.insert(session, Pack.__table__, {c.key: getattr(new_pack, c.key) for c in _PACK_COLUMNS})
     _mark_depleted(session, [(p.id, p.account) for p, _ in plan], now)
     audit.record(session, actor=actor, action="credit_transfer.create", object_type="credit_transfer",
                  object_id=xfer.id, after=snapshot(xfer, lines=result.lines))

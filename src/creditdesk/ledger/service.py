@@ -1,8 +1,10 @@
 """Ledger operations: open accounts, post transfers (one-phase or two-phase), verify.
 
 Callers lock the accounts they will debit (`lock_accounts`, stable id order) before deciding
-amounts; `post` then re-checks every flag against the locked rows, so a rule is never enforced on
-stale numbers. Nothing here commits.
+amounts; every posting then goes through ledger.batch (the one writer of ledger rows), which
+re-checks every flag against the locked rows, so a rule is never enforced on stale numbers.
+`post`, `post_locked` and `resolve_pending` are one operation in a batch of its own. Nothing here
+commits.
 """
 
 from __future__ import annotations
@@ -16,44 +18,29 @@ from sqlalchemy.orm import Session, aliased
 
 from creditdesk import clock, rawsql
 from creditdesk.ids import new_id
-from creditdesk.ledger.errors import (
-    AmountExceedsPending,
-    ExceedsCredits,
-    InvalidAmount,
-    PendingAlreadyResolved,
-    PendingNotFound,
-    TransferKeyConflict,
-    UnitMismatch,
+from creditdesk.ledger.batch import (  # noqa: F401 - the ledger's API, re-exported
+    ACCOUNT_TOTALS_COLUMNS,
+    AccountTotals,
+    Batch,
+    Operation,
+    Reference,
+    Transfer,
+    TransferSpec,
+    _sinks,
+    check_flags,
+    one_shot,
 )
+from creditdesk.ledger.errors import PendingNotFound
 from creditdesk.ledger.models import (
-    AccountBalances,
     CREDITS_MUST_NOT_EXCEED_DEBITS,
     DEBITS_MUST_NOT_EXCEED_CREDITS,
     NO_CACHE,
     PENDING,
     POST_PENDING,
     POSTED,
-    VOID_PENDING,
     LedgerAccount,
     LedgerTransfer,
 )
-
-
-@dataclass(frozen=True)
-class Reference:
-    kind: str | None = None
-    id: str | None = None
-    url: str | None = None
-
-
-@dataclass
-class TransferSpec:
-    debit_account_id: str
-    credit_account_id: str
-    amount: int
-    code: str
-    reference: Reference = field(default_factory=Reference)
-    idempotency_key: str | None = None
 
 
 def open_account(session: Session, *, workspace_id: str, unit: str, code: str, flags: int = 0,
@@ -84,109 +71,7 @@ def lock_accounts(session: Session, account_ids: Iterable[str]) -> dict[str, Led
     return {a.id: a for a in rows}
 
 
-def _check_flags(account: LedgerAccount) -> None:
-    if account.flags & DEBITS_MUST_NOT_EXCEED_CREDITS:
-        if account.debits_posted + account.debits_pending > account.credits_posted:
-            raise ExceedsCredits("Not enough credits.", account_id=account.id)
-    if account.flags & CREDITS_MUST_NOT_EXCEED_DEBITS:
-        if account.credits_posted + account.credits_pending > account.debits_posted:
-            raise ExceedsCredits("The account would exceed its debits.", account_id=account.id)
-
-
-def _accounts_for(session: Session, ids: set[str], locked: dict[str, LedgerAccount] | None) -> dict[str, LedgerAccount]:
-    found = dict(locked or {})
-    missing = [i for i in ids if i not in found]
-    if missing:
-        # Sink accounts (NO_CACHE) are read without a lock: nothing on them changes.
-        rows = session.scalars(select(LedgerAccount).where(LedgerAccount.id.in_(missing))).all()
-        cached = [a.id for a in rows if not a.flags & NO_CACHE]
-        found.update({a.id: a for a in rows if a.flags & NO_CACHE})
-        found.update(lock_accounts(session, cached))
-    if len([i for i in ids if i in found]) != len(ids):
-        raise PendingNotFound("Unknown ledger account.", code="ledger_account_not_found", http_status=404)
-    return found
-
-
-def post(session: Session, specs: Sequence[TransferSpec], *, workspace_id: str, operation_id: str | None = None,
-         actor_id: str | None = None, pending: bool = False, timeout_at: datetime | None = None,
-         locked: dict[str, LedgerAccount] | None = None) -> list[LedgerTransfer]:
-    """Write transfers all together: each debit and credit, cached totals, flag checks.
-
-    With `pending=True` they are two-phase: amounts are reserved (pending) until `post_pending`
-    or `void_pending`.
-    """
-    if not specs:
-        return []
-    accounts = _accounts_for(session, {s.debit_account_id for s in specs} | {s.credit_account_id for s in specs},
-                             locked)
-    now = clock.now()
-    transfers = []
-    touched: dict[str, LedgerAccount] = {}
-    # Keys of this batch: the new rows are only added at the end, so a query would not see them.
-    batch_keys: dict[str, LedgerTransfer] = {}
-    for spec in specs:
-        if not isinstance(spec.amount, int) or isinstance(spec.amount, bool) or spec.amount <= 0:
-            raise InvalidAmount("Transfer amounts are positive integers.", amount=spec.amount)
-        debit, credit = accounts[spec.debit_account_id], accounts[spec.credit_account_id]
-        if debit.workspace_id != workspace_id or credit.workspace_id != workspace_id:
-            raise PendingNotFound("Unknown ledger account.", code="ledger_account_not_found", http_status=404)
-        if debit.unit != credit.unit:
-            raise UnitMismatch(f"Cannot move {debit.unit} into an account of {credit.unit}.")
-        if spec.idempotency_key is not None:
-            existing = batch_keys.get(spec.idempotency_key) or session.scalar(select(LedgerTransfer).where(
-                LedgerTransfer.workspace_id == workspace_id, LedgerTransfer.idempotency_key == spec.idempotency_key))
-            if existing is not None:
-                if (existing.debit_account_id, existing.credit_account_id, existing.amount, existing.code,
-                        existing.phase) != (spec.debit_account_id, spec.credit_account_id, spec.amount, spec.code,
-                                            PENDING if pending else POSTED):
-                    raise TransferKeyConflict("This transfer idempotency key was used for another transfer.")
-                transfers.append(existing)
-                continue
-        if pending:
-            if not debit.flags & NO_CACHE:
-                debit.debits_pending += spec.amount
-            if not credit.flags & NO_CACHE:
-                credit.credits_pending += spec.amount
-        else:
-            if not debit.flags & NO_CACHE:
-                debit.debits_posted += spec.amount
-            if not credit.flags & NO_CACHE:
-                credit.credits_posted += spec.amount
-        touched[debit.id] = debit
-        touched[credit.id] = credit
-        transfer = LedgerTransfer(
-            id=new_id("lt"), workspace_id=workspace_id, debit_account_id=debit.id, credit_account_id=credit.id,
-            amount=spec.amount, unit=debit.unit, code=spec.code, phase=PENDING if pending else POSTED,
-            timeout_at=timeout_at if pending else None, operation_id=operation_id,
-            reference_kind=spec.reference.kind, reference_id=spec.reference.id, reference_url=spec.reference.url,
-            actor_id=actor_id, idempotency_key=spec.idempotency_key, created_at=now)
-        if spec.idempotency_key is not None:
-            batch_keys[spec.idempotency_key] = transfer
-        transfers.append(transfer)
-    for account in touched.values():
-        _check_flags(account)
-    session.add_all([t for t in transfers if t not in session])
-    return transfers
-
-
-# --- the same for the hot path, in SQL text -----------------------------------------------------
-
-@dataclass
-class AccountTotals(AccountBalances):
-    """An account's row as read in this transaction (locked, where it will be debited)."""
-    id: str
-    workspace_id: str
-    unit: str
-    flags: int
-    debits_posted: int
-    credits_posted: int
-    debits_pending: int
-    credits_pending: int
-
-
-ACCOUNT_TOTALS_COLUMNS = "id, workspace_id, unit, flags, debits_posted, credits_posted, debits_pending, credits_pending"
 _ACCOUNT_TOTALS_SQL = f"SELECT {ACCOUNT_TOTALS_COLUMNS} FROM ledger_accounts WHERE id IN ({{ids}}) ORDER BY id"
-_SET_TOTALS_SQL = "UPDATE ledger_accounts SET debits_posted = :debits_posted, credits_posted = :credits_posted WHERE id = :id"
 
 
 def account_totals(session: Session, account_ids: Iterable[str], *, lock: bool) -> dict[str, AccountTotals]:
@@ -201,109 +86,55 @@ def account_totals(session: Session, account_ids: Iterable[str], *, lock: bool) 
     return {row[0]: AccountTotals(*row) for row in rawsql.rows(session, sql, params)}
 
 
-# Sink accounts' identity (workspace, unit, flags) never changes and their totals are never cached
-# (NO_CACHE), so once read they need not be read again by this process.
-_sinks: dict[str, AccountTotals] = {}
-
-
 def sink_account(session: Session, account_id: str) -> AccountTotals:
     """A NO_CACHE account as AccountTotals (totals zero: nothing is kept on it); any other account
     is read and locked like account_totals(lock=True)."""
     known = _sinks.get(account_id)
     if known is not None:
-        return AccountTotals(known.id, known.workspace_id, known.unit, known.flags, 0, 0, 0, 0)
+        return known
     found = account_totals(session, [account_id], lock=False).get(account_id)
     if found is None:
         raise PendingNotFound("Unknown ledger account.", code="ledger_account_not_found", http_status=404)
     if not found.flags & NO_CACHE:
         return account_totals(session, [account_id], lock=True)[account_id]
     _sinks[account_id] = found
-    return AccountTotals(found.id, found.workspace_id, found.unit, found.flags, 0, 0, 0, 0)
+    return found
+
+
+def post(session: Session, specs: Sequence[TransferSpec], *, workspace_id: str, operation_id: str | None = None,
+         actor_id: str | None = None, pending: bool = False, timeout_at: datetime | None = None,
+         locked: dict[str, LedgerAccount] | None = None) -> list[Transfer]:
+    """Write transfers all together (one operation of a Batch of its own): each debit and credit,
+    cached totals, flag checks, transfer idempotency keys (the same transfer again is the one
+    already made; another transfer under a used key is refused).
+
+    With `pending=True` they are two-phase: amounts are reserved (pending) until `resolve_pending`.
+    """
+    if not specs:
+        return []
+    op = Operation(workspace_id, operation_id=operation_id, actor_id=actor_id)
+    if pending:
+        op.pend(*specs, timeout_at=timeout_at)
+    else:
+        op.post(*specs)
+    return one_shot(session, op, accounts=locked)
 
 
 def post_locked(session: Session, specs: Sequence[TransferSpec], accounts: dict[str, AccountTotals], *,
                 workspace_id: str, operation_id: str | None = None, actor_id: str | None = None) -> list[str]:
-    """`post` (one-phase, no transfer keys) for accounts the caller has locked and read as AccountTotals,
-    written with SQL text: the same checks, the same rows. Returns the new transfers' ids."""
-    now = clock.now()
-    touched: dict[str, AccountTotals] = {}
-    for spec in specs:
-        if not isinstance(spec.amount, int) or isinstance(spec.amount, bool) or spec.amount <= 0:
-            raise InvalidAmount("Transfer amounts are positive integers.", amount=spec.amount)
-        if spec.idempotency_key is not None:  # pragma: no cover - a caller's mistake
-            raise ValueError("post_locked does not take transfer idempotency keys; use post")
-        debit, credit = accounts.get(spec.debit_account_id), accounts.get(spec.credit_account_id)
-        if debit is None or credit is None or debit.workspace_id != workspace_id or credit.workspace_id != workspace_id:
-            raise PendingNotFound("Unknown ledger account.", code="ledger_account_not_found", http_status=404)
-        if debit.unit != credit.unit:
-            raise UnitMismatch(f"Cannot move {debit.unit} into an account of {credit.unit}.")
-        if not debit.flags & NO_CACHE:
-            debit.debits_posted += spec.amount
-            touched[debit.id] = debit
-        if not credit.flags & NO_CACHE:
-            credit.credits_posted += spec.amount
-            touched[credit.id] = credit
-    for account in touched.values():
-        _check_flags(account)
-    ids = []
-    for spec in specs:
-        transfer_id = new_id("lt")
-        ids.append(transfer_id)
-        rawsql.insert(session, _TRANSFERS, {
-            "id": transfer_id, "workspace_id": workspace_id, "debit_account_id": spec.debit_account_id,
-            "credit_account_id": spec.credit_account_id, "amount": spec.amount,
-            "unit": accounts[spec.debit_account_id].unit, "code": spec.code, "phase": POSTED,
-            "operation_id": operation_id, "reference_kind": spec.reference.kind, "reference_id": spec.reference.id,
-            "reference_url": spec.reference.url, "actor_id": actor_id, "created_at": now})
-    for account in touched.values():
-        rawsql.execute(session, _SET_TOTALS_SQL, {"debits_posted": account.debits_posted,
-                                                  "credits_posted": account.credits_posted, "id": account.id}).close()
-    rawsql.expire_cached(session, LedgerAccount, touched)
-    return ids
-
-
-_TRANSFERS = LedgerTransfer.__table__
+    """`post` (one-phase) for accounts the caller has locked and read as AccountTotals, which are
+    updated in place. Returns the new transfers' ids."""
+    op = Operation(workspace_id, operation_id=operation_id, actor_id=actor_id).post(*specs)
+    return [t.id for t in one_shot(session, op, accounts=accounts)]
 
 
 def resolve_pending(session: Session, pending_id: str, *, workspace_id: str, amount: int | None = None,
                     void: bool = False, code: str | None = None, operation_id: str | None = None,
-                    actor_id: str | None = None, locked: dict[str, LedgerAccount] | None = None) -> LedgerTransfer:
+                    actor_id: str | None = None, locked: dict[str, LedgerAccount] | None = None) -> Transfer:
     """Post (all of it or less) or void a pending transfer. The part not posted returns to the debit account."""
-    pending = session.scalar(select(LedgerTransfer).where(LedgerTransfer.id == pending_id,
-                                                          LedgerTransfer.workspace_id == workspace_id))
-    if pending is None or pending.phase != PENDING:
-        raise PendingNotFound(f"No pending transfer {pending_id!r}.")
-    post_amount = 0 if void else (pending.amount if amount is None else amount)
-    if not void:
-        if not isinstance(post_amount, int) or isinstance(post_amount, bool) or post_amount <= 0:
-            raise InvalidAmount("Capture a positive whole amount, or void instead.")
-        if post_amount > pending.amount:
-            raise AmountExceedsPending(f"Only {pending.amount} is pending; cannot post {post_amount}.")
-    # Lock first, then look for an earlier resolution: two concurrent resolutions of one pending
-    # transfer queue on the debit account's lock, and the second sees the first's row (a check made
-    # before the lock would let both through, to fail on UNIQUE(pending_id) as a 500).
-    accounts = _accounts_for(session, {pending.debit_account_id, pending.credit_account_id}, locked)
-    if session.scalar(select(LedgerTransfer.id).where(LedgerTransfer.pending_id == pending_id)) is not None:
-        raise PendingAlreadyResolved("This reservation was already captured or released.")
-    debit, credit = accounts[pending.debit_account_id], accounts[pending.credit_account_id]
-    if not debit.flags & NO_CACHE:
-        debit.debits_pending -= pending.amount
-        debit.debits_posted += post_amount
-    if not credit.flags & NO_CACHE:
-        credit.credits_pending -= pending.amount
-        credit.credits_posted += post_amount
-    _check_flags(debit)
-    _check_flags(credit)
-    # A void records the amount it released; a post records the amount it posted.
-    resolution = LedgerTransfer(
-        id=new_id("lt"), workspace_id=workspace_id, debit_account_id=debit.id, credit_account_id=credit.id,
-        amount=pending.amount if void else post_amount, unit=pending.unit, code=code or pending.code,
-        phase=VOID_PENDING if void else POST_PENDING, pending_id=pending.id,
-        operation_id=operation_id or pending.operation_id, reference_kind=pending.reference_kind,
-        reference_id=pending.reference_id, reference_url=pending.reference_url, actor_id=actor_id,
-        created_at=clock.now())
-    session.add(resolution)
-    return resolution
+    op = Operation(workspace_id, operation_id=operation_id, actor_id=actor_id)
+    op.resolve(pending_id, amount=amount, void=void, code=code)
+    return one_shot(session, op, accounts=locked)[0]
 
 
 # --- verify ------------------------------------------------------------------------------------
