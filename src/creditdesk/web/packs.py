@@ -20,7 +20,6 @@ from creditdesk.credits.models import Pack
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.ledger.models import LedgerAccount
 from creditdesk.parties import service as parties
-from creditdesk.repository import get_in_workspace
 from creditdesk.web import forms, once
 from creditdesk.web.core import (
     WebRoute,
