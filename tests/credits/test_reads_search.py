@@ -172,25 +172,30 @@ def test_the_index_exists_at_head_and_agrees_with_the_packs(db):
     _index_agrees_with_packs(db)
 
 
-def _plan(db, q: str) -> str:
-    shop_ws = "ws_nothing"
-    with db.read() as s:
-        clause = reads.text_search_clause(s, q, db.engine.dialect.name == "sqlite")
-        stmt = select(Pack.id).where(Pack.workspace_id != shop_ws, clause)
-        compiled = stmt.compile(s.get_bind(), compile_kwargs={"literal_binds": True})
-        if db.engine.dialect.name == "sqlite":
-            rows = s.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all()
-            return "\n".join(str(r[-1]) for r in rows)
-        s.execute(text("SET LOCAL enable_seqscan = off"))
-        return "\n".join(r[0] for r in s.execute(text(f"EXPLAIN {compiled}")).all())
+def _plan(session, stmt) -> str:
+    compiled = stmt.compile(session.get_bind(), compile_kwargs={"literal_binds": True})
+    if session.get_bind().dialect.name == "sqlite":
+        return "\n".join(str(r[-1]) for r in session.execute(text(f"EXPLAIN QUERY PLAN {compiled}")).all())
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    return "\n".join(r[0] for r in session.execute(text(f"EXPLAIN {compiled}")).all())
 
 
-def test_a_text_search_reads_the_index(db):
+def test_a_text_search_reads_the_index(db, monkeypatch):
     shop = make_shop(db)
     grant(db, shop.actor, "office", shop.berlin, 10, name="Indexed search")
-    plan = _plan(db, "dexed sea")
-    if db.engine.dialect.name == "sqlite":
-        assert "VIRTUAL TABLE INDEX" in plan and "packs_fts" in plan, plan
-        assert "SCAN packs" not in plan.splitlines(), plan  # not every pack read
-    else:
-        assert "ix_packs_search_name" in plan and "ix_packs_search_notes" in plan, plan
+    sqlite = db.engine.dialect.name == "sqlite"
+    with db.read() as s:
+        search = select(Pack.id).where(Pack.workspace_id != "ws_none",
+                                       reads.text_search_clause(s, "dexed sea", sqlite))
+        plan = _plan(s, search)
+        if not sqlite:
+            assert "ix_packs_search_name" in plan and "ix_packs_search_notes" in plan, plan
+            return
+        # The matches come off the FTS index (M: a MATCH constraint), the packs by rowid.
+        assert "VIRTUAL TABLE INDEX 0:M" in _plan(s, reads.fts_matches("dexed sea"))
+        assert "SEARCH packs USING INTEGER PRIMARY KEY (rowid=?)" in plan.splitlines(), plan
+        # Many matches: each pack read in page order asks the index about its own rowid (=M), no scan.
+        monkeypatch.setattr(reads, "SELECTIVE_MATCHES", 1)
+        plan = _plan(s, select(Pack.id).where(Pack.workspace_id == shop.ws,
+                                              reads.text_search_clause(s, "dexed sea", sqlite)))
+        assert "VIRTUAL TABLE INDEX 0:=M" in plan and "SCAN packs_fts" in plan, plan

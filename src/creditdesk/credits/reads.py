@@ -269,8 +269,7 @@ def text_search_clause(session: Session, q: str, sqlite: bool):
     if not sqlite or len(q) < TRIGRAM:
         pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         return or_(*(func.lower(c).like(pattern, escape="\\") for c in SEARCHED))
-    phrase = '"' + q.replace('"', '""') + '"'
-    matches = select(_packs_fts.c.rowid).where(literal_column("packs_fts").op("MATCH")(phrase))
+    matches = fts_matches(q)
     rowid = literal_column("packs.rowid")
     hits = list(session.scalars(matches.limit(SELECTIVE_MATCHES)))
     if len(hits) < SELECTIVE_MATCHES:
@@ -279,6 +278,13 @@ def text_search_clause(session: Session, q: str, sqlite: bool):
         return rowid.in_(hits)
     # Many: each pack of the page order asks the FTS table about its own rowid (a seek, not a scan).
     return exists(matches.where(_packs_fts.c.rowid == rowid))
+
+
+def fts_matches(q: str):
+    """Rowids of the packs whose searched text contains `q` (SQLite's FTS table): `q` as one FTS5 string,
+    so its quotes, stars, NEAR, minus signs and colons are characters, not query syntax."""
+    phrase = '"' + q.replace('"', '""') + '"'
+    return select(_packs_fts.c.rowid).where(literal_column("packs_fts").op("MATCH")(phrase))
 
 
 def _selective(clause, sqlite: bool):
