@@ -23,10 +23,20 @@ def run_migrations() -> None:
     engine.dispose()
 
 
+# Pack text search (migration 0011) lives outside the models: SQLite's FTS5 table and its shadow tables,
+# PostgreSQL's trigram indexes. alembic check must neither ask to drop them nor to create them.
+_SEARCH_OBJECTS = ("packs_fts", "ix_packs_search_")
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    return not (reflected and compare_to is None and name and name.startswith(_SEARCH_OBJECTS))
+
+
 def _run(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_object=include_object,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
