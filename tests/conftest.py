@@ -8,12 +8,14 @@ workspaces, so one schema per backend serves the whole run.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from creditdesk import clock, migrate
 from creditdesk.db import Database, normalize_url
@@ -41,6 +43,29 @@ def db(request, tmp_path_factory) -> Database:
     migrate.upgrade(database)
     yield database
     database.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db(request, tmp_path):
+    """A brand-new, empty database of each backend, of its own (for tests that run migrations up and down)."""
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+        yield database
+        database.dispose()
+        return
+    url = make_url(normalize_url(PG_URL))
+    name = f"creditdesk_empty_{secrets.token_hex(4)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    database = Database(url.set(database=name).render_as_string(hide_password=False))
+    try:
+        yield database
+    finally:
+        database.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
 
 
 @pytest.fixture

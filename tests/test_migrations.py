@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 import os
-import secrets
 
-import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect
 
 from creditdesk import migrate
-from creditdesk.db import NAMING_CONVENTION, Base, Database, normalize_url
+from creditdesk.db import NAMING_CONVENTION, Base
 
 PG_URL = os.environ.get("CREDITDESK_TEST_DATABASE_URL")
-
-
-@pytest.fixture(params=["sqlite"] + (["postgresql"] if PG_URL else []))
-def empty_db(request, tmp_path):
-    """A brand-new, empty database of each backend."""
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'empty.db'}")
-        yield database
-        database.dispose()
-        return
-    url = make_url(normalize_url(PG_URL))
-    name = f"creditdesk_mig_{secrets.token_hex(4)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(url.set(database=name).render_as_string(hide_password=False))
-    try:
-        yield database
-    finally:
-        database.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def head() -> str:

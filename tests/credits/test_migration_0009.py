@@ -3,44 +3,18 @@
 from __future__ import annotations
 
 import os
-import secrets
 
-import pytest
 from alembic import command
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from creditdesk import migrate
 from creditdesk.audit import Actor
 from creditdesk.credits import schemas as cs
 from creditdesk.credits import service as credits
-from creditdesk.db import Database, normalize_url
+from creditdesk.db import Database
 from creditdesk.parties import service as parties
 
 PG_URL = os.environ.get("CREDITDESK_TEST_DATABASE_URL")
-
-
-@pytest.fixture(params=["sqlite"] + (["postgresql"] if PG_URL else []))
-def fresh_db(request, tmp_path):
-    """A database of its own (migrations are run up and down on it)."""
-    if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'm0009.db'}")
-        yield database
-        database.dispose()
-        return
-    url = make_url(normalize_url(PG_URL))
-    name = f"creditdesk_m0009_{secrets.token_hex(4)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(url.set(database=name).render_as_string(hide_password=False))
-    try:
-        yield database
-    finally:
-        database.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def _keys(db: Database, with_internal: bool) -> dict[str, tuple]:
@@ -49,8 +23,8 @@ def _keys(db: Database, with_internal: bool) -> dict[str, tuple]:
         return {row[0]: tuple(row[1:]) for row in conn.execute(text(f"SELECT {columns} FROM packs"))}
 
 
-def test_internal_keys_move_to_their_column_and_users_keys_stay(fresh_db):
-    db = fresh_db
+def test_internal_keys_move_to_their_column_and_users_keys_stay(empty_db):
+    db = empty_db
     migrate.upgrade(db)
 
     def seed(session):
