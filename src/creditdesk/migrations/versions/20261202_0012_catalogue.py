@@ -1,0 +1,21 @@
+"""Catalogue: product types and families, products, currencies, price plans and prices, tax classes and rates.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-02 15:20:00
+"""
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+
+revision = '0012'
+down_revision = '0011'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
