@@ -88,13 +88,20 @@ def record(session: Session, *, actor: Actor, action: str, object_type: str, obj
            before: dict | None = None, after: dict | None = None) -> None:
     """Append one audit event. Written with SQL text (creditdesk.rawsql): every write records one,
     and nothing reads it back through the ORM in the same transaction."""
-    rawsql.insert(session, AuditEvent.__table__, {
+    rawsql.insert(session, AuditEvent.__table__, event_row(actor=actor, action=action, object_type=object_type,
+                                                           object_id=object_id, before=before, after=after))
+
+
+def event_row(*, actor: Actor, action: str, object_type: str, object_id: str, before: dict | None = None,
+              after: dict | None = None) -> dict:
+    """One audit event as the row `record` writes; batch writers insert many with rawsql.insert_many."""
+    return {
         "id": new_id("evt"), "workspace_id": actor.workspace_id, "actor_kind": actor.kind,
         "actor_id": actor.user_id, "api_key_id": actor.api_key_id, "action": action,
         "object_type": object_type, "object_id": object_id,
         "before": _jsonable(before) if before is not None else None,
         "after": _jsonable(after) if after is not None else None,
-        "created_at": clock.now()})
+        "created_at": clock.now()}
 
 
 def list_audit_events(session: Session, *, actor: Actor, limit=None, cursor=None, action=None, object_type=None,

@@ -148,13 +148,20 @@ class Database:
         for callback in session.info.get("after_commit", []):
             callback()
 
-    def write(self, fn: Callable[[Session], T], *, attempts: int = 8) -> T:
+    def write(self, fn: Callable[[Session], T], *, attempts: int = 8,
+              batch: tuple[Callable[[Session, list], list], Any] | None = None) -> T:
         """Run `fn(session)` in a write transaction, retrying serialization failures and deadlocks.
 
         `fn` must not commit and may be run again (PostgreSQL retries); it gets a session of its own.
-        On SQLite it runs on the writer thread, batched with other writes (group commit)."""
+        On SQLite it runs on the writer thread, batched with other writes (group commit).
+
+        `batch=(handler, item)`: on SQLite, the requests of one group commit that name the same handler
+        and come one after another are run together, `handler(session, items)` returning what each `fn`
+        would have returned (or the exception it would have raised), in order. The handler plans them
+        as a whole and writes set-wise; `fn` stays the way to run one alone: if the handler raises,
+        what it did is rolled back and each request of the segment runs through its `fn`."""
         if self.is_sqlite:
-            return self._group_writer().submit(fn)
+            return self._group_writer().submit(fn, batch)
         for attempt in range(attempts):
             try:
                 with self.transaction() as session:
@@ -183,10 +190,11 @@ class Database:
 
 
 class _WriteRequest:
-    __slots__ = ("fn", "done", "result", "error", "callbacks")
+    __slots__ = ("fn", "batch", "done", "result", "error", "callbacks")
 
-    def __init__(self, fn: Callable[[Session], Any]):
+    def __init__(self, fn: Callable[[Session], Any], batch: tuple | None = None):
         self.fn = fn
+        self.batch = batch
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -211,10 +219,10 @@ class _GroupCommitWriter:
         # A forked child inherits the object but not the thread.
         return self.pid == os.getpid() and self.thread.is_alive() and not self.stopping
 
-    def submit(self, fn: Callable[[Session], T]) -> T:
+    def submit(self, fn: Callable[[Session], T], batch: tuple | None = None) -> T:
         if threading.current_thread() is self.thread:
             raise RuntimeError("Database.write called from inside a write: it would wait for itself.")
-        request = _WriteRequest(fn)
+        request = _WriteRequest(fn, batch)
         with self.cond:
             self.queue.append(request)
             self.cond.notify()
@@ -252,21 +260,21 @@ class _GroupCommitWriter:
         try:
             with self.db._write_lock, self.db._write_engine.connect() as conn:
                 conn.begin()  # BEGIN IMMEDIATE (see _configure_sqlite)
-                for request in batch:
-                    # A session of its own (its own identity map) inside the batch's transaction:
-                    # commit releases its SAVEPOINT, rollback returns to it; the batch goes on.
-                    session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
-                    session.info["after_commit"] = []
-                    session.info["database"] = self.db
-                    sessions.append(session)
-                    try:
-                        request.result = request.fn(session)
-                        session.commit()
-                    except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-                        request.error = exc
-                        session.rollback()  # if this fails the whole batch fails, below
+                for segment in _segments(batch):
+                    if segment[0].batch is not None and self._run_segment(conn, segment, sessions, done):
                         continue
-                    done.append((request, session))
+                    for request in segment:
+                        # A session of its own (its own identity map) inside the batch's transaction:
+                        # commit releases its SAVEPOINT, rollback returns to it; the batch goes on.
+                        session = self._session(conn, sessions)
+                        try:
+                            request.result = request.fn(session)
+                            session.commit()
+                        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                            request.error = exc
+                            session.rollback()  # if this fails the whole batch fails, below
+                            continue
+                        done.append((request, session))
                 conn.commit()
         except BaseException as exc:  # noqa: BLE001
             # The transaction did not commit: nothing of this batch happened. Requests that had
@@ -282,7 +290,51 @@ class _GroupCommitWriter:
             for session in sessions:
                 session.close()
         for request, session in done:
-            request.callbacks = session.info.get("after_commit", [])
+            request.callbacks = session.info.pop("after_commit", [])
+
+    def _session(self, conn, sessions: list[Session]) -> Session:
+        session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+        session.info["after_commit"] = []
+        session.info["database"] = self.db
+        sessions.append(session)
+        return session
+
+    def _run_segment(self, conn, segment: list[_WriteRequest], sessions: list[Session],
+                     done: list[tuple[_WriteRequest, Session]]) -> bool:
+        """Run requests that share a batch handler together, under one SAVEPOINT. False: the handler
+        failed, nothing of it is kept, and the caller runs each request alone."""
+        handler = segment[0].batch[0]
+        session = self._session(conn, sessions)
+        try:
+            results = handler(session, [request.batch[1] for request in segment])
+            session.commit()
+        except Exception:  # noqa: BLE001 - the requests run again one by one, which reports errors
+            session.rollback()
+            return False
+        for request, result in zip(segment, results, strict=True):
+            if isinstance(result, BaseException):
+                request.error = result
+            else:
+                request.result = result
+                # The segment's after-commit work runs once, with its first successful request.
+                done.append((request, session))
+        return True
+
+
+def _segments(batch: list[_WriteRequest]) -> Iterator[list[_WriteRequest]]:
+    """Consecutive requests with the same batch handler, together; the others one by one."""
+    segment: list[_WriteRequest] = []
+    for request in batch:
+        handler = request.batch[0] if request.batch is not None else None
+        if segment and (handler is None or handler is not segment[0].batch[0]):
+            yield segment
+            segment = []
+        if handler is None:
+            yield [request]
+        else:
+            segment.append(request)
+    if segment:
+        yield segment
 
 
 def after_commit(session: Session, callback: Callable[[], Any]) -> None:

@@ -151,9 +151,7 @@ def claim_in(session: Session, *, workspace_id: str, caller: str, key: str, fing
             session.flush()
             continue
         if row.request_hash != fingerprint:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was already used with a different request "
-                f"({row.method} {row.path} with another body). Use a new key for a new request.")
+            raise key_reused(row.method, row.path)
         if row.state == "done":
             return Replay(row.response_status or 200, row.response_body or "")
         if row.locked_until > now:
@@ -179,6 +177,58 @@ _COMPLETE_SQL = (
     "UPDATE idempotency_keys SET state = 'done', response_status = :status, response_body = :body "
     "WHERE workspace_id = :workspace_id AND caller = :caller AND key = :key AND owner = :owner "
     "AND state = 'in_flight'")
+
+
+def key_reused(method: str, path: str) -> IdempotencyKeyReused:
+    return IdempotencyKeyReused("This Idempotency-Key was already used with a different request "
+                                f"({method} {path} with another body). Use a new key for a new request.")
+
+
+@dataclass
+class Stored:
+    """A key's row as a batch of writes reads it (see find_many)."""
+    request_hash: str
+    method: str
+    path: str
+    state: str
+    response_status: int | None
+    response_body: str | None
+    expires_at: datetime
+
+
+_FIND_SQL = ("SELECT caller, key, request_hash, method, path, state, response_status, response_body, expires_at "
+             "FROM idempotency_keys WHERE workspace_id = :workspace_id AND key IN ({keys})")
+
+
+def find_many(session: Session, workspace_id: str, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Stored]:
+    """The rows of these (caller, key) pairs of one workspace, read with one query (a batch of writes
+    decides all its keys at once instead of claiming them one by one)."""
+    if not keys:
+        return {}
+    params: dict = {"workspace_id": workspace_id}
+    names = []
+    for n, key in enumerate(sorted({k for _, k in keys})):
+        params[f"k{n}"] = key
+        names.append(f":k{n}")
+    found = rawsql.rows(session, _FIND_SQL.format(keys=", ".join(names)), params,
+                        (None,) * 8 + (_T.c.expires_at,))
+    return {(row[0], row[1]): Stored(*row[2:]) for row in found if (row[0], row[1]) in keys}
+
+
+def store_many(session: Session, answers: list[tuple[str, str, str, str, str, str, int, str]]) -> None:
+    """Store finished answers under new keys, one executemany: (workspace_id, caller, key, fingerprint,
+    method, path, status, body) each. What claim_in then complete leave behind, in one statement."""
+    if not answers:
+        return
+    settings = get_settings()
+    now = clock.now()
+    expires = now + timedelta(hours=settings.idempotency_retention_hours)
+    owner = secrets.token_hex(16)
+    rawsql.insert_many(session, _T, [
+        {"workspace_id": ws, "caller": caller, "key": key, "request_hash": fingerprint, "method": method,
+         "path": path, "state": "done", "owner": owner, "response_status": status, "response_body": body,
+         "created_at": now, "locked_until": now, "expires_at": expires}
+        for ws, caller, key, fingerprint, method, path, status, body in answers])
 
 
 def complete(session: Session, claim_: Claim, *, status: int, body: str) -> None:

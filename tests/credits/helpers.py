@@ -65,7 +65,7 @@ def grant(db, actor: Actor, kind: str, holder_id: str | None, quantity: int, *, 
 def consume(db, actor: Actor, kind: str, context_id: str | None, amount: int, *, credit_type: str = "credits",
             **kw) -> cs.ConsumptionOut:
     data = cs.ConsumeRequest(context={"kind": kind, "id": context_id}, credit_type=credit_type, amount=amount, **kw)
-    return db.write(lambda s: credits.consumption_out(s, credits.consume(s, data, actor=actor)))
+    return db.write(lambda s: credits.consume(s, data, actor=actor))
 
 
 def hold(db, actor: Actor, kind: str, context_id: str | None, amount: int, *, credit_type: str = "credits",

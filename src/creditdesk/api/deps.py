@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from creditdesk import idempotency
+from creditdesk import clock, idempotency
 from creditdesk.api.problems import PROBLEM_MEDIA_TYPE, error_problem
 from creditdesk.audit import Actor
 from creditdesk.db import Database
@@ -77,8 +77,9 @@ def read_session(db: Database = Depends(get_db)) -> Iterator[Session]:
 _NOT_STORED = frozenset({401, 403})
 
 
-class _Refused(Exception):
-    """A domain error answered (and, under a key, stored for replays) in a transaction that commits."""
+class _Refused:
+    """A domain error answered (and, under a key, stored for replays) in a transaction that commits:
+    returned by the transaction, not raised."""
 
     def __init__(self, error: CreditdeskError, body: str):
         self.error = error
@@ -106,8 +107,13 @@ class WriteContext:
         self.path = path
 
     def run(self, fn: Callable[[Session], Any], *, status_code: int = 200,
-            redact: Callable[[Any], Any] | None = None) -> Response:
-        """`redact(body)` gives what is kept for replays when the answer holds a secret shown only once."""
+            redact: Callable[[Any], Any] | None = None,
+            batch: tuple[Callable[[Session, list], list], Any] | None = None) -> Response:
+        """`redact(body)` gives what is kept for replays when the answer holds a secret shown only once.
+
+        `batch=(plan_many, item)`: this write may be run together with others of its kind in one group
+        commit (SQLite). `plan_many(session, [(actor, item), ...])` does what `fn` does for each, in
+        order, returning each one's result or the CreditdeskError refusing it; see `_run_together`."""
 
         def transaction(session: Session) -> str | idempotency.Replay | _Refused:
             claim = None
@@ -133,18 +139,20 @@ class WriteContext:
             except CreditdeskError as exc:
                 if savepoint.is_active:
                     savepoint.rollback()
-                if exc.http_status >= 500 or exc.http_status in _NOT_STORED or \
-                        isinstance(exc, IdempotencyInProgress) or exc.code == "idempotency_key_taken_over":
+                keep, problem_body = self.refused(exc)
+                if not keep:
                     raise  # nothing is kept, the claim included: a retry runs again
-                problem_body = json.dumps(error_problem(exc, instance=self.path), default=str)
                 if claim is not None:
                     # A refused request is answered the same way when retried with its key.
                     idempotency.complete(session, claim, status=exc.http_status, body=problem_body)
                 return _Refused(exc, problem_body)
             return body
 
+        together = None
+        if batch is not None and redact is None:
+            together = (_batch_handler(batch[0]), (self, batch[1], status_code))
         try:
-            outcome = self.db.write(transaction)
+            outcome = self.db.write(transaction, batch=together)
         except CreditdeskError as exc:
             return self._problem(exc, json.dumps(error_problem(exc, instance=self.path), default=str))
         except IntegrityError:
@@ -161,10 +169,89 @@ class WriteContext:
             return self._problem(outcome.error, outcome.body)
         return Response(outcome, status_code=status_code, media_type="application/json")
 
+    def refused(self, exc: CreditdeskError) -> tuple[bool, str]:
+        """(kept under the key?, the problem body) for a domain error of this request."""
+        if exc.http_status >= 500 or exc.http_status in _NOT_STORED or \
+                isinstance(exc, IdempotencyInProgress) or exc.code == "idempotency_key_taken_over":
+            return False, ""
+        return True, json.dumps(error_problem(exc, instance=self.path), default=str)
+
     @staticmethod
     def _problem(exc: CreditdeskError, body: str) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
         return Response(body, status_code=exc.http_status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+class _NotTogether(Exception):
+    """A segment the batch path does not take (a key sent twice in it, a key in flight or expired):
+    its requests run one by one (Database.write)."""
+
+
+_handlers: dict[Callable, Callable] = {}
+
+
+def _batch_handler(plan_many: Callable[[Session, list], list]) -> Callable[[Session, list], list]:
+    """One handler per plan_many (the group writer batches requests whose handler is the same object)."""
+    handler = _handlers.get(plan_many)
+    if handler is None:
+        handler = _handlers[plan_many] = lambda session, items: _run_together(session, items, plan_many)
+    return handler
+
+
+def _run_together(session: Session, items: list[tuple[WriteContext, Any, int]],
+                  plan_many: Callable[[Session, list], list]) -> list:
+    """WriteContext.run's transaction for many requests at once, with the same answers: their keys
+    read with one query (replays and reuse decided as claim_in decides them), the writes planned by
+    `plan_many` together, the answers stored with one executemany. No SAVEPOINT per request: a
+    refused request simply writes nothing."""
+    results: list = [None] * len(items)
+    by_workspace: dict[str, set[tuple[str, str]]] = {}
+    for ctx, _, _ in items:
+        if ctx.key is not None:
+            by_workspace.setdefault(ctx.actor.workspace_id, set()).add(
+                (idempotency.caller_of(ctx.actor), ctx.key))
+    stored: dict[tuple[str, str, str], idempotency.Stored] = {}
+    for workspace_id, keys in by_workspace.items():
+        for (caller, key), row in idempotency.find_many(session, workspace_id, keys).items():
+            stored[(workspace_id, caller, key)] = row
+    now = clock.now()
+    seen: set[tuple[str, str, str]] = set()
+    for n, (ctx, _, _) in enumerate(items):
+        if ctx.key is None:
+            continue
+        full_key = (ctx.actor.workspace_id, idempotency.caller_of(ctx.actor), ctx.key)
+        if full_key in seen:
+            raise _NotTogether()
+        seen.add(full_key)
+        row = stored.get(full_key)
+        if row is None:
+            continue
+        if row.expires_at <= now or row.state != "done":
+            raise _NotTogether()
+        if row.request_hash != ctx.fingerprint:
+            results[n] = idempotency.key_reused(row.method, row.path)
+        else:
+            results[n] = idempotency.Replay(row.response_status or 200, row.response_body or "")
+    to_run = [n for n in range(len(items)) if results[n] is None]
+    planned = plan_many(session, [(items[n][0].actor, items[n][1]) for n in to_run])
+    answers = []
+    for n, result in zip(to_run, planned, strict=True):
+        ctx, _, status = items[n]
+        if isinstance(result, CreditdeskError):
+            keep, body = ctx.refused(result)
+            if not keep:
+                results[n] = result
+                continue
+            status, results[n] = result.http_status, _Refused(result, body)
+        else:
+            encoded = result.model_dump(mode="json", by_alias=True) if isinstance(result, BaseModel) \
+                else jsonable_encoder(result)
+            body = results[n] = json.dumps(encoded, separators=(",", ":"))
+        if ctx.key is not None:
+            answers.append((ctx.actor.workspace_id, idempotency.caller_of(ctx.actor), ctx.key, ctx.fingerprint,
+                            ctx.method, ctx.path, status, body))
+    idempotency.store_many(session, answers)
+    return results
 
 
 async def write_context(

@@ -202,7 +202,7 @@ def consume(workspace_id: str = WorkspaceOption,
     actor = actor_for(db, workspace_id, as_user)
     data = schemas.ConsumeRequest(context=schemas.Context(kind=kind, id=cid or None), credit_type=credit_type,
                                   amount=amount, product_code=product, reference=ref, allow_partial=allow_partial)
-    out = run_service(db, lambda s: credits.consumption_out(s, credits.consume(s, data, actor=actor)))
+    out = run_service(db, lambda s: credits.consume(s, data, actor=actor))
     console.print(f"Consumption {out.id}: {out.amount} {credit_type}")
     for line in out.lines:
         console.print(f"  {line.pack_id}: {line.amount}")

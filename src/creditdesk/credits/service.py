@@ -639,29 +639,41 @@ def _holders_sql(holders: list[HolderRef], params: dict) -> str:
     return " OR ".join(parts)
 
 
-def _candidates(session: Session, ctx: ResolvedContext, ct, product_code: str | None, now: datetime) -> list[Candidate]:
-    """The context's packs that may pay now, frozen holders left out, in burn order."""
+def candidate_packs(session: Session, ct, holders: list[HolderRef], now: datetime) -> list[Candidate]:
+    """The holders' packs of this credit type that are live now (the SQL half of "usable now"), with
+    their accounts as read; not yet filtered by product or frozen holder (`usable_now`)."""
     params = {"workspace_id": ct.workspace_id, "credit_type_id": ct.id,
               "now": rawsql.bind(session, _P.c.starts_at, now)}
-    sql = _CANDIDATES_SQL.format(holders=_holders_sql(ctx.holders, params))
-    packs = [c for c in (Candidate(*row[:10], ledger.AccountTotals(*row[10:]))
-                         for row in rawsql.rows(session, sql, params, _CANDIDATE_COLUMNS)) if _covers(c, product_code)]
+    sql = _CANDIDATES_SQL.format(holders=_holders_sql(holders, params))
+    return [Candidate(*row[:10], ledger.AccountTotals(*row[10:]))
+            for row in rawsql.rows(session, sql, params, _CANDIDATE_COLUMNS)]
+
+
+def usable_now(packs, product_code: str | None, frozen: set[str]) -> list:
+    """Of live packs (`candidate_packs`), those that may pay for this product now, in burn order: the
+    pack covers the product, and its holder is not a user whose credits of this type are frozen."""
+    return sorted((p for p in packs if _covers(p, product_code)
+                   and not (p.holder_kind == "user" and p.holder_id in frozen)), key=burn_key)
+
+
+def _candidates(session: Session, ctx: ResolvedContext, ct, product_code: str | None, now: datetime) -> list[Candidate]:
+    """The context's packs that may pay now, frozen holders left out, in burn order."""
+    packs = candidate_packs(session, ct, ctx.holders, now)
     frozen = frozen_user_ids(session, ct.workspace_id, ct, {p.holder_id for p in packs if p.holder_kind == "user"})
-    return sorted((p for p in packs if not (p.holder_kind == "user" and p.holder_id in frozen)), key=burn_key)
+    return usable_now(packs, product_code, frozen)
 
 
-def _lock_candidates(session: Session, ctx: ResolvedContext, ct, product_code: str | None,
-                     now: datetime) -> list[Candidate]:
-    """The candidates with their accounts locked and read afresh; holds past their timeout on them
-    are released first."""
+def lock_candidates_of(session: Session, ct, holders: list[HolderRef], now: datetime) -> list[Candidate]:
+    """The holders' live packs (`candidate_packs`) with their accounts locked and read afresh; holds
+    past their timeout on them are released first."""
     rawsql.flush_pending(session)
-    packs = _candidates(session, ctx, ct, product_code, now)
+    packs = candidate_packs(session, ct, holders, now)
     if any(p.account.debits_pending for p in packs):
         released = release_timed_out_holds(session, workspace_id=ct.workspace_id, account_ids=[
             p.ledger_account_id for p in packs if p.account.debits_pending])
         if released:
             session.flush()
-            packs = _candidates(session, ctx, ct, product_code, now)
+            packs = candidate_packs(session, ct, holders, now)
     if not packs or rawsql.dialect_name(session) == "sqlite":
         # SQLite write transactions hold the database's write lock from BEGIN IMMEDIATE: what was
         # just read cannot change before this transaction ends.
@@ -669,13 +681,21 @@ def _lock_candidates(session: Session, ctx: ResolvedContext, ct, product_code: s
     # PostgreSQL: lock the accounts (in id order, against deadlocks), then read the packs again: a
     # concurrent void or depletion committed meanwhile is seen.
     locked = ledger.account_totals(session, [p.ledger_account_id for p in packs], lock=True)
-    still = {p.id for p in _candidates(session, ctx, ct, product_code, now)}
+    still = {p.id for p in candidate_packs(session, ct, holders, now)}
     fresh = []
     for p in packs:
         if p.id in still and p.ledger_account_id in locked:
             p.account = locked[p.ledger_account_id]
             fresh.append(p)
     return fresh
+
+
+def _lock_candidates(session: Session, ctx: ResolvedContext, ct, product_code: str | None,
+                     now: datetime) -> list[Candidate]:
+    """The context's usable packs in burn order, their accounts locked (`lock_candidates_of`)."""
+    packs = lock_candidates_of(session, ct, ctx.holders, now)
+    frozen = frozen_user_ids(session, ct.workspace_id, ct, {p.holder_id for p in packs if p.holder_kind == "user"})
+    return usable_now(packs, product_code, frozen)
 
 
 def _plan(packs: list, amount: int, accounts: dict | None = None) -> list[tuple]:
@@ -712,20 +732,28 @@ def _burn(session: Session, ctx: ResolvedContext, ct, amount: int, product_code:
     now = clock.now()
     packs = _lock_candidates(session, ctx, ct, product_code, now)
     plan = _plan(packs, amount)
-    taken = sum(t for _, t in plan)
-    if taken == 0 or (taken < amount and not allow_partial):
-        frozen = _frozen_available(session, ctx, ct, product_code, now)
-        if frozen and taken + frozen >= (amount if not allow_partial else 1):
-            # The credits exist but are frozen: say so, so the holder knows a transfer out is the way.
-            raise CreditsFrozen(
-                f"Not enough usable {ct.code} credits: {taken} available for this {ctx.kind}, {amount} requested; "
-                f"{frozen} more are frozen (their holder is deactivated or lacks the permission to use them). "
-                "Frozen credits can be transferred to a permitted holder.",
-                available=taken, requested=amount, frozen=frozen)
-        raise InsufficientCredits(
-            f"Not enough {ct.code} credits: {taken} available for this {ctx.kind}, {amount} requested.",
-            available=taken, requested=amount)
+    refused = shortage(session, ctx, ct, amount, sum(t for _, t in plan), product_code, allow_partial, now)
+    if refused is not None:
+        raise refused
     return plan
+
+
+def shortage(session: Session, ctx: ResolvedContext, ct, amount: int, taken: int, product_code: str | None,
+             allow_partial: bool, now: datetime) -> InsufficientCredits | CreditsFrozen | None:
+    """Why a burn that found `taken` of `amount` is refused (None: it is not)."""
+    if not (taken == 0 or (taken < amount and not allow_partial)):
+        return None
+    frozen = _frozen_available(session, ctx, ct, product_code, now)
+    if frozen and taken + frozen >= (amount if not allow_partial else 1):
+        # The credits exist but are frozen: say so, so the holder knows a transfer out is the way.
+        return CreditsFrozen(
+            f"Not enough usable {ct.code} credits: {taken} available for this {ctx.kind}, {amount} requested; "
+            f"{frozen} more are frozen (their holder is deactivated or lacks the permission to use them). "
+            "Frozen credits can be transferred to a permitted holder.",
+            available=taken, requested=amount, frozen=frozen)
+    return InsufficientCredits(
+        f"Not enough {ct.code} credits: {taken} available for this {ctx.kind}, {amount} requested.",
+        available=taken, requested=amount)
 
 
 def _frozen_available(session: Session, ctx: ResolvedContext, ct: CreditType, product_code: str | None,
@@ -752,8 +780,8 @@ class CreditTypeRef:
     consumed_account_id: str
 
 
-_CREDIT_TYPE_SQL = ("SELECT id, workspace_id, code, required_permission, consumed_account_id FROM credit_types "
-                    "WHERE workspace_id = :workspace_id AND code = :code")
+_CREDIT_TYPES_SQL = ("SELECT id, workspace_id, code, required_permission, consumed_account_id FROM credit_types "
+                     "WHERE workspace_id = :workspace_id AND code IN ({codes})")
 _DEPLETE_SQL = "UPDATE packs SET status = 'depleted', updated_at = :now WHERE id = :id AND status = 'active'"
 
 
@@ -766,47 +794,34 @@ def _mark_depleted(session: Session, packs: list[tuple[str, ledger.AccountTotals
 
 
 def _credit_type_ref(session: Session, workspace_id: str, code: str) -> CreditTypeRef:
-    found = rawsql.rows(session, _CREDIT_TYPE_SQL, {"workspace_id": workspace_id, "code": code})
+    found = credit_type_refs(session, workspace_id, {code})
     if not found:
         raise _unknown_credit_type(code)
-    ct = CreditTypeRef(*found[0])
-    session.info.setdefault("credit_type_codes", {})[ct.id] = ct.code
-    return ct
+    return found[0]
 
 
-def consume(session: Session, data: schemas.ConsumeRequest, *, actor: Actor) -> Consumption:
-    """Consume in burn order. Written with SQL text end to end (the hottest write there is); the
-    returned Consumption is not in the session."""
-    require_consume(actor)
-    check_reference(data.reference)
-    rawsql.flush_pending(session)
-    ct = _credit_type_ref(session, actor.workspace_id, data.credit_type)
-    governance.authorize_spend(session, actor, ct, data.context.kind, data.context.id)
-    ctx = resolve_context(session, actor.workspace_id, data.context.kind, data.context.id)
-    plan = _burn(session, ctx, ct, data.amount, data.product_code, data.allow_partial)
-    accounts = {p.ledger_account_id: p.account for p, _ in plan}
-    accounts[ct.consumed_account_id] = ledger.sink_account(session, ct.consumed_account_id)
-    now = clock.now()
-    consumption = Consumption(
-        id=new_id("con"), workspace_id=actor.workspace_id, context_kind=ctx.kind, context_id=ctx.id,
-        credit_type_id=ct.id, product_code=data.product_code, amount_requested=data.amount,
-        amount=sum(t for _, t in plan), allow_partial=data.allow_partial,
-        reference_kind=data.reference.kind if data.reference else None,
-        reference_id=data.reference.id if data.reference else None,
-        reference_url=data.reference.url if data.reference else None, status="posted", reversed_at=None,
-        actor_id=actor.user_id, created_at=now)
-    rawsql.insert(session, Consumption.__table__, {c.key: getattr(consumption, c.key)
-                                                   for c in Consumption.__table__.columns})
-    ref = _reference(data.reference)
-    ledger.post_locked(session, [TransferSpec(p.ledger_account_id, ct.consumed_account_id, take, CONSUME, ref)
-                                 for p, take in plan],
-                       accounts, workspace_id=actor.workspace_id, operation_id=consumption.id, actor_id=actor.user_id)
-    _mark_depleted(session, [(p.id, a) for p, a in ((p, accounts[p.ledger_account_id]) for p, _ in plan)], now)
-    _remember_lines(session, consumption.id, CONSUME, plan)
-    audit.record(session, actor=actor, action="consumption.create", object_type="consumption",
-                 object_id=consumption.id, after=snapshot(consumption, lines=[
-                     {"pack_id": p.id, "amount": t} for p, t in plan]))
-    return consumption
+def credit_type_refs(session: Session, workspace_id: str, codes: set[str]) -> list[CreditTypeRef]:
+    """The workspace's credit types with these codes (those that exist), with one query."""
+    params: dict = {"workspace_id": workspace_id}
+    for n, code in enumerate(sorted(codes)):
+        params[f"c{n}"] = code
+    found = [CreditTypeRef(*row) for row in rawsql.rows(
+        session, _CREDIT_TYPES_SQL.format(codes=", ".join(f":c{n}" for n in range(len(codes)))), params)]
+    known = session.info.setdefault("credit_type_codes", {})
+    for ct in found:
+        known[ct.id] = ct.code
+    return found
+
+
+def consume(session: Session, data: schemas.ConsumeRequest, *, actor: Actor) -> schemas.ConsumptionOut:
+    """Consume in burn order: a batch of one (credits.consume_engine, which the API also runs for many
+    requests at once). Returns the consumption as the API shows it; raises the error refusing it."""
+    from creditdesk.credits.consume_engine import consume_many
+
+    result = consume_many(session, [(actor, data)])[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def _remember_lines(session: Session, operation_id: str, code: str, plan: list[tuple[Pack, int]]) -> None:

@@ -163,7 +163,7 @@ def consume(project_id: str, request: Request, user: WebUser = Depends(current_u
 
         def consume_once(session) -> once.Done:
             consumption = credits.consume(session, data, actor=user.actor)
-            lines = credits.consumption_out(session, consumption).lines
+            lines = consumption.lines
             names = repository.names(session, user.workspace_id, Pack, {line.pack_id for line in lines})
             paid_by = ", ".join(f"{names.get(line.pack_id, line.pack_id)} ({fmt_amount(line.amount, scale)})"
                                 for line in lines)

@@ -14,6 +14,7 @@ from creditdesk.audit import Actor
 from creditdesk.credits import governance, reads
 from creditdesk.credits import schemas as s
 from creditdesk.credits import service as credits
+from creditdesk.credits.consume_engine import consume_many
 from creditdesk.credits.errors import InvalidCredits
 from creditdesk.credits.models import Consumption, CreditTransfer, Hold, Project
 from creditdesk.errors import NotFound
@@ -185,8 +186,8 @@ def update_project(project_id: str, body: s.ProjectUpdate, ctx: WriteContext = D
 @router.post("/consumptions", status_code=201, response_model=s.ConsumptionOut, tags=["consumptions"])
 def consume(body: s.ConsumeRequest, ctx: WriteContext = Depends(write_context)):
     """Consume credits for a context in burn order; all-or-nothing unless allow_partial."""
-    return ctx.run(lambda db, actor: credits.consumption_out(db, credits.consume(db, body, actor=actor)),
-                   status_code=201)
+    return ctx.run(lambda db, actor: credits.consume(db, body, actor=actor), status_code=201,
+                   batch=(consume_many, body))
 
 
 @router.get("/consumptions", response_model=ListOf[s.ConsumptionOut], tags=["consumptions"])
