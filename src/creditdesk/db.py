@@ -24,13 +24,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -85,8 +84,9 @@ def normalize_url(url: str) -> str:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    orig = getattr(exc, "orig", None)
-    return getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+    # SQLAlchemy wraps the driver's error (`orig`); SQL run on the DB-API cursor (rawsql) raises it bare.
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return sqlstate in RETRYABLE_SQLSTATES
 
 
 class Database:
@@ -160,13 +160,15 @@ class Database:
         would have returned (or the exception it would have raised), in order. The handler plans them
         as a whole and writes set-wise; `fn` stays the way to run one alone: if the handler raises,
         what it did is rolled back and each request of the segment runs through its `fn`."""
-        if self.is_sqlite:
+        if self.is_sqlite or batch is not None:
+            # PostgreSQL too, for writes that can be planned together (several `serve` processes
+            # each run their own group commits side by side; rows are locked in id order).
             return self._group_writer().submit(fn, batch)
         for attempt in range(attempts):
             try:
                 with self.transaction() as session:
                     return fn(session)
-            except DBAPIError as exc:
+            except Exception as exc:
                 if not _is_retryable(exc) or attempt == attempts - 1:
                     raise
                 time.sleep(min(0.2, 0.005 * (2 ** attempt)) * random.random())
@@ -202,7 +204,9 @@ class _WriteRequest:
 
 
 class _GroupCommitWriter:
-    """SQLite group commit: one thread, one transaction per batch, one SAVEPOINT per request."""
+    """Group commit: one thread, one transaction per batch, one SAVEPOINT per request (or per segment of
+    requests planned together). Every SQLite write comes here; on PostgreSQL, the writes that are
+    planned together (Database.write's `batch`)."""
 
     MAX_BATCH = 64
 
@@ -255,13 +259,25 @@ class _GroupCommitWriter:
                     request.done.set()
 
     def _run_batch(self, batch: list[_WriteRequest]) -> None:
+        # SQLite: one writer holds the lock, nothing to retry. PostgreSQL: a deadlock or serialization
+        # failure anywhere in the batch rolls it all back and runs it again (every fn may run again).
+        attempts = 1 if self.db.is_sqlite else 8
+        for attempt in range(attempts):
+            for request in batch:
+                request.result, request.error, request.callbacks = None, None, []
+            if not self._run_batch_once(batch, may_retry=attempt < attempts - 1):
+                return
+            time.sleep(min(0.2, 0.005 * (2 ** attempt)) * random.random())
+
+    def _run_batch_once(self, batch: list[_WriteRequest], *, may_retry: bool) -> bool:
+        """One transaction for the batch; True: it was rolled back to be run again."""
         sessions: list[Session] = []
         done: list[tuple[_WriteRequest, Session]] = []
         try:
-            with self.db._write_lock, self.db._write_engine.connect() as conn:
-                conn.begin()  # BEGIN IMMEDIATE (see _configure_sqlite)
+            with self.db._write_lock or nullcontext(), self.db._write_engine.connect() as conn:
+                conn.begin()  # SQLite: BEGIN IMMEDIATE (see _configure_sqlite)
                 for segment in _segments(batch):
-                    if segment[0].batch is not None and self._run_segment(conn, segment, sessions, done):
+                    if segment[0].batch is not None and self._run_segment(conn, segment, sessions, done, may_retry):
                         continue
                     for request in segment:
                         # A session of its own (its own identity map) inside the batch's transaction:
@@ -275,8 +291,12 @@ class _GroupCommitWriter:
                             session.rollback()  # if this fails the whole batch fails, below
                             continue
                         done.append((request, session))
+                if may_retry and any(_is_retryable(r.error) for r in batch if r.error is not None):
+                    raise _RetryBatch()
                 conn.commit()
         except BaseException as exc:  # noqa: BLE001
+            if may_retry and (isinstance(exc, _RetryBatch) or _is_retryable(exc)):
+                return True
             # The transaction did not commit: nothing of this batch happened. Requests that had
             # succeeded under their savepoint fail with the batch's error (never acknowledged).
             for request, _ in done:
@@ -291,6 +311,7 @@ class _GroupCommitWriter:
                 session.close()
         for request, session in done:
             request.callbacks = session.info.pop("after_commit", [])
+        return False
 
     def _session(self, conn, sessions: list[Session]) -> Session:
         session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
@@ -300,7 +321,7 @@ class _GroupCommitWriter:
         return session
 
     def _run_segment(self, conn, segment: list[_WriteRequest], sessions: list[Session],
-                     done: list[tuple[_WriteRequest, Session]]) -> bool:
+                     done: list[tuple[_WriteRequest, Session]], may_retry: bool) -> bool:
         """Run requests that share a batch handler together, under one SAVEPOINT. False: the handler
         failed, nothing of it is kept, and the caller runs each request alone."""
         handler = segment[0].batch[0]
@@ -308,8 +329,10 @@ class _GroupCommitWriter:
         try:
             results = handler(session, [request.batch[1] for request in segment])
             session.commit()
-        except Exception:  # noqa: BLE001 - the requests run again one by one, which reports errors
+        except Exception as exc:  # noqa: BLE001 - the requests run again one by one, which reports errors
             session.rollback()
+            if may_retry and _is_retryable(exc):
+                raise  # PostgreSQL: the whole batch runs again
             return False
         for request, result in zip(segment, results, strict=True):
             if isinstance(result, BaseException):
@@ -319,6 +342,10 @@ class _GroupCommitWriter:
                 # The segment's after-commit work runs once, with its first successful request.
                 done.append((request, session))
         return True
+
+
+class _RetryBatch(Exception):
+    """A request of the batch met a deadlock or serialization failure: run the batch again."""
 
 
 def _segments(batch: list[_WriteRequest]) -> Iterator[list[_WriteRequest]]:

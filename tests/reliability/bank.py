@@ -59,6 +59,9 @@ class BankConfig:
     hard_limit_seconds: float = 300.0
     seed: int = 1
     replay_sample: int | None = None  # None: re-send every acknowledged request
+    # `creditdesk serve` processes on the one database, clients spread over them (PostgreSQL: the way
+    # past one machine); the killer SIGKILLs one of them at a time.
+    servers: int = 1
 
 
 @dataclass
@@ -114,6 +117,7 @@ class BankResult:
     violations: list[str] = field(default_factory=list)
     checks: Counter = field(default_factory=Counter)
     self_test: list[str] = field(default_factory=list)
+    servers: int = 1
 
     @property
     def attempted(self) -> int:
@@ -141,7 +145,7 @@ class BankResult:
         return sum(1 for op in self.ops if op.ambiguous and op.replayed)
 
     def row(self) -> dict:
-        return {"test": "bank (kill -9)", "db": self.backend, "attempted": self.attempted,
+        return {"test": "bank (kill -9)" + (f", {self.servers} servers" if self.servers > 1 else ""), "db": self.backend, "attempted": self.attempted,
                 "acknowledged": self.acknowledged, "refused": self.refused, "ambiguous": self.ambiguous,
                 "replayed": self.replayed_after_ambiguity, "kills": self.kills,
                 "violations": len(self.violations), "seconds": round(self.seconds, 1)}
@@ -188,8 +192,8 @@ def setup_workspaces(db: Database, base_url: str, *, count: int = 2, holders_eac
 # --- the clients ---------------------------------------------------------------------------------
 
 class Run:
-    def __init__(self, server: LiveServer, workspaces: list[Workspace], config: BankConfig):
-        self.server = server
+    def __init__(self, servers: list[LiveServer], workspaces: list[Workspace], config: BankConfig):
+        self.servers = servers
         self.workspaces = workspaces
         self.config = config
         self.ops: list[Op] = []
@@ -241,7 +245,8 @@ class Run:
         rng = random.Random(self.config.seed * 1000 + index)
         pending: list[Op] = []  # this client's holds that are still pending (by the model)
         kinds, weights = zip(*WEIGHTS.items())
-        with httpx.Client(base_url=self.server.base_url, timeout=self.config.request_timeout) as client:
+        server = self.servers[index % len(self.servers)]
+        with httpx.Client(base_url=server.base_url, timeout=self.config.request_timeout) as client:
             while not self.stop.is_set() and time.monotonic() < self.give_up_at:
                 kind = rng.choices(kinds, weights)[0]
                 if kind in ("capture", "release") and not pending:
@@ -293,10 +298,12 @@ class Run:
                 self.stop.wait(rng.uniform(*self.config.kill_gap))
                 if self.stop.is_set():
                     break
-                self.server.kill()
+                victim = rng.choice(self.servers)
+                victim.kill()
                 time.sleep(rng.uniform(0, 0.3))
-                self.server.start()
-                if self.server.kills >= self.config.min_kills and time.monotonic() - started >= self.config.seconds:
+                victim.start()
+                kills = sum(server.kills for server in self.servers)
+                if kills >= self.config.min_kills and time.monotonic() - started >= self.config.seconds:
                     self.stop.set()
         except BaseException as exc:  # surfaced by run(); the clients must stop either way
             self.killer_error = exc
@@ -548,21 +555,27 @@ def run_bank(database_url: str, config: BankConfig, log_path: Path, *, backend: 
         migrate.upgrade(db)
         env = {"CREDITDESK_IDEMPOTENCY_LOCK_SECONDS": str(config.idempotency_lock_seconds),
                "CREDITDESK_JOBS_INTERVAL_SECONDS": "5"}
-        server = LiveServer(database_url, log_path, env=env)
-        server.start()
+        servers = [LiveServer(database_url, log_path.with_name(f"{log_path.stem}-{n}{log_path.suffix}")
+                              if n else log_path, env=env) for n in range(config.servers)]
         try:
+            for server in servers:
+                server.start()
+            server = servers[0]
             workspaces = setup_workspaces(db, server.base_url)
-            run = Run(server, workspaces, config)
+            run = Run(servers, workspaces, config)
             seconds = run.run()
-            # A last kill after the clients stopped: what was acknowledged must survive it too.
-            server.kill()
+            # A last kill of every server after the clients stopped: what was acknowledged must survive it too.
+            for each in servers:
+                each.kill()
             server.start()
-            result = BankResult(backend, config, run.ops, server.kills, seconds, run.transport_errors,
-                                run.server_errors, run.in_progress_retries)
+            result = BankResult(backend, config, run.ops, sum(each.kills for each in servers), seconds,
+                                run.transport_errors, run.server_errors, run.in_progress_retries)
+            result.servers = len(servers)
             check(db, server, workspaces, result)
             result.self_test = self_test(db, server, workspaces, result)
         finally:
-            server.stop()
+            for each in servers:
+                each.stop()
     finally:
         db.dispose()
     return result
@@ -571,7 +584,8 @@ def run_bank(database_url: str, config: BankConfig, log_path: Path, *, backend: 
 def format_result(result: BankResult) -> str:
     kinds = Counter(op.kind for op in result.ops)
     applied = Counter(op.kind for op in result.ops if op.applied)
-    lines = [f"bank test on {result.backend}: {result.attempted} attempted, {result.acknowledged} acknowledged, "
+    lines = [f"bank test on {result.backend} ({result.servers} server process{'es' if result.servers > 1 else ''}): "
+             f"{result.attempted} attempted, {result.acknowledged} acknowledged, "
              f"{result.refused} refused, {result.ambiguous} ambiguous ({result.replayed_after_ambiguity} of them "
              f"had been applied and were replayed), {result.unresolved} unresolved, {result.kills} kills, "
              f"{result.transport_errors} transport errors, {result.in_progress_retries} in-progress retries, "
@@ -593,8 +607,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--kills", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--servers", type=int, default=1, help="serve processes on the database, clients spread")
     args = parser.parse_args(argv)
     config = BankConfig(clients=args.clients, seconds=args.seconds, min_kills=args.kills, seed=args.seed,
+                        servers=args.servers,
                         kill_gap=(2.0, 6.0), hard_limit_seconds=max(600.0, args.seconds * 4))
     log = Path(tempfile.mkdtemp(prefix="creditdesk-bank-")) / "server.log"
     backend = "sqlite" if args.database_url.startswith("sqlite") else "postgresql"

@@ -1,10 +1,14 @@
 """Bank test with kill -9: no acknowledged operation lost, none applied twice, totals conserved.
 
+On PostgreSQL it runs against two `creditdesk serve` processes at once (clients spread over both).
+
 The driver is tests/reliability/bank.py. The fast form (a few clients, >= 2 kills per database)
 runs in every `make test`; the long form (16 clients, >= 10 kills) with CREDITDESK_RELIABILITY_LONG=1.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
@@ -19,6 +23,9 @@ LONG = BankConfig(clients=16, seconds=120.0, min_kills=12, kill_gap=(2.0, 6.0), 
 def test_bank_survives_kill_9(bank_database, tmp_path, capsys):
     backend, url = bank_database
     config = LONG if summary.LONG else FAST
+    if backend == "postgresql":
+        # Several `serve` processes on one PostgreSQL, clients spread over both, either one killed.
+        config = dataclasses.replace(config, servers=2)
     result = run_bank(url, config, tmp_path / "server.log", backend=backend)
     summary.add(result.row())
     report = format_result(result)
