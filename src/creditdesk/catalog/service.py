@@ -561,15 +561,15 @@ def price_of(session: Session, workspace_id: str, product_id_or_code: str, curre
             price = repo.price_in_plan(session, plan.id, product.id)
             if price is not None:
                 return PriceQuote(product.id, product.code, currency, price.unit_price, plan.id, False)
-            looked.append(f"price plan {plan.code!r}")
+            looked.append(f"none in price plan {plan.code!r}")
         else:
-            looked.append(f"price plan {plan.code!r} (inactive)")
+            looked.append(f"price plan {plan.code!r} is inactive")
     default = repo.default_plan(session, workspace_id, currency)
     if default is not None and default.id != plan_id:
         price = repo.price_in_plan(session, default.id, product.id)
         if price is not None:
             return PriceQuote(product.id, product.code, currency, price.unit_price, default.id, True)
-        looked.append(f"the default {currency} price plan {default.code!r}")
+        looked.append(f"none in the default {currency} price plan {default.code!r}")
     elif default is None:
         looked.append(f"no default {currency} price plan exists")
     raise InvalidInput(f"Product {product.code!r} has no {currency} price: {'; '.join(looked)}. Set one (PUT "
