@@ -272,3 +272,21 @@ def test_another_workspace_sees_nothing(client, api, other_workspace, catalogue)
     other.created("/v1/products", {"code": "consulting-hour", "name": "Theirs", "kind": "service", "unit": "hour"})
     problem(other.post("/v1/tax-rates", {"tax_class": "gst", "rate_bp": 1000, "valid_from": "2020-01-01",
                                          "workspace_id": "x"}), 422, "unknown_field")
+
+
+def test_every_catalogue_list_refuses_forged_cursors(api, catalogue):
+    from tests.api.test_pagination import _fuzz
+
+    plan = catalogue["plan"]["id"]
+    api.client.put(f"/v1/price-plans/{plan}/prices", headers=api.headers,
+                   json={"product": "sms-message", "unit_price": 5})
+    failures = []
+    for path in ("/v1/products", "/v1/product-types", "/v1/product-families", "/v1/tax-classes", "/v1/tax-rates",
+                 "/v1/price-plans", f"/v1/price-plans/{plan}/prices"):
+        failures += _fuzz(api.client, api.headers, path, {})
+    assert not failures, "\n".join(failures[:30])
+    api.client.put(f"/v1/price-plans/{plan}/prices", headers=api.headers,
+                   json={"product": "consulting-hour", "unit_price": 7})
+    first = api.get(f"/v1/price-plans/{plan}/prices", {"limit": 1}).json()
+    second = api.get(f"/v1/price-plans/{plan}/prices", {"limit": 1, "cursor": first["next_cursor"]}).json()
+    assert [p["unit_price"] for p in first["data"] + second["data"]] == [5, 7] and second["next_cursor"] is None
