@@ -39,7 +39,7 @@ def test_create_and_edit_a_product_with_field_errors(db, master, world):
     bad = post_form(master, "/catalogue/products/new", {"code": "has space", "name": "", "kind": "service",
                                                         "unit": "hour"}, page="/catalogue/products/new")
     assert bad.status_code == 422
-    assert re.search(r'<span class="field-error" id="err-code">[^<]*pattern', bad.text)
+    assert re.search(r'<span class="field-error" id="err-code">[^<]*no spaces', bad.text)
     assert 'id="err-name"' in bad.text and 'aria-describedby="err-code"' in bad.text
     mismatch = post_form(master, "/catalogue/products/new", {"code": "c1", "name": "C", "kind": "physical_good",
                                                              "type": "consulting", "unit": "each"},

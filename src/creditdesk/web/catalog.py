@@ -64,8 +64,11 @@ def validated(model: type[BaseModel], data: dict):
         errors: dict[str, str] = {}
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
+            message = err.get("msg", "invalid").removeprefix("Value error, ")
+            if err.get("type") == "string_pattern_mismatch":
+                message = "Use letters, digits and _ . : - only (no spaces), starting with a letter or digit."
             errors.setdefault(".".join(loc[:2]) if loc[:1] == ["credit_package"] else (loc[0] if loc else ""),
-                              err.get("msg", "invalid").removeprefix("Value error, "))
+                              message)
         raise FieldErrors(errors) from None
 
 
