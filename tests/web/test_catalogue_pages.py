@@ -117,3 +117,13 @@ def test_a_forged_post_by_a_manager_is_refused(web, world):
     manager = logged_in(web, world.manager_email)
     r = post_form(manager, "/catalogue/tax-classes/new", {"code": "gst", "name": "GST"}, page="/catalogue/taxes")
     assert r.status_code == 403
+
+
+def test_every_catalogue_form_carries_its_csrf_token_and_one_time_key(master):
+    for path in ("/catalogue/products/new", "/catalogue/price-plans", "/catalogue/taxes", "/catalogue/types"):
+        html = master.get(path).text
+        forms = re.findall(r'<form method="post" action="/catalogue.*?</form>', html, re.S)
+        assert forms, path
+        for form in forms:
+            assert re.search(r'name="csrf_token" value="[^"]{20,}"', form), (path, form[:200])
+            assert 'name="idempotency_key"' in form, (path, form[:200])
