@@ -35,6 +35,7 @@ def ensure_demo(session: Session) -> DemoInfo:
     if ws is None:
         return create_demo(session)
     master = session.scalar(select(User).where(User.workspace_id == ws.id, User.email == DEMO_EMAIL))
+    _catalogue_demo(session, parties.actor_for_user(session, master))  # demos made before the catalogue
     _, secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                        actor=Actor.system(ws.id))
     return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, secret)
@@ -94,9 +95,19 @@ def create_demo(session: Session) -> DemoInfo:
         _sms_demo(session, actor=actor, office=head_office,
                   staff={"manager": manager, "alice": alice, "bob": bob, "carol": carol})
 
+    _catalogue_demo(session, actor)
+
     _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                             actor=actor)
     return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, demo_secret or secret)
+
+
+def _catalogue_demo(session: Session, actor: Actor) -> None:
+    """The catalogue (products, taxes, price plans), once per demo workspace."""
+    from creditdesk.catalog.demo import create_catalogue_demo, has_catalogue
+
+    if not has_catalogue(session, actor.workspace_id):
+        create_catalogue_demo(session, actor=actor)
 
 
 def _sms_demo(session: Session, *, actor, office, staff: dict) -> None:

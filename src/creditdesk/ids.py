@@ -53,6 +53,13 @@ PREFIXES = {
     "hold": "hold",
     "credit_transfer": "xfer",
     "import": "imp",
+    "product_type": "ptyp",
+    "product_family": "pfam",
+    "product": "prod",
+    "tax_class": "taxc",
+    "tax_rate": "taxr",
+    "price_plan": "plan",
+    "price": "price",
 }
 
 

@@ -210,8 +210,9 @@ def fuzz_cursors():
 
 def list_endpoints(client) -> list[str]:
     doc = client.get("/openapi.json").json()
-    return sorted(path for path, ops in doc["paths"].items()
-                  if any(p["name"] == "cursor" for p in ops.get("get", {}).get("parameters", ())))
+    # Lists under an object's path (a price plan's prices) need that object: their own tests fuzz their cursors.
+    return sorted(path for path, ops in doc["paths"].items() if "{" not in path
+                  and any(p["name"] == "cursor" for p in ops.get("get", {}).get("parameters", ())))
 
 
 @pytest.fixture

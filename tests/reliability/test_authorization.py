@@ -49,19 +49,30 @@ WRITE_BODIES = {
     ("POST", "/v1/holds/{hold_id}/release"): None,
     ("POST", "/v1/holds/{hold_id}/reverse"): {"reason": "Stolen"},
     ("POST", "/v1/sms/purchases/{purchase_id}/payment"): {"status": "paid", "reference": "Stolen"},
+    # the catalogue
+    ("PATCH", "/v1/product-types/{type_id}"): {"name": "Stolen"},
+    ("PATCH", "/v1/product-families/{family_id}"): {"name": "Stolen"},
+    ("PATCH", "/v1/tax-classes/{class_id}"): {"name": "Stolen"},
+    ("PATCH", "/v1/tax-rates/{rate_id}"): {"rate_bp": 0},
+    ("PATCH", "/v1/products/{product}"): {"name": "Stolen"},
+    ("PATCH", "/v1/price-plans/{plan_id}"): {"name": "Stolen"},
+    ("PUT", "/v1/price-plans/{plan_id}/prices"): {"product": "{a_product}", "unit_price": 1},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
                 "key_id": "api_key", "code": "credit_type", "pack_id": "pack", "project_id": "project",
                 "consumption_id": "consumption", "hold_id": "hold", "transfer_id": "transfer",
-                "purchase_id": "sms_purchase", "message_id": "message"}
+                "purchase_id": "sms_purchase", "message_id": "message",
+                "type_id": "product_type", "family_id": "product_family", "class_id": "tax_class",
+                "rate_id": "tax_rate", "product": "product", "plan_id": "price_plan"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
-               "sms_purchase": "smsp", "message": "msg"}
+               "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
+               "tax_class": "taxc", "tax_rate": "taxr", "product": "prod", "price_plan": "plan"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
-               "product_code"}
+               "product_code", "type", "family", "tax_class"}
 
 
 def _ok(r: httpx.Response, *expected: int) -> dict:
@@ -132,10 +143,23 @@ def world(db, live_server):
         "for": {"kind": "user", "id": b.master_id}, "quantity": 20,
         "billing": {"name": f"{MARK} buyer", "address": MARK, "email": "secretb.buyer@example.com"}})["id"]
     objs["message"] = bm.post("/v1/messages", {"to": "+61400000000", "body": f"{MARK} message"})["id"]
+    # The catalogue: B's codes are B_CT, so A's filters and bodies can name them.
+    objs["product_type"] = bm.post("/v1/product-types", {"code": B_CT, "name": f"{MARK} type", "kind": "service"})["id"]
+    objs["product_family"] = bm.post("/v1/product-families", {"code": B_CT, "name": f"{MARK} family"})["id"]
+    objs["tax_class"] = bm.post("/v1/tax-classes", {"code": B_CT, "name": f"{MARK} tax"})["id"]
+    objs["tax_rate"] = bm.post("/v1/tax-rates", {"tax_class": B_CT, "rate_bp": 1000, "valid_from": "2020-01-01"})["id"]
+    objs["product"] = bm.post("/v1/products", {"code": B_CT, "name": f"{MARK} product", "type": B_CT, "family": B_CT,
+                                               "tax_class": B_CT, "unit": "each"})["id"]
+    objs["price_plan"] = bm.post("/v1/price-plans", {"code": B_CT, "name": f"{MARK} plan", "currency": "AUD",
+                                                     "is_default": True})["id"]
+    bm.client.put(f"/v1/price-plans/{objs['price_plan']}/prices", json={"product": B_CT, "unit_price": 4242})
+    a_product = am.post("/v1/products", {"code": "a-product", "name": "A product", "kind": "service",
+                                         "unit": "each"})["id"]
+    a_plan = am.post("/v1/price-plans", {"code": "a-plan", "name": "A plan", "currency": "AUD"})["id"]
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
-           "a_member": consumer}
+           "a_member": consumer, "a_product": a_product, "a_plan": a_plan}
     am.client.close()
     bm.client.close()
 
@@ -152,9 +176,12 @@ def _b_snapshot(db, w) -> dict:
                  "user": "/v1/users/{}", "team": "/v1/teams/{}", "pack": "/v1/packs/{}", "user_pack": "/v1/packs/{}",
                  "project": "/v1/projects/{}", "consumption": "/v1/consumptions/{}", "hold": "/v1/holds/{}",
                  "captured_hold": "/v1/holds/{}", "transfer": "/v1/transfers/{}", "credit_type": "/v1/credit-types/{}",
-                 "sms_purchase": "/v1/sms/purchases/{}", "message": "/v1/messages/{}"}
+                 "sms_purchase": "/v1/sms/purchases/{}", "message": "/v1/messages/{}",
+                 "product_type": "/v1/product-types/{}", "product_family": "/v1/product-families/{}",
+                 "tax_class": "/v1/tax-classes/{}", "tax_rate": "/v1/tax-rates/{}", "product": "/v1/products/{}",
+                 "price_plan": "/v1/price-plans/{}", "prices": "/v1/price-plans/{}/prices"}
         for name, path in paths.items():
-            snap[name] = _ok(c.get(path.format(objs[name])), 200)
+            snap[name] = _ok(c.get(path.format(objs["price_plan" if name == "prices" else name])), 200)
         key = _ok(c.get(f"/v1/api-keys/{objs['api_key']}"), 200)
         key.pop("last_used_at", None)
         snap["api_key"] = key
@@ -224,7 +251,7 @@ def test_authorization_matrix(db, live_server, world):
     assert not unknown and not unmapped, (
         f"new endpoints with ids: add them to the matrix: bodies for {unknown}, objects for {unmapped}")
     assert len(endpoints) >= 20
-    values = {"a_office": w["a_office"]}
+    values = {"a_office": w["a_office"], "a_product": w["a_product"]}
 
     for role, key in w["callers"].items():
         c = httpx.Client(base_url=w["base"], headers={"Authorization": f"Bearer {key}"}, timeout=30)
@@ -323,6 +350,16 @@ def test_authorization_matrix(db, live_server, world):
             ("PATCH", f"/v1/users/{w['a_member']}", {"additional_office_ids": [objs["office"]]}),
             ("PATCH", f"/v1/teams/{w['a_team']}", {"member_ids": [objs["user"]]}),
             ("PATCH", f"/v1/teams/{w['a_team']}", {"office_id": objs["office"]}),
+            ("POST", "/v1/products", {"code": "x", "name": "x", "unit": "each", "type": B_CT}),
+            ("POST", "/v1/products", {"code": "x", "name": "x", "unit": "each", "kind": "service", "tax_class": B_CT}),
+            ("POST", "/v1/products", {"code": "x", "name": "x", "unit": "each", "kind": "credit_package",
+                                      "credit_package": {"credit_type": "unit", "credit_quantity": 1,
+                                                         "applicable_product_codes": [B_CT],
+                                                         "expiry": {"kind": "none"}}}),
+            ("PATCH", f"/v1/products/{w['a_product']}", {"family": B_CT}),
+            ("POST", "/v1/tax-rates", {"tax_class": B_CT, "rate_bp": 1, "valid_from": "2030-01-01"}),
+            ("PUT", f"/v1/price-plans/{w['a_plan']}/prices", {"product": objs["product"], "unit_price": 1}),
+            ("PUT", f"/v1/price-plans/{w['a_plan']}/prices", {"product": B_CT, "unit_price": 1}),
         ]
         for method, path, body in refs:
             r = send(method, path, body)

@@ -402,6 +402,60 @@ CASES: list[Case] = [
 ]
 
 
+# --- the catalogue (README "Catalogue"): everyone reads it, only masters change it, prices included ---
+
+def fresh_catalogue(kind: str):
+    """One catalogue object (and what it needs) made by the master, named by a fresh code."""
+    def make(w, caller):
+        code = f"{kind}-{secrets.token_hex(4)}"
+        m = w.master
+        if kind == "product_type":
+            return {"product_type": m.post("/v1/product-types", {"code": code, "name": "T", "kind": "service"})["id"]}
+        if kind == "product_family":
+            return {"product_family": m.post("/v1/product-families", {"code": code, "name": "F"})["id"]}
+        if kind in ("tax_class", "tax_rate"):
+            made = {"tax_class": m.post("/v1/tax-classes", {"code": code, "name": "C"})["id"], "tax_class_code": code}
+            if kind == "tax_rate":
+                made["tax_rate"] = m.post("/v1/tax-rates", {"tax_class": code, "rate_bp": 1000,
+                                                            "valid_from": "2020-01-01"})["id"]
+            return made
+        product = m.post("/v1/products", {"code": code, "name": "P", "kind": "service", "unit": "each"})
+        plan = m.post("/v1/price-plans", {"code": code, "name": "Plan", "currency": "AUD"})["id"]
+        return {"product": product["id"], "product_code": code, "price_plan": plan}
+    return make
+
+
+CASES += [
+    Case("product_type.create", "POST", "/v1/product-types", body={"code": "pt-{uniq}", "name": "Type",
+                                                                    "kind": "service"}, allowed=MASTER),
+    Case("product_type.update", "PATCH", "/v1/product-types/{type_id}", "product_type", {"name": "Renamed"},
+         MASTER, fresh=fresh_catalogue("product_type")),
+    Case("product_family.create", "POST", "/v1/product-families", body={"code": "pf-{uniq}", "name": "Family"},
+         allowed=MASTER),
+    Case("product_family.update", "PATCH", "/v1/product-families/{family_id}", "product_family",
+         {"active": False}, MASTER, fresh=fresh_catalogue("product_family")),
+    Case("tax_class.create", "POST", "/v1/tax-classes", body={"code": "tc-{uniq}", "name": "GST"}, allowed=MASTER),
+    Case("tax_class.update", "PATCH", "/v1/tax-classes/{class_id}", "tax_class", {"name": "Renamed"}, MASTER,
+         fresh=fresh_catalogue("tax_class")),
+    Case("tax_rate.create", "POST", "/v1/tax-rates", body={"tax_class": "{tax_class_code}", "rate_bp": 1000,
+                                                           "valid_from": "2031-01-01"}, allowed=MASTER,
+         fresh=fresh_catalogue("tax_class")),
+    Case("tax_rate.update", "PATCH", "/v1/tax-rates/{rate_id}", "tax_rate", {"rate_bp": 1500}, MASTER,
+         fresh=fresh_catalogue("tax_rate")),
+    Case("product.create", "POST", "/v1/products", body={"code": "p-{uniq}", "name": "Product", "kind": "service",
+                                                         "unit": "each"}, allowed=MASTER),
+    Case("product.update", "PATCH", "/v1/products/{product}", "product", {"name": "Renamed", "active": False},
+         MASTER, fresh=fresh_catalogue("product")),
+    Case("price_plan.create", "POST", "/v1/price-plans", body={"code": "pp-{uniq}", "name": "Plan",
+                                                               "currency": "EUR"}, allowed=MASTER),
+    Case("price_plan.update", "PATCH", "/v1/price-plans/{plan_id}", "price_plan", {"is_default": True}, MASTER,
+         fresh=fresh_catalogue("product")),
+    Case("price.set", "PUT", "/v1/price-plans/{plan_id}/prices", "price_plan", {"product": "{product_code}",
+                                                                               "unit_price": 1250}, MASTER,
+         fresh=fresh_catalogue("product")),
+]
+
+
 # --- the world ---------------------------------------------------------------------------------------
 
 def _answer(r: httpx.Response) -> dict:

@@ -96,6 +96,7 @@ def target(db, live_server):
     ids["smsp_paid"] = _ok(c.post("/v1/sms/purchases", json={
         "for": {"kind": "user", "id": ws.master_id}, "quantity": 50, "billing": BILLING}))["id"]
     ids["smsp_pending"] = _pending_purchase(db, ws)
+    ids.update(_catalogue_objects(c))
     yield {"ws": ws, "other": other, "ids": ids, "client": c}
     c.close()
 
@@ -142,6 +143,42 @@ def _bases(ids: dict) -> dict:
                                                               "to": {"kind": "workspace"}, "quantity": 1,
                                                               "agree_to_conditions": True}),
         ("POST", "/v1/messages"): ("/v1/messages", {"to": "+61400000000", "body": "Hello"}),
+        **_catalogue_bases(ids),
+    }
+
+
+def _catalogue_objects(c: httpx.Client) -> dict:
+    ids = {"pt1": _ok(c.post("/v1/product-types", json={"code": "ma-type", "name": "T", "kind": "service"}))["id"],
+           "pf1": _ok(c.post("/v1/product-families", json={"code": "ma-family", "name": "F"}))["id"],
+           "tc1": _ok(c.post("/v1/tax-classes", json={"code": "ma-gst", "name": "GST"}))["id"],
+           "prod1": _ok(c.post("/v1/products", json={"code": "ma-product", "name": "P", "kind": "service",
+                                                     "unit": "each"}))["id"],
+           "plan1": _ok(c.post("/v1/price-plans", json={"code": "ma-plan", "name": "Plan", "currency": "AUD"}))["id"]}
+    ids["tr1"] = _ok(c.post("/v1/tax-rates", json={"tax_class": "ma-gst", "rate_bp": 1000,
+                                                   "valid_from": "2020-01-01"}))["id"]
+    return ids
+
+
+def _catalogue_bases(ids: dict) -> dict:
+    package = {"credit_type": "unit", "credit_quantity": 10, "applicable_product_codes": ["ma-product"],
+               "expiry": {"kind": "months_after_purchase", "months": 12}}
+    return {
+        ("POST", "/v1/product-types"): ("/v1/product-types", {"code": "ma-type-2", "name": "T", "kind": "service"}),
+        ("PATCH", "/v1/product-types/{type_id}"): (f"/v1/product-types/{ids['pt1']}", {"name": "T2"}),
+        ("POST", "/v1/product-families"): ("/v1/product-families", {"code": "ma-family-2", "name": "F"}),
+        ("PATCH", "/v1/product-families/{family_id}"): (f"/v1/product-families/{ids['pf1']}", {"name": "F2"}),
+        ("POST", "/v1/tax-classes"): ("/v1/tax-classes", {"code": "ma-vat", "name": "VAT"}),
+        ("PATCH", "/v1/tax-classes/{class_id}"): (f"/v1/tax-classes/{ids['tc1']}", {"name": "GST 2"}),
+        ("POST", "/v1/tax-rates"): ("/v1/tax-rates", {"tax_class": "ma-gst", "rate_bp": 1500,
+                                                      "valid_from": "2030-01-01"}),
+        ("PATCH", "/v1/tax-rates/{rate_id}"): (f"/v1/tax-rates/{ids['tr1']}", {"rate_bp": 1100}),
+        ("POST", "/v1/products"): ("/v1/products", {"code": "ma-package", "name": "Package", "kind": "credit_package",
+                                                    "unit": "bundle", "credit_package": package}),
+        ("PATCH", "/v1/products/{product}"): (f"/v1/products/{ids['prod1']}", {"name": "P2"}),
+        ("POST", "/v1/price-plans"): ("/v1/price-plans", {"code": "ma-plan-2", "name": "Plan", "currency": "EUR"}),
+        ("PATCH", "/v1/price-plans/{plan_id}"): (f"/v1/price-plans/{ids['plan1']}", {"name": "Plan 2"}),
+        ("PUT", "/v1/price-plans/{plan_id}/prices"): (f"/v1/price-plans/{ids['plan1']}/prices",
+                                                      {"product": "ma-product", "unit_price": 1250}),
     }
 
 

@@ -73,6 +73,18 @@ def fuzz_world(db, live_server):
             "transfer_id": _ok(c.post("/v1/transfers", json={
                 "from": ctx, "to": {"kind": "user", "id": user}, "credit_type": "unit", "amount": 3}))["id"],
         }
+        # The catalogue.
+        _ok(c.post("/v1/tax-classes", json={"code": "gst", "name": "GST"}))
+        ids.update({
+            "type_id": _ok(c.post("/v1/product-types", json={"code": "t", "name": "T", "kind": "service"}))["id"],
+            "family_id": _ok(c.post("/v1/product-families", json={"code": "f", "name": "F"}))["id"],
+            "class_id": _ok(c.get("/v1/tax-classes"))["data"][0]["id"],
+            "rate_id": _ok(c.post("/v1/tax-rates", json={"tax_class": "gst", "rate_bp": 1000,
+                                                         "valid_from": "2020-01-01"}))["id"],
+            "product": _ok(c.post("/v1/products", json={"code": "p", "name": "P", "kind": "service",
+                                                        "unit": "each"}))["id"],
+            "plan_id": _ok(c.post("/v1/price-plans", json={"code": "aud", "name": "AUD", "currency": "AUD"}))["id"],
+        })
     return {"ws": ws, "ids": ids}
 
 

@@ -59,6 +59,8 @@ def create_app(database_url: str | None = None, *, db: Database | None = None, r
     _include_optional(app)
     app.include_router(parties_routes.router, prefix="/v1")
     app.include_router(audit_routes.router, prefix="/v1")
+    from creditdesk.api.routes import catalog as catalog_routes  # the catalogue (billing core, issue 12)
+    app.include_router(catalog_routes.router, prefix="/v1")
 
     @app.get("/healthz", tags=["system"])
     def healthz(request: Request, database: Database = Depends(get_db)):
