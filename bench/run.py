@@ -119,9 +119,10 @@ def load(url: str, *, connections: int, args, template: str, meta_path: Path | N
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def serve_cmd(url: str, port: int) -> list[str]:
-    # Exactly as a user starts it: `creditdesk serve` with its defaults (one worker, access log, jobs).
-    return creditdesk_command() + ["serve", "--database-url", url, "--port", str(port)]
+def serve_cmd(url: str, port: int, workers: int = 1) -> list[str]:
+    # Exactly as a user starts it: `creditdesk serve` with its defaults (access log, jobs); one worker
+    # on SQLite (one writer), on PostgreSQL the README's production count (one per core).
+    return creditdesk_command() + ["serve", "--database-url", url, "--port", str(port), "--workers", str(workers)]
 
 
 # --- datasets -------------------------------------------------------------------------------------
@@ -199,10 +200,11 @@ def baseline_trivial(args, connections: int) -> dict:
     return best
 
 
-def consume_run(args, url: str, meta_path: Path, *, connections: int, holder: str | None = None) -> dict:
+def consume_run(args, url: str, meta_path: Path, *, connections: int, holder: str | None = None,
+                workers: int = 1) -> dict:
     port = free_port()
     logs = Path(args.data_dir) / "server.log"
-    with server(serve_cmd(url, port), port=port, log_path=logs):
+    with server(serve_cmd(url, port, workers), port=port, log_path=logs):
         return load(f"http://127.0.0.1:{port}/v1/consumptions", connections=connections, args=args,
                     template="consume", meta_path=meta_path, holder=holder)
 
@@ -304,15 +306,16 @@ def run_workload_2(args) -> dict:
         log("workload 2: baseline pgbench double-entry transfer (2 updates, 1 insert), 8 clients")
         base = pgbench_transfer(args, pg, db, 8)
         log(f"  pgbench: {base['throughput']:,.0f} tps, latency avg {base['latency_avg_ms']} ms")
-        log("workload 2: consume 1 credit, 8 connections, PostgreSQL")
-        ours = consume_run(args, url, meta_path, connections=8)
+        workers = args.pg_workers
+        log(f"workload 2: consume 1 credit, 8 connections, PostgreSQL, serve --workers {workers}")
+        ours = consume_run(args, url, meta_path, connections=8, workers=workers)
         log(f"  consume: {fmt(ours)} errors={ours['errors']}")
         verify = run_verify(url) if args.verify else "not run"
     finally:
         subprocess.run(["dropdb", "-h", pg["host"], "-p", pg["port"], "-U", pg["user"], "--if-exists", db])
     ratio = ours["throughput"] / base["throughput"] if base["throughput"] else None
     met = ratio is not None and ratio >= 0.4 and not ours["errors"]
-    return {"workload": 2, "name": "HTTP consume, PostgreSQL, 8 connections",
+    return {"workload": 2, "name": f"HTTP consume, PostgreSQL, 8 connections, {workers} serve workers",
             "goal": ">= 0.4x pgbench double-entry transfer",
             "measured": f"{fmt(ours)}; pgbench {base['throughput']:,.0f} tps (avg {base['latency_avg_ms']} ms); "
                         f"{info['packs']:,} packs",
@@ -381,6 +384,8 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, help="Seconds of measured load per run (default by scale).")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--data-dir", default=os.environ.get("CREDITDESK_BENCH_DIR", "/tmp/creditdesk-bench"))
+    parser.add_argument("--pg-workers", type=int, default=os.cpu_count() or 2,
+                        help="serve --workers for workload 2 (the README's production advice: one per core)")
     parser.add_argument("--pg-url", default=os.environ.get("CREDITDESK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432"))
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw", help="Load generator's HTTP client.")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="Skip `ledger verify` afterwards.")
