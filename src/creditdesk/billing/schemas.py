@@ -79,7 +79,7 @@ class AccountingPeriodSettings(Input):
 
 
 class BillingSettingsUpdate(Input):
-    default_currency: str | None = CurrencyCode
+    default_currency: str | None = Field(default=None, min_length=3, max_length=3, description="ISO 4217 code.")
     multi_currency: bool | None = None
     enabled_currencies: list[str] | None = Field(default=None, max_length=50)
     credit_terms: CreditTermsIn | None = None
