@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pytest
 
-from creditdesk.audit import Actor
 from creditdesk.billing import postings
 from creditdesk.billing.models import BillingAccount
 from tests.api.helpers import audit_rows, auth

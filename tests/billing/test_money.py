@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select, update
 
-from creditdesk import clock
 from creditdesk.billing import accounts, periods, postings, settings
 from creditdesk.billing import schemas as bs
-from creditdesk.billing.models import AccountEntry, AccountingPeriod, BillingSettings, PeriodBalance
+from creditdesk.billing.models import BillingSettings, PeriodBalance
 from creditdesk.billing.verify import verify_period_balances
 from creditdesk.errors import Conflict, InvalidInput
 from creditdesk.ledger import service as ledger
