@@ -96,6 +96,7 @@ def create_demo(session: Session) -> DemoInfo:
                   staff={"manager": manager, "alice": alice, "bob": bob, "carol": carol})
 
     _catalogue_demo(session, actor)
+    _billing_demo(session, actor=actor, customers=customers)
 
     _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                             actor=actor)
@@ -133,6 +134,35 @@ def _sms_demo(session: Session, *, actor, office, staff: dict) -> None:
         actor=actor)
     # Dan no longer sends SMS: his 50 credits are frozen until someone transfers them away.
     parties.update_user(session, dan.id, ps.UserUpdate(permissions=[]), actor=actor)
+
+
+def _billing_demo(session: Session, *, actor, customers: dict) -> None:
+    """Customer accounts (seed 004) through the billing services: AUD by default with EUR enabled, a rate
+    each way, and two accounts with billing addresses, one in each currency, each with an opening amount.
+    Made with the rest of the demo workspace, so once, like everything else here."""
+    from datetime import date
+
+    from creditdesk.billing import accounts, addresses, postings, settings
+    from creditdesk.billing import schemas as bs
+
+    settings.update_settings(session, bs.BillingSettingsUpdate.model_validate({
+        "default_currency": "AUD", "multi_currency": True, "enabled_currencies": ["EUR"],
+        "credit_terms": {"credit_period_days": 30, "min_days": 14, "max_days": 60}}), actor=actor)
+    for source, target, rate in (("EUR", "AUD", "1.6420"), ("AUD", "EUR", "0.6090")):
+        settings.create_rate(session, bs.ConversionRateCreate(from_currency=source, to_currency=target, rate=rate,
+                                                              valid_from=date(2026, 1, 1)), actor=actor)
+    for cname, currency, place, opening in (
+            ("Acme Widgets", "AUD", {"line1": "12 Market Street", "city": "Sydney", "region": "NSW",
+                                     "postcode": "2000", "country": "AU"}, 125_000),
+            ("Globex Corporation", "EUR", {"line1": "Hauptstrasse 5", "city": "Berlin", "postcode": "10115",
+                                           "country": "DE"}, 48_000)):
+        customer = customers[cname][0]
+        address = addresses.create_address(session, customer.id, bs.AddressCreate.model_validate(
+            {"type": "billing", "is_primary": True, **place}), actor=actor)
+        account = accounts.create_account(session, bs.AccountCreate(
+            customer_id=customer.id, name=f"{cname} ({currency})", currency=currency, classification="Corporate",
+            billing_address_id=address.id), actor=actor)
+        postings.post_account_entry(session, account, opening, "debit", "opening_balance", actor_id=actor.user_id)
 
 
 SECRET_FILE = ".creditdesk-secret"

@@ -242,8 +242,16 @@ def test_no_list_endpoint_answers_5xx_to_any_cursor(client, sms_workspace):
     assert {"/v1/packs", "/v1/sms/logs", "/v1/customers", "/v1/audit-events", "/v1/consumptions"} <= set(paths)
     failures = []
     for path in paths:
+        if "{account_id}" in path:  # a list of one account (its statement): fuzzed on a real account
+            path = path.replace("{account_id}", _an_account(client, sms_workspace.headers))
         failures += _fuzz(client, sms_workspace.headers, path, {})
     assert not failures, "\n".join(failures[:30])
+
+
+def _an_account(client, headers) -> str:
+    client.patch("/v1/billing/settings", json={"default_currency": "AUD"}, headers=headers)
+    customer = client.post("/v1/customers", json={"name": "Fuzzed"}, headers=headers).json()["id"]
+    return client.post("/v1/accounts", json={"customer_id": customer, "name": "Fuzzed"}, headers=headers).json()["id"]
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])

@@ -57,6 +57,10 @@ WRITE_BODIES = {
     ("PATCH", "/v1/products/{product}"): {"name": "Stolen"},
     ("PATCH", "/v1/price-plans/{plan_id}"): {"name": "Stolen"},
     ("PUT", "/v1/price-plans/{plan_id}/prices"): {"product": "{a_product}", "unit_price": 1},
+    # billing accounts
+    ("POST", "/v1/customers/{customer_id}/addresses"): {"line1": "Stolen", "city": "X", "country": "AU"},
+    ("PATCH", "/v1/customers/{customer_id}/addresses/{address_id}"): {"city": "Stolen"},
+    ("PATCH", "/v1/accounts/{account_id}"): {"name": "Stolen"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -64,11 +68,13 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "consumption_id": "consumption", "hold_id": "hold", "transfer_id": "transfer",
                 "purchase_id": "sms_purchase", "message_id": "message",
                 "type_id": "product_type", "family_id": "product_family", "class_id": "tax_class",
-                "rate_id": "tax_rate", "product": "product", "plan_id": "price_plan"}
+                "rate_id": "tax_rate", "product": "product", "plan_id": "price_plan",
+                "address_id": "address", "account_id": "account"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
-               "tax_class": "taxc", "tax_rate": "taxr", "product": "prod", "price_plan": "plan"}
+               "tax_class": "taxc", "tax_rate": "taxr", "product": "prod", "price_plan": "plan",
+               "address": "adr", "account": "acc"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -156,10 +162,18 @@ def world(db, live_server):
     a_product = am.post("/v1/products", {"code": "a-product", "name": "A product", "kind": "service",
                                          "unit": "each"})["id"]
     a_plan = am.post("/v1/price-plans", {"code": "a-plan", "name": "A plan", "currency": "AUD"})["id"]
+    # Billing: both workspaces bill in AUD; B has an address and an account, A a customer of its own.
+    for api in (am, bm):
+        _ok(api.client.patch("/v1/billing/settings", json={"default_currency": "AUD"}), 200)
+    objs["address"] = bm.post(f"/v1/customers/{objs['customer']}/addresses",
+                              {"line1": f"{MARK} street", "city": "Sydney", "country": "AU"})["id"]
+    objs["account"] = bm.post("/v1/accounts", {"customer_id": objs["customer"], "name": f"{MARK} account",
+                                               "billing_address_id": objs["address"]})["id"]
+    a_customer = am.post("/v1/customers", {"name": "A customer"})["id"]
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
-           "a_member": consumer, "a_product": a_product, "a_plan": a_plan}
+           "a_member": consumer, "a_product": a_product, "a_plan": a_plan, "a_customer": a_customer}
     am.client.close()
     bm.client.close()
 
@@ -179,9 +193,14 @@ def _b_snapshot(db, w) -> dict:
                  "sms_purchase": "/v1/sms/purchases/{}", "message": "/v1/messages/{}",
                  "product_type": "/v1/product-types/{}", "product_family": "/v1/product-families/{}",
                  "tax_class": "/v1/tax-classes/{}", "tax_rate": "/v1/tax-rates/{}", "product": "/v1/products/{}",
-                 "price_plan": "/v1/price-plans/{}", "prices": "/v1/price-plans/{}/prices"}
+                 "price_plan": "/v1/price-plans/{}", "prices": "/v1/price-plans/{}/prices",
+                 "account": "/v1/accounts/{}", "balance": "/v1/accounts/{}/balance",
+                 "statement": "/v1/accounts/{}/statement"}
+        owner = {"prices": "price_plan", "balance": "account", "statement": "account"}
         for name, path in paths.items():
-            snap[name] = _ok(c.get(path.format(objs["price_plan" if name == "prices" else name])), 200)
+            snap[name] = _ok(c.get(path.format(objs[owner.get(name, name)])), 200)
+        snap["addresses"] = _ok(c.get(f"/v1/customers/{objs['customer']}/addresses"), 200)
+        snap["billing_settings"] = _ok(c.get("/v1/billing/settings"), 200)
         key = _ok(c.get(f"/v1/api-keys/{objs['api_key']}"), 200)
         key.pop("last_used_at", None)
         snap["api_key"] = key
@@ -208,14 +227,15 @@ def _fill(template, values: dict):
     return template
 
 
-def _id_endpoints(schema: dict) -> list[tuple[str, str, str]]:
+def _id_endpoints(schema: dict) -> list[tuple[str, str, list[str]]]:
+    """(method, path, its id parameters): a path with several ids (a customer's address) is tried with
+    B's ids in every place, against ids that never existed in every place."""
     out = []
     for path, ops in schema["paths"].items():
         names = re.findall(r"{(\w+)}", path)
         for method in ops:
             if names:
-                assert len(names) == 1, f"{path}: more than one id; extend the matrix"
-                out.append((method.upper(), path, names[0]))
+                out.append((method.upper(), path, names))
     return out
 
 
@@ -247,7 +267,7 @@ def test_authorization_matrix(db, live_server, world):
     requests = 0
     endpoints = _id_endpoints(w["schema"])
     unknown = [(m, p) for m, p, _ in endpoints if m != "GET" and (m, p) not in WRITE_BODIES]
-    unmapped = sorted({n for _, _, n in endpoints} - set(PARAM_OBJECT))
+    unmapped = sorted({n for _, _, names in endpoints for n in names} - set(PARAM_OBJECT))
     assert not unknown and not unmapped, (
         f"new endpoints with ids: add them to the matrix: bodies for {unknown}, objects for {unmapped}")
     assert len(endpoints) >= 20
@@ -265,20 +285,26 @@ def test_authorization_matrix(db, live_server, world):
             return c.request(method, url, **kwargs)
 
         # 1. Every endpoint with an id, B's id against an id that never existed.
-        for method, path, name in endpoints:
-            obj = PARAM_OBJECT[name]
-            if name == "hold_id" and path.endswith("/reverse"):
-                obj = "captured_hold"
+        for method, path, names in endpoints:
+            theirs_path, fake_path, used = path, path, []
+            for name in names:
+                obj = PARAM_OBJECT[name]
+                if name == "hold_id" and path.endswith("/reverse"):
+                    obj = "captured_hold"
+                theirs_path = theirs_path.replace("{" + name + "}", objs[obj])
+                fake_path = fake_path.replace("{" + name + "}", _fake_id(obj))
+                used.append(obj)
             body = _fill(WRITE_BODIES.get((method, path)), values)
-            theirs = send(method, path.replace("{" + name + "}", objs[obj]), body)
-            fake = send(method, path.replace("{" + name + "}", _fake_id(obj)), body)
+            theirs = send(method, theirs_path, body)
+            fake = send(method, fake_path, body)
+            obj = "+".join(used)
             label = f"[{role}] {method} {path} with B's {obj}"
             if theirs.status_code < 400:
                 violations.append(f"{label}: {theirs.status_code} {theirs.text[:300]}")
             elif (theirs.status_code, theirs.json().get("code")) != (fake.status_code, fake.json().get("code")):
                 violations.append(f"{label}: {theirs.status_code} {theirs.json().get('code')}, but "
                                   f"{fake.status_code} {fake.json().get('code')} for an id that never existed")
-            leaked = _leaks(theirs.text, secrets, {objs[obj]})
+            leaked = _leaks(theirs.text, secrets, {objs[o] for o in used})
             if leaked:
                 violations.append(f"{label}: response shows {leaked}: {theirs.text[:300]}")
 
@@ -360,6 +386,9 @@ def test_authorization_matrix(db, live_server, world):
             ("POST", "/v1/tax-rates", {"tax_class": B_CT, "rate_bp": 1, "valid_from": "2030-01-01"}),
             ("PUT", f"/v1/price-plans/{w['a_plan']}/prices", {"product": objs["product"], "unit_price": 1}),
             ("PUT", f"/v1/price-plans/{w['a_plan']}/prices", {"product": B_CT, "unit_price": 1}),
+            ("POST", "/v1/accounts", {"customer_id": objs["customer"], "name": "x"}),
+            ("POST", "/v1/accounts", {"customer_id": w["a_customer"], "name": "x",
+                                      "billing_address_id": objs["address"]}),
         ]
         for method, path, body in refs:
             r = send(method, path, body)

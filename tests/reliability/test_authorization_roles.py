@@ -100,7 +100,7 @@ class Case:
     id: str
     method: str
     path: str
-    target: str | None = None
+    target: str | tuple | None = None
     body: Any = None
     allowed: frozenset = frozenset()
     refused: int = 403
@@ -399,6 +399,27 @@ CASES: list[Case] = [
          allowed=SMS_SENDERS),
     Case("message.send_on_behalf", "POST", "/v1/messages", body={
         "to": "+61400000001", "body": "Matrix", "on_behalf_of_user_id": "{teammate}"}, allowed=SMS_SENDERS),
+
+    # --- billing (README "Accounts"): masters and managers the addresses and accounts (name, address,
+    # classification); masters the settings, rates, credit periods and the period close ---
+    Case("address.create", "POST", "/v1/customers/{customer_id}/addresses", "customer",
+         {"line1": "Matrix street {uniq}", "city": "Sydney", "country": "AU"}, MANAGERS,
+         special={c: 201 for c in MANAGERS}),
+    Case("address.update", "PATCH", "/v1/customers/{customer_id}/addresses/{address_id}", ("customer", "address"),
+         {"city": "Sydney"}, MANAGERS),
+    Case("billing.settings.update", "PATCH", "/v1/billing/settings", body={"multi_currency": True}, allowed=MASTER),
+    Case("conversion_rate.create", "POST", "/v1/conversion-rates", body={
+        "from_currency": "EUR", "to_currency": "AUD", "rate": "1.6", "valid_from": "2031-01-01"}, allowed=MASTER),
+    Case("account.create", "POST", "/v1/accounts", body={"customer_id": "{customer}", "name": "Matrix {uniq}"},
+         allowed=MANAGERS),
+    Case("account.update.name", "PATCH", "/v1/accounts/{account_id}", "account", {"name": "Account 1"}, MANAGERS),
+    Case("account.update.credit_period", "PATCH", "/v1/accounts/{account_id}", "account",
+         {"credit_period_days": 45}, MASTER,
+         restore=lambda w, caller, values: w.master.patch(f"/v1/accounts/{w.ids['account']}",
+                                                          {"credit_period_days": 30})),
+    # Periods since 2020 (World._build): the master's call closes the earliest one.
+    Case("accounting_period.close", "POST", "/v1/accounting-periods/close", body=None, allowed=MASTER,
+         special={"master": 200}),
 ]
 
 
@@ -520,6 +541,14 @@ class World:
                 created = m.post("/v1/api-keys", {"name": f"key of {name}", "user_id": user})
                 self.keys[name], self.key_ids[name] = created["key"], created["id"]
         m.patch(f"/v1/users/{old}", {"is_active": False})
+        # Billing: settings with monthly periods since 2020 (always one due), an address, an account.
+        m.patch("/v1/billing/settings", {"default_currency": "AUD", "multi_currency": True,
+                                         "enabled_currencies": ["EUR"], "credit_terms": {
+                                             "credit_period_days": 30, "min_days": 14, "max_days": 60},
+                                         "accounting_periods": {"frequency": "monthly", "start_date": "2020-01-01"}})
+        ids["address"] = m.post(f"/v1/customers/{ids['customer']}/addresses",
+                                {"line1": "1 Matrix St", "city": "Sydney", "country": "AU"})["id"]
+        ids["account"] = m.post("/v1/accounts", {"customer_id": ids["customer"], "name": "Account 1"})["id"]
         self.key_ids["master"] = next(k["id"] for k in _answer(m.client.get("/v1/api-keys"))["data"]
                                       if k["user_id"] == self.ws.master_id)
         for holder in ({"kind": "office", "id": ids["o1"]}, {"kind": "office", "id": ids["o2"]}, {"kind": "workspace"}):
@@ -671,7 +700,9 @@ def test_roles_matrix(request, db, world, case: Case, caller: str):
     values = w.values(case, caller)
     path = case.path
     if case.target is not None:
-        path = path.replace(path[path.index("{"):path.index("}") + 1], values[case.target])
+        # One target per path parameter, in order (a str for one).
+        for target in (case.target,) if isinstance(case.target, str) else case.target:
+            path = path.replace(path[path.index("{"):path.index("}") + 1], values[target], 1)
     body = _fill(case.body, values)
     expected = case.expected(caller)
     allowed = expected < 400

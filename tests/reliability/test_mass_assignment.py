@@ -97,6 +97,12 @@ def target(db, live_server):
         "for": {"kind": "user", "id": ws.master_id}, "quantity": 50, "billing": BILLING}))["id"]
     ids["smsp_pending"] = _pending_purchase(db, ws)
     ids.update(_catalogue_objects(c))
+    # Billing (customer accounts): settings first (no account without them), an address, an account.
+    _ok(c.patch("/v1/billing/settings", json={"default_currency": "AUD", "multi_currency": True,
+                                              "enabled_currencies": ["EUR"]}))
+    ids["adr1"] = _ok(c.post(f"/v1/customers/{ids['c1']}/addresses", json={
+        "line1": "1 Street", "city": "Sydney", "country": "AU"}))["id"]
+    ids["acc1"] = _ok(c.post("/v1/accounts", json={"customer_id": ids["c1"], "name": "A1"}))["id"]
     yield {"ws": ws, "other": other, "ids": ids, "client": c}
     c.close()
 
@@ -143,6 +149,16 @@ def _bases(ids: dict) -> dict:
                                                               "to": {"kind": "workspace"}, "quantity": 1,
                                                               "agree_to_conditions": True}),
         ("POST", "/v1/messages"): ("/v1/messages", {"to": "+61400000000", "body": "Hello"}),
+        # Billing (customer accounts)
+        ("POST", "/v1/customers/{customer_id}/addresses"): (f"/v1/customers/{ids['c1']}/addresses", {
+            "line1": "2 Street", "city": "Sydney", "country": "AU"}),
+        ("PATCH", "/v1/customers/{customer_id}/addresses/{address_id}"): (
+            f"/v1/customers/{ids['c1']}/addresses/{ids['adr1']}", {"city": "Newcastle"}),
+        ("PATCH", "/v1/billing/settings"): ("/v1/billing/settings", {"multi_currency": True}),
+        ("POST", "/v1/conversion-rates"): ("/v1/conversion-rates", {"from_currency": "EUR", "to_currency": "AUD",
+                                                                    "rate": "1.6", "valid_from": "2026-01-01"}),
+        ("POST", "/v1/accounts"): ("/v1/accounts", {"customer_id": ids["c1"], "name": "A2"}),
+        ("PATCH", "/v1/accounts/{account_id}"): (f"/v1/accounts/{ids['acc1']}", {"name": "A1b"}),
         **_catalogue_bases(ids),
     }
 

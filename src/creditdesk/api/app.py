@@ -108,6 +108,8 @@ def _include_optional(app: FastAPI) -> None:
     app.include_router(credits_routes.router, prefix="/v1")
     from creditdesk.api.routes import sms as sms_routes  # SMS credits (seed 003)
     app.include_router(sms_routes.router, prefix="/v1")
+    from creditdesk.api.routes import billing as billing_routes  # customer accounts (seed 004)
+    app.include_router(billing_routes.router, prefix="/v1")
 
 
 def create_server_app() -> FastAPI:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from creditdesk.cli.billing import periods_app
 from creditdesk.cli.credits import balance, consume, history, jobs_app, ledger_app, packs_app
 from creditdesk.cli.db import db_app
 from creditdesk.cli.serve import serve
@@ -25,5 +26,6 @@ app.add_typer(packs_app, name="packs")
 app.command("consume")(consume)
 app.command("balance")(balance)
 app.command("history")(history)
+app.add_typer(periods_app, name="periods")
 
 __all__ = ["app"]

@@ -39,6 +39,11 @@ def ledger_verify(workspace_id: str = typer.Option(None, "--workspace", help="On
         with progress_bar() as progress:
             task = progress.add_task("Checking accounts", total=total)
             report = ledger.verify(session, workspace_id=workspace_id, progress=lambda: progress.advance(task))
+        # Billing's stored period balances must be what the ledger says at each period's end.
+        from creditdesk.billing.verify import verify_period_balances
+
+        period_balances, billing_problems = verify_period_balances(session, workspace_id=workspace_id)
+        report.problems.extend(billing_problems)
     for problem in report.problems:
         err.print(f"[red]✗[/red] {problem}")
     if not report.ok:
@@ -47,7 +52,8 @@ def ledger_verify(workspace_id: str = typer.Option(None, "--workspace", help="On
         raise typer.Exit(1)
     console.print(f"[green]Ledger OK[/green]: {report.accounts_checked} accounts, "
                       f"{report.transfers_checked} transfers; cached balances match, debits equal credits "
-                      "per unit, no account below zero.")
+                      "per unit, no account below zero; "
+                      f"{period_balances} period opening balance(s) match the ledger.")
 
 
 # --- jobs ---

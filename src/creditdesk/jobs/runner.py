@@ -58,10 +58,31 @@ def purge_idempotency_keys(db: Database, *, batch_size: int = idempotency.PURGE_
             return total
 
 
+def close_due_periods(db: Database, *, workspace_id: str | None = None, actor_for=None,
+                      progress: Callable[[int], None] | None = None) -> int:
+    """Close every accounting period that is over, earliest first, one period per transaction (billing.periods).
+    `actor_for(workspace_id)`: who closes (default: the system). Safe on several nodes: each closing
+    re-checks under the billing settings row's lock what is still due."""
+    from creditdesk.audit import Actor
+    from creditdesk.billing import periods
+
+    with db.read() as session:
+        workspaces = [workspace_id] if workspace_id else periods.workspaces_with_periods(session)
+    total = 0
+    for ws in workspaces:
+        actor = actor_for(ws) if actor_for else Actor.system(ws)
+        while db.write(lambda session: periods.close_due_period(session, ws, actor=actor)) is not None:
+            total += 1
+            if progress:
+                progress(1)
+    return total
+
+
 def run_all(db: Database) -> dict:
     # External calls first: a message still to hand over must not see its hold time out in this very run.
     result = {"sms_calls_completed": sms.complete_due_calls(db),
               "holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
+    result["periods_closed"] = close_due_periods(db)
     result["login_throttle_purged"] = purge_login_throttle(db)
     refresh_planner_statistics(db)
     result["idempotency_keys_purged"] = purge_idempotency_keys(db)

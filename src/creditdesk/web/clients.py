@@ -9,7 +9,7 @@ from creditdesk.credits import reads
 from creditdesk.parties import service as parties
 from creditdesk.parties.models import Customer, Office, User
 from creditdesk.repository import get_in_workspace
-from creditdesk.web import repository
+from creditdesk.web import finance, repository
 from creditdesk.web.core import WebRoute, WebUser, current_user, db_of, reading, render
 from creditdesk.web.presenters import Names, credit_types, pack_rows
 
@@ -69,8 +69,9 @@ def customer_page(customer_id: str, request: Request, user: WebUser = Depends(cu
         types = credit_types(session, user.actor)
         rows = pack_rows(session, user.actor, all_packs(session, user, customer_id=customer.id,
                                                         status=["active"]), with_projects=False)
+        billing = finance.customer_sections(session, user, customer.id)
     return render(request, "customer.html", nav="clients", customer=customer, offices=offices, people=people,
-                  totals=totals_by_type(rows, types))
+                  totals=totals_by_type(rows, types), billing=billing)
 
 
 @router.get("/offices/{office_id}", response_class=HTMLResponse)

@@ -1,0 +1,276 @@
+"""Finance in the back office: accounts (list with balances, account page with balance, statement and
+credit period, open and edit forms) and customers' addresses. Every page calls the billing services the
+API calls; who may is decided there (the forms are only hidden from those the services would refuse)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from starlette.datastructures import FormData
+
+from creditdesk import currencies
+from creditdesk.api.routes.billing import STATEMENT_COLUMNS, statement_csv_rows
+from creditdesk.billing import accounts, addresses, settings
+from creditdesk.billing import schemas as bs
+from creditdesk.billing.models import BillingAccount, CustomerAddress
+from creditdesk.csvexport import response as csv_response
+from creditdesk.errors import CreditdeskError, NotPermitted
+from creditdesk.parties import service as parties
+from creditdesk.parties.models import Customer
+from creditdesk.repository import get_in_workspace
+from creditdesk.web import core, forms, once
+from creditdesk.web.core import WebRoute, WebUser, csrf_form, current_user, db_of, reading, render
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+fixed = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+STATUSES = ("active", "suspended", "terminated")
+
+
+def money(amount_minor: int, code: str) -> str:
+    return currencies.format_money(amount_minor, code)
+
+
+core._env.globals["format_money"] = money
+
+
+def _may(check, actor) -> bool:
+    try:
+        check(actor)
+    except NotPermitted:
+        return False
+    return True
+
+
+def may_open_accounts(user: WebUser) -> bool:
+    return _may(lambda a: parties.require_manager(a, "open accounts"), user.actor)
+
+
+def may_set_credit_period(user: WebUser) -> bool:
+    return _may(lambda a: settings.require_finance(a, "change credit periods"), user.actor)
+
+
+def _customers(session, user: WebUser) -> list[Customer]:
+    rows, cursor = [], None
+    while True:
+        page = parties.list_customers(session, actor=user.actor, limit=500, cursor=cursor)
+        rows += page.items
+        cursor = page.next_cursor
+        if not cursor or len(rows) >= 5000:
+            return sorted(rows, key=lambda c: c.name.lower())
+
+
+# --- accounts list ---
+
+@router.get("/accounts", response_class=HTMLResponse)
+def accounts_list(request: Request, user: WebUser = Depends(current_user)):
+    params = request.query_params
+    filters = {"customer_id": (params.get("customer_id") or "")[:40], "status": (params.get("status") or "")[:20],
+               "currency": (params.get("currency") or "").strip().upper()[:3]}
+    if filters["status"] not in STATUSES:
+        filters["status"] = ""
+    with reading(db_of(request)) as session:
+        page = accounts.list_accounts(session, actor=user.actor, limit=50, cursor=params.get("cursor") or None,
+                                      customer_id=filters["customer_id"] or None, status=filters["status"] or None,
+                                      currency=filters["currency"] or None)
+        balances = accounts.balances_of(session, page.items)
+        customers = _customers(session, user)
+        billing = settings.get_settings(session, user.workspace_id)
+    names = {c.id: c.name for c in customers}
+    return render(request, "accounts.html", nav="finance", accounts=page.items, balances=balances, names=names,
+                  customers=customers, filters=filters, next_cursor=page.next_cursor, statuses=STATUSES,
+                  currencies=settings.allowed_currencies(billing) if billing else [],
+                  may_open=may_open_accounts(user) and billing is not None)
+
+
+# --- open an account ---
+
+def _account_form(request: Request, user: WebUser, values: dict, *, account: BillingAccount | None = None,
+                   error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    with reading(db_of(request)) as session:
+        billing = settings.get_settings(session, user.workspace_id)
+        customers = _customers(session, user) if account is None else []
+        customer_id = account.customer_id if account else values.get("customer_id")
+        book = addresses.list_addresses(session, customer_id, actor=user.actor) if customer_id else []
+        customer = session.get(Customer, account.customer_id) if account else None
+    return render(request, "account_form.html", nav="finance", values=values, account=account, customer=customer,
+                  customers=customers, addresses=book, one_line=addresses.one_line, billing=billing,
+                  currencies=settings.allowed_currencies(billing) if billing else [],
+                  may_set_credit_period=may_set_credit_period(user), error=error, status_code=status_code)
+
+
+@fixed.get("/accounts/new", response_class=HTMLResponse)
+def new_account_form(request: Request, user: WebUser = Depends(current_user)):
+    parties.require_manager(user.actor, "open accounts")
+    customer_id = (request.query_params.get("customer_id") or "")[:40]
+    return _account_form(request, user, {"customer_id": customer_id})
+
+
+@fixed.post("/accounts/new", response_class=HTMLResponse)
+def new_account(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    values = {k: forms.text(form, k, limit=300) for k in ("customer_id", "name", "currency", "classification",
+                                                           "billing_address_id", "credit_period_days")}
+    try:
+        days = forms.integer(form, "credit_period_days", label="Credit period (days)")
+        data = forms.validated(bs.AccountCreate, customer_id=values["customer_id"], name=values["name"],
+                               currency=values["currency"] or None, classification=values["classification"] or None,
+                               billing_address_id=values["billing_address_id"] or None, credit_period_days=days)
+
+        def open_once(session) -> once.Done:
+            account = accounts.create_account(session, data, actor=user.actor)
+            return once.Done(f"/accounts/{account.id}", flash=f"Opened account {account.number} ({account.name}).")
+        return once.run(request, user, form, open_once)
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        if exc.http_status == 404 and exc.code != "not_found":
+            raise
+        return _account_form(request, user, values, error=exc.message, status_code=exc.http_status
+                             if exc.http_status in (404, 409, 422) else 422)
+
+
+# --- the account page ---
+
+@router.get("/accounts/{account_id}", response_class=HTMLResponse)
+def account_page(account_id: str, request: Request, user: WebUser = Depends(current_user)):
+    cursor = request.query_params.get("cursor") or None
+    with reading(db_of(request)) as session:
+        account = accounts.get_account(session, user.workspace_id, account_id)
+        customer = session.get(Customer, account.customer_id)
+        address = session.get(CustomerAddress, account.billing_address_id) if account.billing_address_id else None
+        balance = accounts.account_balance(session, account)
+        outstanding = accounts.account_outstanding(session, account)
+        lines, next_cursor = accounts.statement_page(session, account, limit=50, cursor=cursor)
+        billing = settings.get_settings(session, user.workspace_id)
+    return render(request, "account.html", nav="finance", account=account, customer=customer,
+                  address=addresses.one_line(address), balance=balance, outstanding=outstanding, lines=lines,
+                  next_cursor=next_cursor, billing=billing, may_edit=may_open_accounts(user))
+
+
+@router.get("/accounts/{account_id}/statement.csv")
+def account_statement_csv(account_id: str, request: Request, user: WebUser = Depends(current_user)):
+    db = db_of(request)
+    with reading(db) as session:
+        account = accounts.get_account(session, user.workspace_id, account_id)
+
+    def rows():
+        with db.read() as session:
+            yield from statement_csv_rows(account, accounts.statement_rows(session, account))
+
+    return csv_response(STATEMENT_COLUMNS, rows(), filename=f"statement-{account.number}.csv")
+
+
+@router.get("/accounts/{account_id}/edit", response_class=HTMLResponse)
+def edit_account_form(account_id: str, request: Request, user: WebUser = Depends(current_user)):
+    parties.require_manager(user.actor, "change accounts")
+    with reading(db_of(request)) as session:
+        account = accounts.get_account(session, user.workspace_id, account_id)
+    values = {"name": account.name, "classification": account.classification or "",
+              "billing_address_id": account.billing_address_id or "",
+              "credit_period_days": str(account.credit_period_days)}
+    return _account_form(request, user, values, account=account)
+
+
+@router.post("/accounts/{account_id}/edit", response_class=HTMLResponse)
+def edit_account(account_id: str, request: Request, user: WebUser = Depends(current_user),
+                 form: FormData = Depends(csrf_form)):
+    values = {k: forms.text(form, k, limit=300) for k in ("name", "classification", "billing_address_id",
+                                                           "credit_period_days")}
+    with reading(db_of(request)) as session:
+        account = accounts.get_account(session, user.workspace_id, account_id)
+    try:
+        fields = {"name": values["name"], "classification": values["classification"] or None,
+                  "billing_address_id": values["billing_address_id"] or None}
+        days = forms.integer(form, "credit_period_days", label="Credit period (days)")
+        if days is not None and days != account.credit_period_days:
+            fields["credit_period_days"] = days
+        data = forms.validated(bs.AccountUpdate, **fields)
+        db_of(request).write(lambda session: accounts.update_account(session, account_id, data, actor=user.actor))
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        return _account_form(request, user, values, account=account, error=exc.message, status_code=422)
+    return core.redirect(request, f"/accounts/{account_id}", flash=f"Saved account {account.number}.")
+
+
+# --- addresses ---
+
+ADDRESS_FIELDS = ("type", "line1", "line2", "city", "region", "postcode", "country")
+
+
+def _address_form(request: Request, user: WebUser, customer_id: str, values: dict, *,
+                  address_id: str | None = None, error: str | None = None, status_code: int = 200) -> HTMLResponse:
+    with reading(db_of(request)) as session:
+        customer = get_in_workspace(session, Customer, user.workspace_id, customer_id)
+    return render(request, "address_form.html", nav="clients", customer=customer, values=values,
+                  address_id=address_id, types=bs.AddressType.__args__, error=error, status_code=status_code)
+
+
+def _address_values(form: FormData) -> dict:
+    values = {k: forms.text(form, k, limit=300) for k in ADDRESS_FIELDS}
+    values["is_primary"] = form.get("is_primary") == "yes"
+    return values
+
+
+@router.get("/customers/{customer_id}/addresses/new", response_class=HTMLResponse)
+def new_address_form(customer_id: str, request: Request, user: WebUser = Depends(current_user)):
+    parties.require_manager(user.actor, "change customers' addresses")
+    return _address_form(request, user, customer_id, {"type": "billing", "country": "AU", "is_primary": False})
+
+
+@router.post("/customers/{customer_id}/addresses/new", response_class=HTMLResponse)
+def new_address(customer_id: str, request: Request, user: WebUser = Depends(current_user),
+                form: FormData = Depends(csrf_form)):
+    parties.require_manager(user.actor, "change customers' addresses")
+    values = _address_values(form)
+    try:
+        data = forms.validated(bs.AddressCreate, **{k: (v or None) if k in ("line2", "region", "postcode") else v
+                                                    for k, v in values.items()})
+
+        def add_once(session) -> once.Done:
+            address = addresses.create_address(session, customer_id, data, actor=user.actor)
+            return once.Done(f"/customers/{customer_id}#addresses", flash=f"Added {addresses.one_line(address)}.")
+        return once.run(request, user, form, add_once)
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        if exc.http_status == 404:
+            raise
+        return _address_form(request, user, customer_id, values, error=exc.message, status_code=422)
+
+
+@router.get("/customers/{customer_id}/addresses/{address_id}/edit", response_class=HTMLResponse)
+def edit_address_form(customer_id: str, address_id: str, request: Request, user: WebUser = Depends(current_user)):
+    parties.require_manager(user.actor, "change customers' addresses")
+    with reading(db_of(request)) as session:
+        address = addresses.get_address(session, customer_id, address_id, actor=user.actor)
+    values = {k: getattr(address, k) or "" for k in ADDRESS_FIELDS}
+    values["is_primary"] = address.is_primary
+    return _address_form(request, user, customer_id, values, address_id=address_id)
+
+
+@router.post("/customers/{customer_id}/addresses/{address_id}/edit", response_class=HTMLResponse)
+def edit_address(customer_id: str, address_id: str, request: Request, user: WebUser = Depends(current_user),
+                 form: FormData = Depends(csrf_form)):
+    values = _address_values(form)
+    try:
+        data = forms.validated(bs.AddressUpdate, **values)
+        db_of(request).write(lambda session: addresses.update_address(session, customer_id, address_id, data,
+                                                                      actor=user.actor))
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        if exc.http_status == 404:
+            raise
+        return _address_form(request, user, customer_id, values, address_id=address_id, error=exc.message,
+                             status_code=422)
+    return core.redirect(request, f"/customers/{customer_id}#addresses", flash="Saved the address.")
+
+
+def customer_sections(session, user: WebUser, customer_id: str) -> dict:
+    """The customer page's Accounts and Addresses sections."""
+    book = addresses.list_addresses(session, customer_id, actor=user.actor)
+    owned = accounts.list_accounts(session, actor=user.actor, customer_id=customer_id, limit=500).items
+    return {"addresses": book, "one_line": addresses.one_line, "accounts": owned,
+            "balances": accounts.balances_of(session, owned), "may_edit_customer": may_open_accounts(user),
+            "billing_configured": settings.get_settings(session, user.workspace_id) is not None}
