@@ -110,43 +110,35 @@ def load_processor(dialect, column: Column):
 
 def insert(session: Session, table: Table, values: Mapping[str, Any]) -> None:
     """INSERT one row; every value goes through its column's type, as the ORM would send it."""
-    names = tuple(values)
-    connection = session.connection()
-    dialect = connection.dialect
-    key = (dialect.name, table.name, names)
+    insert_many(session, table, [values])
+
+
+def _insert_sql_for(dialect_name: str, table: Table, names: tuple[str, ...]) -> str:
+    key = (dialect_name, table.name, names)
     sql = _insert_sql.get(key)
     if sql is None:
-        sql = _dialect_sql(dialect.name, f"INSERT INTO {table.name} ({', '.join(names)}) "
-                                         f"VALUES ({', '.join(':' + n for n in names)})")
-        _insert_sql[key] = sql
-    params = {}
-    for name, value in values.items():
-        processor = bind_processor(dialect, table.c[name]) if value is not None else None
-        params[name] = processor(value) if processor is not None else value
-    cursor = connection.connection.dbapi_connection.cursor()
-    cursor.execute(sql, params)
-    cursor.close()
+        sql = _insert_sql[key] = _dialect_sql(dialect_name, f"INSERT INTO {table.name} ({', '.join(names)}) "
+                                                            f"VALUES ({', '.join(':' + n for n in names)})")
+    return sql
 
 
 def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT many rows with one executemany (every row has the same keys, in the same order); values
-    go through their columns' types as in `insert`."""
+    """INSERT rows with one statement (executemany for several); every row has the same keys in the
+    same order, and every value goes through its column's type, as the ORM would send it."""
     if not rows:
         return
     names = tuple(rows[0])
     connection = session.connection()
     dialect = connection.dialect
-    key = (dialect.name, table.name, names)
-    sql = _insert_sql.get(key)
-    if sql is None:
-        sql = _dialect_sql(dialect.name, f"INSERT INTO {table.name} ({', '.join(names)}) "
-                                         f"VALUES ({', '.join(':' + n for n in names)})")
-        _insert_sql[key] = sql
+    sql = _insert_sql_for(dialect.name, table, names)
     processors = [(name, bind_processor(dialect, table.c[name])) for name in names]
     params = [{name: (f(row[name]) if f is not None and row[name] is not None else row[name])
                for name, f in processors} for row in rows]
     cursor = connection.connection.dbapi_connection.cursor()
-    cursor.executemany(sql, params)
+    if len(params) == 1:
+        cursor.execute(sql, params[0])
+    else:
+        cursor.executemany(sql, params)
     cursor.close()
 
 
