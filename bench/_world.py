@@ -50,7 +50,7 @@ def make_world(db: Database, *, offices: int = 200, users: int = 200, credit_typ
         actor = parties.actor_for_user(session, session.get(User, master_id))
     for code in credit_types:
         db.write(lambda s, code=code: create_credit_type(s, cs.CreditTypeCreate(code=code, name=code),
-                                                                 actor=actor))
+                                                         actor=actor))
 
     def holders(session):
         customer = parties.create_customer(session, ps.CustomerCreate(name="Acme"), actor=actor)

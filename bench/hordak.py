@@ -130,8 +130,8 @@ def run_creditdesk(db_name: str, holders: int, funding: int, plan, clients: int,
         for i in range(holders):
             office = parties.create_office(session, ps.OfficeCreate(name=f"Holder {i}"), actor=actor)
             packs.grant_pack(session, cs.PackCreate(holder={"kind": "office", "id": office.id},
-                                                      credit_type="credit", quantity=funding, name="Funding"),
-                               actor=actor)
+                                                    credit_type="credit", quantity=funding, name="Funding"),
+                             actor=actor)
             offices.append(office.id)
         return actor, offices
 
@@ -152,7 +152,7 @@ def run_creditdesk(db_name: str, holders: int, funding: int, plan, clients: int,
         def run(session, actor_):
             result = transfers.transfer_credits(session, body, actor=actor_)
             return transfers.transfer_out(session, result.transfer, result.lines).model_dump(mode="json",
-                                                                                           by_alias=True)
+                                                                                             by_alias=True)
         response = ctx.run(run, status_code=201)
         with outcome_lock:
             outcomes.setdefault(key, []).append(response.status_code)

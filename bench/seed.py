@@ -158,7 +158,7 @@ def seed(url: str, *, packs: int, holders: int, hot_packs: int = 10, quantity: i
             session, name="Bench", master_name="Bench master", master_email="bench@example.com")
         actor = parties.actor_for_user(session, master)
         ct = credit_types.create_credit_type(session, credit_schemas.CreditTypeCreate(code=CREDIT_TYPE, name="Credits"),
-                                        actor=actor)
+                                             actor=actor)
         customer = parties.create_customer(session, party_schemas.CustomerCreate(name="Bench customer"), actor=actor)
         hot = parties.create_office(session, party_schemas.OfficeCreate(name="Hot office", customer_id=customer.id),
                                     actor=actor)
@@ -259,9 +259,9 @@ def _pack(new_id, rng, ws, meta, office_id, quantity, now, actor, accounts, tran
            "updated_at": now}
     pack_rows.append(row)
     transfers.append({"id": new_id("lt"), "workspace_id": ws, "debit_account_id": meta["issuance_account_id"],
-                      "credit_account_id": account_id, "amount": quantity, "unit": CREDIT_TYPE, "code": repository.GRANT,
-                      "phase": POSTED, "pending_id": None, "timeout_at": None, "operation_id": pack_id,
-                      "reference_kind": "pack", "reference_id": pack_id, "reference_url": None,
+                      "credit_account_id": account_id, "amount": quantity, "unit": CREDIT_TYPE,
+                      "code": repository.GRANT, "phase": POSTED, "pending_id": None, "timeout_at": None,
+                      "operation_id": pack_id, "reference_kind": "pack", "reference_id": pack_id, "reference_url": None,
                       "actor_id": actor.user_id, "idempotency_key": None, "created_at": now})
     events.append(_event(new_id, actor, "pack.create", "pack", pack_id, _snapshot(row, _PACK_COLUMNS), now))
 

@@ -76,7 +76,7 @@ def hold(db, actor: Actor, kind: str, context_id: str | None, amount: int, *, cr
 
 def capture(db, actor: Actor, hold_id: str, amount: int | None = None) -> cs.HoldOut:
     return db.write(lambda s: holds.hold_out(s, holds.capture_hold(s, hold_id, cs.CaptureRequest(amount=amount),
-                                                                       actor=actor)))
+                                                                   actor=actor)))
 
 
 def release(db, actor: Actor, hold_id: str) -> cs.HoldOut:
@@ -91,8 +91,8 @@ def transfer(db, actor: Actor, to: tuple[str, str | None], amount: int, *, sourc
     if from_pack_id is not None:
         body["from_pack_id"] = from_pack_id
     data = cs.TransferRequest.model_validate(body)
-    return db.write(lambda s: transfers.transfer_out(s, (r := transfers.transfer_credits(s, data, actor=actor)).transfer,
-                                                   r.lines))
+    return db.write(lambda s: transfers.transfer_out(
+        s, (r := transfers.transfer_credits(s, data, actor=actor)).transfer, r.lines))
 
 
 def pack(db, actor: Actor, pack_id: str) -> cs.PackOut:

@@ -36,7 +36,7 @@ def test_internal_keys_move_to_their_column_and_users_keys_stay(empty_db):
         def grant(name, **kw):
             fields = {k: kw.pop(k) for k in ("source", "external_ref", "idempotency_key") if k in kw}
             return packs.grant_pack(session, cs.PackCreate(holder={"kind": "workspace"}, credit_type="credits",
-                                                             quantity=1, name=name, **fields), actor=actor, **kw)
+                                                           quantity=1, name=name, **fields), actor=actor, **kw)
         grant("bought", source="purchase", external_ref="smsp_x", purchase_id="smsp_x")
         grant("squatted", idempotency_key="sms_purchase:smsp_y")
         grant("claimed", idempotency_key="sms_purchase:smsp_w")  # made a false purchase below

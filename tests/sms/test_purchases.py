@@ -153,7 +153,7 @@ def test_a_purchase_key_taken_by_a_user_first_still_grants_the_buyer(world, test
     from creditdesk.credits import credit_types, packs
 
     world.write(lambda session: credit_types.create_credit_type(session, cs.CreditTypeCreate(code="credits", name="C"),
-                                                           actor=world.actor("master")))
+                                                                actor=world.actor("master")))
     purchase = world.buy("Ann", "user", "Ben", 30, method="test_pending")
     squat = world.write(lambda session: packs.grant_pack(session, cs.PackCreate(
         holder={"kind": "user", "id": world.ids["Max"]}, credit_type="credits", quantity=1, name="squat",

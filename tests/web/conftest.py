@@ -70,7 +70,7 @@ def build_world(db, *, name: str = "Web workspace") -> World:
             name="Mel Member", email=f"member-{tag}@example.com", is_staff=True, role="member",
             permissions=["consume_credits"], password=PASSWORD), actor=actor)
         credit_types.create_credit_type(session, cs.CreditTypeCreate(code="hours", name="Work hours", scale=2),
-                                   actor=actor)
+                                        actor=actor)
         now = datetime.now(UTC)
 
         def grant(kind, holder_id, qty, pack_name, **kw):
@@ -89,7 +89,7 @@ def build_world(db, *, name: str = "Web workspace") -> World:
                              expires_at=now - timedelta(days=5))
         expiry.expire_packs(session, [expired_pack])
         project = projects.create_project(session, cs.ProjectCreate(name="Website", office_id=london.id,
-                                                                   contact_ids=[wendy.id]), actor=actor)
+                                                                    contact_ids=[wendy.id]), actor=actor)
         return World(ws.id, master.email, f"manager-{tag}@example.com", f"member-{tag}@example.com", customer.id,
                      london.id, leeds.id, wendy.id, liam.id, project.id, london_pack, wendy_pack, leeds_pack,
                      expired_pack, soon_pack)

@@ -1,4 +1,4 @@
-"""Who pays: contexts, candidates, the burn order, usable now, the plan, frozen holders; the SQL text is in repository.py."""
+"""Who pays: contexts, candidates, burn order, usable now, the plan, frozen; SQL in repository.py (one place)."""
 
 from __future__ import annotations
 

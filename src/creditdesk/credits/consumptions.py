@@ -1,4 +1,4 @@
-"""Consumptions: consume in burn order, render, reverse, list; the hot SQL text is in repository.py, with credits' other SQL."""
+"""Consumptions: consume in burn order, render, reverse, list; SQL in repository.py (one place to tune it)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ def operation_lines(session: Session, operation_id: str, code: str) -> list[dict
 
 
 def consumption_out(session: Session, c: Consumption) -> schemas.ConsumptionOut:
-    code = session.info.get("credit_type_codes", {}).get(c.credit_type_id) or credit_type(session, c.credit_type_id).code
+    code = (session.info.get("credit_type_codes", {}).get(c.credit_type_id)
+            or credit_type(session, c.credit_type_id).code)
     return schemas.ConsumptionOut(
         id=c.id, context={"kind": c.context_kind, "id": c.context_id}, credit_type=code,
         product_code=c.product_code, amount_requested=c.amount_requested, amount=c.amount,
@@ -147,7 +148,7 @@ def reverse_consumption(session: Session, consumption_id: str, *, actor: Actor, 
         LedgerTransfer.operation_id == c.id, LedgerTransfer.code == CONSUME).order_by(LedgerTransfer.id))]
     before = snapshot(c)
     return_to_packs(session, actor=actor, ct=ct, operation_id=c.id, legs=legs,
-                     ref=Reference(c.reference_kind, c.reference_id, c.reference_url))
+                    ref=Reference(c.reference_kind, c.reference_id, c.reference_url))
     c.status = "reversed"
     c.reversed_at = clock.now()
     audit.record(session, actor=actor, action="consumption.reverse", object_type="consumption", object_id=c.id,

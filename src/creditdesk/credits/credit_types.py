@@ -1,4 +1,4 @@
-"""Credit types: create, change, look up; their hot SQL text (credit_type_ref) is in repository.py, with the rest."""
+"""Credit types: create, change, look up; SQL (credit_type_ref) in repository.py (one place to tune it)."""
 
 from __future__ import annotations
 

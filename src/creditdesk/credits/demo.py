@@ -16,7 +16,7 @@ def create_credit_demo(session: Session, *, actor: Actor, customers: dict, staff
     for code, name, scale, perm in [("hours", "Work hours", 2, None), ("sms", "SMS messages", 0, "send_sms"),
                                     ("credits", "Credits", 0, None)]:
         credit_types.create_credit_type(session, s.CreditTypeCreate(code=code, name=name, scale=scale,
-                                                               required_permission=perm), actor=actor)
+                                                                    required_permission=perm), actor=actor)
     now = clock.now()
     acme, (acme_london, acme_leeds), (wendy, liam) = customers["Acme Widgets"]
     globex, (globex_hq,), (hank,) = customers["Globex Corporation"]
@@ -44,12 +44,12 @@ def create_credit_demo(session: Session, *, actor: Actor, customers: dict, staff
     grant("user", peter.id, 800, "Peter's old pack", days=2)
 
     project = projects.create_project(session, s.ProjectCreate(name="Acme website refresh", office_id=acme_london.id,
-                                                              contact_ids=[wendy.id]), actor=actor)
+                                                               contact_ids=[wendy.id]), actor=actor)
     projects.create_project(session, s.ProjectCreate(name="Globex launch video", office_id=globex_hq.id,
-                                                    contact_ids=[hank.id]), actor=actor)
-    consumptions.consume(session, s.ConsumeRequest(context=s.Context(kind="project", id=project.id), credit_type="hours",
-                                              amount=1250, product_code="copywriting",
-                                              reference=s.ReferenceIn(kind="project", id=project.id)), actor=actor)
+                                                     contact_ids=[hank.id]), actor=actor)
+    consumptions.consume(session, s.ConsumeRequest(context=s.Context(kind="project", id=project.id),
+                                                   credit_type="hours", amount=1250, product_code="copywriting",
+                                                   reference=s.ReferenceIn(kind="project", id=project.id)), actor=actor)
     del london_pack
 
     # SMS: a workspace pool, and staff credits.
@@ -62,9 +62,9 @@ def create_credit_demo(session: Session, *, actor: Actor, customers: dict, staff
         name="Acme Leeds intranet", office_id=acme_leeds.id, contact_ids=[liam.id]), actor=actor)
     grant("user", liam.id, 300, "Liam's pilot hours", priority=10, label="Used up")
     consumptions.consume(session, s.ConsumeRequest(context=s.Context(kind="project", id=leeds_project.id),
-                                              credit_type="hours", amount=300,
-                                              reference=s.ReferenceIn(kind="project", id=leeds_project.id)),
-                    actor=actor)
+                                                   credit_type="hours", amount=300,
+                                                   reference=s.ReferenceIn(kind="project", id=leeds_project.id)),
+                         actor=actor)
     old = packs.grant_pack(session, s.PackCreate(
         holder=s.Holder(kind="office", id=acme_london.id), credit_type="hours", quantity=2000,
         name="Acme 2025 hours", relationship_manager_id=manager.id, purchased_at=now - timedelta(days=400),

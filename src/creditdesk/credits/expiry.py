@@ -1,4 +1,4 @@
-"""Expiry: packs past their expiry (in bulk), holds past their timeout; the SQL text is in repository.py."""
+"""Expiry: packs past their expiry (in bulk), holds past their timeout; SQL text in repository.py (one place)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Holds: hold in burn order, capture, release, reverse, render; credits' SQL text is in repository.py, in one place."""
+"""Holds: hold in burn order, capture, release, reverse, render; SQL in repository.py (one place to tune it)."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def reverse_hold(session: Session, hold_id: str, *, actor: Actor, reason: str = 
         LedgerTransfer.operation_id == hold.id, LedgerTransfer.code == CAPTURE).order_by(LedgerTransfer.id))]
     before = snapshot(hold)
     return_to_packs(session, actor=actor, ct=ct, operation_id=hold.id, legs=legs,
-                     ref=Reference(hold.reference_kind, hold.reference_id, hold.reference_url))
+                    ref=Reference(hold.reference_kind, hold.reference_id, hold.reference_url))
     hold.reversed_at = clock.now()
     audit.record(session, actor=actor, action="hold.reverse", object_type="hold", object_id=hold.id,
                  before=before, after=snapshot(hold, reason=reason))

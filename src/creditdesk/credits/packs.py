@@ -1,4 +1,4 @@
-"""Packs: holders, grant, update, void and a pack's status; their SQL text is in repository.py, with credits' other SQL."""
+"""Packs: holders, grant, update, void, a pack's status; SQL in repository.py (one place to tune it)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Projects (an office's work that contacts pay for): create, change, render; credits' SQL text is in repository.py."""
+"""Projects (an office's work its contacts pay for): create, change, render; SQL in repository.py (one place)."""
 
 from __future__ import annotations
 

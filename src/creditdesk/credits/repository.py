@@ -1,4 +1,4 @@
-"""Credits' hand-written SQL and the small functions that run it, in one place apart from the rules (bench/README.md)."""
+"""Credits' hand-written SQL and the small functions that run it: one place to read and tune it (bench/README.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Transfers between holders, and a pack's change of holder (a transfer); the SQL text is in repository.py, in one place."""
+"""Transfers between holders and a pack's change of holder (a transfer); SQL in repository.py (one place)."""
 
 from __future__ import annotations
 
@@ -121,7 +121,8 @@ def transfer_lines(session: Session, xfer: CreditTransfer) -> list[dict]:
 
 
 def transfer_out(session: Session, xfer: CreditTransfer, lines: list[dict] | None = None) -> schemas.TransferOut:
-    code = session.info.get("credit_type_codes", {}).get(xfer.credit_type_id) or credit_type(session, xfer.credit_type_id).code
+    code = (session.info.get("credit_type_codes", {}).get(xfer.credit_type_id)
+            or credit_type(session, xfer.credit_type_id).code)
     return schemas.TransferOut(
         id=xfer.id, credit_type=code, from_={"kind": xfer.from_holder_kind, "id": xfer.from_holder_id,
                                                 "pack_id": xfer.from_pack_id},

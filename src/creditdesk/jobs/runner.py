@@ -39,7 +39,7 @@ def release_timed_out_holds(db: Database, *, batch_size: int = 200, workspace_id
     total = 0
     while True:
         released = db.write(lambda session: expiry.release_timed_out_holds(session, workspace_id=workspace_id,
-                                                                            limit=batch_size))
+                                                                           limit=batch_size))
         total += released
         if progress and released:
             progress(released)

@@ -177,7 +177,8 @@ def get_project(project_id: str, actor: Actor = Depends(get_actor), session: Ses
 
 @router.patch("/projects/{project_id}", response_model=s.ProjectOut, tags=["projects"])
 def update_project(project_id: str, body: s.ProjectUpdate, ctx: WriteContext = Depends(write_context)):
-    return ctx.run(lambda db, actor: projects.project_out(db, projects.update_project(db, project_id, body, actor=actor)))
+    return ctx.run(lambda db, actor: projects.project_out(db, projects.update_project(db, project_id, body,
+                                                                                     actor=actor)))
 
 
 # --- consumptions ---
@@ -196,8 +197,9 @@ def list_consumptions(limit: int | None = Limit, cursor: str | None = Cursor,
                       reference_kind: str | None = Query(default=None, max_length=40),
                       reference_id: str | None = Query(default=None, max_length=200),
                       actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
-    page = consumptions.list_consumptions(session, actor=actor, limit=limit, cursor=cursor, context_kind=context_kind,
-                                     context_id=context_id, reference_kind=reference_kind, reference_id=reference_id)
+    page = consumptions.list_consumptions(session, actor=actor, limit=limit, cursor=cursor,
+                                          context_kind=context_kind, context_id=context_id,
+                                          reference_kind=reference_kind, reference_id=reference_id)
     return list_of(page.items, page.next_cursor, lambda c: consumptions.consumption_out(session, c))
 
 
@@ -250,7 +252,7 @@ def release_hold(hold_id: str, ctx: WriteContext = Depends(write_context)):
 def reverse_hold(hold_id: str, body: ReverseRequest | None = None, ctx: WriteContext = Depends(write_context)):
     reason = body.reason if body else ""
     return ctx.run(lambda db, actor: holds.hold_out(db, holds.reverse_hold(db, hold_id, actor=actor,
-                                                                               reason=reason)))
+                                                                           reason=reason)))
 
 
 # --- transfers ---
