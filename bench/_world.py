@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from creditdesk import migrate
 from creditdesk.audit import Actor
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits.credit_types import create_credit_type
 from creditdesk.db import Database
 from creditdesk.parties import schemas as ps
 from creditdesk.parties import service as parties
@@ -49,8 +49,8 @@ def make_world(db: Database, *, offices: int = 200, users: int = 200, credit_typ
 
         actor = parties.actor_for_user(session, session.get(User, master_id))
     for code in credit_types:
-        db.write(lambda s, code=code: credits.create_credit_type(s, cs.CreditTypeCreate(code=code, name=code),
-                                                                 actor=actor))
+        db.write(lambda s, code=code: create_credit_type(s, cs.CreditTypeCreate(code=code, name=code),
+                                                         actor=actor))
 
     def holders(session):
         customer = parties.create_customer(session, ps.CustomerCreate(name="Acme"), actor=actor)

@@ -9,7 +9,7 @@ peak RSS (wait4), so "memory flat in file size" is the peak RSS of the big run a
 Then re-runs the small file (everything must be skipped, nothing granted twice) and runs
 `creditdesk ledger verify` on the big database.
 
-Baseline in the same run: the same rows granted one by one through `credits.grant_pack` (1000 per
+Baseline in the same run: the same rows granted one by one through `packs.grant_pack` (1000 per
 transaction, as the importer worked before it batched), on a sample. Ratio = import rate / that rate.
 Goal: >= 50,000 packs/s, and the big run's peak RSS within 1.25x (+20 MB) of the small run's.
 """
@@ -56,7 +56,7 @@ def _prepare(workdir: Path, name: str, *, offices: int, users: int):
 def _baseline(workdir: Path, rows: int, offices: int, users: int) -> float:
     """grant_pack row by row (the pre-batching importer's path), packs/s."""
     from creditdesk.credits import importer
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import packs
 
     from bench._world import write_packs_csv
 
@@ -71,7 +71,7 @@ def _baseline(workdir: Path, rows: int, offices: int, users: int) -> float:
 
         def grant(session, chunk=chunk):
             for raw, key in chunk:
-                credits.grant_pack(session, importer._row_to_pack(raw), actor=world.actor, internal_key=key)
+                packs.grant_pack(session, importer._row_to_pack(raw), actor=world.actor, internal_key=key)
         db.write(grant)
     rate = rows / (time.perf_counter() - started)
     db.dispose()

@@ -10,7 +10,7 @@ number of client threads, with the same plan of transfers (random pairs among th
 same amounts, from the same funded start). Neither goes through HTTP.
 
 - creditdesk: `api.deps.WriteContext.run` (what POST /v1/transfers runs below the HTTP layer: the
-  Idempotency-Key claim, `credits.transfer_credits` and the stored response in one transaction).
+  Idempotency-Key claim, `transfers.transfer_credits` and the stored response in one transaction).
 - hordak: in `transaction.atomic()`, lock the source account (`select_for_update`), read its balance
   (`get_balance`) and refuse an overdraft, then `transfer_to`. That is what an application has to
   write around hordak to move prepaid credits safely; `transfer_to` alone does not check balances.
@@ -110,7 +110,7 @@ def run_creditdesk(db_name: str, holders: int, funding: int, plan, clients: int,
     from creditdesk import idempotency, migrate
     from creditdesk.api.deps import WriteContext
     from creditdesk.credits import schemas as cs
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import credit_types, packs, transfers
     from creditdesk.credits.models import CreditTransfer, Pack
     from creditdesk.db import Database
     from creditdesk.ledger import service as ledger
@@ -125,13 +125,13 @@ def run_creditdesk(db_name: str, holders: int, funding: int, plan, clients: int,
             session, name="Bench", master_name="Master", master_email="bench@example.com",
             master_password="correct horse battery")
         actor = parties.actor_for_user(session, master)
-        credits.create_credit_type(session, cs.CreditTypeCreate(code="credit", name="Credits"), actor=actor)
+        credit_types.create_credit_type(session, cs.CreditTypeCreate(code="credit", name="Credits"), actor=actor)
         offices = []
         for i in range(holders):
             office = parties.create_office(session, ps.OfficeCreate(name=f"Holder {i}"), actor=actor)
-            credits.grant_pack(session, cs.PackCreate(holder={"kind": "office", "id": office.id},
-                                                      credit_type="credit", quantity=funding, name="Funding"),
-                               actor=actor)
+            packs.grant_pack(session, cs.PackCreate(holder={"kind": "office", "id": office.id},
+                                                    credit_type="credit", quantity=funding, name="Funding"),
+                             actor=actor)
             offices.append(office.id)
         return actor, offices
 
@@ -150,9 +150,9 @@ def run_creditdesk(db_name: str, holders: int, funding: int, plan, clients: int,
                            method="POST", path=path)
 
         def run(session, actor_):
-            result = credits.transfer_credits(session, body, actor=actor_)
-            return credits.transfer_out(session, result.transfer, result.lines).model_dump(mode="json",
-                                                                                           by_alias=True)
+            result = transfers.transfer_credits(session, body, actor=actor_)
+            return transfers.transfer_out(session, result.transfer, result.lines).model_dump(mode="json",
+                                                                                             by_alias=True)
         response = ctx.run(run, status_code=201)
         with outcome_lock:
             outcomes.setdefault(key, []).append(response.status_code)

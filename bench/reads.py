@@ -302,12 +302,12 @@ def _run(url, workdir, packs, holders, entries, due, iterations, log, reuse) -> 
 
     log(f"[6] making {due:,} packs due; baseline: pack by pack on a sample, then `creditdesk jobs expire`")
     made_due = make_due(url, ws, due)
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import repository
 
     db = Database(url)
     sample = min(2000, made_due // 10)
     with db.read() as s:
-        ids = credits.due_pack_ids(s, limit=sample)
+        ids = repository.due_pack_ids(s, limit=sample)
     started = time.perf_counter()
     by_hand = 0
     for start in range(0, len(ids), 500):

@@ -2,7 +2,7 @@
 
 The workspace, its master user and API key, the credit type and the customer are made by the real
 services. Offices and packs are then written with core INSERTs in large batches, row for row what
-`parties.create_office` and `credits.grant_pack` would have written: the office and its audit event;
+`parties.create_office` and `grant_pack` would have written: the office and its audit event;
 for each pack its ledger account (no-overdraft, credits_posted = quantity), the grant transfer from
 issuance, the pack row and its `pack.create` audit event (the same `snapshot` the service takes).
 `creditdesk ledger verify` is clean on the result (checked by `--verify`).
@@ -29,7 +29,8 @@ from sqlalchemy import JSON, Boolean, create_engine, event
 from creditdesk import clock
 from creditdesk.audit import Actor, AuditEvent
 from creditdesk.credits import schemas as credit_schemas
-from creditdesk.credits import service as credits
+from creditdesk.credits import credit_types, repository
+from creditdesk.credits.packs import grant_pack
 from creditdesk.credits.models import Pack
 from creditdesk.db import Database, UTCDateTime, normalize_url
 from creditdesk.ids import _ALPHABET as ids_alphabet
@@ -156,13 +157,13 @@ def seed(url: str, *, packs: int, holders: int, hot_packs: int = 10, quantity: i
         ws, master, _key, secret = parties.create_workspace(
             session, name="Bench", master_name="Bench master", master_email="bench@example.com")
         actor = parties.actor_for_user(session, master)
-        ct = credits.create_credit_type(session, credit_schemas.CreditTypeCreate(code=CREDIT_TYPE, name="Credits"),
-                                        actor=actor)
+        ct = credit_types.create_credit_type(session, credit_schemas.CreditTypeCreate(code=CREDIT_TYPE, name="Credits"),
+                                             actor=actor)
         customer = parties.create_customer(session, party_schemas.CustomerCreate(name="Bench customer"), actor=actor)
         hot = parties.create_office(session, party_schemas.OfficeCreate(name="Hot office", customer_id=customer.id),
                                     actor=actor)
         for i in range(hot_packs):
-            credits.grant_pack(session, credit_schemas.PackCreate(
+            grant_pack(session, credit_schemas.PackCreate(
                 holder=credit_schemas.Holder(kind="office", id=hot.id), credit_type=CREDIT_TYPE,
                 quantity=hot_quantity, name=f"Hot pack {i}"), actor=actor)
         return {"workspace_id": ws.id, "user_id": master.id, "api_key": secret, "credit_type_id": ct.id,
@@ -258,9 +259,9 @@ def _pack(new_id, rng, ws, meta, office_id, quantity, now, actor, accounts, tran
            "updated_at": now}
     pack_rows.append(row)
     transfers.append({"id": new_id("lt"), "workspace_id": ws, "debit_account_id": meta["issuance_account_id"],
-                      "credit_account_id": account_id, "amount": quantity, "unit": CREDIT_TYPE, "code": credits.GRANT,
-                      "phase": POSTED, "pending_id": None, "timeout_at": None, "operation_id": pack_id,
-                      "reference_kind": "pack", "reference_id": pack_id, "reference_url": None,
+                      "credit_account_id": account_id, "amount": quantity, "unit": CREDIT_TYPE,
+                      "code": repository.GRANT, "phase": POSTED, "pending_id": None, "timeout_at": None,
+                      "operation_id": pack_id, "reference_kind": "pack", "reference_id": pack_id, "reference_url": None,
                       "actor_id": actor.user_id, "idempotency_key": None, "created_at": now})
     events.append(_event(new_id, actor, "pack.create", "pack", pack_id, _snapshot(row, _PACK_COLUMNS), now))
 

@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from creditdesk import csvexport
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits import credit_types, projects
+from creditdesk.credits.packs import grant_pack
 from creditdesk.parties import schemas as ps
 from creditdesk.parties import service as parties
 from creditdesk.parties.models import User
@@ -94,15 +95,15 @@ def planted(db):
             parties.update_user(session, world.ids[who], ps.UserUpdate(name=name), actor=master)
         customer = parties.create_customer(session, ps.CustomerCreate(name="=1+1"), actor=master)
         office = parties.create_office(session, ps.OfficeCreate(name=DDE, customer_id=customer.id), actor=master)
-        credits.create_credit_type(session, cs.CreditTypeCreate(code="hours", name="Hours", scale=2), actor=master)
+        credit_types.create_credit_type(session, cs.CreditTypeCreate(code="hours", name="Hours", scale=2), actor=master)
         for i, payload in enumerate(PAYLOADS):
-            pack = credits.grant_pack(session, cs.PackCreate(
+            pack = grant_pack(session, cs.PackCreate(
                 holder=cs.Holder(kind="office", id=office.id), credit_type="hours", quantity=1000 + i,
                 name=payload, notes=payload, status_label=payload, external_ref=payload,
                 relationship_manager_id=world.ids["Ann"]), actor=master)
             # The schemas strip leading whitespace; rows stored otherwise (older rows, an import) need not be.
             pack.notes = pack.status_label = payload
-        credits.create_project(session, cs.ProjectCreate(name="+1", office_id=office.id), actor=master)
+        projects.create_project(session, cs.ProjectCreate(name="+1", office_id=office.id), actor=master)
         return session.scalar(select(User.email).where(User.id == world.ids["master"]))
 
     email = db.write(fn)

@@ -115,7 +115,7 @@ def _sms_demo(session: Session, *, actor, office, staff: dict) -> None:
     """SMS credits (seed 003) through the SMS services: seller details for receipts, a paid purchase with
     its receipt, and a user whose send_sms was removed (frozen credits)."""
     from creditdesk.credits import schemas as cs
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import packs
     from creditdesk.sms import schemas as ss
     from creditdesk.sms import service as sms
 
@@ -129,7 +129,7 @@ def _sms_demo(session: Session, *, actor, office, staff: dict) -> None:
     dan = parties.create_user(session, ps.UserCreate(
         name="Dan Dispatch", email="dan@demo.example.com", is_staff=True, role="member",
         permissions=["send_sms"], primary_office_id=office.id, password=DEMO_PASSWORD), actor=actor)
-    credits.grant_pack(session, cs.PackCreate(
+    packs.grant_pack(session, cs.PackCreate(
         holder=cs.Holder(kind="user", id=dan.id), credit_type="sms", quantity=50, name="SMS for Dan Dispatch"),
         actor=actor)
     # Dan no longer sends SMS: his 50 credits are frozen until someone transfers them away.

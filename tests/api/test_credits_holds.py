@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from creditdesk.credits import service as credits
+from creditdesk.credits import expiry, repository
 from tests.api.credits_world import assert_ledger_clean, build_world, member_api, problem, state
 
 
@@ -141,7 +141,7 @@ def test_a_pack_expiring_while_held_honours_the_hold_then_expires(world, db, wor
                                      "amount": 50, "timeout_seconds": 2 * 86400})
     assert hold["lines"] == [{"pack_id": p["anna_march"], "amount": 50}]
     frozen_clock.set(datetime(2026, 3, 31, 6, 0, tzinfo=UTC))  # anna_march expired at midnight
-    db.write(lambda s: credits.expire_packs(s, credits.due_pack_ids(s, workspace_id=workspace.id)))
+    db.write(lambda s: expiry.expire_packs(s, repository.due_pack_ids(s, workspace_id=workspace.id)))
     pack = api.get(f"/v1/packs/{p['anna_march']}").json()
     assert (pack["status"], pack["held"], pack["remaining"]) == ("expired", 50, 0)
 

@@ -11,7 +11,7 @@ from creditdesk.catalog import service as catalog
 from creditdesk.catalog.lines import compute_line
 from creditdesk.catalog.models import Product
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits import credit_types
 from tests.parties.factories import master_actor
 
 
@@ -20,7 +20,7 @@ def test_catalogue_demo_is_complete_and_made_once(db, workspace):
 
     def fn(session):
         for code, scale in (("hours", 2), ("sms", 0)):
-            credits.create_credit_type(session, cs.CreditTypeCreate(code=code, name=code, scale=scale), actor=actor)
+            credit_types.create_credit_type(session, cs.CreditTypeCreate(code=code, name=code, scale=scale), actor=actor)
         demo._catalogue_demo(session, actor)
         demo._catalogue_demo(session, actor)  # idempotent: the second call adds nothing
     db.write(fn)

@@ -13,7 +13,7 @@ from creditdesk.catalog import schemas as s
 from creditdesk.catalog import service as catalog
 from creditdesk.catalog.models import PricePlan, Product
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits import credit_types
 from creditdesk.errors import InvalidInput, NotFound, NotPermitted
 from creditdesk.ids import new_id
 from tests.parties.factories import make_user, master_actor, actor_of
@@ -115,7 +115,7 @@ def test_rate_in_force_is_the_latest_valid_from(db, workspace, master, products)
 ])
 def test_credit_package_expiry(db, master, policy, bought, expires):
     def fn(session):
-        credits.create_credit_type(session, cs.CreditTypeCreate(code="sms", name="SMS"), actor=master)
+        credit_types.create_credit_type(session, cs.CreditTypeCreate(code="sms", name="SMS"), actor=master)
         catalog.create_product(session, s.ProductCreate(code="msg", name="Message", kind="service", unit="message"),
                                actor=master)
         return catalog.create_product(session, s.ProductCreate.model_validate({

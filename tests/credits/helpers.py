@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from creditdesk.audit import Actor
 from creditdesk.credits import reads
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits import consumptions, credit_types, holds, packs, transfers
 from creditdesk.credits.models import Pack
 from creditdesk.ledger import service as ledger
 from creditdesk.ledger.models import LedgerAccount
@@ -48,7 +48,7 @@ def make_shop(db, name: str = "Shop") -> Shop:
 
 
 def credit_type(db, actor: Actor, code: str, **kw) -> str:
-    return db.write(lambda s: credits.create_credit_type(
+    return db.write(lambda s: credit_types.create_credit_type(
         s, cs.CreditTypeCreate(code=code, name=code.title(), **kw), actor=actor).id)
 
 
@@ -59,28 +59,28 @@ def holder(kind: str, holder_id: str | None) -> dict:
 def grant(db, actor: Actor, kind: str, holder_id: str | None, quantity: int, *, credit_type: str = "credits",
           name: str = "Pack", **kw) -> str:
     data = cs.PackCreate(holder=holder(kind, holder_id), credit_type=credit_type, quantity=quantity, name=name, **kw)
-    return db.write(lambda s: credits.grant_pack(s, data, actor=actor).id)
+    return db.write(lambda s: packs.grant_pack(s, data, actor=actor).id)
 
 
 def consume(db, actor: Actor, kind: str, context_id: str | None, amount: int, *, credit_type: str = "credits",
             **kw) -> cs.ConsumptionOut:
     data = cs.ConsumeRequest(context={"kind": kind, "id": context_id}, credit_type=credit_type, amount=amount, **kw)
-    return db.write(lambda s: credits.consume(s, data, actor=actor))
+    return db.write(lambda s: consumptions.consume(s, data, actor=actor))
 
 
 def hold(db, actor: Actor, kind: str, context_id: str | None, amount: int, *, credit_type: str = "credits",
          **kw) -> cs.HoldOut:
     data = cs.HoldRequest(context={"kind": kind, "id": context_id}, credit_type=credit_type, amount=amount, **kw)
-    return db.write(lambda s: credits.hold_out(s, credits.create_hold(s, data, actor=actor)))
+    return db.write(lambda s: holds.hold_out(s, holds.create_hold(s, data, actor=actor)))
 
 
 def capture(db, actor: Actor, hold_id: str, amount: int | None = None) -> cs.HoldOut:
-    return db.write(lambda s: credits.hold_out(s, credits.capture_hold(s, hold_id, cs.CaptureRequest(amount=amount),
-                                                                       actor=actor)))
+    return db.write(lambda s: holds.hold_out(s, holds.capture_hold(s, hold_id, cs.CaptureRequest(amount=amount),
+                                                                   actor=actor)))
 
 
 def release(db, actor: Actor, hold_id: str) -> cs.HoldOut:
-    return db.write(lambda s: credits.hold_out(s, credits.release_hold(s, hold_id, actor=actor)))
+    return db.write(lambda s: holds.hold_out(s, holds.release_hold(s, hold_id, actor=actor)))
 
 
 def transfer(db, actor: Actor, to: tuple[str, str | None], amount: int, *, source: tuple[str, str | None] | None = None,
@@ -91,8 +91,8 @@ def transfer(db, actor: Actor, to: tuple[str, str | None], amount: int, *, sourc
     if from_pack_id is not None:
         body["from_pack_id"] = from_pack_id
     data = cs.TransferRequest.model_validate(body)
-    return db.write(lambda s: credits.transfer_out(s, (r := credits.transfer_credits(s, data, actor=actor)).transfer,
-                                                   r.lines))
+    return db.write(lambda s: transfers.transfer_out(
+        s, (r := transfers.transfer_credits(s, data, actor=actor)).transfer, r.lines))
 
 
 def pack(db, actor: Actor, pack_id: str) -> cs.PackOut:

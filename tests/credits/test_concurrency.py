@@ -11,7 +11,9 @@ from collections import Counter
 import pytest
 
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits import consumptions, transfers
+from creditdesk.credits.holds import reverse_hold
+from creditdesk.credits.packs import void_pack
 from creditdesk.credits.errors import (
     AlreadyReversed,
     HoldNotPending,
@@ -165,12 +167,12 @@ def test_reversing_one_consumption_twice_at_once(db, shop):
     a = shop.actor
     p = grant(db, a, "office", shop.berlin, 100)
     c = consume(db, a, "office", shop.berlin, 70)
-    outcomes = race(8, lambda i: db.write(lambda s: credits.reverse_consumption(s, c.id, actor=a).id))
+    outcomes = race(8, lambda i: db.write(lambda s: consumptions.reverse_consumption(s, c.id, actor=a).id))
     assert kinds(outcomes) == Counter({"ok": 1, "AlreadyReversed": 7}), kinds(outcomes)
     assert remaining(db, a, p) == 100
     h = hold(db, a, "office", shop.berlin, 40)
     capture(db, a, h.id)
-    outcomes = race(8, lambda i: db.write(lambda s: credits.reverse_hold(s, h.id, actor=a).id))
+    outcomes = race(8, lambda i: db.write(lambda s: reverse_hold(s, h.id, actor=a).id))
     assert kinds(outcomes) == Counter({"ok": 1, "AlreadyReversed": 7}), kinds(outcomes)
     assert remaining(db, a, p) == 100
     assert all(isinstance(o, AlreadyReversed) for o in outcomes if isinstance(o, Exception))
@@ -183,7 +185,7 @@ def test_void_change_holder_and_transfer_against_consumptions(db, shop):
 
     def act(i):
         if i == 0:
-            return db.write(lambda s: credits.void_pack(s, p, cs.VoidPack(reason="race"), actor=a).status)
+            return db.write(lambda s: void_pack(s, p, cs.VoidPack(reason="race"), actor=a).status)
         if i == 1:
             return transfer(db, a, ("office", shop.paris), 15, from_pack_id=p).amount
         return consume(db, a, "office", shop.berlin, 5).amount
@@ -204,7 +206,7 @@ def test_void_change_holder_and_transfer_against_consumptions(db, shop):
 
     def move(i):
         if i == 0:
-            return db.write(lambda s: credits.change_holder(s, q, cs.ChangeHolder(
+            return db.write(lambda s: transfers.change_holder(s, q, cs.ChangeHolder(
                 holder={"kind": "user", "id": shop.clara}), actor=a).holder_id)
         who = shop.anna if i % 2 else shop.clara
         return (who, consume(db, a, "user", who, 5).amount)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from creditdesk.audit import AuditEvent
-from creditdesk.credits import service as credits
+from creditdesk.credits import expiry
 from creditdesk.credits.models import CreditType, Pack
 from creditdesk.jobs import runner
 from creditdesk.ledger import service as ledger
@@ -64,7 +64,7 @@ def test_expiry_in_a_session_that_holds_the_pack_sees_the_change(db, frozen_cloc
         pack = s.get(Pack, p)
         account = s.get(LedgerAccount, pack.ledger_account_id)
         assert pack.status == "active" and account.available == 10
-        assert credits.expire_packs(s, [p, p]) == 1
+        assert expiry.expire_packs(s, [p, p]) == 1
         return pack.status, account.available
     assert db.write(fn) == ("expired", 0)
-    assert db.write(lambda s: credits.expire_packs(s, [p])) == 0
+    assert db.write(lambda s: expiry.expire_packs(s, [p])) == 0

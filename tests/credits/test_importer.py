@@ -13,7 +13,7 @@ from sqlalchemy import select
 from creditdesk.audit import AuditEvent, _jsonable
 from creditdesk.credits import importer
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits.packs import grant_pack
 from creditdesk.credits.models import Pack
 from creditdesk.ledger import service as ledger
 from creditdesk.ledger.models import LedgerAccount
@@ -122,7 +122,7 @@ def test_a_derived_key_taken_by_a_user_does_not_swallow_the_row(db):
     for key in keys:
         credits_ = cs.PackCreate(holder={"kind": "user", "id": shop.anna}, credit_type="credits", quantity=1,
                                  name="squat", idempotency_key=key)
-        db.write(lambda s, data=credits_: credits.grant_pack(s, data, actor=shop.actor))
+        db.write(lambda s, data=credits_: grant_pack(s, data, actor=shop.actor))
     report = run_import(db, shop.actor, text)
     assert (report.granted, report.skipped, report.error_count) == (2, 0, 0)
     imported = {p.name: p for p in packs_of(db, shop.ws) if p.holder_id == shop.berlin}
@@ -172,7 +172,7 @@ def test_an_imported_pack_is_recorded_like_a_granted_one(db, frozen_clock):
                   relationship_manager_id=shop.ben, purchased_at="2026-01-10T08:30:00+02:00",
                   expiry_months=12, priority=50, product_codes=["x", "a"], status_label="drive",
                   notes='quote " and unicode é ✓')
-    granted = db.write(lambda s: credits.grant_pack(s, cs.PackCreate(
+    granted = db.write(lambda s: grant_pack(s, cs.PackCreate(
         holder={"kind": "office", "id": shop.berlin}, credit_type="credits", quantity=40, name="Same pack",
         idempotency_key="the-granted-one", **fields), actor=shop.actor).id)
     row = (f"office,{shop.berlin},credits,40,Same pack,5000,EUR,,purchase,ext-9,{shop.ben},,"

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from creditdesk import migrate
 from creditdesk.audit import Actor
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits import credit_types, packs
 from creditdesk.db import Database
 from creditdesk.parties import service as parties
 
@@ -31,12 +31,12 @@ def test_internal_keys_move_to_their_column_and_users_keys_stay(empty_db):
         ws, master, _key, _secret = parties.create_workspace(session, name="M", master_name="M",
                                                              master_email="m@example.com")
         actor = Actor.system(ws.id)
-        credits.create_credit_type(session, cs.CreditTypeCreate(code="credits", name="Credits"), actor=actor)
+        credit_types.create_credit_type(session, cs.CreditTypeCreate(code="credits", name="Credits"), actor=actor)
 
         def grant(name, **kw):
             fields = {k: kw.pop(k) for k in ("source", "external_ref", "idempotency_key") if k in kw}
-            return credits.grant_pack(session, cs.PackCreate(holder={"kind": "workspace"}, credit_type="credits",
-                                                             quantity=1, name=name, **fields), actor=actor, **kw)
+            return packs.grant_pack(session, cs.PackCreate(holder={"kind": "workspace"}, credit_type="credits",
+                                                           quantity=1, name=name, **fields), actor=actor, **kw)
         grant("bought", source="purchase", external_ref="smsp_x", purchase_id="smsp_x")
         grant("squatted", idempotency_key="sms_purchase:smsp_y")
         grant("claimed", idempotency_key="sms_purchase:smsp_w")  # made a false purchase below

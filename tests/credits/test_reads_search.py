@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 
 from creditdesk.credits import importer, reads
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits import packs, transfers
 from creditdesk.credits.models import Pack
 from tests.credits.helpers import grant, make_shop
 from tests.credits.test_importer import csv_text
@@ -32,7 +32,7 @@ def found(db, actor, q: str, **filters) -> list[str]:
 
 
 def update(db, actor, pack_id: str, **changes) -> None:
-    db.write(lambda s: credits.update_pack(s, pack_id, cs.PackUpdate(**changes), actor=actor))
+    db.write(lambda s: packs.update_pack(s, pack_id, cs.PackUpdate(**changes), actor=actor))
 
 
 def test_each_searched_field_is_found_after_create_and_after_update(db, matching):
@@ -143,7 +143,7 @@ def test_a_match_in_another_workspace_never_shows(db, matching):
 def test_changing_the_holder_and_voiding_keep_the_index_right(db):
     shop = make_shop(db)
     pack = grant(db, shop.actor, "office", shop.berlin, 10, name="Movable hours")
-    moved = db.write(lambda s: credits.change_holder(s, pack, cs.ChangeHolder(
+    moved = db.write(lambda s: transfers.change_holder(s, pack, cs.ChangeHolder(
         holder={"kind": "office", "id": shop.paris}), actor=shop.actor))
     hits = found(db, shop.actor, "movable")
     assert pack in hits and (moved.id == pack or moved.id in hits)

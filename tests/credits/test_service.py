@@ -15,7 +15,8 @@ from creditdesk.audit import AuditEvent
 from creditdesk.cli import app
 from creditdesk.credits import reads
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits import consumptions, credit_types, holds, projects, transfers
+from creditdesk.credits.packs import update_pack, void_pack
 from creditdesk.credits.errors import (
     AlreadyReversed,
     CreditsFrozen,
@@ -127,7 +128,7 @@ def test_customer_and_project_contexts_burn_their_holders_packs(db, shop):
     paris_pack = grant(db, a, "office", shop.paris, 10, name="paris")
     clara_pack = grant(db, a, "user", shop.clara, 10, name="clara")
     customer_pack = grant(db, a, "customer", shop.customer, 10, name="customer", priority=0)
-    project = db.write(lambda s: credits.create_project(s, cs.ProjectCreate(
+    project = db.write(lambda s: projects.create_project(s, cs.ProjectCreate(
         name="Site", office_id=shop.berlin, contact_ids=[shop.anna]), actor=a).id)
     out = consume(db, a, "project", project, 20, reference=cs.ReferenceIn(kind="project", id=project))
     assert lines(out) == [(anna_pack, 10), (office_pack, 10)]
@@ -395,14 +396,14 @@ def test_reverse_returns_credits_to_the_packs_they_came_from(db, shop):
     c = consume(db, a, "office", shop.berlin, 25)
     consume(db, a, "office", shop.berlin, 5)
     assert pack(db, a, p1).status == "depleted"
-    out = db.write(lambda s: credits.consumption_out(s, credits.reverse_consumption(s, c.id, actor=a, reason="oops")))
+    out = db.write(lambda s: consumptions.consumption_out(s, consumptions.reverse_consumption(s, c.id, actor=a, reason="oops")))
     assert (out.status, out.reversed_at) == ("reversed", T0)
     assert lines(out) == [(p1, 10), (p2, 15)]  # the original legs
     assert remaining(db, a, p1) == 10 and remaining(db, a, p2) == 45
     assert pack(db, a, p1).status == "active"
     assert sink(db, shop.ws, "consumed") == 5
     with pytest.raises(AlreadyReversed) as err:
-        db.write(lambda s: credits.reverse_consumption(s, c.id, actor=a))
+        db.write(lambda s: consumptions.reverse_consumption(s, c.id, actor=a))
     assert err.value.code == "already_reversed"
     assert remaining(db, a, p1) == 10
     assert_verified(db, shop.ws)
@@ -418,7 +419,7 @@ def test_reverse_into_an_expired_pack_is_recorded_as_breakage(db, shop, frozen_c
     # `short` was empty when it expired: the job leaves a depleted pack alone.
     assert run_jobs(db, shop.ws)["packs"] == 0
     assert pack(db, a, short).status == "depleted"
-    db.write(lambda s: credits.reverse_consumption(s, c.id, actor=a))
+    db.write(lambda s: consumptions.reverse_consumption(s, c.id, actor=a))
     # The credits returned to it pass straight on to breakage, and the pack is now expired.
     view = pack(db, a, short)
     assert (view.remaining, view.balance, view.status) == (0, 0, "expired")
@@ -437,7 +438,7 @@ def test_reverse_into_a_pack_past_expiry_before_the_job(db, shop, frozen_clock):
     frozen_clock.advance(days=2)
     # The job has not run: the pack is still stored active with 6 left, but reads as expired (its expiry
     # has passed); the 4 coming back are breakage, the 6 wait for the job (and are not spendable meanwhile).
-    db.write(lambda s: credits.reverse_consumption(s, c.id, actor=a))
+    db.write(lambda s: consumptions.reverse_consumption(s, c.id, actor=a))
     view = pack(db, a, p)
     assert (view.remaining, view.status) == (6, "expired")
     assert balance(db, a, "office", shop.berlin)["available"] == 0
@@ -453,19 +454,19 @@ def test_reverse_a_captured_hold(db, shop):
     p = grant(db, a, "office", shop.berlin, 100)
     h = hold(db, a, "office", shop.berlin, 60)
     with pytest.raises(NothingToReverse):
-        db.write(lambda s: credits.reverse_hold(s, h.id, actor=a))
+        db.write(lambda s: holds.reverse_hold(s, h.id, actor=a))
     capture(db, a, h.id, 45)
-    out = db.write(lambda s: credits.hold_out(s, credits.reverse_hold(s, h.id, actor=a, reason="refund")))
+    out = db.write(lambda s: holds.hold_out(s, holds.reverse_hold(s, h.id, actor=a, reason="refund")))
     assert out.reversed_at == T0 and out.status == "captured"
     assert remaining(db, a, p) == 100
     assert sink(db, shop.ws, "consumed") == 0
     with pytest.raises(AlreadyReversed):
-        db.write(lambda s: credits.reverse_hold(s, h.id, actor=a))
+        db.write(lambda s: holds.reverse_hold(s, h.id, actor=a))
     assert remaining(db, a, p) == 100
     released = hold(db, a, "office", shop.berlin, 5)
     release(db, a, released.id)
     with pytest.raises(NothingToReverse):
-        db.write(lambda s: credits.reverse_hold(s, released.id, actor=a))
+        db.write(lambda s: holds.reverse_hold(s, released.id, actor=a))
     assert_verified(db, shop.ws)
 
 
@@ -475,7 +476,7 @@ def test_reversing_needs_manage_packs(db, shop):
     clerk = actor_of(db, make_user(db, actor=a, name="Clerk", permissions=["consume_credits"]))
     c = consume(db, clerk, "office", shop.berlin, 4)
     with pytest.raises(NotPermitted):
-        db.write(lambda s: credits.reverse_consumption(s, c.id, actor=clerk))
+        db.write(lambda s: consumptions.reverse_consumption(s, c.id, actor=clerk))
     assert balance(db, a, "office", shop.berlin)["available"] == 6
 
 
@@ -548,7 +549,7 @@ def test_transfer_from_one_pack_and_bad_transfers(db, shop):
     with pytest.raises(InvalidCredits) as err:
         transfer(db, a, ("office", shop.paris), 1)
     assert err.value.code == "transfer_source_required"
-    db.write(lambda s: credits.void_pack(s, p, cs.VoidPack(reason="x"), actor=a))
+    db.write(lambda s: void_pack(s, p, cs.VoidPack(reason="x"), actor=a))
     before = row_counts(db, shop.ws)
     with pytest.raises(PackNotActive):
         transfer(db, a, ("office", shop.paris), 1, from_pack_id=p)
@@ -564,7 +565,7 @@ def test_change_holder_is_a_transfer_out_and_in_at_its_time(db, shop, frozen_clo
     p = grant(db, a, "user", shop.anna, 50)
     consume(db, a, "user", shop.anna, 10)
     frozen_clock.advance(minutes=5)
-    moved = db.write(lambda s: credits.change_holder(s, p, cs.ChangeHolder(
+    moved = db.write(lambda s: transfers.change_holder(s, p, cs.ChangeHolder(
         holder={"kind": "user", "id": shop.clara}, reason="Anna left"), actor=a).id)
     assert moved != p
     new = pack(db, a, moved)
@@ -579,10 +580,10 @@ def test_change_holder_is_a_transfer_out_and_in_at_its_time(db, shop, frozen_clo
         consume(db, a, "user", shop.anna, 1)
     assert lines(consume(db, a, "user", shop.clara, 5)) == [(moved, 5)]
     # user -> office -> user: a new pack each time
-    second = db.write(lambda s: credits.change_holder(s, moved, cs.ChangeHolder(
+    second = db.write(lambda s: transfers.change_holder(s, moved, cs.ChangeHolder(
         holder={"kind": "office", "id": shop.paris}), actor=a).id)
     assert balance(db, a, "office", shop.paris)["available"] == 35
-    third = db.write(lambda s: credits.change_holder(s, second, cs.ChangeHolder(
+    third = db.write(lambda s: transfers.change_holder(s, second, cs.ChangeHolder(
         holder={"kind": "user", "id": shop.ben}), actor=a).id)
     view = pack(db, a, third)
     assert (view.holder, view.remaining, view.quantity, view.origin_pack_id) == (
@@ -609,7 +610,7 @@ def test_change_holder_leaves_held_credits_with_their_hold(db, shop):
     a = shop.actor
     p = grant(db, a, "office", shop.berlin, 30)
     h = hold(db, a, "office", shop.berlin, 10)
-    moved = db.write(lambda s: credits.change_holder(s, p, cs.ChangeHolder(
+    moved = db.write(lambda s: transfers.change_holder(s, p, cs.ChangeHolder(
         holder={"kind": "office", "id": shop.paris}), actor=a).id)
     assert (pack(db, a, moved).remaining, pack(db, a, p).remaining, pack(db, a, p).held) == (20, 0, 10)
     capture(db, a, h.id, 4)  # the hold ends on the pack it was taken from
@@ -619,7 +620,7 @@ def test_change_holder_leaves_held_credits_with_their_hold(db, shop):
     hold(db, a, "office", shop.paris, 5)
     before = row_counts(db, shop.ws)
     with pytest.raises(NothingToMove):
-        db.write(lambda s: credits.change_holder(s, q, cs.ChangeHolder(
+        db.write(lambda s: transfers.change_holder(s, q, cs.ChangeHolder(
             holder={"kind": "office", "id": shop.berlin}), actor=a))
     assert row_counts(db, shop.ws) == before
     assert_verified(db, shop.ws)
@@ -629,19 +630,19 @@ def test_change_holder_refusals(db, shop):
     a = shop.actor
     p = grant(db, a, "user", shop.anna, 50)
     with pytest.raises(InvalidCredits) as err:
-        db.write(lambda s: credits.change_holder(s, p, cs.ChangeHolder(holder={"kind": "user", "id": shop.anna}),
+        db.write(lambda s: transfers.change_holder(s, p, cs.ChangeHolder(holder={"kind": "user", "id": shop.anna}),
                                                  actor=a))
     assert err.value.code == "same_holder"
     with pytest.raises(NotFound):
-        db.write(lambda s: credits.change_holder(s, p, cs.ChangeHolder(holder={"kind": "user", "id": "usr_nope"}),
+        db.write(lambda s: transfers.change_holder(s, p, cs.ChangeHolder(holder={"kind": "user", "id": "usr_nope"}),
                                                  actor=a))
     clerk = actor_of(db, make_user(db, actor=a, name="Clerk2", permissions=["consume_credits"]))
     with pytest.raises(NotPermitted):
-        db.write(lambda s: credits.change_holder(s, p, cs.ChangeHolder(holder={"kind": "user", "id": shop.ben}),
+        db.write(lambda s: transfers.change_holder(s, p, cs.ChangeHolder(holder={"kind": "user", "id": shop.ben}),
                                                  actor=clerk))
-    db.write(lambda s: credits.void_pack(s, p, cs.VoidPack(reason="gone"), actor=a))
+    db.write(lambda s: void_pack(s, p, cs.VoidPack(reason="gone"), actor=a))
     with pytest.raises(PackNotActive):
-        db.write(lambda s: credits.change_holder(s, p, cs.ChangeHolder(holder={"kind": "user", "id": shop.ben}),
+        db.write(lambda s: transfers.change_holder(s, p, cs.ChangeHolder(holder={"kind": "user", "id": shop.ben}),
                                                  actor=a))
     assert pack(db, a, p).holder == {"kind": "user", "id": shop.anna}
 
@@ -652,14 +653,14 @@ def test_void_sends_the_remainder_to_breakage(db, shop):
     a = shop.actor
     p = grant(db, a, "office", shop.berlin, 100)
     consume(db, a, "office", shop.berlin, 30)
-    db.write(lambda s: credits.void_pack(s, p, cs.VoidPack(reason="fraud"), actor=a))
+    db.write(lambda s: void_pack(s, p, cs.VoidPack(reason="fraud"), actor=a))
     view = pack(db, a, p)
     assert (view.status, view.void_reason, view.remaining, view.balance) == ("voided", "fraud", 0, 0)
     assert sink(db, shop.ws, "breakage") == 70
     with pytest.raises(InsufficientCredits):
         consume(db, a, "office", shop.berlin, 1)
     with pytest.raises(PackNotActive) as err:
-        db.write(lambda s: credits.void_pack(s, p, cs.VoidPack(reason="again"), actor=a))
+        db.write(lambda s: void_pack(s, p, cs.VoidPack(reason="again"), actor=a))
     assert err.value.code == "pack_already_voided"
     with pytest.raises(ValidationError):
         cs.VoidPack(reason="")
@@ -673,7 +674,7 @@ def test_void_with_credits_on_hold(db, shop):
     p = grant(db, a, "office", shop.berlin, 100)
     h1 = hold(db, a, "office", shop.berlin, 30)
     h2 = hold(db, a, "office", shop.berlin, 20)
-    db.write(lambda s: credits.void_pack(s, p, cs.VoidPack(reason="closing"), actor=a))
+    db.write(lambda s: void_pack(s, p, cs.VoidPack(reason="closing"), actor=a))
     assert sink(db, shop.ws, "breakage") == 50
     assert capture(db, a, h1.id, 10).captured_amount == 10  # a hold made before the void is honoured
     release(db, a, h2.id)
@@ -782,7 +783,7 @@ def test_cli_jobs_release_holds(db, shop, frozen_clock):
 
 def test_eligibility_explains_every_near_miss(db, shop, frozen_clock):
     a = shop.actor
-    project = db.write(lambda s: credits.create_project(s, cs.ProjectCreate(
+    project = db.write(lambda s: projects.create_project(s, cs.ProjectCreate(
         name="Site", office_id=shop.berlin, contact_ids=[shop.anna]), actor=a).id)
     ok = grant(db, a, "office", shop.berlin, 10, name="ok")
     ok_anna = grant(db, a, "user", shop.anna, 10, name="ok_anna", priority=1)
@@ -890,7 +891,7 @@ def test_bad_consumptions_write_nothing(db, shop):
     with pytest.raises(NotFound):
         consume(db, a, "project", "prj_nope", 1)
     with pytest.raises(NotFound):
-        db.write(lambda s: credits.void_pack(s, their_pack, cs.VoidPack(reason="x"), actor=a))
+        db.write(lambda s: void_pack(s, their_pack, cs.VoidPack(reason="x"), actor=a))
     with pytest.raises(NotFound):
         transfer(db, a, ("office", shop.berlin), 1, from_pack_id=their_pack)
     assert row_counts(db, shop.ws) == before
@@ -970,7 +971,7 @@ def catalogue(db, shop):
     }
     consume(db, a, "office", shop.berlin, 70)
     consume(db, a, "user", shop.anna, 40)
-    db.write(lambda s: credits.void_pack(s, p["pool"], cs.VoidPack(reason="cleanup"), actor=a))
+    db.write(lambda s: void_pack(s, p["pool"], cs.VoidPack(reason="cleanup"), actor=a))
     p["dan_id"] = dan
     return p
 
@@ -1042,7 +1043,7 @@ def test_pack_list_cursor_with_filters(db, shop, catalogue):
 def test_pack_history_running_balances_and_links(db, shop, frozen_clock):
     a = shop.actor
     p = grant(db, a, "office", shop.berlin, 100)
-    project = db.write(lambda s: credits.create_project(s, cs.ProjectCreate(name="Site", office_id=shop.berlin),
+    project = db.write(lambda s: projects.create_project(s, cs.ProjectCreate(name="Site", office_id=shop.berlin),
                                                         actor=a).id)
     frozen_clock.advance(minutes=1)
     c = consume(db, a, "project", project, 30, reference=cs.ReferenceIn(kind="project", id=project))
@@ -1052,9 +1053,9 @@ def test_pack_history_running_balances_and_links(db, shop, frozen_clock):
     frozen_clock.advance(minutes=1)
     capture(db, a, h.id, 5)
     frozen_clock.advance(minutes=1)
-    db.write(lambda s: credits.reverse_consumption(s, c.id, actor=a))
+    db.write(lambda s: consumptions.reverse_consumption(s, c.id, actor=a))
     frozen_clock.advance(minutes=1)
-    db.write(lambda s: credits.update_pack(s, p, cs.PackUpdate(status_label="Reviewed"), actor=a))
+    db.write(lambda s: update_pack(s, p, cs.PackUpdate(status_label="Reviewed"), actor=a))
     frozen_clock.advance(minutes=1)
     consume(db, a, "office", shop.berlin, 95, reference=cs.ReferenceIn(kind="invoice", id="inv-9"))
     entries = history(db, a, p)
@@ -1105,9 +1106,9 @@ def test_who_may_do_what(db, shop):
     with pytest.raises(NotPermitted):
         transfer(db, clerk, ("office", shop.paris), 1, from_pack_id=p)
     with pytest.raises(NotPermitted):
-        db.write(lambda s: credits.void_pack(s, p, cs.VoidPack(reason="x"), actor=clerk))
+        db.write(lambda s: void_pack(s, p, cs.VoidPack(reason="x"), actor=clerk))
     with pytest.raises(NotPermitted):
-        db.write(lambda s: credits.create_credit_type(s, cs.CreditTypeCreate(code="x", name="X"), actor=manager))
+        db.write(lambda s: credit_types.create_credit_type(s, cs.CreditTypeCreate(code="x", name="X"), actor=manager))
     grant(db, manager, "office", shop.berlin, 5)
     consume(db, clerk, "office", shop.berlin, 1)
     assert balance(db, a, "office", shop.berlin)["available"] == 14

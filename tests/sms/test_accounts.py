@@ -133,7 +133,7 @@ def test_frozen_has_one_definition_in_the_sms_box_and_the_credits_views(world):
     the burn) and the SMS box used to disagree on a contact (not staff) holding send_sms."""
     from sqlalchemy import select
 
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import burn
     from creditdesk.parties.models import User
     from tests.parties.factories import make_user
 
@@ -144,7 +144,7 @@ def test_frozen_has_one_definition_in_the_sms_box_and_the_credits_views(world):
     with world.db.read() as session:
         ct = sms.find_sms_credit_type(session, world.ws)
         users = list(session.scalars(select(User).where(User.workspace_id == world.ws)))
-        frozen = credits.frozen_user_ids(session, world.ws, ct, {u.id for u in users})
+        frozen = burn.frozen_user_ids(session, world.ws, ct, {u.id for u in users})
         assert {u.id for u in users if not sms.may_send_sms(u)} == frozen
         assert {contact, world.ids["Dan"], world.ids["Ian"]} <= frozen
         assert world.ids["Ann"] not in frozen and world.ids["master"] not in frozen

@@ -129,14 +129,14 @@ def test_a_change_of_holder_is_an_out_and_in_pair_at_its_time(world, frozen_cloc
     and shows a transfer out at the time of the change; the new holder shows a transfer in at that time,
     never a purchase from before they held the credits. It follows the transfer rules."""
     from creditdesk.credits import schemas as cs
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import transfers
     from creditdesk.errors import InvalidInput
 
     purchase = world.buy("master", "user", "Ann", 300)
     frozen_clock.advance(days=3)
 
     def change(who, pack_id, to):
-        return world.write(lambda session: credits.change_holder(session, pack_id, cs.ChangeHolder(
+        return world.write(lambda session: transfers.change_holder(session, pack_id, cs.ChangeHolder(
             holder={"kind": "user", "id": world.ids[to]}, reason="Ann left"), actor=world.actor(who)))
 
     with pytest.raises(InvalidInput) as refused:  # Dan has no send_sms: SMS credits cannot go to him

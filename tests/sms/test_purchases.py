@@ -150,12 +150,12 @@ def test_a_purchase_key_taken_by_a_user_first_still_grants_the_buyer(world, test
     """F11: internal keys (`sms_purchase:<id>`) live apart from the keys users give their grants. A manager
     who granted a pack under the key of a pending purchase no longer takes the paid purchase's credits."""
     from creditdesk.credits import schemas as cs
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import credit_types, packs
 
-    world.write(lambda session: credits.create_credit_type(session, cs.CreditTypeCreate(code="credits", name="C"),
-                                                           actor=world.actor("master")))
+    world.write(lambda session: credit_types.create_credit_type(session, cs.CreditTypeCreate(code="credits", name="C"),
+                                                                actor=world.actor("master")))
     purchase = world.buy("Ann", "user", "Ben", 30, method="test_pending")
-    squat = world.write(lambda session: credits.grant_pack(session, cs.PackCreate(
+    squat = world.write(lambda session: packs.grant_pack(session, cs.PackCreate(
         holder={"kind": "user", "id": world.ids["Max"]}, credit_type="credits", quantity=1, name="squat",
         idempotency_key=f"sms_purchase:{purchase.id}"), actor=world.actor("Max")).id)
     paid = world.write(lambda session: sms.settle_purchase(

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits import credit_types, expiry, packs, projects
 from creditdesk.parties import schemas as ps
 from creditdesk.parties import service as parties
 
@@ -69,12 +69,12 @@ def build_world(db, *, name: str = "Web workspace") -> World:
         parties.create_user(session, ps.UserCreate(
             name="Mel Member", email=f"member-{tag}@example.com", is_staff=True, role="member",
             permissions=["consume_credits"], password=PASSWORD), actor=actor)
-        credits.create_credit_type(session, cs.CreditTypeCreate(code="hours", name="Work hours", scale=2),
-                                   actor=actor)
+        credit_types.create_credit_type(session, cs.CreditTypeCreate(code="hours", name="Work hours", scale=2),
+                                        actor=actor)
         now = datetime.now(UTC)
 
         def grant(kind, holder_id, qty, pack_name, **kw):
-            return credits.grant_pack(session, cs.PackCreate(
+            return packs.grant_pack(session, cs.PackCreate(
                 holder=cs.Holder(kind=kind, id=holder_id), credit_type="hours", quantity=qty, name=pack_name,
                 **kw), actor=actor).id
 
@@ -87,9 +87,9 @@ def build_world(db, *, name: str = "Web workspace") -> World:
                           priority=50)
         expired_pack = grant("office", london.id, 700, "London 2025 hours", purchased_at=now - timedelta(days=400),
                              expires_at=now - timedelta(days=5))
-        credits.expire_packs(session, [expired_pack])
-        project = credits.create_project(session, cs.ProjectCreate(name="Website", office_id=london.id,
-                                                                   contact_ids=[wendy.id]), actor=actor)
+        expiry.expire_packs(session, [expired_pack])
+        project = projects.create_project(session, cs.ProjectCreate(name="Website", office_id=london.id,
+                                                                    contact_ids=[wendy.id]), actor=actor)
         return World(ws.id, master.email, f"manager-{tag}@example.com", f"member-{tag}@example.com", customer.id,
                      london.id, leeds.id, wendy.id, liam.id, project.id, london_pack, wendy_pack, leeds_pack,
                      expired_pack, soon_pack)

@@ -137,7 +137,7 @@ def store_consumption_with_reference(db, workspace_id: str, office_id: str, url:
     from sqlalchemy import select, update
 
     from creditdesk.credits import schemas as cs
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import consumptions
     from creditdesk.credits.models import Consumption, Pack
     from creditdesk.ledger.models import LedgerTransfer
     from creditdesk.parties import service as parties
@@ -146,7 +146,7 @@ def store_consumption_with_reference(db, workspace_id: str, office_id: str, url:
     def consume(session):
         master = session.scalars(select(User).where(User.workspace_id == workspace_id, User.role == "master")
                                  .order_by(User.id)).first()
-        return credits.consume(session, cs.ConsumeRequest(
+        return consumptions.consume(session, cs.ConsumeRequest(
             context=cs.Context(kind="office", id=office_id), credit_type=credit_type, amount=amount,
             reference=cs.ReferenceIn(kind=kind, id=ref_id, url="https://placeholder.example/")),
             actor=parties.actor_for_user(session, master)).id

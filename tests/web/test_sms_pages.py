@@ -247,12 +247,12 @@ def test_history_of_a_purchased_pack_links_to_its_purchase_not_to_itself(web, db
 
 def test_history_of_a_crm_deal_pack_names_the_deal(web, world, db):
     from creditdesk.credits import schemas as cs
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import packs
 
     def grant(session):
         master = parties.actor_for_user(session, session.scalar(
             select(User).where(User.email == world.master_email)))
-        return credits.grant_pack(session, cs.PackCreate(
+        return packs.grant_pack(session, cs.PackCreate(
             holder=cs.Holder(kind="office", id=world.london_id), credit_type="hours", quantity=100, name="Deal pack",
             source="crm_deal", external_ref="deal-77"), actor=master).id
     pack_id = db.write(grant)
@@ -325,12 +325,12 @@ def test_a_stored_javascript_reference_is_never_rendered_as_a_link(web, world, d
     from sqlalchemy import update
 
     from creditdesk.credits import schemas as cs
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import consumptions
     from creditdesk.ledger.models import LedgerTransfer
 
     def consume(session):
         master = parties.actor_for_user(session, session.scalar(select(User).where(User.email == world.master_email)))
-        return credits.consume(session, cs.ConsumeRequest(
+        return consumptions.consume(session, cs.ConsumeRequest(
             context={"kind": "office", "id": world.leeds_id}, credit_type="hours", amount=100,
             reference={"kind": "Invoice", "id": "INV-2026-0043", "url": "https://billing.example/INV"}),
             actor=master).id

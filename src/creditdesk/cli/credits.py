@@ -63,12 +63,12 @@ def jobs_expire(workspace_id: str = typer.Option(None, "--workspace", help="Only
                 batch_size: int = typer.Option(2000, help="Packs per transaction."),
                 database_url: str = DatabaseOption):
     """Expire packs past their expiry date (remaining credits go to breakage). Safe to re-run."""
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import repository
     from creditdesk.jobs import runner
 
     db = open_schema_db(database_url)
     with db.read() as session:
-        due = credits.count_due_packs(session, workspace_id=workspace_id)
+        due = repository.count_due_packs(session, workspace_id=workspace_id)
     with progress_bar() as progress:
         task = progress.add_task("Expiring packs", total=due)
         count = runner.expire_due_packs(db, batch_size=batch_size, workspace_id=workspace_id,
@@ -145,7 +145,7 @@ def packs_grant(workspace_id: str = WorkspaceOption,
                 as_user: str = UserOption, database_url: str = DatabaseOption):
     """Grant one pack to a holder."""
     from creditdesk.credits import schemas
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import packs
 
     kind, _, holder_id = holder.partition(":")
     db = open_schema_db(database_url)
@@ -156,7 +156,7 @@ def packs_grant(workspace_id: str = WorkspaceOption,
                                   price_paid=price_paid, currency=currency)
     except Exception as exc:
         fail(str(exc))
-    pack = run_service(db, lambda s: credits.grant_pack(s, data, actor=actor))
+    pack = run_service(db, lambda s: packs.grant_pack(s, data, actor=actor))
     console.print(f"Pack {pack.id} granted: {quantity} {credit_type} to {kind} {holder_id}.")
 
 
@@ -197,7 +197,7 @@ def consume(workspace_id: str = WorkspaceOption,
             as_user: str = UserOption, database_url: str = DatabaseOption):
     """Consume credits in burn order (priority, soonest expiry, free before paid, oldest)."""
     from creditdesk.credits import schemas
-    from creditdesk.credits import service as credits
+    from creditdesk.credits import consumptions
 
     kind, _, cid = context.partition(":")
     ref = None
@@ -208,7 +208,7 @@ def consume(workspace_id: str = WorkspaceOption,
     actor = actor_for(db, workspace_id, as_user)
     data = schemas.ConsumeRequest(context=schemas.Context(kind=kind, id=cid or None), credit_type=credit_type,
                                   amount=amount, product_code=product, reference=ref, allow_partial=allow_partial)
-    out = run_service(db, lambda s: credits.consume(s, data, actor=actor))
+    out = run_service(db, lambda s: consumptions.consume(s, data, actor=actor))
     console.print(f"Consumption {out.id}: {out.amount} {credit_type}")
     for line in out.lines:
         console.print(f"  {line.pack_id}: {line.amount}")

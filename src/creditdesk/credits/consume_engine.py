@@ -9,13 +9,14 @@ whole group commit's consumptions share their reads and their writes:
 2. per request, in arrival order, the same checks as alone (permission, reference, credit type,
    spend rules, context): a request refused here simply takes no further part;
 3. the candidate packs of every holder in the batch, with one query per credit type (the one
-   "usable now" SQL of credits.service), their accounts read once (on PostgreSQL locked in id order);
+   "usable now" SQL fragment, repository.LIVE_PACK_SQL), their accounts read once (on PostgreSQL
+   locked in id order);
 4. per request, in arrival order, the burn planned in memory against accounts that carry the effects
    of the requests before it (a refused request writes nothing, so it needs no SAVEPOINT);
 5. the rows written with one executemany per table: ledger transfers and account totals
    (ledger.Batch), consumptions, depleted packs, audit events.
 
-A single consumption is a batch of one: `credits.service.consume` calls `consume_many` with one
+A single consumption is a batch of one: `consumptions.consume` calls `consume_many` with one
 request, so both paths give the same answers and write the same rows (tests/credits pin them).
 """
 
@@ -28,9 +29,11 @@ from sqlalchemy.orm import Session
 
 from creditdesk import audit, clock, rawsql
 from creditdesk.audit import Actor, snapshot
-from creditdesk.credits import governance, schemas
-from creditdesk.credits import service as credits
+from creditdesk.credits import burn, governance, repository, schemas
+from creditdesk.credits.consumptions import check_reference, reference
+from creditdesk.credits.errors import unknown_credit_type
 from creditdesk.credits.models import Consumption
+from creditdesk.credits.packs import HolderRef, mark_depleted
 from creditdesk.errors import CreditdeskError
 from creditdesk.ids import new_id
 from creditdesk.ledger import batch as ledger_batch
@@ -45,8 +48,8 @@ class _Checked:
     index: int
     actor: Actor
     data: schemas.ConsumeRequest
-    ct: credits.CreditTypeRef
-    ctx: credits.ResolvedContext
+    ct: repository.CreditTypeRef
+    ctx: burn.ResolvedContext
 
 
 def consume_many(session: Session, requests: Sequence[tuple[Actor, schemas.ConsumeRequest]]
@@ -56,15 +59,15 @@ def consume_many(session: Session, requests: Sequence[tuple[Actor, schemas.Consu
     rawsql.flush_pending(session)
     results: list = [None] * len(requests)
     types = _credit_types(session, {(actor.workspace_id, data.credit_type) for actor, data in requests})
-    contexts: dict[tuple, credits.ResolvedContext | CreditdeskError] = {}
+    contexts: dict[tuple, burn.ResolvedContext | CreditdeskError] = {}
     checked: list[_Checked] = []
     for n, (actor, data) in enumerate(requests):
         try:
-            credits.require_consume(actor)
-            credits.check_reference(data.reference)
+            governance.require_consume(actor)
+            check_reference(data.reference)
             ct = types.get((actor.workspace_id, data.credit_type))
             if ct is None:
-                raise credits._unknown_credit_type(data.credit_type)
+                raise unknown_credit_type(data.credit_type)
             governance.authorize_spend(session, actor, ct, data.context.kind, data.context.id)
             ctx = _context(session, contexts, actor.workspace_id, data.context.kind, data.context.id)
         except CreditdeskError as exc:
@@ -80,11 +83,11 @@ def consume_many(session: Session, requests: Sequence[tuple[Actor, schemas.Consu
     consumptions, audit_rows, touched = [], [], {}
     for item in checked:
         ct, ctx, data = item.ct, item.ctx, item.data
-        packs = credits.usable_now((c for h in set(ctx.holders) for c in candidates.get((ct.workspace_id, ct.id, h), ())),
+        packs = burn.usable_now((c for h in set(ctx.holders) for c in candidates.get((ct.workspace_id, ct.id, h), ())),
                                    data.product_code, candidates.frozen.get((ct.workspace_id, ct.id), set()))
-        plan = credits._plan(packs, data.amount)
+        plan = burn.plan(packs, data.amount)
         taken = sum(t for _, t in plan)
-        shortage = credits.shortage(session, ctx, ct, data.amount, taken, data.product_code, data.allow_partial,
+        shortage = burn.shortage(session, ctx, ct, data.amount, taken, data.product_code, data.allow_partial,
                                     now)
         if shortage is not None:
             results[item.index] = shortage
@@ -98,10 +101,10 @@ def consume_many(session: Session, requests: Sequence[tuple[Actor, schemas.Consu
             reference_id=data.reference.id if data.reference else None,
             reference_url=data.reference.url if data.reference else None, status="posted", reversed_at=None,
             actor_id=item.actor.user_id, created_at=at)
-        ref = credits._reference(data.reference)
+        ref = reference(data.reference)
         operation = ledger_batch.Operation(item.actor.workspace_id, operation_id=consumption.id,
                                            actor_id=item.actor.user_id)
-        operation.post(*[ledger.TransferSpec(p.ledger_account_id, ct.consumed_account_id, take, credits.CONSUME, ref)
+        operation.post(*[ledger.TransferSpec(p.ledger_account_id, ct.consumed_account_id, take, repository.CONSUME, ref)
                          for p, take in plan])
         error = batch.try_apply(operation)
         if error is not None:  # pragma: no cover - the plan never takes more than is available
@@ -121,29 +124,29 @@ def consume_many(session: Session, requests: Sequence[tuple[Actor, schemas.Consu
             status="posted", lines=lines, reversed_at=None, created_at=at)
     rawsql.insert_many(session, Consumption.__table__, consumptions)
     batch.write()
-    credits._mark_depleted(session, list(touched.items()), clock.now())
+    mark_depleted(session, list(touched.items()), clock.now())
     rawsql.insert_many(session, audit.AuditEvent.__table__, audit_rows)
     return results
 
 
-def _credit_types(session: Session, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], credits.CreditTypeRef]:
+def _credit_types(session: Session, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], repository.CreditTypeRef]:
     by_workspace: dict[str, set[str]] = {}
     for workspace_id, code in wanted:
         by_workspace.setdefault(workspace_id, set()).add(code)
     found = {}
     for workspace_id, codes in by_workspace.items():
-        for ct in credits.credit_type_refs(session, workspace_id, codes):
+        for ct in repository.credit_type_refs(session, workspace_id, codes):
             found[(workspace_id, ct.code)] = ct
     return found
 
 
 def _context(session: Session, known: dict, workspace_id: str, kind: str, context_id: str | None
-             ) -> credits.ResolvedContext:
+             ) -> burn.ResolvedContext:
     key = (workspace_id, kind, context_id)
     found = known.get(key)
     if found is None:
         try:
-            found = credits.resolve_context(session, workspace_id, kind, context_id)
+            found = burn.resolve_context(session, workspace_id, kind, context_id)
         except CreditdeskError as exc:
             found = exc
         known[key] = found
@@ -163,16 +166,16 @@ class _Candidates(dict):
 def _candidates(session: Session, checked: list[_Checked], now) -> _Candidates:
     """Every holder's usable packs, per credit type with one query (the accounts shared: a pack in two
     requests' contexts is one account whose totals carry both). On PostgreSQL their accounts are
-    locked in id order and the packs read again, as credits.service.lock_candidates does for one."""
-    groups: dict[tuple[str, str], tuple[credits.CreditTypeRef, set]] = {}
+    locked in id order and the packs read again, as burn.lock_candidates does for one."""
+    groups: dict[tuple[str, str], tuple[repository.CreditTypeRef, set]] = {}
     for item in checked:
         groups.setdefault((item.ct.workspace_id, item.ct.id), (item.ct, set()))[1].update(item.ctx.holders)
     out = _Candidates()
     for (workspace_id, ct_id), (ct, holders) in groups.items():
-        packs = credits.lock_candidates_of(session, ct, sorted(holders, key=lambda h: (h.kind, h.id)), now)
+        packs = burn.lock_live_packs(session, ct, sorted(holders, key=lambda h: (h.kind, h.id)), now)
         for pack in packs:
-            out.setdefault((workspace_id, ct_id, credits.HolderRef(pack.holder_kind, pack.holder_id)),
+            out.setdefault((workspace_id, ct_id, HolderRef(pack.holder_kind, pack.holder_id)),
                            []).append(pack)
-        out.frozen[(workspace_id, ct_id)] = credits.frozen_user_ids(
+        out.frozen[(workspace_id, ct_id)] = burn.frozen_user_ids(
             session, workspace_id, ct, {p.holder_id for p in packs if p.holder_kind == "user"})
     return out

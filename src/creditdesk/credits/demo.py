@@ -9,14 +9,14 @@ from sqlalchemy.orm import Session
 from creditdesk import clock
 from creditdesk.audit import Actor
 from creditdesk.credits import schemas as s
-from creditdesk.credits import service as credits
+from creditdesk.credits import consumptions, credit_types, expiry, packs, projects
 
 
 def create_credit_demo(session: Session, *, actor: Actor, customers: dict, staff: dict) -> None:
     for code, name, scale, perm in [("hours", "Work hours", 2, None), ("sms", "SMS messages", 0, "send_sms"),
                                     ("credits", "Credits", 0, None)]:
-        credits.create_credit_type(session, s.CreditTypeCreate(code=code, name=name, scale=scale,
-                                                               required_permission=perm), actor=actor)
+        credit_types.create_credit_type(session, s.CreditTypeCreate(code=code, name=name, scale=scale,
+                                                                    required_permission=perm), actor=actor)
     now = clock.now()
     acme, (acme_london, acme_leeds), (wendy, liam) = customers["Acme Widgets"]
     globex, (globex_hq,), (hank,) = customers["Globex Corporation"]
@@ -25,7 +25,7 @@ def create_credit_demo(session: Session, *, actor: Actor, customers: dict, staff
 
     def grant(holder_kind, holder_id, qty, name, *, ct="hours", days=365, price=0, label="", notes="",
               priority=100, products=(), start_days=0, source="manual", ref=None):
-        return credits.grant_pack(session, s.PackCreate(
+        return packs.grant_pack(session, s.PackCreate(
             holder=s.Holder(kind=holder_kind, id=holder_id), credit_type=ct, quantity=qty, name=name,
             price_paid=price, currency="GBP" if price else None, source=source, external_ref=ref,
             relationship_manager_id=manager.id, purchased_at=now - timedelta(days=max(0, -start_days)),
@@ -43,13 +43,13 @@ def create_credit_demo(session: Session, *, actor: Actor, customers: dict, staff
     grant("office", initech_austin.id, 1500, "Initech Q3 pack", start_days=14, label="Starts next fortnight")
     grant("user", peter.id, 800, "Peter's old pack", days=2)
 
-    project = credits.create_project(session, s.ProjectCreate(name="Acme website refresh", office_id=acme_london.id,
-                                                              contact_ids=[wendy.id]), actor=actor)
-    credits.create_project(session, s.ProjectCreate(name="Globex launch video", office_id=globex_hq.id,
-                                                    contact_ids=[hank.id]), actor=actor)
-    credits.consume(session, s.ConsumeRequest(context=s.Context(kind="project", id=project.id), credit_type="hours",
-                                              amount=1250, product_code="copywriting",
-                                              reference=s.ReferenceIn(kind="project", id=project.id)), actor=actor)
+    project = projects.create_project(session, s.ProjectCreate(name="Acme website refresh", office_id=acme_london.id,
+                                                               contact_ids=[wendy.id]), actor=actor)
+    projects.create_project(session, s.ProjectCreate(name="Globex launch video", office_id=globex_hq.id,
+                                                     contact_ids=[hank.id]), actor=actor)
+    consumptions.consume(session, s.ConsumeRequest(context=s.Context(kind="project", id=project.id),
+                                                   credit_type="hours", amount=1250, product_code="copywriting",
+                                                   reference=s.ReferenceIn(kind="project", id=project.id)), actor=actor)
     del london_pack
 
     # SMS: a workspace pool, and staff credits.
@@ -58,15 +58,15 @@ def create_credit_demo(session: Session, *, actor: Actor, customers: dict, staff
         grant("user", staff[key].id, 200, f"SMS for {staff[key].name}", ct="sms", days=365)
 
     # History for the back office's Credit information tab: a pack used up on a project, and one expired.
-    leeds_project = credits.create_project(session, s.ProjectCreate(
+    leeds_project = projects.create_project(session, s.ProjectCreate(
         name="Acme Leeds intranet", office_id=acme_leeds.id, contact_ids=[liam.id]), actor=actor)
     grant("user", liam.id, 300, "Liam's pilot hours", priority=10, label="Used up")
-    credits.consume(session, s.ConsumeRequest(context=s.Context(kind="project", id=leeds_project.id),
-                                              credit_type="hours", amount=300,
-                                              reference=s.ReferenceIn(kind="project", id=leeds_project.id)),
-                    actor=actor)
-    old = credits.grant_pack(session, s.PackCreate(
+    consumptions.consume(session, s.ConsumeRequest(context=s.Context(kind="project", id=leeds_project.id),
+                                                   credit_type="hours", amount=300,
+                                                   reference=s.ReferenceIn(kind="project", id=leeds_project.id)),
+                         actor=actor)
+    old = packs.grant_pack(session, s.PackCreate(
         holder=s.Holder(kind="office", id=acme_london.id), credit_type="hours", quantity=2000,
         name="Acme 2025 hours", relationship_manager_id=manager.id, purchased_at=now - timedelta(days=400),
         expires_at=now - timedelta(days=35), status_label="Lapsed"), actor=actor)
-    credits.expire_packs(session, [old.id])
+    expiry.expire_packs(session, [old.id])

@@ -52,3 +52,8 @@ class InvalidCredits(CreditsError):
     code = "invalid_credits_request"
     http_status = 422
     title = "Invalid credits request"
+
+
+def unknown_credit_type(code: str) -> InvalidCredits:
+    return InvalidCredits(f"Unknown credit type {code!r}. Create it first (POST /v1/credit-types).",
+                          code="unknown_credit_type")

@@ -37,9 +37,9 @@ from sqlalchemy.orm import Session
 
 from creditdesk import clock
 from creditdesk.audit import Actor, AuditEvent, _jsonable
-from creditdesk.credits import governance, schemas
-from creditdesk.credits import service as credits
+from creditdesk.credits import governance, repository, schemas
 from creditdesk.credits.models import CreditType, Pack
+from creditdesk.credits.packs import add_months, grant_pack
 from creditdesk.errors import CreditdeskError
 from creditdesk.ids import new_ids
 from creditdesk.ledger import service as ledger
@@ -552,7 +552,7 @@ def _grantable(v: dict, ws: str, found: _Lookups, now: When) -> tuple[_TypeRef, 
         if expires is not None:
             return None
         try:
-            expires = _rendered(credits.add_months(purchased.at, v["expiry_months"]))
+            expires = _rendered(add_months(purchased.at, v["expiry_months"]))
         except ValueError:
             return None
     if expires is not None and expires.at <= starts.at:
@@ -567,7 +567,7 @@ def _grantable(v: dict, ws: str, found: _Lookups, now: When) -> tuple[_TypeRef, 
 def import_batch(session: Session, rows: list[Row], *, actor: Actor, report: ImportReport) -> None:
     """Grant a batch of parsed rows in the caller's transaction. A bad row is reported alone with its
     line number; the others are granted (bulk), or skipped when an earlier run already granted them."""
-    credits.require_grant(actor)
+    governance.require_grant(actor)
     ws = actor.workspace_id
     live = [r for r in rows if r.key is not None and r.error is None]
     # Keys already granted, each with its namespace (Row.slot): users' keys, and content-derived ones.
@@ -634,7 +634,7 @@ def _grant_one(session: Session, row: Row, *, actor: Actor, report: ImportReport
         return
     savepoint = session.begin_nested()
     try:
-        credits.grant_pack(session, data, actor=actor, internal_key=row.key if row.derived else None)
+        grant_pack(session, data, actor=actor, internal_key=row.key if row.derived else None)
         savepoint.commit()
     except CreditdeskError as exc:
         savepoint.rollback()
@@ -681,7 +681,7 @@ def _insert(session: Session, clean: list[tuple[Row, dict, tuple]], *, actor: Ac
 def _post_grants(session: Session, clean, ids, *, actor: Actor, now: datetime) -> None:
     """Each pack's ledger account, opened with its grant from the credit type's issuance account, through
     the ledger's batch (one executemany per ledger table)."""
-    ws, user_id, grant = actor.workspace_id, actor.user_id, credits.GRANT
+    ws, user_id, grant = actor.workspace_id, actor.user_id, repository.GRANT
     account_ids, pack_ids, transfer_ids, _ = ids
     batch = ledger.Batch(session, now=now)
     batch.open_accounts((account_ids[i], ws, ct.code, "pack", DEBITS_MUST_NOT_EXCEED_CREDITS, None)
@@ -867,7 +867,7 @@ def import_stream(db, stream: io.TextIOBase, *, actor: Actor, batch_size: int = 
     import gc
     from concurrent.futures import ThreadPoolExecutor
 
-    credits.require_grant(actor)
+    governance.require_grant(actor)
     report = ImportReport()
     tuning = _SqliteTuning() if db.is_sqlite else None
 

@@ -10,20 +10,11 @@ from sqlalchemy.orm import Session
 from creditdesk import clock
 from creditdesk.audit import Actor, AuditEvent
 from creditdesk.credits import governance, schemas
+from creditdesk.credits.burn import burn_key, covers, frozen_user_ids, resolve_context
+from creditdesk.credits.credit_types import credit_type_by_code
 from creditdesk.credits.models import CreditType, Pack, Project
-from creditdesk.credits.service import (
-    CONSUME,
-    HolderRef,
-    _covers,
-    _holder_clause,
-    burn_key,
-    credit_type_by_code,
-    frozen_user_ids,
-    pack_status,
-    resolve_context,
-    resolve_holder,
-    status_clause,
-)
+from creditdesk.credits.packs import HolderRef, pack_status, resolve_holder, status_clause
+from creditdesk.credits.repository import CONSUME, holder_clause, is_live
 from creditdesk.errors import InvalidInput, NotPermitted
 from creditdesk.ledger.models import PENDING, POST_PENDING, VOID_PENDING, LedgerAccount, LedgerTransfer
 from creditdesk.pagination import Page, check_limit, paginate
@@ -348,7 +339,7 @@ def balances(session: Session, *, actor: Actor, holder_kind: str, holder_id: str
     for unit, ct_id, status, starts_at, expires_at, credits_posted, debits_posted, debits_pending in rows:
         t = totals.setdefault(unit, {"available": 0, "held": 0, "total": 0, "frozen": 0, "packs": 0})
         starts_at, expires_at = clock.aware(starts_at), clock.aware(expires_at)
-        usable = status == "active" and starts_at <= now and (expires_at is None or expires_at > now)
+        usable = is_live(status, starts_at, expires_at, now)
         if usable:
             available = credits_posted - debits_posted - debits_pending
             if ct_id in frozen_types:
@@ -371,7 +362,7 @@ def eligibility(session: Session, *, actor: Actor, context_kind: str, context_id
     ctx = resolve_context(session, ws, context_kind, context_id)
     ct = credit_type_by_code(session, ws, credit_type) if credit_type else None
     now = clock.now()
-    cond = _holder_clause(ctx.holders)
+    cond = holder_clause(ctx.holders)
     if ctx.customer_id:
         cond = or_(cond, Pack.customer_id == ctx.customer_id)
     stmt = (select(Pack, LedgerAccount).join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
@@ -404,7 +395,7 @@ def eligibility(session: Session, *, actor: Actor, context_kind: str, context_id
             reasons.append("depleted")
         if ct is not None and pack.credit_type_id != ct.id:
             reasons.append("other_credit_type")
-        if not _covers(pack, product_code):
+        if not covers(pack, product_code):
             reasons.append("product_not_covered")
         if views[pack.id].frozen:
             reasons.append("frozen")

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 
 from creditdesk import idempotency
-from creditdesk.credits import service as credits
+from creditdesk.credits import expiry, repository
 from creditdesk.db import Database
 from creditdesk.sms import service as sms
 
@@ -25,10 +25,10 @@ def expire_due_packs(db: Database, *, batch_size: int = 500, workspace_id: str |
     total = 0
     while True:
         with db.read() as session:
-            ids = credits.due_pack_ids(session, limit=batch_size, workspace_id=workspace_id)
+            ids = repository.due_pack_ids(session, limit=batch_size, workspace_id=workspace_id)
         if not ids:
             return total
-        done = db.write(lambda session: credits.expire_packs(session, ids))
+        done = db.write(lambda session: expiry.expire_packs(session, ids))
         total += done
         if progress:
             progress(len(ids))
@@ -38,8 +38,8 @@ def release_timed_out_holds(db: Database, *, batch_size: int = 200, workspace_id
                             progress: Callable[[int], None] | None = None) -> int:
     total = 0
     while True:
-        released = db.write(lambda session: credits.release_timed_out_holds(session, workspace_id=workspace_id,
-                                                                            limit=batch_size))
+        released = db.write(lambda session: expiry.release_timed_out_holds(session, workspace_id=workspace_id,
+                                                                           limit=batch_size))
         total += released
         if progress and released:
             progress(released)

@@ -35,12 +35,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from creditdesk import audit, clock
 from creditdesk.audit import Actor, snapshot
-from creditdesk.credits import governance
+from creditdesk.credits import credit_types, governance, holds, packs, transfers
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
 from creditdesk.credits.errors import CreditsFrozen, HoldExpired, HoldNotPending, InsufficientCredits
 from creditdesk.credits.models import CreditType, Hold, Pack
-from creditdesk.credits.service import HolderRef
+from creditdesk.credits.packs import HolderRef
+from creditdesk.credits.repository import is_live
 from creditdesk.db import Database, after_commit, database_of
 from creditdesk.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from creditdesk.ids import new_id
@@ -106,7 +106,7 @@ def sms_credit_type(session: Session, workspace_id: str) -> CreditType:
     """The `sms` credit type, created on first use (frozen while the holder lacks send_sms)."""
     ct = find_sms_credit_type(session, workspace_id)
     if ct is None:
-        ct = credits.create_credit_type(session, cs.CreditTypeCreate(
+        ct = credit_types.create_credit_type(session, cs.CreditTypeCreate(
             code=SMS, name="SMS", scale=0, required_permission="send_sms"), actor=Actor.system(workspace_id))
     return ct
 
@@ -381,7 +381,7 @@ def _apply_payment(session: Session, purchase: SmsPurchase, result: payments.Pay
         return
     ct = sms_credit_type(session, purchase.workspace_id)
     purchase.number = _next_number(session, purchase.workspace_id)
-    pack = credits.grant_pack(session, cs.PackCreate(
+    pack = packs.grant_pack(session, cs.PackCreate(
         holder=cs.Holder(kind=purchase.for_kind, id=purchase.for_id if purchase.for_kind == "user" else None),
         credit_type=ct.code, quantity=purchase.quantity, name=f"SMS credits, receipt {receipt_number(purchase)}",
         price_paid=purchase.subtotal, currency=purchase.currency, is_paid=purchase.subtotal > 0, source="purchase",
@@ -472,7 +472,7 @@ def holder_name(session: Session, kind: str, holder_id: str) -> str:
 
 # --- transfers -------------------------------------------------------------------------------------
 
-def transfer(session: Session, data: schemas.SmsTransferCreate, *, actor: Actor) -> credits.TransferResult:
+def transfer(session: Session, data: schemas.SmsTransferCreate, *, actor: Actor) -> transfers.TransferResult:
     """Move SMS credits between the pool and users, by the rules of seed 003."""
     if not data.agree_to_conditions:
         raise InvalidInput("Agree to the transfer conditions to transfer SMS credits "
@@ -487,7 +487,7 @@ def transfer(session: Session, data: schemas.SmsTransferCreate, *, actor: Actor)
         "from": {"kind": source.kind, "id": source.id if source.kind == "user" else None},
         "to": {"kind": to.kind, "id": to.id if to.kind == "user" else None},
         "credit_type": ct.code, "amount": data.quantity, "memo": data.memo})
-    result = credits.transfer_credits(session, request, actor=actor,
+    result = transfers.transfer_credits(session, request, actor=actor,
                                       authorize=lambda s, a, src, dst, _ct: authorize_transfer(s, a, src, dst))
     audit.record(session, actor=actor, action="sms_transfer.create", object_type="credit_transfer",
                  object_id=result.transfer.id,
@@ -537,7 +537,7 @@ def send_message(session: Session, data: schemas.MessageCreate, *, actor: Actor,
     session.flush()
     spender = _with_permission(actor, "consume_credits")
     try:
-        hold = credits.create_hold(session, cs.HoldRequest(
+        hold = holds.create_hold(session, cs.HoldRequest(
             context=cs.Context(kind="user", id=user.id), credit_type=ct.code, amount=count.segments,
             reference=cs.ReferenceIn(kind="sms_message", id=message.id), timeout_seconds=HOLD_TIMEOUT_SECONDS),
             actor=spender)
@@ -598,7 +598,7 @@ def _record_send(session: Session, message_id: str, result: SendResult, *, backe
         message.sent_at = clock.now()
         try:
             with session.begin_nested():
-                credits.capture_hold(session, hold.id, cs.CaptureRequest(), actor=spender)
+                holds.capture_hold(session, hold.id, cs.CaptureRequest(), actor=spender)
             message.credits_charged = message.segments
         except (HoldNotPending, HoldExpired):
             # The backend took longer than the hold lives: the SMS is out, and free. Rare, and logged.
@@ -608,7 +608,7 @@ def _record_send(session: Session, message_id: str, result: SendResult, *, backe
         if hold is not None and hold.status == "pending":
             try:
                 with session.begin_nested():
-                    credits.release_hold(session, hold.id, actor=spender, timed_out=clock.now() >= hold.timeout_at)
+                    holds.release_hold(session, hold.id, actor=spender, timed_out=clock.now() >= hold.timeout_at)
             except HoldNotPending:
                 pass  # the hold-timeout job released it meanwhile: nothing is charged either way
         message.status = "failed"
@@ -690,7 +690,7 @@ def _balances(session: Session, ct: CreditType | None, holders: list[HolderRef] 
     out: dict[tuple[str, str], list[int]] = {}
     for kind, holder_id, status, starts_at, expires_at, account in session.execute(stmt):
         totals = out.setdefault((kind, holder_id), [0, 0])
-        if status == "active" and starts_at <= now and (expires_at is None or expires_at > now):
+        if is_live(status, starts_at, expires_at, now):
             totals[0] += account.available
         totals[1] += account.debits_pending
     return out

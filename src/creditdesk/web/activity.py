@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
 from creditdesk import audit, clock, csvexport
-from creditdesk.credits import service as credits
+from creditdesk.credits import credit_types
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties import schemas as ps
 from creditdesk.parties import service as parties
@@ -152,7 +152,7 @@ def activity_csv(request: Request, user: WebUser = Depends(current_user)):
 def _settings_page(request: Request, user: WebUser, *, error: str | None = None, status_code: int = 200):
     with reading(db_of(request)) as session:
         workspace = session.get(Workspace, user.workspace_id)
-        types = credits.list_credit_types(session, actor=user.actor)
+        types = credit_types.list_credit_types(session, actor=user.actor)
         keys = parties.list_api_keys(session, actor=user.actor, limit=200).items
         names = Names(session, user.workspace_id)
         names.load("user", {k.user_id for k in keys})

@@ -1,6 +1,6 @@
 """The back office: server-rendered pages at / in the same app as the REST API.
 
-Pages call the same service functions as the API (credits.service, parties.service, reads, audit);
+Pages call the same service functions as the API (credits.packs and its siblings, parties.service, reads, audit);
 nothing here decides a business rule. Permission checks come from the services too: buttons are
 hidden with the services' own checks, and a forged request is refused by the service (403 page).
 """

@@ -21,7 +21,7 @@ from creditdesk import amounts, clock, currencies
 from creditdesk.catalog import schemas as s
 from creditdesk.catalog import service as catalog
 from creditdesk.catalog.models import PRODUCT_KINDS, PricePlan, TaxRate
-from creditdesk.credits import service as credits
+from creditdesk.credits import credit_types
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.repository import get_in_workspace
 from creditdesk.web import forms, once
@@ -142,7 +142,7 @@ def _product_choices(session, user: WebUser) -> dict:
     return {"types": catalog.list_product_types(session, actor=actor, limit=500, active=True).items,
             "families": catalog.list_product_families(session, actor=actor, limit=500, active=True).items,
             "tax_classes": catalog.list_tax_classes(session, actor=actor, limit=500).items,
-            "credit_types": credits.list_credit_types(session, actor=actor),
+            "credit_types": credit_types.list_credit_types(session, actor=actor),
             "all_products": catalog.list_products(session, actor=actor, limit=500).items}
 
 
@@ -171,7 +171,7 @@ def _credit_package(session, user: WebUser, values: dict) -> dict | None:
         return None
     errors: dict[str, str] = {}
     quantity = None
-    types = {ct.code: ct for ct in credits.list_credit_types(session, actor=user.actor)}
+    types = {ct.code: ct for ct in credit_types.list_credit_types(session, actor=user.actor)}
     if values["credit_type"] not in types:
         errors["credit_package.credit_type"] = "Choose the credit type the package gives."
     else:
@@ -248,7 +248,7 @@ def _values_of(product: s.ProductOut) -> dict:
 def product_page(product_id: str, request: Request, user: WebUser = Depends(current_user)):
     with reading(db_of(request)) as session:
         product = catalog.product_out(session, catalog.get_product(session, user.workspace_id, product_id))
-        scales = {ct.code: ct.scale for ct in credits.list_credit_types(session, actor=user.actor)}
+        scales = {ct.code: ct.scale for ct in credit_types.list_credit_types(session, actor=user.actor)}
     values = _values_of(product)
     if product.credit_package is not None:  # shown in the credit type's own unit
         values["credit_quantity"] = _plain(product.credit_package.credit_quantity,

@@ -34,7 +34,7 @@ from starlette.datastructures import FormData
 from creditdesk import amounts, clock
 from creditdesk.audit import Actor
 from creditdesk.config import get_settings
-from creditdesk.credits import service as credits
+from creditdesk.credits import governance
 from creditdesk.db import Database
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties import service as parties
@@ -225,9 +225,9 @@ def _load_user(db: Database, data: dict) -> WebUser | None:
         actor = parties.actor_for_user(session, user)
         workspace = session.get(Workspace, workspace_id)
         can = {
-            "manage_packs": credits.can_manage_packs(actor),
-            "grant": _can(credits.require_grant, actor),
-            "consume": _can(credits.require_consume, actor),
+            "manage_packs": governance.can_manage_packs(actor),
+            "grant": _can(governance.require_grant, actor),
+            "consume": _can(governance.require_consume, actor),
             "read_log": _can(lambda a: parties.require_manager(a, "read the activity log"), actor),
             "master": actor.is_master,
         }

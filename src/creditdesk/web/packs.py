@@ -15,7 +15,7 @@ from starlette.datastructures import FormData, UploadFile
 from creditdesk import csvexport
 from creditdesk.credits import importer, reads
 from creditdesk.credits import schemas as s
-from creditdesk.credits import service as credits
+from creditdesk.credits import governance, packs, transfers
 from creditdesk.credits.models import Pack
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.ledger.models import LedgerAccount
@@ -287,7 +287,7 @@ def edit_pack(pack_id: str, request: Request, user: WebUser = Depends(current_us
         return redirect(request, back, flash="Nothing to change.", level="error")
     try:
         data = forms.validated(s.PackUpdate, **fields)
-        pack = db_of(request).write(lambda session: credits.update_pack(session, pack_id, data, actor=user.actor))
+        pack = db_of(request).write(lambda session: packs.update_pack(session, pack_id, data, actor=user.actor))
     except NotPermitted:
         raise
     except CreditdeskError as exc:
@@ -302,7 +302,7 @@ def edit_pack(pack_id: str, request: Request, user: WebUser = Depends(current_us
 
 @router.get("/packs/{pack_id}/change-holder", response_class=HTMLResponse)
 def change_holder_form(pack_id: str, request: Request, user: WebUser = Depends(current_user)):
-    credits.require_manage_packs(user.actor, "change a pack's holder")
+    governance.require_manage_packs(user.actor, "change a pack's holder")
     with reading(db_of(request)) as session:
         pack, account = _load_pack(session, user, pack_id)
         row = pack_rows(session, user.actor, [(pack, account)])[0]
@@ -314,7 +314,7 @@ def change_holder_form(pack_id: str, request: Request, user: WebUser = Depends(c
 @router.post("/packs/{pack_id}/change-holder", response_class=HTMLResponse)
 def change_holder(pack_id: str, request: Request, user: WebUser = Depends(current_user),
                   form: FormData = Depends(csrf_form)):
-    credits.require_manage_packs(user.actor, "change a pack's holder")
+    governance.require_manage_packs(user.actor, "change a pack's holder")
     earlier = once.answered(request, user, form)  # this form (either step) was already done
     if earlier is not None:
         return earlier
@@ -330,14 +330,14 @@ def change_holder(pack_id: str, request: Request, user: WebUser = Depends(curren
             kind, holder_id = forms.holder_value(selected)
             data = forms.validated(s.ChangeHolder, holder={"kind": kind, "id": holder_id}, reason=reason)
             target = Names(session, user.workspace_id).holder(kind, holder_id or user.workspace_id)
-            credits.resolve_holder(session, user.workspace_id, kind, holder_id)
+            packs.resolve_holder(session, user.workspace_id, kind, holder_id)
         except CreditdeskError as exc:
             if isinstance(exc, NotPermitted):
                 raise
             error, data, target = exc.message, None, None
     if data is not None and confirmed:
         def move(session) -> once.Done:
-            moved = credits.change_holder(session, pack_id, data, actor=user.actor)
+            moved = transfers.change_holder(session, pack_id, data, actor=user.actor)
             # What remained went to a new pack of the new holder; this pack keeps its history.
             return once.Done(f"/packs/{moved.id}",
                              flash=f"Moved {fmt_amount(moved.quantity, row.scale)} {row.view.credit_type} of "
@@ -361,7 +361,7 @@ def void_pack(pack_id: str, request: Request, user: WebUser = Depends(current_us
     db = db_of(request)
     reason = forms.text(form, "reason", limit=2000)
     confirmed = forms.text(form, "confirm") == "yes"
-    credits.require_manage_packs(user.actor, "void packs")
+    governance.require_manage_packs(user.actor, "void packs")
     earlier = once.answered(request, user, form)  # this form (either step) was already done
     if earlier is not None:
         return earlier
@@ -373,7 +373,7 @@ def void_pack(pack_id: str, request: Request, user: WebUser = Depends(current_us
         error = "Give the reason for voiding: it is kept in the pack's history and the activity log."
     elif confirmed:
         def void(session) -> once.Done:
-            credits.void_pack(session, pack_id, s.VoidPack(reason=reason), actor=user.actor)
+            packs.void_pack(session, pack_id, s.VoidPack(reason=reason), actor=user.actor)
             return once.Done(f"/packs/{pack_id}",
                              flash=f"Voided {row.view.name}: {fmt_amount(row.view.remaining, row.scale)} "
                                    f"{row.view.credit_type} went to breakage.")
@@ -409,7 +409,7 @@ def _grant_page(request: Request, user: WebUser, values: dict, *, error: str | N
 
 @fixed.get("/packs/new", response_class=HTMLResponse)
 def grant_form(request: Request, user: WebUser = Depends(current_user)):
-    credits.require_grant(user.actor)
+    governance.require_grant(user.actor)
     values = {"source": "manual", "priority": "100", "is_paid": "auto"}
     holder = request.query_params.get("holder")
     if holder:
@@ -464,7 +464,7 @@ def grant(request: Request, user: WebUser = Depends(current_user), form: FormDat
         data = grant_request(form, types)
 
         def grant_one(session) -> once.Done:
-            pack = credits.grant_pack(session, data, actor=user.actor)
+            pack = packs.grant_pack(session, data, actor=user.actor)
             quantity = fmt_amount(pack.quantity, types[pack.unit].scale)
             return once.Done(f"/packs/{pack.id}", flash=f"Granted {pack.name}: {quantity} {pack.unit}.")
         return once.run(request, user, form, grant_one)
@@ -510,7 +510,7 @@ def _import_page(request: Request, *, outcome: ImportOutcome | None = None, erro
 
 @fixed.get("/packs/import", response_class=HTMLResponse)
 def import_form(request: Request, user: WebUser = Depends(current_user)):
-    credits.require_grant(user.actor)
+    governance.require_grant(user.actor)
     return _import_page(request)
 
 
@@ -545,7 +545,7 @@ def import_packs(request: Request, user: WebUser = Depends(current_user), form: 
     """The whole file is read and checked first (a file that cannot be read imports nothing), then its
     rows are written in one transaction: the good ones granted, each bad one reported with its line and
     each skipped one with why. An upload is at most 1 MB (a few thousand rows): one transaction holds it."""
-    credits.require_grant(user.actor)
+    governance.require_grant(user.actor)
     upload = form.get("file")
     filename = getattr(upload, "filename", "") or ""
     check, error = _read_upload(upload)

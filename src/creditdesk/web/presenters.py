@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from creditdesk.audit import Actor
 from creditdesk.credits import reads
-from creditdesk.credits import service as credits
+from creditdesk.credits.credit_types import list_credit_types
 from creditdesk.credits.models import Pack, Project
 from creditdesk.credits.schemas import PackOut
 from creditdesk.ledger.models import LedgerAccount
@@ -86,7 +86,7 @@ class Names:
 
 
 def credit_types(session: Session, actor: Actor) -> dict:
-    return {ct.code: ct for ct in credits.list_credit_types(session, actor=actor)}
+    return {ct.code: ct for ct in list_credit_types(session, actor=actor)}
 
 
 def pack_rows(session: Session, actor: Actor, rows: list[tuple[Pack, LedgerAccount]], *,

@@ -9,7 +9,8 @@ from starlette.datastructures import FormData
 
 from creditdesk.credits import reads
 from creditdesk.credits import schemas as s
-from creditdesk.credits import service as credits
+from creditdesk.credits import consumptions, governance
+from creditdesk.credits.projects import create_project, project_contact_ids
 from creditdesk.credits.models import Pack, Project
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties.models import Customer, Office
@@ -60,7 +61,7 @@ def _project_form(request: Request, user: WebUser, values: dict, *, error: str |
 
 @fixed.get("/projects/new", response_class=HTMLResponse)
 def new_project_form(request: Request, user: WebUser = Depends(current_user)):
-    credits.require_consume(user.actor)
+    governance.require_consume(user.actor)
     return _project_form(request, user, {"office_id": request.query_params.get("office_id", "")[:40],
                                          "contact_ids": []})
 
@@ -71,7 +72,7 @@ def new_project(request: Request, user: WebUser = Depends(current_user), form: F
               "contact_ids": [str(v)[:40] for v in form.getlist("contact_ids")][:200]}
     try:
         data = forms.validated(s.ProjectCreate, **values)
-        project = db_of(request).write(lambda session: credits.create_project(session, data, actor=user.actor))
+        project = db_of(request).write(lambda session: create_project(session, data, actor=user.actor))
     except NotPermitted:
         raise
     except CreditdeskError as exc:
@@ -87,7 +88,7 @@ def _project_view(request: Request, user: WebUser, project_id: str, *, credit_ty
         office = session.get(Office, project.office_id)
         customer = session.get(Customer, office.customer_id) if office and office.customer_id else None
         names = Names(session, user.workspace_id)
-        contacts = credits.project_contact_ids(session, project.id)
+        contacts = project_contact_ids(session, project.id)
         names.load("user", set(contacts))
         types = credit_types(session, user.actor)
         if credit_type not in types:
@@ -113,13 +114,13 @@ def _project_view(request: Request, user: WebUser, project_id: str, *, credit_ty
                     else m.reasons
                 misses.append((rows[m.pack.id], near_miss_reasons(rows[m.pack.id], reasons,
                                                                   wanted_unit=credit_type)))
-        consumptions = credits.list_consumptions(session, actor=user.actor, limit=50, context_kind="project",
-                                                 context_id=project.id).items
+        recent_consumptions = consumptions.list_consumptions(session, actor=user.actor, limit=50,
+                                                             context_kind="project", context_id=project.id).items
         consumption_rows = []
         ct_by_id = {ct.id: ct for ct in types.values()}
-        names.load("user", {c.actor_id for c in consumptions if c.actor_id})
-        for c in consumptions:
-            out = credits.consumption_out(session, c)
+        names.load("user", {c.actor_id for c in recent_consumptions if c.actor_id})
+        for c in recent_consumptions:
+            out = consumptions.consumption_out(session, c)
             ct = ct_by_id.get(c.credit_type_id)
             consumption_rows.append({"c": out, "scale": ct.scale if ct else 0,
                                      "actor": names.get("user", c.actor_id) or "system"})
@@ -162,7 +163,7 @@ def consume(project_id: str, request: Request, user: WebUser = Depends(current_u
         query = f"?credit_type={credit_type}" + (f"&product_code={product_code}" if product_code else "")
 
         def consume_once(session) -> once.Done:
-            consumption = credits.consume(session, data, actor=user.actor)
+            consumption = consumptions.consume(session, data, actor=user.actor)
             lines = consumption.lines
             names = repository.names(session, user.workspace_id, Pack, {line.pack_id for line in lines})
             paid_by = ", ".join(f"{names.get(line.pack_id, line.pack_id)} ({fmt_amount(line.amount, scale)})"

@@ -13,7 +13,7 @@ from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.credits import governance, reads
 from creditdesk.credits import schemas as s
-from creditdesk.credits import service as credits
+from creditdesk.credits import consumptions, credit_types, holds, packs, projects, transfers
 from creditdesk.credits.consume_engine import consume_many
 from creditdesk.credits.errors import InvalidCredits
 from creditdesk.credits.models import Consumption, CreditTransfer, Hold, Project
@@ -37,12 +37,12 @@ class ReverseRequest(Input):
 @router.post("/credit-types", status_code=201, response_model=s.CreditTypeOut, tags=["credit types"])
 def create_credit_type(body: s.CreditTypeCreate, ctx: WriteContext = Depends(write_context)):
     return ctx.run(lambda db, actor: s.CreditTypeOut.model_validate(
-        credits.create_credit_type(db, body, actor=actor)), status_code=201)
+        credit_types.create_credit_type(db, body, actor=actor)), status_code=201)
 
 
 @router.get("/credit-types", response_model=ListOf[s.CreditTypeOut], tags=["credit types"])
 def list_credit_types(actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
-    return list_of(credits.list_credit_types(session, actor=actor), None, s.CreditTypeOut.model_validate)
+    return list_of(credit_types.list_credit_types(session, actor=actor), None, s.CreditTypeOut.model_validate)
 
 
 def _credit_type_in_path(fn):
@@ -59,13 +59,13 @@ def _credit_type_in_path(fn):
 @router.get("/credit-types/{code}", response_model=s.CreditTypeOut, tags=["credit types"])
 def get_credit_type(code: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     return _credit_type_in_path(lambda: s.CreditTypeOut.model_validate(
-        credits.credit_type_by_code(session, actor.workspace_id, code)))
+        credit_types.credit_type_by_code(session, actor.workspace_id, code)))
 
 
 @router.patch("/credit-types/{code}", response_model=s.CreditTypeOut, tags=["credit types"])
 def update_credit_type(code: str, body: s.CreditTypeUpdate, ctx: WriteContext = Depends(write_context)):
     return ctx.run(lambda db, actor: _credit_type_in_path(lambda: s.CreditTypeOut.model_validate(
-        credits.update_credit_type(db, code, body, actor=actor))))
+        credit_types.update_credit_type(db, code, body, actor=actor))))
 
 
 # --- packs ---
@@ -81,7 +81,7 @@ def grant_pack(body: s.PackCreate, ctx: WriteContext = Depends(write_context)):
     SMS credits (a credit type with a required_permission) are bought through POST /v1/sms/purchases; here
     only master users grant them, to the pool or to a user who may send, never as source purchase. The body's
     idempotency_key replays the same grant; under another request it answers 409 idempotency_key_conflict."""
-    return ctx.run(lambda db, actor: _pack_view(db, credits.grant_pack(db, body, actor=actor)), status_code=201)
+    return ctx.run(lambda db, actor: _pack_view(db, packs.grant_pack(db, body, actor=actor)), status_code=201)
 
 
 @router.post("/packs/batch", status_code=201, response_model=ListOf[s.PackOut], tags=["packs"])
@@ -89,7 +89,7 @@ def grant_packs(body: s.PackBatchCreate, ctx: WriteContext = Depends(write_conte
     """Grant up to 1000 packs all-or-nothing, each by the rules of POST /v1/packs. Packs with an idempotency_key
     already used are not granted twice (another request under one: 409 idempotency_key_conflict)."""
     def run(db, actor):
-        return list_of([credits.grant_pack(db, p, actor=actor) for p in body.packs], None,
+        return list_of([packs.grant_pack(db, p, actor=actor) for p in body.packs], None,
                        lambda pack: _pack_view(db, pack))
     return ctx.run(run, status_code=201)
 
@@ -130,7 +130,7 @@ def get_pack(pack_id: str, actor: Actor = Depends(get_actor), session: Session =
 @router.patch("/packs/{pack_id}", response_model=s.PackOut, tags=["packs"])
 def update_pack(pack_id: str, body: s.PackUpdate, ctx: WriteContext = Depends(write_context)):
     """Edit the status label and special notes (and, with manage_packs, name, managers, priority)."""
-    return ctx.run(lambda db, actor: _pack_view(db, credits.update_pack(db, pack_id, body, actor=actor)))
+    return ctx.run(lambda db, actor: _pack_view(db, packs.update_pack(db, pack_id, body, actor=actor)))
 
 
 @router.get("/packs/{pack_id}/history", response_model=ListOf[s.HistoryEntry], tags=["packs"])
@@ -145,20 +145,20 @@ def change_holder(pack_id: str, body: s.ChangeHolder, ctx: WriteContext = Depend
     the new holder (returned; `origin_pack_id` names this one) with the same expiry, priority, products,
     cost per credit and paid/free nature. This pack keeps its history and its holds. Follows the transfer
     rules of the credit type (SMS: those of POST /v1/sms/transfers)."""
-    return ctx.run(lambda db, actor: _pack_view(db, credits.change_holder(db, pack_id, body, actor=actor)))
+    return ctx.run(lambda db, actor: _pack_view(db, transfers.change_holder(db, pack_id, body, actor=actor)))
 
 
 @router.post("/packs/{pack_id}/void", response_model=s.PackOut, tags=["packs"])
 def void_pack(pack_id: str, body: s.VoidPack, ctx: WriteContext = Depends(write_context)):
     """Void the pack: what remains goes to breakage, with the reason."""
-    return ctx.run(lambda db, actor: _pack_view(db, credits.void_pack(db, pack_id, body, actor=actor)))
+    return ctx.run(lambda db, actor: _pack_view(db, packs.void_pack(db, pack_id, body, actor=actor)))
 
 
 # --- projects ---
 
 @router.post("/projects", status_code=201, response_model=s.ProjectOut, tags=["projects"])
 def create_project(body: s.ProjectCreate, ctx: WriteContext = Depends(write_context)):
-    return ctx.run(lambda db, actor: credits.project_out(db, credits.create_project(db, body, actor=actor)),
+    return ctx.run(lambda db, actor: projects.project_out(db, projects.create_project(db, body, actor=actor)),
                    status_code=201)
 
 
@@ -168,17 +168,18 @@ def list_projects(limit: int | None = Limit, cursor: str | None = Cursor,
                   q: str | None = Query(default=None, max_length=200),
                   actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     page = reads.list_projects(session, actor=actor, limit=limit, cursor=cursor, office_id=office_id, q=q)
-    return list_of(page.items, page.next_cursor, lambda p: credits.project_out(session, p))
+    return list_of(page.items, page.next_cursor, lambda p: projects.project_out(session, p))
 
 
 @router.get("/projects/{project_id}", response_model=s.ProjectOut, tags=["projects"])
 def get_project(project_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
-    return credits.project_out(session, get_in_workspace(session, Project, actor.workspace_id, project_id))
+    return projects.project_out(session, get_in_workspace(session, Project, actor.workspace_id, project_id))
 
 
 @router.patch("/projects/{project_id}", response_model=s.ProjectOut, tags=["projects"])
 def update_project(project_id: str, body: s.ProjectUpdate, ctx: WriteContext = Depends(write_context)):
-    return ctx.run(lambda db, actor: credits.project_out(db, credits.update_project(db, project_id, body, actor=actor)))
+    return ctx.run(lambda db, actor: projects.project_out(db, projects.update_project(db, project_id, body,
+                                                                                     actor=actor)))
 
 
 # --- consumptions ---
@@ -186,7 +187,7 @@ def update_project(project_id: str, body: s.ProjectUpdate, ctx: WriteContext = D
 @router.post("/consumptions", status_code=201, response_model=s.ConsumptionOut, tags=["consumptions"])
 def consume(body: s.ConsumeRequest, ctx: WriteContext = Depends(write_context)):
     """Consume credits for a context in burn order; all-or-nothing unless allow_partial."""
-    return ctx.run(lambda db, actor: credits.consume(db, body, actor=actor), status_code=201,
+    return ctx.run(lambda db, actor: consumptions.consume(db, body, actor=actor), status_code=201,
                    batch=(consume_many, body))
 
 
@@ -197,9 +198,10 @@ def list_consumptions(limit: int | None = Limit, cursor: str | None = Cursor,
                       reference_kind: str | None = Query(default=None, max_length=40),
                       reference_id: str | None = Query(default=None, max_length=200),
                       actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
-    page = credits.list_consumptions(session, actor=actor, limit=limit, cursor=cursor, context_kind=context_kind,
-                                     context_id=context_id, reference_kind=reference_kind, reference_id=reference_id)
-    return list_of(page.items, page.next_cursor, lambda c: credits.consumption_out(session, c))
+    page = consumptions.list_consumptions(session, actor=actor, limit=limit, cursor=cursor,
+                                          context_kind=context_kind, context_id=context_id,
+                                          reference_kind=reference_kind, reference_id=reference_id)
+    return list_of(page.items, page.next_cursor, lambda c: consumptions.consumption_out(session, c))
 
 
 @router.get("/consumptions/{consumption_id}", response_model=s.ConsumptionOut, tags=["consumptions"])
@@ -207,7 +209,7 @@ def get_consumption(consumption_id: str, actor: Actor = Depends(get_actor), sess
     c = get_in_workspace(session, Consumption, actor.workspace_id, consumption_id)
     governance.require_visible(session, actor, c.credit_type_id, [(c.context_kind, c.context_id)],
                                label="consumption", object_id=c.id)
-    return credits.consumption_out(session, c)
+    return consumptions.consumption_out(session, c)
 
 
 @router.post("/consumptions/{consumption_id}/reverse", response_model=s.ConsumptionOut, tags=["consumptions"])
@@ -215,8 +217,8 @@ def reverse_consumption(consumption_id: str, body: ReverseRequest | None = None,
                         ctx: WriteContext = Depends(write_context)):
     """Return the credits to the packs they came from (an expired pack passes them to breakage)."""
     reason = body.reason if body else ""
-    return ctx.run(lambda db, actor: credits.consumption_out(
-        db, credits.reverse_consumption(db, consumption_id, actor=actor, reason=reason)))
+    return ctx.run(lambda db, actor: consumptions.consumption_out(
+        db, consumptions.reverse_consumption(db, consumption_id, actor=actor, reason=reason)))
 
 
 # --- holds ---
@@ -224,7 +226,7 @@ def reverse_consumption(consumption_id: str, body: ReverseRequest | None = None,
 @router.post("/holds", status_code=201, response_model=s.HoldOut, tags=["holds"])
 def create_hold(body: s.HoldRequest, ctx: WriteContext = Depends(write_context)):
     """Reserve credits now; capture all or part later, release, or let the timeout release them."""
-    return ctx.run(lambda db, actor: credits.hold_out(db, credits.create_hold(db, body, actor=actor)),
+    return ctx.run(lambda db, actor: holds.hold_out(db, holds.create_hold(db, body, actor=actor)),
                    status_code=201)
 
 
@@ -233,25 +235,25 @@ def get_hold(hold_id: str, actor: Actor = Depends(get_actor), session: Session =
     hold = get_in_workspace(session, Hold, actor.workspace_id, hold_id)
     governance.require_visible(session, actor, hold.credit_type_id, [(hold.context_kind, hold.context_id)],
                                label="hold", object_id=hold.id)
-    return credits.hold_out(session, hold)
+    return holds.hold_out(session, hold)
 
 
 @router.post("/holds/{hold_id}/capture", response_model=s.HoldOut, tags=["holds"])
 def capture_hold(hold_id: str, body: s.CaptureRequest | None = None, ctx: WriteContext = Depends(write_context)):
     data = body or s.CaptureRequest()
-    return ctx.run(lambda db, actor: credits.hold_out(db, credits.capture_hold(db, hold_id, data, actor=actor)))
+    return ctx.run(lambda db, actor: holds.hold_out(db, holds.capture_hold(db, hold_id, data, actor=actor)))
 
 
 @router.post("/holds/{hold_id}/release", response_model=s.HoldOut, tags=["holds"])
 def release_hold(hold_id: str, ctx: WriteContext = Depends(write_context)):
-    return ctx.run(lambda db, actor: credits.hold_out(db, credits.release_hold(db, hold_id, actor=actor)))
+    return ctx.run(lambda db, actor: holds.hold_out(db, holds.release_hold(db, hold_id, actor=actor)))
 
 
 @router.post("/holds/{hold_id}/reverse", response_model=s.HoldOut, tags=["holds"])
 def reverse_hold(hold_id: str, body: ReverseRequest | None = None, ctx: WriteContext = Depends(write_context)):
     reason = body.reason if body else ""
-    return ctx.run(lambda db, actor: credits.hold_out(db, credits.reverse_hold(db, hold_id, actor=actor,
-                                                                               reason=reason)))
+    return ctx.run(lambda db, actor: holds.hold_out(db, holds.reverse_hold(db, hold_id, actor=actor,
+                                                                           reason=reason)))
 
 
 # --- transfers ---
@@ -261,8 +263,8 @@ def reverse_hold(hold_id: str, body: ReverseRequest | None = None, ctx: WriteCon
 def transfer(body: s.TransferRequest, ctx: WriteContext = Depends(write_context)):
     """Move credits between holders; moved credits keep expiry, priority, cost and paid/free nature."""
     def run(db, actor):
-        result = credits.transfer_credits(db, body, actor=actor)
-        return credits.transfer_out(db, result.transfer, result.lines).model_dump(mode="json", by_alias=True)
+        result = transfers.transfer_credits(db, body, actor=actor)
+        return transfers.transfer_out(db, result.transfer, result.lines).model_dump(mode="json", by_alias=True)
     return ctx.run(run, status_code=201)
 
 
@@ -275,7 +277,7 @@ def get_transfer(transfer_id: str, actor: Actor = Depends(get_actor), session: S
         label="transfer", object_id=xfer.id)
     # The model itself, not a by-alias dict: response validation reads the field name (from_), and
     # response_model_by_alias writes it out as "from".
-    return credits.transfer_out(session, xfer)
+    return transfers.transfer_out(session, xfer)
 
 
 # --- balances and eligibility ---

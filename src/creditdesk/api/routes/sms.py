@@ -16,7 +16,7 @@ from creditdesk.api.deps import WriteContext, get_actor, get_db, read_session, w
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.credits import schemas as cs
-from creditdesk.credits import service as credits
+from creditdesk.credits import transfers
 from creditdesk.db import Database
 from creditdesk.errors import CreditdeskError
 from creditdesk.sms import schemas as s
@@ -133,7 +133,7 @@ def transfer(body: s.SmsTransferCreate, ctx: WriteContext = Depends(write_contex
     transferred out. `agree_to_conditions` must be true."""
     def run(db, actor):
         result = sms.transfer(db, body, actor=actor)
-        return credits.transfer_out(db, result.transfer, result.lines).model_dump(mode="json", by_alias=True)
+        return transfers.transfer_out(db, result.transfer, result.lines).model_dump(mode="json", by_alias=True)
     return ctx.run(run, status_code=201)
 
 
