@@ -18,6 +18,7 @@ transaction, so they never reach a caller as a 500 or as "insufficient credits".
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import threading
@@ -174,6 +175,15 @@ class Database:
                 time.sleep(min(0.2, 0.005 * (2 ** attempt)) * random.random())
         raise AssertionError("unreachable")
 
+    async def write_async(self, fn: Callable[[Session], T], *,
+                          batch: tuple[Callable[[Session, list], list], Any] | None = None) -> T:
+        """`write` from the event loop: writes that go through the group writer (every SQLite write,
+        and on PostgreSQL the writes planned together) are awaited without a thread; the others run
+        in a worker thread."""
+        if self.is_sqlite or batch is not None:
+            return await self._group_writer().submit_async(fn, batch)
+        return await asyncio.to_thread(self.write, fn, batch=batch)
+
     def _group_writer(self) -> "_GroupCommitWriter":
         writer = self._writer
         if writer is None or not writer.alive():
@@ -192,11 +202,13 @@ class Database:
 
 
 class _WriteRequest:
-    __slots__ = ("fn", "batch", "done", "result", "error", "callbacks")
+    __slots__ = ("fn", "batch", "done", "result", "error", "callbacks", "on_done")
 
-    def __init__(self, fn: Callable[[Session], Any], batch: tuple | None = None):
+    def __init__(self, fn: Callable[[Session], Any], batch: tuple | None = None,
+                 on_done: Callable[[], Any] | None = None):
         self.fn = fn
         self.batch = batch
+        self.on_done = on_done  # called by the writer thread once done is set (wakes an awaiting caller)
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
@@ -237,6 +249,26 @@ class _GroupCommitWriter:
             callback()
         return request.result
 
+    async def submit_async(self, fn: Callable[[Session], T], batch: tuple | None = None) -> T:
+        """`submit` for the event loop: the caller awaits the batch's commit without holding a thread."""
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def wake() -> None:
+            if not woken.done():
+                woken.set_result(None)
+        request = _WriteRequest(fn, batch, on_done=lambda: loop.call_soon_threadsafe(wake))
+        with self.cond:
+            self.queue.append(request)
+            self.cond.notify()
+        await woken
+        if request.error is not None:
+            raise request.error
+        if request.callbacks:
+            # After-commit work (email, SMS, webhooks) may block: not on the event loop.
+            await asyncio.to_thread(lambda: [callback() for callback in request.callbacks])
+        return request.result
+
     def stop(self) -> None:
         with self.cond:
             self.stopping = True
@@ -257,6 +289,8 @@ class _GroupCommitWriter:
             finally:
                 for request in batch:
                     request.done.set()
+                    if request.on_done is not None:
+                        request.on_done()
 
     def _run_batch(self, batch: list[_WriteRequest]) -> None:
         # SQLite: one writer holds the lock, nothing to retry. PostgreSQL: a deadlock or serialization

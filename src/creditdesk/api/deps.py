@@ -106,14 +106,9 @@ class WriteContext:
         self.method = method
         self.path = path
 
-    def run(self, fn: Callable[[Session], Any], *, status_code: int = 200,
-            redact: Callable[[Any], Any] | None = None,
-            batch: tuple[Callable[[Session, list], list], Any] | None = None) -> Response:
-        """`redact(body)` gives what is kept for replays when the answer holds a secret shown only once.
-
-        `batch=(plan_many, item)`: this write may be run together with others of its kind in one group
-        commit (SQLite). `plan_many(session, [(actor, item), ...])` does what `fn` does for each, in
-        order, returning each one's result or the CreditdeskError refusing it; see `_run_together`."""
+    def _transaction(self, fn: Callable[[Session], Any], *, status_code: int,
+                     redact: Callable[[Any], Any] | None) -> Callable[[Session], Any]:
+        """The write's one transaction: the key claimed, `fn` under a SAVEPOINT, the answer stored."""
 
         def transaction(session: Session) -> str | idempotency.Replay | _Refused:
             claim = None
@@ -148,19 +143,48 @@ class WriteContext:
                 return _Refused(exc, problem_body)
             return body
 
-        together = None
-        if batch is not None and redact is None:
-            together = (_batch_handler(batch[0]), (self, batch[1], status_code))
+        return transaction
+
+    def run(self, fn: Callable[[Session], Any], *, status_code: int = 200,
+            redact: Callable[[Any], Any] | None = None,
+            batch: tuple[Callable[[Session, list], list], Any] | None = None) -> Response:
+        """`redact(body)` gives what is kept for replays when the answer holds a secret shown only once.
+
+        `batch=(plan_many, item)`: this write may be run together with others of its kind in one group
+        commit. `plan_many(session, [(actor, item), ...])` does what `fn` does for each, in order,
+        returning each one's result or the CreditdeskError refusing it; see `_run_together`.
+        `run_async` is the same for an `async def` endpoint (the write is awaited, no worker thread)."""
+        transaction = self._transaction(fn, status_code=status_code, redact=redact)
         try:
-            outcome = self.db.write(transaction, batch=together)
-        except CreditdeskError as exc:
+            outcome = self.db.write(transaction, batch=self._together(batch, status_code, redact))
+        except (CreditdeskError, IntegrityError) as exc:
+            return self._failed(exc)
+        return self._answer(outcome, status_code)
+
+    async def run_async(self, fn: Callable[[Session], Any], *, status_code: int = 200,
+                        redact: Callable[[Any], Any] | None = None,
+                        batch: tuple[Callable[[Session, list], list], Any] | None = None) -> Response:
+        transaction = self._transaction(fn, status_code=status_code, redact=redact)
+        try:
+            outcome = await self.db.write_async(transaction, batch=self._together(batch, status_code, redact))
+        except (CreditdeskError, IntegrityError) as exc:
+            return self._failed(exc)
+        return self._answer(outcome, status_code)
+
+    def _together(self, batch, status_code: int, redact) -> tuple | None:
+        if batch is None or redact is not None:
+            return None
+        return _batch_handler(batch[0]), (self, batch[1], status_code)
+
+    def _failed(self, exc: Exception) -> Response:
+        if isinstance(exc, CreditdeskError):
             return self._problem(exc, json.dumps(error_problem(exc, instance=self.path), default=str))
-        except IntegrityError:
-            # A uniqueness race the service's own checks could not see (two requests at once).
-            conflict = Conflict("This request conflicts with a concurrent change; retry it.",
-                                code="concurrent_conflict")
-            return Response(json.dumps(error_problem(conflict, instance=self.path)), status_code=409,
-                            media_type=PROBLEM_MEDIA_TYPE)
+        # A uniqueness race the service's own checks could not see (two requests at once).
+        conflict = Conflict("This request conflicts with a concurrent change; retry it.", code="concurrent_conflict")
+        return Response(json.dumps(error_problem(conflict, instance=self.path)), status_code=409,
+                        media_type=PROBLEM_MEDIA_TYPE)
+
+    def _answer(self, outcome, status_code: int) -> Response:
         if isinstance(outcome, idempotency.Replay):
             media = PROBLEM_MEDIA_TYPE if outcome.status >= 400 else "application/json"
             return Response(outcome.body, status_code=outcome.status, media_type=media,

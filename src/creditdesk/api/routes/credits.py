@@ -185,9 +185,11 @@ def update_project(project_id: str, body: s.ProjectUpdate, ctx: WriteContext = D
 # --- consumptions ---
 
 @router.post("/consumptions", status_code=201, response_model=s.ConsumptionOut, tags=["consumptions"])
-def consume(body: s.ConsumeRequest, ctx: WriteContext = Depends(write_context)):
+async def consume(body: s.ConsumeRequest, ctx: WriteContext = Depends(write_context)):
     """Consume credits for a context in burn order; all-or-nothing unless allow_partial."""
-    return ctx.run(lambda db, actor: consumptions.consume(db, body, actor=actor), status_code=201,
+    # async: the write is awaited on the group writer (planned with the other consumptions of its
+    # batch), so a consumption holds no worker thread while it waits for the commit.
+    return await ctx.run_async(lambda db, actor: consumptions.consume(db, body, actor=actor), status_code=201,
                    batch=(consume_many, body))
 
 
