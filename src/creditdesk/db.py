@@ -35,6 +35,8 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from creditdesk import rawsql
+
 T = TypeVar("T")
 
 NAMING_CONVENTION = {
@@ -126,6 +128,16 @@ class Database:
         finally:
             session.rollback()
             session.close()
+
+    @contextmanager
+    def read_raw(self) -> Iterator[rawsql.Raw]:
+        """A pooled DB-API connection for reads of SQL text (rawsql), without a Session; rolled back
+        when returned to the pool. For the one read every API request makes (its key)."""
+        connection = self.engine.raw_connection()
+        try:
+            yield rawsql.Raw(connection.dbapi_connection, self.engine.dialect)
+        finally:
+            connection.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

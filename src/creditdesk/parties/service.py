@@ -581,7 +581,7 @@ _API_KEY_SQL = (
 _USER_OFFICES_SQL = "SELECT office_id FROM user_offices WHERE user_id = :user_id"
 
 
-def authenticate_api_key(session: Session, secret: str) -> Actor:
+def authenticate_api_key(session: Session | rawsql.Raw, secret: str) -> Actor:
     """The actor an API key acts as. Unknown, revoked, or of a deactivated user: unauthenticated."""
     if not secret.startswith(API_KEY_PREFIX):
         raise Unauthenticated("The API key is not valid.", code="invalid_api_key")
