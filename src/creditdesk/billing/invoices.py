@@ -443,20 +443,8 @@ def list_invoices(session: Session, *, actor: Actor, limit: int | None = None, c
                   due_before: date | None = None, due_after: date | None = None,
                   overdue: bool | None = None) -> Page[Invoice]:
     """Newest first. `due_before`/`due_after` are inclusive; `overdue`: posted, not settled, past due."""
-    stmt = select(Invoice).where(Invoice.workspace_id == actor.workspace_id)
-    if status:
-        stmt = stmt.where(Invoice.status == status)
-    if account_id:
-        stmt = stmt.where(Invoice.account_id == account_id)
-    if customer_id:
-        stmt = stmt.where(Invoice.customer_id == customer_id)
-    if due_before:
-        stmt = stmt.where(Invoice.due_date <= due_before)
-    if due_after:
-        stmt = stmt.where(Invoice.due_date >= due_after)
-    if overdue is not None:
-        past = _overdue_clause(clock.now().date())
-        stmt = stmt.where(past) if overdue else stmt.where(~past)
+    stmt = _filtered(actor.workspace_id, status=status, account_id=account_id, customer_id=customer_id,
+                     due_before=due_before, due_after=due_after, overdue=overdue)
     return paginate(session, stmt, id_column=Invoice.id, limit=limit, cursor=cursor, descending=True)
 
 
@@ -510,3 +498,50 @@ accounts.register_outstanding_source(invoices_outstanding)
 def money(amount: int, currency: str) -> str:
     """Minor units as text for documents and exports: 123456 AUD -> "1,234.56"."""
     return f"{currencies.to_major(amount, currency):,}"
+
+
+# --- export ---
+
+EXPORT_COLUMNS = ["number", "id", "status", "account_number", "customer_id", "currency", "issue_date", "due_date",
+                  "subtotal", "tax_total", "total", "credits_value", "amount_paid", "amount_credited", "amount_due",
+                  "overdue", "posted_at"]
+
+
+def count_invoices(session: Session, *, actor: Actor, **filters) -> int:
+    query = _filtered(actor.workspace_id, **filters)
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def _filtered(workspace_id: str, *, status=None, account_id=None, customer_id=None, due_before=None, due_after=None,
+              overdue=None):
+    stmt = select(Invoice).where(Invoice.workspace_id == workspace_id)
+    for column, value in ((Invoice.status, status), (Invoice.account_id, account_id),
+                          (Invoice.customer_id, customer_id)):
+        if value:
+            stmt = stmt.where(column == value)
+    if due_before:
+        stmt = stmt.where(Invoice.due_date <= due_before)
+    if due_after:
+        stmt = stmt.where(Invoice.due_date >= due_after)
+    if overdue is not None:
+        past = _overdue_clause(clock.now().date())
+        stmt = stmt.where(past if overdue else ~past)
+    return stmt
+
+
+def export_rows(session: Session, *, actor: Actor, **filters):
+    """Every matching invoice as a CSV row (amounts in major units), oldest first, read a page at a time."""
+    from creditdesk import csvexport
+
+    numbers = dict(session.execute(select(BillingAccount.id, BillingAccount.number)
+                                   .where(BillingAccount.workspace_id == actor.workspace_id)).tuples().all())
+    today = clock.now().date()
+    stmt = _filtered(actor.workspace_id, **filters).order_by(Invoice.id).execution_options(yield_per=500)
+    for inv in session.scalars(stmt):
+        scale = currencies.minor_units(inv.currency)
+        yield [inv.number, inv.id, inv.status, numbers.get(inv.account_id), inv.customer_id, inv.currency,
+               inv.issue_date.isoformat(), inv.due_date.isoformat(),
+               *(csvexport.amount(v, scale) for v in (inv.subtotal, inv.tax_total, inv.total, inv.credits_value,
+                                                      inv.amount_paid, inv.amount_credited, inv.amount_due)),
+               "yes" if is_overdue(inv, today) else "no",
+               clock.aware(inv.posted_at).isoformat() if inv.posted_at else None]
