@@ -36,6 +36,7 @@ def ensure_demo(session: Session) -> DemoInfo:
         return create_demo(session)
     master = session.scalar(select(User).where(User.workspace_id == ws.id, User.email == DEMO_EMAIL))
     _catalogue_demo(session, parties.actor_for_user(session, master))  # demos made before the catalogue
+    _invoice_demo(session, parties.actor_for_user(session, master))  # demos made before invoices
     _, secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                        actor=Actor.system(ws.id))
     return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, secret)
@@ -97,6 +98,7 @@ def create_demo(session: Session) -> DemoInfo:
 
     _catalogue_demo(session, actor)
     _billing_demo(session, actor=actor, customers=customers)
+    _invoice_demo(session, actor)
 
     _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                             actor=actor)
@@ -163,6 +165,49 @@ def _billing_demo(session: Session, *, actor, customers: dict) -> None:
             customer_id=customer.id, name=f"{cname} ({currency})", currency=currency, classification="Corporate",
             billing_address_id=address.id), actor=actor)
         postings.post_account_entry(session, account, opening, "debit", "opening_balance", actor_id=actor.user_id)
+
+
+def _invoice_demo(session: Session, actor: Actor) -> None:
+    """Invoices and payments, once per demo workspace (none yet), for each demo account: one overdue (with a
+    credit note on the first account), one settled by a payment, one posted and not yet due, a draft and a
+    voided draft. Through the invoice services, so the ledger, balances and outstanding agree."""
+    from datetime import timedelta
+
+    from creditdesk import clock
+    from creditdesk.billing import credit_notes, invoices, payments
+    from creditdesk.billing import invoice_schemas as ins
+    from creditdesk.billing.invoice_models import Invoice
+    from creditdesk.billing.models import BillingAccount
+
+    ws = actor.workspace_id
+    if session.scalar(select(Invoice.id).where(Invoice.workspace_id == ws).limit(1)) is not None:
+        return
+    today = clock.now().date()
+
+    def raise_invoice(account, days_ago, lines, *, post=True, notes=""):
+        inv = invoices.create_invoice(session, ins.InvoiceCreate.model_validate({
+            "account_id": account.id, "issue_date": today - timedelta(days=days_ago), "notes": notes,
+            "lines": [{"product": p, "quantity": q} for p, q in lines]}), actor=actor)
+        return invoices.post_invoice(session, inv.id, actor=actor) if post else inv
+
+    demo_accounts = session.scalars(select(BillingAccount).where(BillingAccount.workspace_id == ws)
+                                    .order_by(BillingAccount.number)).all()
+    for n, account in enumerate(demo_accounts):
+        overdue = raise_invoice(account, 60, [("consulting-hour", "3"), ("translation", "1.5")],
+                                notes="Overdue: please pay on receipt of this reminder.")
+        if n == 0:
+            credit_notes.create_credit_note(session, overdue.id, ins.CreditNoteCreate(
+                amount=overdue.total // 10, reason="Goodwill: 10 % off a late delivery"), actor=actor)
+        settled = raise_invoice(account, 20, [("onboarding", "1")])
+        payments.record_payment(session, ins.PaymentCreate(
+            account_id=account.id, amount=settled.amount_due, method="bank_transfer",
+            reference=f"EFT for {settled.number}", allocations=[ins.AllocationIn(invoice_id=settled.id,
+                                                                                 amount=settled.amount_due)]),
+            actor=actor)
+        raise_invoice(account, 5, [("copywriting", "2.5"), ("sms-modem", "2")])
+        raise_invoice(account, 0, [("support-monthly", "1")], post=False, notes="Next month's support")
+        cancelled = raise_invoice(account, 2, [("sms-modem", "1")], post=False)
+        invoices.void_invoice(session, cancelled.id, actor=actor)
 
 
 SECRET_FILE = ".creditdesk-secret"

@@ -60,6 +60,11 @@ PREFIXES = {
     "tax_rate": "taxr",
     "price_plan": "plan",
     "price": "price",
+    "invoice": "inv",
+    "invoice_line": "inl",
+    "credit_note": "cn",
+    "payment": "pay",
+    "payment_allocation": "pal",
 }
 
 

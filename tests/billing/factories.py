@@ -45,3 +45,76 @@ class Books:
 
     def account(self, **extra):
         return make_account(self.db, actor=self.actor, customer_id=self.customer_id, **extra)
+
+
+class Shop(Books):
+    """Books with a catalogue: GST 10 % (exclusive, from 2020), products `hours` (GST) and `widget` (no tax),
+    default plans AUD (hours 150.00, widget 10.00) and EUR (hours 130.00), and helpers for invoices,
+    credit notes and payments through the real services."""
+
+    def __init__(self, db: Database, **kw):
+        super().__init__(db, **kw)
+        from datetime import date
+
+        from creditdesk.catalog import schemas as cs
+        from creditdesk.catalog import service as catalog
+
+        actor = self.actor
+
+        def fn(s):
+            catalog.create_tax_class(s, cs.TaxClassCreate(code="gst", name="GST"), actor=actor)
+            catalog.create_tax_rate(s, cs.TaxRateCreate(tax_class="gst", rate_bp=1000, valid_from=date(2020, 1, 1)),
+                                    actor=actor)
+            catalog.create_product(s, cs.ProductCreate(code="hours", name="Consulting hours", kind="service",
+                                                       unit="hour", tax_class="gst"), actor=actor)
+            catalog.create_product(s, cs.ProductCreate(code="widget", name="Widget", kind="physical_good",
+                                                       unit="each"), actor=actor)
+            plans = {}
+            for currency in ("AUD", "EUR"):
+                plans[currency] = catalog.create_price_plan(s, cs.PricePlanCreate(
+                    code=currency.lower(), name=currency, currency=currency, is_default=True), actor=actor).id
+            for plan, product, price in (("AUD", "hours", 15000), ("AUD", "widget", 1000), ("EUR", "hours", 13000)):
+                catalog.set_price(s, plans[plan], cs.PriceSet(product=product, unit_price=price), actor=actor)
+            return plans
+        self.plans = db.write(fn)
+
+    def invoice(self, account, lines=(("hours", "2"),), actor=None, **extra):
+        from creditdesk.billing import invoice_schemas as ins
+        from creditdesk.billing import invoices
+
+        data = ins.InvoiceCreate.model_validate({
+            "account_id": account.id, "lines": [{"product": p, "quantity": q} for p, q in lines], **extra})
+        return self.db.write(lambda s: invoices.create_invoice(s, data, actor=actor or self.actor))
+
+    def post(self, invoice, actor=None):
+        from creditdesk.billing import invoices
+
+        return self.db.write(lambda s: invoices.post_invoice(s, invoice.id, actor=actor or self.actor))
+
+    def posted(self, account, lines=(("hours", "2"),), **extra):
+        return self.post(self.invoice(account, lines, **extra))
+
+    def pay(self, account, amount, allocations=None, actor=None, **extra):
+        from creditdesk.billing import invoice_schemas as ins
+        from creditdesk.billing import payments
+
+        body = {"account_id": account.id, "amount": amount, **extra}
+        if allocations is not None:
+            body["allocations"] = [{"invoice_id": i, "amount": a} for i, a in allocations]
+        data = ins.PaymentCreate.model_validate(body)
+        return self.db.write(lambda s: payments.record_payment(s, data, actor=actor or self.actor))
+
+    def credit(self, invoice, actor=None, **body):
+        from creditdesk.billing import credit_notes
+        from creditdesk.billing import invoice_schemas as ins
+
+        data = ins.CreditNoteCreate.model_validate(body)
+        return self.db.write(lambda s: credit_notes.create_credit_note(s, invoice.id, data, actor=actor or self.actor))
+
+    def get(self, invoice):
+        from creditdesk.billing import invoices
+
+        with self.db.read() as s:  # detached before the read's rollback would expire it
+            found = invoices.get_invoice(s, self.ws.id, invoice.id)
+            s.expunge(found)
+            return found

@@ -20,6 +20,32 @@ def test_demo_has_two_accounts_in_two_currencies(db):
                          .order_by(BillingAccount.number)).all()
         assert [(a.number, a.currency) for a in rows] == [("ACC-000001", "AUD"), ("ACC-000002", "EUR")]
         assert all(a.billing_address_id for a in rows)
-        assert [accounts.account_balance(s, a).balance for a in rows] == [125_000, 48_000]
+        # The opening amounts, then the demo invoices: each account has every state, one overdue.
+        assert all(accounts.account_balance(s, a).balance > opening for a, opening in zip(rows, [125_000, 48_000]))
+        from creditdesk.billing import invoices
+        from creditdesk.billing.verify import verify_invoices
+        for a in rows:
+            states = {i.status for i in invoices.list_invoices(s, actor=_actor(s, info), account_id=a.id,
+                                                               limit=50).items}
+            assert states == {"draft", "posted", "settled", "void"}
+            assert accounts.account_outstanding(s, a) > 0
+        assert verify_invoices(s, workspace_id=info.workspace_id)[1] == []
         assert ledger.verify(s, workspace_id=info.workspace_id).ok
         assert verify_period_balances(s, workspace_id=info.workspace_id)[1] == []
+
+
+def _actor(session, info):
+    from creditdesk.audit import Actor
+
+    return Actor.system(info.workspace_id)
+
+
+def test_demo_invoices_are_made_once(db):
+    from sqlalchemy import func
+
+    from creditdesk.billing.invoice_models import Invoice
+
+    info = db.write(demo.create_demo)
+    db.write(demo.ensure_demo)
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Invoice).where(Invoice.workspace_id == info.workspace_id)) == 10

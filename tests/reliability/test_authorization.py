@@ -61,6 +61,18 @@ WRITE_BODIES = {
     ("POST", "/v1/customers/{customer_id}/addresses"): {"line1": "Stolen", "city": "X", "country": "AU"},
     ("PATCH", "/v1/customers/{customer_id}/addresses/{address_id}"): {"city": "Stolen"},
     ("PATCH", "/v1/accounts/{account_id}"): {"name": "Stolen"},
+    # invoices, credit notes, payments
+    ("PATCH", "/v1/invoices/{invoice_id}"): {"notes": "Stolen"},
+    ("POST", "/v1/invoices/{invoice_id}/lines"): {"product": "{a_product}", "quantity": 1, "unit_price": 1},
+    ("PATCH", "/v1/invoices/{invoice_id}/lines/{line_id}"): {"quantity": 2},
+    ("DELETE", "/v1/invoices/{invoice_id}/lines/{line_id}"): None,
+    ("POST", "/v1/invoices/{invoice_id}/lines/{line_id}/credits"): {
+        "context": {"kind": "customer", "id": "{a_customer}"}, "credit_type": "unit", "quantity": 1},
+    ("DELETE", "/v1/invoices/{invoice_id}/lines/{line_id}/credits"): None,
+    ("POST", "/v1/invoices/{invoice_id}/post"): None,
+    ("POST", "/v1/invoices/{invoice_id}/void"): None,
+    ("POST", "/v1/invoices/{invoice_id}/credit-notes"): {"full": True},
+    ("POST", "/v1/payments/{payment_id}/allocate"): {},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -69,12 +81,13 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "purchase_id": "sms_purchase", "message_id": "message",
                 "type_id": "product_type", "family_id": "product_family", "class_id": "tax_class",
                 "rate_id": "tax_rate", "product": "product", "plan_id": "price_plan",
-                "address_id": "address", "account_id": "account"}
+                "address_id": "address", "account_id": "account", "invoice_id": "invoice",
+                "line_id": "invoice_line", "payment_id": "payment"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
                "tax_class": "taxc", "tax_rate": "taxr", "product": "prod", "price_plan": "plan",
-               "address": "adr", "account": "acc"}
+               "address": "adr", "account": "acc", "invoice": "inv", "invoice_line": "inl", "payment": "pay"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -170,10 +183,23 @@ def world(db, live_server):
     objs["account"] = bm.post("/v1/accounts", {"customer_id": objs["customer"], "name": f"{MARK} account",
                                                "billing_address_id": objs["address"]})["id"]
     a_customer = am.post("/v1/customers", {"name": "A customer"})["id"]
+    # Invoices: B has a draft with a line, a posted invoice and a payment; A an account and a draft.
+    b_invoice = bm.post("/v1/invoices", {"account_id": objs["account"], "notes": MARK,
+                                         "lines": [{"product": B_CT, "quantity": 1, "description": MARK}]})
+    objs["invoice"], objs["invoice_line"] = b_invoice["id"], b_invoice["lines"][0]["id"]
+    objs["posted_invoice"] = bm.post("/v1/invoices", {"account_id": objs["account"],
+                                                      "lines": [{"product": B_CT, "quantity": 2}]})["id"]
+    bm.post(f"/v1/invoices/{objs['posted_invoice']}/post")
+    objs["payment"] = bm.post("/v1/payments", {"account_id": objs["account"], "amount": 5000,
+                                               "reference": MARK})["id"]
+    a_account = am.post("/v1/accounts", {"customer_id": a_customer, "name": "A account"})["id"]
+    a_invoice = am.post("/v1/invoices", {"account_id": a_account, "lines": [
+        {"product": "a-product", "quantity": 1, "unit_price": 100}]})
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
-           "a_member": consumer, "a_product": a_product, "a_plan": a_plan, "a_customer": a_customer}
+           "a_member": consumer, "a_product": a_product, "a_plan": a_plan, "a_customer": a_customer,
+           "a_account": a_account, "a_invoice": a_invoice["id"], "a_line": a_invoice["lines"][0]["id"]}
     am.client.close()
     bm.client.close()
 
@@ -195,7 +221,8 @@ def _b_snapshot(db, w) -> dict:
                  "tax_class": "/v1/tax-classes/{}", "tax_rate": "/v1/tax-rates/{}", "product": "/v1/products/{}",
                  "price_plan": "/v1/price-plans/{}", "prices": "/v1/price-plans/{}/prices",
                  "account": "/v1/accounts/{}", "balance": "/v1/accounts/{}/balance",
-                 "statement": "/v1/accounts/{}/statement"}
+                 "statement": "/v1/accounts/{}/statement", "invoice": "/v1/invoices/{}",
+                 "posted_invoice": "/v1/invoices/{}", "payment": "/v1/payments/{}"}
         owner = {"prices": "price_plan", "balance": "account", "statement": "account"}
         for name, path in paths.items():
             snap[name] = _ok(c.get(path.format(objs[owner.get(name, name)])), 200)
@@ -271,7 +298,7 @@ def test_authorization_matrix(db, live_server, world):
     assert not unknown and not unmapped, (
         f"new endpoints with ids: add them to the matrix: bodies for {unknown}, objects for {unmapped}")
     assert len(endpoints) >= 20
-    values = {"a_office": w["a_office"], "a_product": w["a_product"]}
+    values = {"a_office": w["a_office"], "a_product": w["a_product"], "a_customer": w["a_customer"]}
 
     for role, key in w["callers"].items():
         c = httpx.Client(base_url=w["base"], headers={"Authorization": f"Bearer {key}"}, timeout=30)
@@ -389,6 +416,21 @@ def test_authorization_matrix(db, live_server, world):
             ("POST", "/v1/accounts", {"customer_id": objs["customer"], "name": "x"}),
             ("POST", "/v1/accounts", {"customer_id": w["a_customer"], "name": "x",
                                       "billing_address_id": objs["address"]}),
+            ("POST", "/v1/invoices", {"account_id": objs["account"]}),
+            ("POST", "/v1/invoices", {"account_id": w["a_account"], "price_plan_id": objs["price_plan"]}),
+            ("POST", "/v1/invoices", {"account_id": w["a_account"], "lines": [{"product": B_CT, "quantity": 1}]}),
+            ("POST", "/v1/invoices", {"account_id": w["a_account"],
+                                      "lines": [{"product": objs["product"], "quantity": 1}]}),
+            ("POST", f"/v1/invoices/{w['a_invoice']}/lines", {"product": objs["product"], "quantity": 1}),
+            ("PATCH", f"/v1/invoices/{w['a_invoice']}/lines/{w['a_line']}", {"product": B_CT}),
+            ("PATCH", f"/v1/invoices/{w['a_invoice']}", {"price_plan_id": objs["price_plan"]}),
+            ("POST", f"/v1/invoices/{w['a_invoice']}/lines/{w['a_line']}/credits",
+             {"context": {"kind": "customer", "id": objs["customer"]}, "credit_type": B_CT, "quantity": 1}),
+            ("POST", f"/v1/invoices/{w['a_invoice']}/lines/{w['a_line']}/credits",
+             {"context": {"kind": "office", "id": objs["office"]}, "credit_type": "unit", "quantity": 1}),
+            ("POST", "/v1/payments", {"account_id": objs["account"], "amount": 1}),
+            ("POST", "/v1/payments", {"account_id": w["a_account"], "amount": 1,
+                                      "allocations": [{"invoice_id": objs["posted_invoice"], "amount": 1}]}),
         ]
         for method, path, body in refs:
             r = send(method, path, body)

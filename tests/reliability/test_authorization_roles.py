@@ -477,6 +477,70 @@ CASES += [
 ]
 
 
+# --- invoices, credit notes, payments (README "Invoices and payments"): masters and managers write, everyone
+# reads; credits on a line are the customer's (a `unit` pack of the customer covering the product) ---
+
+def fresh_invoice(state: str):
+    """A draft (with one line), a draft whose line is paid with credits, a posted invoice, or a payment left
+    unallocated next to a posted invoice, made by the master."""
+    def make(w, caller):
+        m = w.master
+        if "invoice_product" not in w.ids:
+            m.post("/v1/products", {"code": "matrix-svc", "name": "Matrix service", "kind": "service", "unit": "each"})
+            plan = m.post("/v1/price-plans", {"code": "matrix-aud", "name": "AUD", "currency": "AUD",
+                                              "is_default": True})["id"]
+            w.master.client.put(f"/v1/price-plans/{plan}/prices", json={"product": "matrix-svc", "unit_price": 1000})
+            _grant(w, {"kind": "customer", "id": w.ids["customer"]}, 1_000_000, name="Customer credits")
+            w.ids["invoice_product"] = "matrix-svc"
+        if state == "product":
+            return {}
+        invoice = m.post("/v1/invoices", {"account_id": w.ids["account"],
+                                          "lines": [{"product": "matrix-svc", "quantity": 3}]})
+        made = {"invoice": invoice["id"], "line": invoice["lines"][0]["id"]}
+        if state == "credited":
+            m.post(f"/v1/invoices/{invoice['id']}/lines/{made['line']}/credits", {
+                "context": {"kind": "customer", "id": w.ids["customer"]}, "credit_type": "unit", "quantity": 1})
+        if state in ("posted", "payment"):
+            m.post(f"/v1/invoices/{invoice['id']}/post")
+        if state == "payment":
+            made["payment"] = m.post("/v1/payments", {"account_id": w.ids["account"], "amount": 500,
+                                                      "allocations": []})["id"]
+        return made
+    return make
+
+
+INVOICE = ("invoice",)
+LINE = ("invoice", "line")
+CASES += [
+    Case("invoice.create", "POST", "/v1/invoices", body={"account_id": "{account}", "lines": [
+        {"product": "matrix-svc", "quantity": 1}]}, allowed=MANAGERS, fresh=fresh_invoice("product")),
+    Case("invoice.update", "PATCH", "/v1/invoices/{invoice_id}", INVOICE, {"notes": "Matrix"}, MANAGERS,
+         fresh=fresh_invoice("draft")),
+    Case("invoice.line_add", "POST", "/v1/invoices/{invoice_id}/lines", INVOICE,
+         {"product": "matrix-svc", "quantity": "1.5"}, MANAGERS, fresh=fresh_invoice("draft")),
+    Case("invoice.line_update", "PATCH", "/v1/invoices/{invoice_id}/lines/{line_id}", LINE,
+         {"quantity": 2, "unit_price": 900}, MANAGERS, fresh=fresh_invoice("draft")),
+    Case("invoice.line_delete", "DELETE", "/v1/invoices/{invoice_id}/lines/{line_id}", LINE, None, MANAGERS,
+         fresh=fresh_invoice("draft")),
+    Case("invoice.line_credits", "POST", "/v1/invoices/{invoice_id}/lines/{line_id}/credits", LINE,
+         {"context": {"kind": "customer", "id": "{customer}"}, "credit_type": "unit", "quantity": 1}, MANAGERS,
+         fresh=fresh_invoice("draft")),
+    Case("invoice.line_credits_remove", "DELETE", "/v1/invoices/{invoice_id}/lines/{line_id}/credits", LINE, None,
+         MANAGERS, fresh=fresh_invoice("credited")),
+    Case("invoice.post", "POST", "/v1/invoices/{invoice_id}/post", INVOICE, None, MANAGERS,
+         fresh=fresh_invoice("draft")),
+    Case("invoice.void", "POST", "/v1/invoices/{invoice_id}/void", INVOICE, None, MANAGERS,
+         fresh=fresh_invoice("credited")),
+    Case("credit_note.create", "POST", "/v1/invoices/{invoice_id}/credit-notes", INVOICE,
+         {"amount": 100, "reason": "Matrix"}, MANAGERS, special={c: 201 for c in MANAGERS},
+         fresh=fresh_invoice("posted")),
+    Case("payment.create", "POST", "/v1/payments", body={"account_id": "{account}", "amount": 100,
+                                                          "method": "cash"}, allowed=MANAGERS),
+    Case("payment.allocate", "POST", "/v1/payments/{payment_id}/allocate", "payment", {}, MANAGERS,
+         fresh=fresh_invoice("payment")),
+]
+
+
 # --- the world ---------------------------------------------------------------------------------------
 
 def _answer(r: httpx.Response) -> dict:

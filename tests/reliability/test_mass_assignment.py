@@ -103,6 +103,15 @@ def target(db, live_server):
     ids["adr1"] = _ok(c.post(f"/v1/customers/{ids['c1']}/addresses", json={
         "line1": "1 Street", "city": "Sydney", "country": "AU"}))["id"]
     ids["acc1"] = _ok(c.post("/v1/accounts", json={"customer_id": ids["c1"], "name": "A1"}))["id"]
+    # Invoices: a draft with a line, a posted invoice, an unallocated payment, credits of the customer.
+    line = {"product": "ma-product", "quantity": 2, "unit_price": 500}
+    draft = _ok(c.post("/v1/invoices", json={"account_id": ids["acc1"], "lines": [line]}))
+    ids["inv1"], ids["inl1"] = draft["id"], draft["lines"][0]["id"]
+    ids["inv_posted"] = _ok(c.post("/v1/invoices", json={"account_id": ids["acc1"], "lines": [line]}))["id"]
+    _ok(c.post(f"/v1/invoices/{ids['inv_posted']}/post"))
+    ids["pay1"] = _ok(c.post("/v1/payments", json={"account_id": ids["acc1"], "amount": 100, "allocations": []}))["id"]
+    _ok(c.post("/v1/packs", json={"holder": {"kind": "customer", "id": ids["c1"]}, "credit_type": "unit",
+                                  "quantity": 50, "name": "Customer credits"}))
     yield {"ws": ws, "other": other, "ids": ids, "client": c}
     c.close()
 
@@ -160,6 +169,26 @@ def _bases(ids: dict) -> dict:
         ("POST", "/v1/accounts"): ("/v1/accounts", {"customer_id": ids["c1"], "name": "A2"}),
         ("PATCH", "/v1/accounts/{account_id}"): (f"/v1/accounts/{ids['acc1']}", {"name": "A1b"}),
         **_catalogue_bases(ids),
+        **_invoice_bases(ids),
+    }
+
+
+def _invoice_bases(ids: dict) -> dict:
+    inv, line = f"/v1/invoices/{ids['inv1']}", f"/v1/invoices/{ids['inv1']}/lines/{ids['inl1']}"
+    return {
+        ("POST", "/v1/invoices"): ("/v1/invoices", {"account_id": ids["acc1"], "notes": "n", "lines": [
+            {"product": "ma-product", "quantity": 1, "unit_price": 100, "discount": {"kind": "amount", "value": 1}}]}),
+        ("PATCH", "/v1/invoices/{invoice_id}"): (inv, {"notes": "changed"}),
+        ("POST", "/v1/invoices/{invoice_id}/lines"): (f"{inv}/lines", {"product": "ma-product", "quantity": 1,
+                                                                       "unit_price": 100}),
+        ("PATCH", "/v1/invoices/{invoice_id}/lines/{line_id}"): (line, {"quantity": 2}),
+        ("POST", "/v1/invoices/{invoice_id}/lines/{line_id}/credits"): (f"{line}/credits", {
+            "context": {"kind": "customer", "id": ids["c1"]}, "credit_type": "unit", "quantity": 1}),
+        ("POST", "/v1/invoices/{invoice_id}/credit-notes"): (f"/v1/invoices/{ids['inv_posted']}/credit-notes",
+                                                             {"amount": 1}),
+        ("POST", "/v1/payments"): ("/v1/payments", {"account_id": ids["acc1"], "amount": 5, "allocations": [
+            {"invoice_id": ids["inv_posted"], "amount": 5}]}),
+        ("POST", "/v1/payments/{payment_id}/allocate"): (f"/v1/payments/{ids['pay1']}/allocate", {}),
     }
 
 

@@ -85,6 +85,14 @@ def fuzz_world(db, live_server):
                                                         "unit": "each"}))["id"],
             "plan_id": _ok(c.post("/v1/price-plans", json={"code": "aud", "name": "AUD", "currency": "AUD"}))["id"],
         })
+        # Billing: an account with a draft invoice (one line) and a payment left on the account.
+        _ok(c.patch("/v1/billing/settings", json={"default_currency": "AUD"}))
+        ids["account_id"] = _ok(c.post("/v1/accounts", json={"customer_id": ids["customer_id"],
+                                                              "name": "Fuzz account"}))["id"]
+        draft = _ok(c.post("/v1/invoices", json={"account_id": ids["account_id"], "lines": [
+            {"product": "p", "quantity": 2, "unit_price": 1000}]}))
+        ids["invoice_id"], ids["line_id"] = draft["id"], draft["lines"][0]["id"]
+        ids["payment_id"] = _ok(c.post("/v1/payments", json={"account_id": ids["account_id"], "amount": 100}))["id"]
     return {"ws": ws, "ids": ids}
 
 

@@ -23,13 +23,14 @@ def test_finance_menu_lists_the_demo_accounts_with_balances(page):
     page.get_by_role("menuitem", name="Accounts").click()
     expect(page.get_by_role("heading", name="Accounts")).to_be_visible()
     table = page.locator("table#accounts")
-    expect(table.locator("tr", has_text="ACC-000001")).to_contain_text(format_money(125_000, "AUD"))
-    expect(table.locator("tr", has_text="ACC-000002")).to_contain_text(format_money(48_000, "EUR"))
+    # The opening amounts (1,250.00 and 480.00) plus the demo invoices less their credit note and payments.
+    expect(table.locator("tr", has_text="ACC-000001")).to_contain_text(format_money(260_575, "AUD"))
+    expect(table.locator("tr", has_text="ACC-000002")).to_contain_text(format_money(136_715, "EUR"))
     page.get_by_label("Currency").fill("EUR")
     page.get_by_role("button", name="Apply").click()
     expect(table).not_to_contain_text("ACC-000001")
     table.get_by_role("link", name="ACC-000002").click()
-    expect(page.locator("#account-balance")).to_have_text(format_money(48_000, "EUR"))
+    expect(page.locator("#account-balance")).to_have_text(format_money(136_715, "EUR"))
     expect(page.locator("table#statement")).to_contain_text("opening_balance")
     shot(page, "finance-01-account")
 

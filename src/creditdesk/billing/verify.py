@@ -50,3 +50,71 @@ def verify_period_balances(session: Session, *, workspace_id: str | None = None)
         for account_id in stored:
             problems.append(f"period {period.id} holds a balance for unknown account {account_id}")
     return checked, problems
+
+
+def verify_invoices(session: Session, *, workspace_id: str | None = None) -> tuple[int, list[str]]:
+    """(invoices checked, problems): each invoice's amount due is its total less its allocations and credit
+    notes, paid/credited/status agree with them; each payment's unallocated amount is its amount less its
+    allocations; and per account, what the documents posted (invoices, credit notes, payments) is what its
+    entries say, and its entries' balance is its ledger balance (recomputed from the transfers)."""
+    from creditdesk.billing.invoice_models import CreditNote, Invoice, Payment, PaymentAllocation
+    from creditdesk.billing.models import AccountEntry
+
+    problems: list[str] = []
+    scope = [Invoice.workspace_id == workspace_id] if workspace_id else []
+    paid = dict(session.execute(select(PaymentAllocation.invoice_id, func.sum(PaymentAllocation.amount))
+                                .group_by(PaymentAllocation.invoice_id)).tuples().all())
+    credited = dict(session.execute(select(CreditNote.invoice_id, func.sum(CreditNote.amount))
+                                    .group_by(CreditNote.invoice_id)).tuples().all())
+    checked = 0
+    billed: dict[str, int] = {}
+    for inv in session.scalars(select(Invoice).where(*scope).order_by(Invoice.id)).yield_per(1000):
+        checked += 1
+        p, c = int(paid.get(inv.id) or 0), int(credited.get(inv.id) or 0)
+        name = f"invoice {inv.number or inv.id}"
+        if inv.amount_due != inv.total - p - c or (inv.amount_paid, inv.amount_credited) != (p, c):
+            problems.append(f"{name}: amount due {inv.amount_due} (paid {inv.amount_paid}, credited "
+                            f"{inv.amount_credited}); its allocations say paid {p}, its credit notes {c}, so "
+                            f"{inv.total - p - c} due")
+        if inv.status in ("posted", "settled"):
+            billed[inv.account_id] = billed.get(inv.account_id, 0) + inv.total
+            if (inv.status == "settled") != (inv.amount_due == 0):
+                problems.append(f"{name} is {inv.status} with {inv.amount_due} due")
+        elif p or c:
+            problems.append(f"{name} is {inv.status} but has payments or credit notes")
+    pscope = [Payment.workspace_id == workspace_id] if workspace_id else []
+    allocated = dict(session.execute(select(PaymentAllocation.payment_id, func.sum(PaymentAllocation.amount))
+                                     .group_by(PaymentAllocation.payment_id)).tuples().all())
+    received: dict[str, int] = {}
+    for pay in session.scalars(select(Payment).where(*pscope)).yield_per(1000):
+        received[pay.account_id] = received.get(pay.account_id, 0) + pay.amount
+        if pay.unallocated != pay.amount - int(allocated.get(pay.id) or 0):
+            problems.append(f"payment {pay.id}: unallocated {pay.unallocated}, but {pay.amount} less its "
+                            f"allocations is {pay.amount - int(allocated.get(pay.id) or 0)}")
+    noted = dict(session.execute(select(CreditNote.account_id, func.sum(CreditNote.amount)).where(
+        *([CreditNote.workspace_id == workspace_id] if workspace_id else [])).group_by(CreditNote.account_id))
+        .tuples().all())
+    t, e = LedgerTransfer, AccountEntry
+    ascope = [BillingAccount.workspace_id == workspace_id] if workspace_id else []
+    for acc_id, number, la in session.execute(select(BillingAccount.id, BillingAccount.number,
+                                                     BillingAccount.ledger_account_id).where(*ascope)).all():
+        by_kind = dict(session.execute(
+            select(e.kind, func.sum(case((e.direction == "debit", e.amount), else_=-e.amount)))
+            .where(e.account_id == acc_id).group_by(e.kind)).tuples().all())
+        by_kind = {k: int(v or 0) for k, v in by_kind.items()}
+        expected = {"invoices": billed.get(acc_id, 0), "credit notes": -int(noted.get(acc_id) or 0),
+                    "payments": -received.get(acc_id, 0)}
+        posted = {"invoices": by_kind.get("invoice", 0) + by_kind.get("invoice_tax", 0),
+                  "credit notes": by_kind.get("credit_note", 0) + by_kind.get("credit_note_tax", 0),
+                  "payments": by_kind.get("payment", 0)}
+        for what, amount in expected.items():
+            if posted[what] != amount:
+                problems.append(f"account {number}: its {what} add up to {amount}, its entries to {posted[what]}")
+        ledger_balance = int(session.scalar(
+            select(func.coalesce(func.sum(case((t.debit_account_id == la, t.amount), else_=-t.amount)), 0))
+            .where((t.debit_account_id == la) | (t.credit_account_id == la),
+                   t.phase.in_(("posted", "post_pending")))) or 0)
+        if sum(by_kind.values()) != ledger_balance:
+            problems.append(f"account {number}: its entries add up to {sum(by_kind.values())}, its ledger balance "
+                            f"is {ledger_balance}")
+    return checked, problems

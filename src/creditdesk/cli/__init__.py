@@ -10,6 +10,7 @@ import typer
 from creditdesk.cli.billing import periods_app
 from creditdesk.cli.credits import balance, consume, history, jobs_app, ledger_app, packs_app
 from creditdesk.cli.db import db_app
+from creditdesk.cli.invoices import invoices_app
 from creditdesk.cli.serve import serve
 from creditdesk.cli.workspace import apikey_app, workspace_app
 
@@ -27,5 +28,6 @@ app.command("consume")(consume)
 app.command("balance")(balance)
 app.command("history")(history)
 app.add_typer(periods_app, name="periods")
+app.add_typer(invoices_app, name="invoices")
 
 __all__ = ["app"]

@@ -44,6 +44,11 @@ def ledger_verify(workspace_id: str = typer.Option(None, "--workspace", help="On
 
         period_balances, billing_problems = verify_period_balances(session, workspace_id=workspace_id)
         report.problems.extend(billing_problems)
+        # Each invoice's amount due is its total less allocations and credit notes; accounts match the ledger.
+        from creditdesk.billing.verify import verify_invoices
+
+        invoices_checked, invoice_problems = verify_invoices(session, workspace_id=workspace_id)
+        report.problems.extend(invoice_problems)
     for problem in report.problems:
         err.print(f"[red]✗[/red] {problem}")
     if not report.ok:
@@ -53,7 +58,8 @@ def ledger_verify(workspace_id: str = typer.Option(None, "--workspace", help="On
     console.print(f"[green]Ledger OK[/green]: {report.accounts_checked} accounts, "
                       f"{report.transfers_checked} transfers; cached balances match, debits equal credits "
                       "per unit, no account below zero; "
-                      f"{period_balances} period opening balance(s) match the ledger.")
+                      f"{period_balances} period opening balance(s) match the ledger; "
+                      f"{invoices_checked} invoice(s) agree with their payments and credit notes.")
 
 
 # --- jobs ---

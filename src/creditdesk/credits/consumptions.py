@@ -13,7 +13,7 @@ from creditdesk.credits.models import Consumption, CreditType, Pack
 from creditdesk.credits.packs import refresh_status
 from creditdesk.credits.repository import CONSUME, EXPIRE, REVERSAL, VOID
 from creditdesk.credits.credit_types import credit_type
-from creditdesk.errors import InvalidInput
+from creditdesk.errors import InvalidInput, NotPermitted
 from creditdesk.ledger import service as ledger
 from creditdesk.ledger.models import LedgerTransfer
 from creditdesk.ledger.service import Reference, TransferSpec
@@ -110,6 +110,21 @@ def reverse_consumption(session: Session, consumption_id: str, *, actor: Actor, 
     c = get_in_workspace(session, Consumption, actor.workspace_id, consumption_id, for_update=True)
     ct = session.get(CreditType, c.credit_type_id)
     governance.authorize_correction(actor, ct, "reverse consumptions")
+    return _reverse(session, c, ct, actor=actor, reason=reason)
+
+
+def reverse_document_consumption(session: Session, consumption_id: str, *, actor: Actor, reference_kind: str,
+                                 reason: str = "") -> Consumption:
+    """Reverse a consumption made for a document that is being undone by its own service (an invoice line
+    whose draft invoice is voided, or whose credits are taken off): that service authorized the undo by
+    its rules, so manage_packs is not asked. Only a consumption referencing `reference_kind` qualifies."""
+    c = get_in_workspace(session, Consumption, actor.workspace_id, consumption_id, for_update=True)
+    if c.reference_kind != reference_kind:
+        raise NotPermitted(f"This consumption was not made for a {reference_kind}.")
+    return _reverse(session, c, session.get(CreditType, c.credit_type_id), actor=actor, reason=reason)
+
+
+def _reverse(session: Session, c: Consumption, ct: CreditType, *, actor: Actor, reason: str) -> Consumption:
     if c.status == "reversed":
         raise AlreadyReversed("This consumption was already reversed.")
     legs = [(t.debit_account_id, t.amount) for t in session.scalars(select(LedgerTransfer).where(

@@ -82,6 +82,10 @@ class _Receipt(FPDF):
         self.multi_cell(0, h, self.clean(text), align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
+# The same page set-up (fonts, margins, helpers) for every document creditdesk prints (billing.pdf too).
+Document = _Receipt
+
+
 def render_receipt(purchase: SmsPurchase, *, account_name: str, number: str, buyer_name: str | None = None) -> bytes:
     """The receipt PDF of a paid purchase."""
     pdf = _Receipt()

@@ -142,9 +142,12 @@ def account_page(account_id: str, request: Request, user: WebUser = Depends(curr
         outstanding = accounts.account_outstanding(session, account)
         lines, next_cursor = accounts.statement_page(session, account, limit=50, cursor=cursor)
         billing = settings.get_settings(session, user.workspace_id)
+        from creditdesk.web.invoices import account_sections  # the account's invoices and payments
+
+        sections = account_sections(session, user, account)
     return render(request, "account.html", nav="finance", account=account, customer=customer,
                   address=addresses.one_line(address), balance=balance, outstanding=outstanding, lines=lines,
-                  next_cursor=next_cursor, billing=billing, may_edit=may_open_accounts(user))
+                  next_cursor=next_cursor, billing=billing, may_edit=may_open_accounts(user), **sections)
 
 
 @router.get("/accounts/{account_id}/statement.csv")

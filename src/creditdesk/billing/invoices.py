@@ -1,0 +1,547 @@
+"""Invoices of an account: draft -> posted -> settled, or a draft voided. Lines, totals, posting to the
+ledger, the line-level credits hook, and the invoices' outstanding amount.
+
+Who may (one rule, `require_billing_writer`, also used by credit notes and payments): masters and
+managers raise, edit, post and void invoices, issue credit notes and record payments (managers already
+open accounts and manage customers); every staff user reads them.
+
+Rules:
+- Lines are priced from the catalogue: the unit price from the invoice's price plan (else the currency's
+  default plan; `no_price` otherwise), editable on a draft; tax from the product's tax class, the rate in
+  force on the issue date; money per line by `catalog.lines.compute_line` (rounded once per line); the
+  invoice's totals are the sums of its lines.
+- Posting (a draft with at least one line) re-reads the tax rates in force on the issue date, sets the due
+  date from the account's credit period, takes the next number of the workspace (INV-000001, under the
+  billing settings row's lock, so numbers have no gaps), and debits the account through
+  `billing.postings.post_account_entry` (net against revenue, tax against tax), all in one transaction.
+  A posted invoice never changes again (409 `invoice_not_draft`): credit notes correct it.
+- Units of a draft line may be paid with credits of the invoice's customer (`apply_line_credits`): a
+  consumption referencing the line, through credits' own consume (which refuses more than is available).
+  The line then bills only the rest of its quantity. Taking the credits off, deleting the line or voiding
+  the draft reverses that consumption.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from creditdesk import audit, clock, currencies
+from creditdesk.audit import Actor, snapshot
+from creditdesk.billing import accounts, postings
+from creditdesk.billing import invoice_schemas as s
+from creditdesk.billing.invoice_models import QUANTITY_SCALE, Invoice, InvoiceLine
+from creditdesk.billing.models import BillingAccount
+from creditdesk.billing.settings import require_settings
+from creditdesk.catalog import service as catalog
+from creditdesk.catalog.lines import Discount, LineTotals, check_quantity, compute_line
+from creditdesk.catalog.models import Product
+from creditdesk.credits import schemas as credit_schemas
+from creditdesk.credits import burn, consumptions, credit_types
+from creditdesk.errors import Conflict, InvalidInput
+from creditdesk.ids import new_id
+from creditdesk.ledger.batch import Reference
+from creditdesk.pagination import Page, paginate
+from creditdesk.parties.service import require_manager
+from creditdesk.repository import get_in_workspace
+
+NUMBER_PREFIX = "INV-"
+LINE_REFERENCE = "invoice_line"
+OPEN = "posted"  # the status of an invoice that still has something due
+
+
+def require_billing_writer(actor: Actor, what: str) -> None:
+    require_manager(actor, what)
+
+
+def format_number(sequence: int) -> str:
+    return f"{NUMBER_PREFIX}{sequence:06d}"
+
+
+def get_invoice(session: Session, workspace_id: str, invoice_id: str, *, for_update: bool = False) -> Invoice:
+    return get_in_workspace(session, Invoice, workspace_id, invoice_id, label="invoice", for_update=for_update)
+
+
+def lines_of(session: Session, invoice_id: str) -> list[InvoiceLine]:
+    return list(session.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice_id)
+                                .order_by(InvoiceLine.position, InvoiceLine.id)))
+
+
+def _draft(session: Session, actor: Actor, invoice_id: str, what: str) -> Invoice:
+    invoice = get_invoice(session, actor.workspace_id, invoice_id, for_update=True)
+    require_billing_writer(actor, what)
+    if invoice.status != "draft":
+        raise Conflict(f"Invoice {invoice.number or invoice.id} is {invoice.status}: only a draft changes. "
+                       "Correct a posted invoice with a credit note.", code="invoice_not_draft",
+                       status=invoice.status)
+    return invoice
+
+
+def _snapshot(session: Session, invoice: Invoice) -> dict:
+    return snapshot(invoice, lines=[snapshot(line) for line in lines_of(session, invoice.id)])
+
+
+def _check_currency(code: str | None, expected: str, field: str = "currency") -> None:
+    if code is not None and code.strip().upper() != expected:
+        raise InvalidInput(f"This account is in {expected}, not {code.upper()}.", code="currency_mismatch",
+                           field=field, expected=expected)
+
+
+def _price_plan(session: Session, workspace_id: str, plan_id: str | None, currency: str) -> str | None:
+    if not plan_id:
+        return None
+    plan = catalog.get_price_plan(session, workspace_id, plan_id)
+    if plan.currency != currency:
+        raise InvalidInput(f"Price plan {plan.code!r} is in {plan.currency}, the account in {currency}.",
+                           code="currency_mismatch", field="price_plan_id", expected=currency)
+    return plan.id
+
+
+# --- quantities and line money ---
+
+def to_milli(quantity, field: str = "quantity") -> int:
+    try:
+        value = check_quantity(quantity)
+    except InvalidInput as exc:
+        exc.details["field"] = field
+        raise
+    return int(value * QUANTITY_SCALE)
+
+
+def quantity_text(milli: int) -> str:
+    """Thousandths as the shortest decimal string: 1500 -> "1.5", 2000 -> "2"."""
+    text = format(Decimal(milli).scaleb(-3), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _price_line(session: Session, invoice: Invoice, line: InvoiceLine, product: Product | None = None) -> None:
+    """Tax in force on the issue date, then the line's money: what it bills (the quantity not paid with
+    credits) and what the credited units are worth."""
+    product = product or session.get(Product, line.product_id)
+    rate = catalog.tax_of(session, product, invoice.issue_date)
+    line.tax_rate_id = rate.id if rate else None
+    line.tax_rate_bp = rate.rate_bp if rate else 0
+    line.tax_inclusive = bool(rate.inclusive) if rate else False
+    discount = Discount(line.discount_kind, line.discount_value) if line.discount_kind else None
+    payable = line.quantity_milli - line.credit_quantity_milli
+    kw = {"rate_bp": line.tax_rate_bp, "inclusive": line.tax_inclusive}
+    if payable > 0:
+        totals = compute_line(line.unit_price, Decimal(payable).scaleb(-3), discount=discount, **kw)
+    else:
+        totals = LineTotals(net=0, tax=0, gross=0, discount=0)
+    line.net, line.tax, line.gross, line.discount_amount = totals.net, totals.tax, totals.gross, totals.discount
+    line.credits_value = compute_line(line.unit_price, Decimal(line.credit_quantity_milli).scaleb(-3),
+                                      **kw).gross if line.credit_quantity_milli else 0
+
+
+def _total(session: Session, invoice: Invoice) -> None:
+    lines = lines_of(session, invoice.id)
+    invoice.subtotal = sum(line.net for line in lines)
+    invoice.tax_total = sum(line.tax for line in lines)
+    invoice.total = sum(line.gross for line in lines)
+    invoice.credits_value = sum(line.credits_value for line in lines)
+    invoice.amount_due = invoice.total - invoice.amount_paid - invoice.amount_credited
+    invoice.updated_at = clock.now()
+
+
+def _set_discount(line: InvoiceLine, discount: s.DiscountIn | None) -> None:
+    line.discount_kind = discount.kind if discount else None
+    line.discount_value = discount.value if discount else None
+
+
+def _product(session: Session, workspace_id: str, ref: str) -> Product:
+    product = catalog.get_product(session, workspace_id, ref)
+    if not product.active:
+        raise InvalidInput(f"Product {product.code!r} is inactive: it cannot be billed.", code="product_inactive",
+                           field="product")
+    return product
+
+
+def _new_line(session: Session, invoice: Invoice, data: s.LineCreate, position: int) -> InvoiceLine:
+    _check_currency(data.currency, invoice.currency)
+    product = _product(session, invoice.workspace_id, data.product)
+    unit_price = data.unit_price
+    if unit_price is None:
+        unit_price = catalog.price_of(session, invoice.workspace_id, product.id, invoice.currency,
+                                      invoice.price_plan_id).unit_price
+    now = clock.now()
+    line = InvoiceLine(id=new_id("inl"), workspace_id=invoice.workspace_id, invoice_id=invoice.id, position=position,
+                       product_id=product.id, product_code=product.code,
+                       description=data.description or product.name, quantity_milli=to_milli(data.quantity),
+                       unit_price=unit_price, credit_quantity_milli=0, credits_value=0, created_at=now,
+                       updated_at=now)
+    _set_discount(line, data.discount)
+    _price_line(session, invoice, line, product)
+    session.add(line)
+    session.flush([line])
+    return line
+
+
+def _next_position(session: Session, invoice_id: str) -> int:
+    return (session.scalar(select(func.max(InvoiceLine.position)).where(InvoiceLine.invoice_id == invoice_id))
+            or 0) + 1
+
+
+# --- drafts ---
+
+def create_invoice(session: Session, data: s.InvoiceCreate, *, actor: Actor) -> Invoice:
+    require_billing_writer(actor, "raise invoices")
+    ws = actor.workspace_id
+    account = accounts.get_account(session, ws, data.account_id)
+    if account.status == "terminated":
+        raise Conflict("The account is terminated: it is not billed any more.", code="account_terminated")
+    issue = data.issue_date or clock.now().date()
+    now = clock.now()
+    invoice = Invoice(id=new_id("inv"), workspace_id=ws, account_id=account.id, customer_id=account.customer_id,
+                      number=None, status="draft", currency=account.currency,
+                      price_plan_id=_price_plan(session, ws, data.price_plan_id, account.currency),
+                      issue_date=issue, due_date=accounts.due_date(account, issue), notes=data.notes, subtotal=0,
+                      tax_total=0, total=0, credits_value=0, amount_paid=0, amount_credited=0, amount_due=0,
+                      created_by=actor.user_id, created_at=now, updated_at=now)
+    session.add(invoice)
+    session.flush([invoice])
+    for n, line in enumerate(data.lines, start=1):
+        try:
+            _new_line(session, invoice, line, n)
+        except InvalidInput as exc:
+            exc.details.setdefault("line", n - 1)
+            raise
+    _total(session, invoice)
+    session.flush()
+    audit.record(session, actor=actor, action="invoice.create", object_type="invoice", object_id=invoice.id,
+                 after=_snapshot(session, invoice))
+    return invoice
+
+
+def update_invoice(session: Session, invoice_id: str, data: s.InvoiceUpdate, *, actor: Actor) -> Invoice:
+    invoice = _draft(session, actor, invoice_id, "change invoices")
+    before = _snapshot(session, invoice)
+    fields = data.model_fields_set
+    if "notes" in fields:
+        invoice.notes = data.notes or ""
+    if "price_plan_id" in fields:
+        invoice.price_plan_id = _price_plan(session, invoice.workspace_id, data.price_plan_id, invoice.currency)
+    if "issue_date" in fields and data.issue_date is not None and data.issue_date != invoice.issue_date:
+        invoice.issue_date = data.issue_date
+        account = session.get(BillingAccount, invoice.account_id)
+        invoice.due_date = accounts.due_date(account, invoice.issue_date)
+        for line in lines_of(session, invoice.id):  # the tax in force on the new date
+            _price_line(session, invoice, line)
+    _total(session, invoice)
+    session.flush()
+    audit.record(session, actor=actor, action="invoice.update", object_type="invoice", object_id=invoice.id,
+                 before=before, after=_snapshot(session, invoice))
+    return invoice
+
+
+def add_line(session: Session, invoice_id: str, data: s.LineCreate, *, actor: Actor) -> Invoice:
+    invoice = _draft(session, actor, invoice_id, "change invoices")
+    before = _snapshot(session, invoice)
+    _new_line(session, invoice, data, _next_position(session, invoice.id))
+    _total(session, invoice)
+    session.flush()
+    audit.record(session, actor=actor, action="invoice.line_add", object_type="invoice", object_id=invoice.id,
+                 before=before, after=_snapshot(session, invoice))
+    return invoice
+
+
+def _line(session: Session, invoice: Invoice, line_id: str) -> InvoiceLine:
+    line = get_in_workspace(session, InvoiceLine, invoice.workspace_id, line_id, label="invoice line")
+    if line.invoice_id != invoice.id:
+        raise InvalidInput("This line is not on this invoice.", code="unknown_line", field="line_id")
+    return line
+
+
+def update_line(session: Session, invoice_id: str, line_id: str, data: s.LineUpdate, *, actor: Actor) -> Invoice:
+    invoice = _draft(session, actor, invoice_id, "change invoices")
+    line = _line(session, invoice, line_id)
+    before = _snapshot(session, invoice)
+    fields = data.model_fields_set
+    product = None
+    if "product" in fields and data.product is not None:
+        product = _product(session, invoice.workspace_id, data.product)
+        if product.id != line.product_id:
+            if line.consumption_id:
+                raise Conflict("Take the credits off this line before changing its product.",
+                               code="line_paid_with_credits")
+            line.product_id, line.product_code = product.id, product.code
+            if data.unit_price is None:
+                line.unit_price = catalog.price_of(session, invoice.workspace_id, product.id, invoice.currency,
+                                                   invoice.price_plan_id).unit_price
+    if "description" in fields and data.description is not None:
+        line.description = data.description
+    if "quantity" in fields and data.quantity is not None:
+        milli = to_milli(data.quantity)
+        if milli < line.credit_quantity_milli:
+            raise InvalidInput(f"{quantity_text(line.credit_quantity_milli)} units of this line are paid with "
+                               "credits: the quantity cannot be less.", code="credits_exceed_quantity",
+                               field="quantity")
+        line.quantity_milli = milli
+    if "unit_price" in fields and data.unit_price is not None:
+        line.unit_price = data.unit_price
+    if "discount" in fields:
+        _set_discount(line, data.discount)
+    line.updated_at = clock.now()
+    _price_line(session, invoice, line, product)
+    _total(session, invoice)
+    session.flush()
+    audit.record(session, actor=actor, action="invoice.line_update", object_type="invoice", object_id=invoice.id,
+                 before=before, after=_snapshot(session, invoice))
+    return invoice
+
+
+def _reverse_line_credits(session: Session, line: InvoiceLine, *, actor: Actor, reason: str) -> None:
+    if line.consumption_id:
+        consumptions.reverse_document_consumption(session, line.consumption_id, actor=actor,
+                                             reference_kind=LINE_REFERENCE, reason=reason)
+        line.consumption_id = None
+        line.credit_quantity_milli = 0
+
+
+def delete_line(session: Session, invoice_id: str, line_id: str, *, actor: Actor) -> Invoice:
+    invoice = _draft(session, actor, invoice_id, "change invoices")
+    line = _line(session, invoice, line_id)
+    before = _snapshot(session, invoice)
+    _reverse_line_credits(session, line, actor=actor, reason=f"invoice line {line.id} deleted")
+    session.flush()
+    session.delete(line)
+    session.flush()
+    _total(session, invoice)
+    session.flush()
+    audit.record(session, actor=actor, action="invoice.line_delete", object_type="invoice", object_id=invoice.id,
+                 before=before, after=_snapshot(session, invoice))
+    return invoice
+
+
+# --- the credits hook ---
+
+CREDIT_CONTEXTS = ("customer", "office", "user")
+
+
+def apply_line_credits(session: Session, invoice_id: str, line_id: str, data: s.LineCredits, *,
+                       actor: Actor) -> Invoice:
+    """Pay `data.quantity` units of a draft line with credits (one credit of the type per unit, in the
+    type's own scale: 1.5 units of an `hours` type of scale 2 burn 150)."""
+    invoice = _draft(session, actor, invoice_id, "pay invoice lines with credits")
+    line = _line(session, invoice, line_id)
+    if line.consumption_id:
+        raise Conflict("This line is already paid with credits: take them off first.",
+                       code="line_paid_with_credits")
+    milli = to_milli(data.quantity)
+    if milli > line.quantity_milli:
+        raise InvalidInput(f"The line has {quantity_text(line.quantity_milli)} units: no more can be paid with "
+                           "credits.", code="credits_exceed_quantity", field="quantity")
+    if data.context.kind not in CREDIT_CONTEXTS:
+        raise InvalidInput("Credits paying an invoice line are the customer's, or one of its offices' or users'.",
+                           code="credits_not_of_customer", field="context")
+    ct = credit_types.credit_type_by_code(session, invoice.workspace_id, data.credit_type)
+    amount = Decimal(milli).scaleb(-3).scaleb(ct.scale)
+    if amount != amount.to_integral_value():
+        raise InvalidInput(f"Credits of {ct.code} have {ct.scale} decimals: {quantity_text(milli)} units cannot be "
+                           "counted in them.", code="invalid_credit_quantity", field="quantity")
+    ctx = burn.resolve_context(session, invoice.workspace_id, data.context.kind, data.context.id)
+    if ctx.customer_id != invoice.customer_id:
+        raise InvalidInput("Only credits of the invoice's customer (its own, its offices' or its users') pay its "
+                           "lines.", code="credits_not_of_customer", field="context")
+    before = _snapshot(session, invoice)
+    consumption = consumptions.consume(session, credit_schemas.ConsumeRequest(
+        context=credit_schemas.Context(kind=data.context.kind, id=data.context.id), credit_type=ct.code,
+        amount=int(amount), product_code=line.product_code,
+        reference=credit_schemas.ReferenceIn(kind=LINE_REFERENCE, id=line.id)), actor=actor)
+    line.consumption_id = consumption.id
+    line.credit_quantity_milli = milli
+    line.updated_at = clock.now()
+    _price_line(session, invoice, line)
+    _total(session, invoice)
+    session.flush()
+    audit.record(session, actor=actor, action="invoice.line_credits", object_type="invoice", object_id=invoice.id,
+                 before=before, after=_snapshot(session, invoice))
+    return invoice
+
+
+def remove_line_credits(session: Session, invoice_id: str, line_id: str, *, actor: Actor) -> Invoice:
+    invoice = _draft(session, actor, invoice_id, "change invoices")
+    line = _line(session, invoice, line_id)
+    if not line.consumption_id:
+        raise Conflict("This line is not paid with credits.", code="line_not_paid_with_credits")
+    before = _snapshot(session, invoice)
+    _reverse_line_credits(session, line, actor=actor, reason=f"credits taken off invoice line {line.id}")
+    _price_line(session, invoice, line)
+    _total(session, invoice)
+    session.flush()
+    audit.record(session, actor=actor, action="invoice.line_credits_remove", object_type="invoice",
+                 object_id=invoice.id, before=before, after=_snapshot(session, invoice))
+    return invoice
+
+
+# --- post and void ---
+
+def post_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:
+    invoice = _draft(session, actor, invoice_id, "post invoices")
+    lines = lines_of(session, invoice.id)
+    if not lines:
+        raise Conflict("An invoice without lines cannot be posted.", code="invoice_empty")
+    account = session.get(BillingAccount, invoice.account_id)
+    if account.status == "terminated":
+        raise Conflict("The account is terminated: it is not billed any more.", code="account_terminated")
+    before = _snapshot(session, invoice)
+    for line in lines:  # the rates in force on the issue date, read once more and then frozen
+        _price_line(session, invoice, line)
+    _total(session, invoice)
+    invoice.due_date = accounts.due_date(account, invoice.issue_date)
+    # The settings row is the lock of the workspace's numbers: taken here, held to the commit; whatever
+    # fails after this point rolls the number back with everything else, so numbers have no gaps.
+    settings = require_settings(session, invoice.workspace_id, for_update=True)
+    invoice.number = format_number(settings.next_invoice_number)
+    settings.next_invoice_number += 1
+    now = clock.now()
+    invoice.status, invoice.posted_at, invoice.updated_at = "posted", now, now
+    ref = Reference(kind="invoice", id=invoice.id)
+    if invoice.subtotal > 0:
+        postings.post_account_entry(session, account, invoice.subtotal, "debit", "invoice", ref,
+                                    counterpart="revenue", actor_id=actor.user_id)
+    if invoice.tax_total > 0:
+        postings.post_account_entry(session, account, invoice.tax_total, "debit", "invoice_tax", ref,
+                                    counterpart="tax", actor_id=actor.user_id)
+    settle_if_paid(invoice, now)
+    session.flush()
+    audit.record(session, actor=actor, action="invoice.post", object_type="invoice", object_id=invoice.id,
+                 before=before, after=_snapshot(session, invoice))
+    return invoice
+
+
+def settle_if_paid(invoice: Invoice, now) -> None:
+    if invoice.status == "posted" and invoice.amount_due == 0:
+        invoice.status, invoice.settled_at = "settled", now
+
+
+def void_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:
+    """Cancel a draft (it never gets a number); credits paying its lines go back to their packs."""
+    invoice = _draft(session, actor, invoice_id, "void invoices")
+    before = _snapshot(session, invoice)
+    for line in lines_of(session, invoice.id):
+        if line.consumption_id:
+            consumption_id = line.consumption_id
+            _reverse_line_credits(session, line, actor=actor, reason=f"invoice {invoice.id} voided")
+            # The line keeps naming the consumption that paid it (now reversed), for the record.
+            line.consumption_id = consumption_id
+    now = clock.now()
+    invoice.status, invoice.voided_at, invoice.updated_at = "void", now, now
+    session.flush()
+    audit.record(session, actor=actor, action="invoice.void", object_type="invoice", object_id=invoice.id,
+                 before=before, after=_snapshot(session, invoice))
+    return invoice
+
+
+# --- reads ---
+
+def list_invoices(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
+                  status: str | None = None, account_id: str | None = None, customer_id: str | None = None,
+                  due_before: date | None = None, due_after: date | None = None,
+                  overdue: bool | None = None) -> Page[Invoice]:
+    """Newest first. `due_before`/`due_after` are inclusive; `overdue`: posted, not settled, past due."""
+    stmt = _filtered(actor.workspace_id, status=status, account_id=account_id, customer_id=customer_id,
+                     due_before=due_before, due_after=due_after, overdue=overdue)
+    return paginate(session, stmt, id_column=Invoice.id, limit=limit, cursor=cursor, descending=True)
+
+
+def _overdue_clause(today: date):
+    return (Invoice.status == OPEN) & (Invoice.due_date < today) & (Invoice.amount_due > 0)
+
+
+def is_overdue(invoice: Invoice, today: date | None = None) -> bool:
+    today = today or clock.now().date()
+    return invoice.status == OPEN and invoice.amount_due > 0 and invoice.due_date < today
+
+
+def line_out(line: InvoiceLine) -> s.LineOut:
+    credited = None
+    if line.credit_quantity_milli or line.consumption_id:
+        credited = s.LineCreditsOut(quantity=quantity_text(line.credit_quantity_milli), value=line.credits_value,
+                                    consumption_id=line.consumption_id)
+    return s.LineOut(id=line.id, position=line.position, product_id=line.product_id, product_code=line.product_code,
+                     description=line.description, quantity=quantity_text(line.quantity_milli),
+                     unit_price=line.unit_price,
+                     discount=s.DiscountOut(kind=line.discount_kind, value=line.discount_value)
+                     if line.discount_kind else None, tax_rate_bp=line.tax_rate_bp, tax_inclusive=line.tax_inclusive,
+                     net=line.net, tax=line.tax, gross=line.gross, discount_amount=line.discount_amount,
+                     credits=credited)
+
+
+def invoice_out(session: Session, invoice: Invoice) -> s.InvoiceOut:
+    return s.InvoiceOut(
+        id=invoice.id, number=invoice.number, status=invoice.status, account_id=invoice.account_id,
+        customer_id=invoice.customer_id, currency=invoice.currency, price_plan_id=invoice.price_plan_id,
+        issue_date=invoice.issue_date, due_date=invoice.due_date, overdue=is_overdue(invoice), notes=invoice.notes,
+        subtotal=invoice.subtotal, tax_total=invoice.tax_total, total=invoice.total,
+        credits_value=invoice.credits_value, amount_paid=invoice.amount_paid, amount_credited=invoice.amount_credited,
+        amount_due=invoice.amount_due, lines=[line_out(line) for line in lines_of(session, invoice.id)],
+        posted_at=clock.aware(invoice.posted_at), settled_at=clock.aware(invoice.settled_at),
+        voided_at=clock.aware(invoice.voided_at), created_at=clock.aware(invoice.created_at),
+        updated_at=clock.aware(invoice.updated_at))
+
+
+# --- outstanding (seed 004): posted invoices past due, not settled ---
+
+def invoices_outstanding(session: Session, account: BillingAccount, on_date: date) -> int:
+    """What the account's posted invoices due before `on_date` still have due."""
+    return int(session.scalar(select(func.coalesce(func.sum(Invoice.amount_due), 0)).where(
+        Invoice.account_id == account.id, Invoice.status == OPEN, Invoice.due_date < on_date)) or 0)
+
+
+accounts.register_outstanding_source(invoices_outstanding)
+
+
+def money(amount: int, currency: str) -> str:
+    """Minor units as text for documents and exports: 123456 AUD -> "1,234.56"."""
+    return f"{currencies.to_major(amount, currency):,}"
+
+
+# --- export ---
+
+EXPORT_COLUMNS = ["number", "id", "status", "account_number", "customer_id", "currency", "issue_date", "due_date",
+                  "subtotal", "tax_total", "total", "credits_value", "amount_paid", "amount_credited", "amount_due",
+                  "overdue", "posted_at"]
+
+
+def count_invoices(session: Session, *, actor: Actor, **filters) -> int:
+    query = _filtered(actor.workspace_id, **filters)
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+
+
+def _filtered(workspace_id: str, *, status=None, account_id=None, customer_id=None, due_before=None, due_after=None,
+              overdue=None):
+    stmt = select(Invoice).where(Invoice.workspace_id == workspace_id)
+    for column, value in ((Invoice.status, status), (Invoice.account_id, account_id),
+                          (Invoice.customer_id, customer_id)):
+        if value:
+            stmt = stmt.where(column == value)
+    if due_before:
+        stmt = stmt.where(Invoice.due_date <= due_before)
+    if due_after:
+        stmt = stmt.where(Invoice.due_date >= due_after)
+    if overdue is not None:
+        past = _overdue_clause(clock.now().date())
+        stmt = stmt.where(past if overdue else ~past)
+    return stmt
+
+
+def export_rows(session: Session, *, actor: Actor, **filters):
+    """Every matching invoice as a CSV row (amounts in major units), oldest first, read a page at a time."""
+    from creditdesk import csvexport
+
+    numbers = dict(session.execute(select(BillingAccount.id, BillingAccount.number)
+                                   .where(BillingAccount.workspace_id == actor.workspace_id)).tuples().all())
+    today = clock.now().date()
+    stmt = _filtered(actor.workspace_id, **filters).order_by(Invoice.id).execution_options(yield_per=500)
+    for inv in session.scalars(stmt):
+        scale = currencies.minor_units(inv.currency)
+        yield [inv.number, inv.id, inv.status, numbers.get(inv.account_id), inv.customer_id, inv.currency,
+               inv.issue_date.isoformat(), inv.due_date.isoformat(),
+               *(csvexport.amount(v, scale) for v in (inv.subtotal, inv.tax_total, inv.total, inv.credits_value,
+                                                      inv.amount_paid, inv.amount_credited, inv.amount_due)),
+               "yes" if is_overdue(inv, today) else "no",
+               clock.aware(inv.posted_at).isoformat() if inv.posted_at else None]

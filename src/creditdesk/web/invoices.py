@@ -1,0 +1,283 @@
+"""Finance › Invoices in the back office: the list (filters, overdue), a new draft, the invoice page (lines,
+post, void, PDF, credit note, record a payment, mark as paid). Every form calls the invoice services the
+API calls (who may is decided there; the forms are only hidden from members, whom the services refuse).
+Every form that writes carries a one-time key (web/once.py): a double click never posts, pays or credits
+twice. A refused form comes back with the message next to the field it is about."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from starlette.datastructures import FormData
+
+from creditdesk import currencies
+from creditdesk.billing import credit_notes, invoices, payments, pdf
+from creditdesk.billing import invoice_schemas as ins
+from creditdesk.billing.invoice_models import PAYMENT_METHODS
+from creditdesk.billing.models import BillingAccount
+from creditdesk.catalog import service as catalog
+from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
+from creditdesk.parties.models import Customer
+from creditdesk.web import core, forms, once
+from creditdesk.web.core import WebRoute, WebUser, csrf_form, current_user, db_of, reading, render
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+fixed = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+STATUSES = ("draft", "posted", "settled", "void")
+
+
+def may_write(user: WebUser) -> bool:
+    try:
+        invoices.require_billing_writer(user.actor, "raise invoices")
+    except NotPermitted:
+        return False
+    return True
+
+
+def _errors(exc: CreditdeskError, default_field: str = "") -> dict:
+    """The refusal as {form field: message}: shown next to the field it names (else above the form)."""
+    field = str(exc.details.get("field") or default_field)
+    field = field.split("[")[0].split(".")[0]
+    return {field: exc.message}
+
+
+def _day(form: FormData, name: str, label: str) -> date | None:
+    value = forms.text(form, name, limit=20)
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{label} is a date (YYYY-MM-DD).", field=name) from None
+
+
+def _amount(form: FormData, name: str, currency: str, label: str) -> int:
+    try:
+        return core.parse_amount(forms.text(form, name, limit=40), currencies.minor_units(currency), label=label)
+    except InvalidInput as exc:
+        exc.details["field"] = name
+        raise
+
+
+# --- list ---
+
+@router.get("/invoices", response_class=HTMLResponse)
+def invoice_list(request: Request, user: WebUser = Depends(current_user)):
+    params = request.query_params
+    status = (params.get("status") or "")[:10]
+    status = status if status in STATUSES else ""
+    account_id = (params.get("account_id") or "")[:40]
+    overdue = params.get("overdue") == "1"
+    with reading(db_of(request)) as session:
+        page = invoices.list_invoices(session, actor=user.actor, limit=50, cursor=params.get("cursor") or None,
+                                      status=status or None, account_id=account_id or None,
+                                      overdue=True if overdue else None)
+        account_rows = session.scalars(select(BillingAccount).where(
+            BillingAccount.workspace_id == user.workspace_id).order_by(BillingAccount.number).limit(500)).all()
+    names = {a.id: f"{a.number} · {a.name}" for a in account_rows}
+    return render(request, "invoices.html", nav="finance", invoices=page.items, next_cursor=page.next_cursor,
+                  names=names, accounts=account_rows, filters={"status": status, "account_id": account_id,
+                                                               "overdue": overdue},
+                  statuses=STATUSES, is_overdue=invoices.is_overdue, may_write=may_write(user))
+
+
+# --- new draft ---
+
+def _new_form(request: Request, user: WebUser, values: dict, errors: dict | None = None,
+              status_code: int = 200) -> HTMLResponse:
+    with reading(db_of(request)) as session:
+        account_rows = session.scalars(select(BillingAccount).where(
+            BillingAccount.workspace_id == user.workspace_id, BillingAccount.status != "terminated")
+            .order_by(BillingAccount.number).limit(500)).all()
+    return render(request, "invoice_new.html", nav="finance", values=values, accounts=account_rows,
+                  errors=errors or {}, status_code=status_code)
+
+
+@fixed.get("/invoices/new", response_class=HTMLResponse)
+def new_invoice_form(request: Request, user: WebUser = Depends(current_user)):
+    invoices.require_billing_writer(user.actor, "raise invoices")
+    return _new_form(request, user, {"account_id": (request.query_params.get("account_id") or "")[:40]})
+
+
+@fixed.post("/invoices/new", response_class=HTMLResponse)
+def new_invoice(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    values = {k: forms.text(form, k, limit=2000) for k in ("account_id", "issue_date", "notes")}
+    try:
+        data = forms.validated(ins.InvoiceCreate, account_id=values["account_id"],
+                               issue_date=_day(form, "issue_date", "Issue date"), notes=values["notes"])
+
+        def create_once(session) -> once.Done:
+            invoice = invoices.create_invoice(session, data, actor=user.actor)
+            return once.Done(f"/invoices/{invoice.id}", flash="Draft invoice created: add its lines.")
+        return once.run(request, user, form, create_once)
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        if exc.http_status == 404 and exc.code == "not_found" and not exc.details.get("field"):
+            exc.details["field"] = "account_id"
+        return _new_form(request, user, values, _errors(exc), status_code=422 if exc.http_status < 500 else 500)
+
+
+# --- the invoice page ---
+
+def _page(request: Request, user: WebUser, invoice_id: str, *, errors: dict | None = None,
+          values: dict | None = None, status_code: int = 200) -> HTMLResponse:
+    with reading(db_of(request)) as session:
+        invoice = invoices.get_invoice(session, user.workspace_id, invoice_id)
+        out = invoices.invoice_out(session, invoice)
+        account = session.get(BillingAccount, invoice.account_id)
+        customer = session.get(Customer, invoice.customer_id)
+        notes = credit_notes.notes_of(session, invoice.id)
+        paid = payments.list_payments(session, actor=user.actor, invoice_id=invoice.id, limit=100).items
+        paid = [payments.payment_out(session, p) for p in paid]
+        products = catalog.list_products(session, actor=user.actor, limit=500, active=True).items \
+            if invoice.status == "draft" else []
+    return render(request, "invoice.html", nav="finance", invoice=out, account=account, customer=customer,
+                  notes=notes, payments=paid, products=products, methods=PAYMENT_METHODS,
+                  may_write=may_write(user), errors=errors or {}, values=values or {},
+                  money=lambda amount: currencies.format_money(amount, out.currency), status_code=status_code)
+
+
+@router.get("/invoices/{invoice_id}", response_class=HTMLResponse)
+def invoice_page(invoice_id: str, request: Request, user: WebUser = Depends(current_user)):
+    return _page(request, user, invoice_id)
+
+
+@router.get("/invoices/{invoice_id}/pdf")
+def invoice_pdf(invoice_id: str, request: Request, user: WebUser = Depends(current_user)):
+    with reading(db_of(request)) as session:
+        invoice = invoices.get_invoice(session, user.workspace_id, invoice_id)
+        body = pdf.render_invoice(session, invoice)
+    name = invoice.number or f"draft-{invoice.id}"
+    return Response(body, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}.pdf"'})
+
+
+def _act(request: Request, user: WebUser, form: FormData, invoice_id: str, action, *, field: str = "",
+         values: dict | None = None, rename: dict | None = None) -> Response:
+    """Run one write of the invoice page once (its form's key); a refusal re-renders the page with it, the
+    message next to the field (`rename` maps a service's field name to the form's)."""
+    invoices.require_billing_writer(user.actor, "change invoices")  # before the key: a member gets 403
+    try:
+        return once.run(request, user, form, action)
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        if exc.http_status == 404 and exc.code == "not_found" and not field:
+            raise
+        rename = rename or {}
+        errors = {rename.get(k, k): v for k, v in _errors(exc, field).items()}
+        return _page(request, user, invoice_id, errors=errors, values=values,
+                     status_code=exc.http_status if exc.http_status in (404, 409, 422) else 422)
+
+
+def _back(invoice_id: str, flash: str) -> once.Done:
+    return once.Done(f"/invoices/{invoice_id}", flash=flash)
+
+
+@router.post("/invoices/{invoice_id}/lines", response_class=HTMLResponse)
+def add_line(invoice_id: str, request: Request, user: WebUser = Depends(current_user),
+             form: FormData = Depends(csrf_form)):
+    values = {k: forms.text(form, k, limit=500) for k in ("product", "quantity", "unit_price", "description")}
+
+    def action(session) -> once.Done:
+        invoice = invoices.get_invoice(session, user.workspace_id, invoice_id)
+        unit_price = _amount(form, "unit_price", invoice.currency, "Unit price") if values["unit_price"] else None
+        data = forms.validated(ins.LineCreate, product=values["product"], quantity=values["quantity"] or "0",
+                               unit_price=unit_price, description=values["description"] or None)
+        invoices.add_line(session, invoice_id, data, actor=user.actor)
+        return _back(invoice_id, "Line added.")
+    return _act(request, user, form, invoice_id, action, field="product", values=values)
+
+
+@router.post("/invoices/{invoice_id}/lines/{line_id}/delete", response_class=HTMLResponse)
+def delete_line(invoice_id: str, line_id: str, request: Request, user: WebUser = Depends(current_user),
+                form: FormData = Depends(csrf_form)):
+    return _act(request, user, form, invoice_id, lambda session: (
+        invoices.delete_line(session, invoice_id, line_id, actor=user.actor), _back(invoice_id, "Line removed."))[1])
+
+
+@router.post("/invoices/{invoice_id}/edit", response_class=HTMLResponse)
+def edit_invoice(invoice_id: str, request: Request, user: WebUser = Depends(current_user),
+                 form: FormData = Depends(csrf_form)):
+    def action(session) -> once.Done:
+        data = forms.validated(ins.InvoiceUpdate, issue_date=_day(form, "issue_date", "Issue date"),
+                               notes=forms.text(form, "notes", limit=2000))
+        invoices.update_invoice(session, invoice_id, data, actor=user.actor)
+        return _back(invoice_id, "Draft saved.")
+    return _act(request, user, form, invoice_id, action, field="issue_date")
+
+
+@router.post("/invoices/{invoice_id}/post", response_class=HTMLResponse)
+def post_invoice(invoice_id: str, request: Request, user: WebUser = Depends(current_user),
+                 form: FormData = Depends(csrf_form)):
+    def action(session) -> once.Done:
+        invoice = invoices.post_invoice(session, invoice_id, actor=user.actor)
+        return _back(invoice_id, f"Posted as {invoice.number}.")
+    return _act(request, user, form, invoice_id, action)
+
+
+@router.post("/invoices/{invoice_id}/void", response_class=HTMLResponse)
+def void_invoice(invoice_id: str, request: Request, user: WebUser = Depends(current_user),
+                 form: FormData = Depends(csrf_form)):
+    return _act(request, user, form, invoice_id, lambda session: (
+        invoices.void_invoice(session, invoice_id, actor=user.actor), _back(invoice_id, "Draft voided."))[1])
+
+
+@router.post("/invoices/{invoice_id}/pay", response_class=HTMLResponse)
+def pay_invoice(invoice_id: str, request: Request, user: WebUser = Depends(current_user),
+                form: FormData = Depends(csrf_form)):
+    values = {k: forms.text(form, k, limit=200) for k in ("amount", "method", "reference", "received_on")}
+
+    def action(session) -> once.Done:
+        invoice = invoices.get_invoice(session, user.workspace_id, invoice_id)
+        amount = _amount(form, "amount", invoice.currency, "Amount")
+        data = forms.validated(ins.PaymentCreate, account_id=invoice.account_id, amount=amount,
+                               method=values["method"] or "bank_transfer", reference=values["reference"],
+                               received_on=_day(form, "received_on", "Received on"),
+                               allocations=[{"invoice_id": invoice.id, "amount": min(amount, invoice.amount_due)}])
+        pay = payments.record_payment(session, data, actor=user.actor)
+        extra = f"; {currencies.format_money(pay.unallocated, pay.currency)} stays on the account as a credit" \
+            if pay.unallocated else ""
+        return _back(invoice_id, f"Payment of {currencies.format_money(pay.amount, pay.currency)} recorded{extra}.")
+    return _act(request, user, form, invoice_id, action, field="amount", values=values)
+
+
+@router.post("/invoices/{invoice_id}/mark-paid", response_class=HTMLResponse)
+def mark_paid(invoice_id: str, request: Request, user: WebUser = Depends(current_user),
+              form: FormData = Depends(csrf_form)):
+    def action(session) -> once.Done:
+        method = forms.text(form, "method", limit=20) or "other"
+        if method not in PAYMENT_METHODS:
+            raise InvalidInput("Choose a payment method.", field="method")
+        pay = payments.mark_paid(session, invoice_id, actor=user.actor, method=method)
+        return _back(invoice_id, f"Marked as paid: {currencies.format_money(pay.amount, pay.currency)} recorded.")
+    return _act(request, user, form, invoice_id, action)
+
+
+@router.post("/invoices/{invoice_id}/credit-note", response_class=HTMLResponse)
+def credit_note(invoice_id: str, request: Request, user: WebUser = Depends(current_user),
+                form: FormData = Depends(csrf_form)):
+    values = {k: forms.text(form, k, limit=500) for k in ("credit_amount", "reason")}
+
+    def action(session) -> once.Done:
+        invoice = invoices.get_invoice(session, user.workspace_id, invoice_id)
+        full = form.get("full") == "1"
+        body = {"full": True} if full else {"amount": _amount(form, "credit_amount", invoice.currency, "Amount")}
+        data = forms.validated(ins.CreditNoteCreate, reason=values["reason"], **body)
+        note = credit_notes.create_credit_note(session, invoice_id, data, actor=user.actor)
+        return _back(invoice_id, f"Credit note {note.number} issued.")
+    return _act(request, user, form, invoice_id, action, field="credit_amount", values=values,
+                rename={"amount": "credit_amount"})
+
+
+def account_sections(session, user: WebUser, account: BillingAccount) -> dict:
+    """The account page's Invoices and Payments sections."""
+    rows = invoices.list_invoices(session, actor=user.actor, account_id=account.id, limit=20).items
+    paid = payments.list_payments(session, actor=user.actor, account_id=account.id, limit=20).items
+    return {"account_invoices": rows, "account_payments": paid, "is_overdue": invoices.is_overdue,
+            "may_invoice": may_write(user)}
+
