@@ -357,3 +357,39 @@ def test_another_workspace_sees_nothing(db):
         other.pay(shop.account(), 100)  # another workspace's account
     with db.read() as s:
         assert invoices.list_invoices(s, actor=other.actor).items == []
+
+
+def test_balance_and_outstanding_agree_with_the_ledger_across_a_period_close(db, frozen_clock):
+    """Invoices, a credit note and payments in AUD and EUR, a period closed between them: the balance is
+    the stored opening balance plus what was posted since, equal to the ledger's; outstanding counts only
+    what is past due and unpaid, before and after the close."""
+    from creditdesk.billing import periods
+
+    frozen_clock.set(datetime(2026, 1, 5, 9, tzinfo=UTC))
+    shop = Shop(db, periods={"frequency": "monthly", "start_date": "2026-01-01"})
+    aud, eur = shop.account(), shop.account(currency="EUR", name="EUR account")
+    january_aud = shop.posted(aud, [("hours", "2")])            # 330.00, due 30 days later (Feb 4)
+    january_eur = shop.posted(eur, [("hours", "1")])            # 143.00 EUR
+    shop.pay(aud, 10000, allocations=[(january_aud.id, 10000)])  # 100.00 of it
+    shop.credit(january_eur, amount=4300, reason="goodwill")   # 43.00 EUR off
+    assert balance_and_outstanding(db, aud) == (23000, 0)       # not yet due
+    assert balance_and_outstanding(db, eur) == (10000, 0)
+
+    frozen_clock.set(datetime(2026, 2, 10, 9, tzinfo=UTC))     # January is over, the invoices past due
+    closed = db.write(lambda s: periods.close_due_period(s, shop.ws.id, actor=shop.actor))
+    assert (closed.start_date, closed.end_date) == (date(2026, 1, 1), date(2026, 1, 31))
+    assert balance_and_outstanding(db, aud) == (23000, 23000)
+    assert balance_and_outstanding(db, eur) == (10000, 10000)
+
+    shop.posted(aud, [("widget", 4)])                            # February: 40.00, not due
+    shop.pay(aud, 5000)                                          # oldest due first: January's invoice
+    shop.pay(eur, 10000, currency="EUR")                         # settles the EUR invoice
+    with db.read() as s:
+        opening = accounts.account_balance(s, aud)
+    assert (opening.opening_balance, opening.debits_since, opening.credits_since) == (23000, 4000, 5000)
+    assert balance_and_outstanding(db, aud) == (22000, 18000)
+    assert balance_and_outstanding(db, eur) == (0, 0)
+    assert shop.get(january_eur).status == "settled"
+    for account in (aud, eur):
+        assert balance_and_outstanding(db, account)[0] == ledger_balance(db, account)
+    verified(db, shop)
