@@ -61,6 +61,14 @@ WRITE_BODIES = {
     ("POST", "/v1/customers/{customer_id}/addresses"): {"line1": "Stolen", "city": "X", "country": "AU"},
     ("PATCH", "/v1/customers/{customer_id}/addresses/{address_id}"): {"city": "Stolen"},
     ("PATCH", "/v1/accounts/{account_id}"): {"name": "Stolen"},
+    # credit control
+    ("PATCH", "/v1/credit-ratings/{rating_id}"): {"name": "Stolen"},
+    ("PATCH", "/v1/override-rules/{rule_id}"): {"name": "Stolen"},
+    ("POST", "/v1/accounts/{account_id}/credit-terms"): {"credit_limit": 1},
+    ("POST", "/v1/accounts/{account_id}/suspend"): {"reason": "dispute"},
+    ("POST", "/v1/accounts/{account_id}/reactivate"): None,
+    ("POST", "/v1/accounts/{account_id}/terminate"): None,
+    ("POST", "/v1/accounts/{account_id}/write-off"): {"reason": "Stolen"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -69,12 +77,13 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "purchase_id": "sms_purchase", "message_id": "message",
                 "type_id": "product_type", "family_id": "product_family", "class_id": "tax_class",
                 "rate_id": "tax_rate", "product": "product", "plan_id": "price_plan",
-                "address_id": "address", "account_id": "account"}
+                "address_id": "address", "account_id": "account", "rating_id": "credit_rating",
+                "rule_id": "override_rule"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
                "tax_class": "taxc", "tax_rate": "taxr", "product": "prod", "price_plan": "plan",
-               "address": "adr", "account": "acc"}
+               "address": "adr", "account": "acc", "credit_rating": "crat", "override_rule": "ovr"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -170,10 +179,18 @@ def world(db, live_server):
     objs["account"] = bm.post("/v1/accounts", {"customer_id": objs["customer"], "name": f"{MARK} account",
                                                "billing_address_id": objs["address"]})["id"]
     a_customer = am.post("/v1/customers", {"name": "A customer"})["id"]
+    # Credit control: B's rating (code B_CT) with a limit, an override rule naming it, B's account rated.
+    objs["credit_rating"] = bm.post("/v1/credit-ratings", {"code": B_CT, "name": f"{MARK} rating",
+                                                           "limits": {"AUD": 4242}})["id"]
+    objs["override_rule"] = bm.post("/v1/override-rules", {"name": f"{MARK} rule", "events": ["purchase"],
+                                                           "credit_rating_ids": [objs["credit_rating"]]})["id"]
+    bm.post(f"/v1/accounts/{objs['account']}/credit-terms", {"credit_rating_id": objs["credit_rating"]})
+    a_account = am.post("/v1/accounts", {"customer_id": a_customer, "name": "A account"})["id"]
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
-           "a_member": consumer, "a_product": a_product, "a_plan": a_plan, "a_customer": a_customer}
+           "a_member": consumer, "a_product": a_product, "a_plan": a_plan, "a_customer": a_customer,
+           "a_account": a_account}
     am.client.close()
     bm.client.close()
 
@@ -195,7 +212,8 @@ def _b_snapshot(db, w) -> dict:
                  "tax_class": "/v1/tax-classes/{}", "tax_rate": "/v1/tax-rates/{}", "product": "/v1/products/{}",
                  "price_plan": "/v1/price-plans/{}", "prices": "/v1/price-plans/{}/prices",
                  "account": "/v1/accounts/{}", "balance": "/v1/accounts/{}/balance",
-                 "statement": "/v1/accounts/{}/statement"}
+                 "statement": "/v1/accounts/{}/statement", "credit_rating": "/v1/credit-ratings/{}",
+                 "override_rule": "/v1/override-rules/{}"}
         owner = {"prices": "price_plan", "balance": "account", "statement": "account"}
         for name, path in paths.items():
             snap[name] = _ok(c.get(path.format(objs[owner.get(name, name)])), 200)
@@ -389,6 +407,12 @@ def test_authorization_matrix(db, live_server, world):
             ("POST", "/v1/accounts", {"customer_id": objs["customer"], "name": "x"}),
             ("POST", "/v1/accounts", {"customer_id": w["a_customer"], "name": "x",
                                       "billing_address_id": objs["address"]}),
+            ("POST", "/v1/decisions/spend", {"account_id": objs["account"], "event": "purchase", "amount": 1}),
+            ("POST", "/v1/decisions/spend", {"account_id": w["a_account"], "event": "purchase", "amount": 1,
+                                             "product": B_CT}),
+            ("POST", "/v1/override-rules", {"name": "x", "events": ["purchase"],
+                                            "credit_rating_ids": [objs["credit_rating"]]}),
+            ("POST", f"/v1/accounts/{w['a_account']}/credit-terms", {"credit_rating_id": objs["credit_rating"]}),
         ]
         for method, path, body in refs:
             r = send(method, path, body)

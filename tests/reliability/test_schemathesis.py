@@ -85,6 +85,15 @@ def fuzz_world(db, live_server):
                                                         "unit": "each"}))["id"],
             "plan_id": _ok(c.post("/v1/price-plans", json={"code": "aud", "name": "AUD", "currency": "AUD"}))["id"],
         })
+        # Billing and credit control: an account (fuzzing may suspend or terminate it: answers stay 4xx), a
+        # rating and an override rule.
+        _ok(c.patch("/v1/billing/settings", json={"default_currency": "AUD"}))
+        ids.update({
+            "account_id": _ok(c.post("/v1/accounts", json={"customer_id": ids["customer_id"], "name": "Fuzz"}))["id"],
+            "rating_id": _ok(c.post("/v1/credit-ratings", json={"code": "A", "name": "A",
+                                                                "limits": {"AUD": 1000}}))["id"],
+            "rule_id": _ok(c.post("/v1/override-rules", json={"name": "Fuzz rule", "events": ["purchase"]}))["id"],
+        })
     return {"ws": ws, "ids": ids}
 
 
