@@ -379,7 +379,9 @@ class SpendDecision:
 def decide(account: BillingAccount, event: str, amount: int, state: CreditState, rules: Iterable[OverrideRule], *,
            kyc_profile: str | None, product: str | None = None) -> SpendDecision:
     """The decision from what was read (no database): the one rule, shared by decide_spend and require_spend."""
-    money = lambda minor: currencies.format_money(minor, account.currency)  # noqa: E731
+    def money(minor: int) -> str:
+        return currencies.format_money(minor, account.currency)
+
     reasons: list[Reason] = []
     if account.status == "terminated":
         reasons.append(Reason("account_terminated", f"Account {account.number} is terminated: it takes no "
