@@ -37,6 +37,7 @@ def ensure_demo(session: Session) -> DemoInfo:
     master = session.scalar(select(User).where(User.workspace_id == ws.id, User.email == DEMO_EMAIL))
     _catalogue_demo(session, parties.actor_for_user(session, master))  # demos made before the catalogue
     _invoice_demo(session, parties.actor_for_user(session, master))  # demos made before invoices
+    _credit_control_demo(session, parties.actor_for_user(session, master))  # and before credit control
     _, secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                        actor=Actor.system(ws.id))
     return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, secret)
@@ -99,6 +100,7 @@ def create_demo(session: Session) -> DemoInfo:
     _catalogue_demo(session, actor)
     _billing_demo(session, actor=actor, customers=customers)
     _invoice_demo(session, actor)
+    _credit_control_demo(session, actor)
 
     _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                             actor=actor)
@@ -208,6 +210,30 @@ def _invoice_demo(session: Session, actor: Actor) -> None:
         raise_invoice(account, 0, [("support-monthly", "1")], post=False, notes="Next month's support")
         cancelled = raise_invoice(account, 2, [("sms-modem", "1")], post=False)
         invoices.void_invoice(session, cancelled.id, actor=actor)
+def _credit_control_demo(session: Session, actor: Actor) -> None:
+    """Credit ratings A, B, C with AUD and EUR limits; Acme's AUD account rated C, over its limit, with an
+    override rule that lets its (corporate) invoices through; Globex's EUR account rated A. Once per workspace
+    (nothing is made when rating A exists)."""
+    from creditdesk.billing import credit_control
+    from creditdesk.billing import credit_schemas as cs
+    from creditdesk.billing.credit_models import CreditRating
+    from creditdesk.billing.models import BillingAccount
+
+    ws = actor.workspace_id
+    if session.scalar(select(CreditRating.id).where(CreditRating.workspace_id == ws, CreditRating.code == "A")):
+        return
+    ratings = {code: credit_control.create_rating(session, cs.CreditRatingCreate(
+        code=code, name=name, limits={"AUD": aud, "EUR": eur}), actor=actor)
+        for code, name, aud, eur in (("A", "Excellent", 2_000_000, 1_200_000), ("B", "Good", 500_000, 300_000),
+                                     ("C", "Watch", 100_000, 60_000))}
+    numbers = {a.number: a for a in session.scalars(select(BillingAccount).where(BillingAccount.workspace_id == ws))}
+    for number, code in (("ACC-000001", "C"), ("ACC-000002", "A")):
+        if number in numbers and numbers[number].status != "terminated":
+            credit_control.change_credit_terms(session, numbers[number].id, cs.CreditTermsChange(
+                credit_rating_id=ratings[code].id), actor=actor)
+    credit_control.create_rule(session, cs.OverrideRuleCreate(
+        name="Corporate invoices may exceed a Watch limit", events=["invoice_post"], classifications=["Corporate"],
+        credit_rating_ids=[ratings["C"].id]), actor=actor)
 
 
 SECRET_FILE = ".creditdesk-secret"

@@ -17,6 +17,7 @@ from creditdesk.parties.models import (  # noqa: F401
 import creditdesk.catalog.models  # noqa: F401,E402
 import creditdesk.billing.models  # noqa: F401,E402
 import creditdesk.billing.invoice_models  # noqa: F401,E402
+import creditdesk.billing.credit_models  # noqa: F401,E402
 import creditdesk.credits.models  # noqa: F401,E402
 import creditdesk.ledger.models  # noqa: F401,E402
 import creditdesk.sms.models  # noqa: F401,E402

@@ -49,3 +49,22 @@ def test_demo_invoices_are_made_once(db):
     db.write(demo.ensure_demo)
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Invoice).where(Invoice.workspace_id == info.workspace_id)) == 10
+def test_demo_credit_control_an_exceeded_account_with_an_override_rule(db):
+    from creditdesk.billing import credit_control
+    from creditdesk.billing.credit_models import CreditRating, OverrideRule
+
+    info = db.write(demo.create_demo)
+    db.write(demo.ensure_demo)  # made once: a second start adds nothing
+    with db.read() as s:
+        ratings = s.scalars(select(CreditRating).where(CreditRating.workspace_id == info.workspace_id)
+                            .order_by(CreditRating.code)).all()
+        assert [r.code for r in ratings] == ["A", "B", "C"]
+        assert credit_control.limits_of(s, [ratings[2].id])[ratings[2].id] == {"AUD": 100_000, "EUR": 60_000}
+        acme, globex = s.scalars(select(BillingAccount).where(BillingAccount.workspace_id == info.workspace_id)
+                                 .order_by(BillingAccount.number)).all()
+        assert credit_control.credit_state(s, acme).status() == "exceeded"
+        assert credit_control.credit_state(s, globex).status() == "not_exceeded"
+        assert s.scalar(select(OverrideRule.name).where(OverrideRule.workspace_id == info.workspace_id))
+        invoice = credit_control.decide_spend(s, acme, "invoice_post", 1_000)
+        assert invoice.allowed and invoice.override_rule is not None
+        assert not credit_control.decide_spend(s, acme, "purchase", 1_000).allowed

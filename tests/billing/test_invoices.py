@@ -393,3 +393,39 @@ def test_balance_and_outstanding_agree_with_the_ledger_across_a_period_close(db,
     for account in (aud, eur):
         assert balance_and_outstanding(db, account)[0] == ledger_balance(db, account)
     verified(db, shop)
+
+
+def test_posting_is_a_fund_using_event_under_credit_control(db):
+    """Seed 004: an account over its credit limit cannot post an invoice (nothing written, no number taken)
+    unless an override rule for invoice_post matches, and the audit row names the rule; an account with a
+    draft invoice cannot be terminated."""
+    from creditdesk.audit import AuditEvent
+    from creditdesk.billing import credit_control, lifecycle
+    from creditdesk.billing import credit_schemas as ccs
+
+    shop = Shop(db)
+    account = shop.account(classification="VIP")
+    db.write(lambda s: credit_control.change_credit_terms(s, account.id, ccs.CreditTermsChange(credit_limit=30000),
+                                                          actor=shop.actor))
+    shop.posted(account, [("hours", "1")])                       # 165.00: within 300.00
+    second = shop.invoice(account, [("hours", "1")])             # would make 330.00
+    before = counts(db, shop.ws.id)
+    with pytest.raises(Conflict) as refused:
+        shop.post(second)
+    assert refused.value.code == "credit_limit_exceeded"
+    assert counts(db, shop.ws.id) == before and shop.get(second).number is None
+
+    rule = db.write(lambda s: credit_control.create_rule(s, ccs.OverrideRuleCreate(
+        name="VIP invoices", events=["invoice_post"], classifications=["vip"]), actor=shop.actor))
+    posted = shop.post(second)
+    assert posted.number == "INV-000002"                       # no number was lost to the refusal
+    with db.read() as s:
+        overrides = [e for e in s.scalars(select(AuditEvent).where(AuditEvent.workspace_id == shop.ws.id))
+                     if rule.id in str(e.after or {})]
+    assert overrides, "the audit names the override rule that let the invoice through"
+
+    shop.invoice(account, [("widget", 1)])                       # a draft: a transaction not yet posted
+    with pytest.raises(Conflict) as pending:
+        db.write(lambda s: lifecycle.terminate(s, account.id, actor=shop.actor))
+    assert pending.value.code == "account_has_pending_transactions"
+    verified(db, shop)

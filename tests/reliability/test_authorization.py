@@ -73,6 +73,14 @@ WRITE_BODIES = {
     ("POST", "/v1/invoices/{invoice_id}/void"): None,
     ("POST", "/v1/invoices/{invoice_id}/credit-notes"): {"full": True},
     ("POST", "/v1/payments/{payment_id}/allocate"): {},
+    # credit control
+    ("PATCH", "/v1/credit-ratings/{rating_id}"): {"name": "Stolen"},
+    ("PATCH", "/v1/override-rules/{rule_id}"): {"name": "Stolen"},
+    ("POST", "/v1/accounts/{account_id}/credit-terms"): {"credit_limit": 1},
+    ("POST", "/v1/accounts/{account_id}/suspend"): {"reason": "dispute"},
+    ("POST", "/v1/accounts/{account_id}/reactivate"): None,
+    ("POST", "/v1/accounts/{account_id}/terminate"): None,
+    ("POST", "/v1/accounts/{account_id}/write-off"): {"reason": "Stolen"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -82,12 +90,14 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "type_id": "product_type", "family_id": "product_family", "class_id": "tax_class",
                 "rate_id": "tax_rate", "product": "product", "plan_id": "price_plan",
                 "address_id": "address", "account_id": "account", "invoice_id": "invoice",
-                "line_id": "invoice_line", "payment_id": "payment"}
+                "line_id": "invoice_line", "payment_id": "payment", "rating_id": "credit_rating",
+                "rule_id": "override_rule"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
                "tax_class": "taxc", "tax_rate": "taxr", "product": "prod", "price_plan": "plan",
-               "address": "adr", "account": "acc", "invoice": "inv", "invoice_line": "inl", "payment": "pay"}
+               "address": "adr", "account": "acc", "invoice": "inv", "invoice_line": "inl", "payment": "pay",
+               "credit_rating": "crat", "override_rule": "ovr"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -195,6 +205,12 @@ def world(db, live_server):
     a_account = am.post("/v1/accounts", {"customer_id": a_customer, "name": "A account"})["id"]
     a_invoice = am.post("/v1/invoices", {"account_id": a_account, "lines": [
         {"product": "a-product", "quantity": 1, "unit_price": 100}]})
+    # Credit control: B's rating (code B_CT) with a limit, an override rule naming it, B's account rated.
+    objs["credit_rating"] = bm.post("/v1/credit-ratings", {"code": B_CT, "name": f"{MARK} rating",
+                                                           "limits": {"AUD": 4242}})["id"]
+    objs["override_rule"] = bm.post("/v1/override-rules", {"name": f"{MARK} rule", "events": ["purchase"],
+                                                           "credit_rating_ids": [objs["credit_rating"]]})["id"]
+    bm.post(f"/v1/accounts/{objs['account']}/credit-terms", {"credit_rating_id": objs["credit_rating"]})
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
@@ -222,7 +238,8 @@ def _b_snapshot(db, w) -> dict:
                  "price_plan": "/v1/price-plans/{}", "prices": "/v1/price-plans/{}/prices",
                  "account": "/v1/accounts/{}", "balance": "/v1/accounts/{}/balance",
                  "statement": "/v1/accounts/{}/statement", "invoice": "/v1/invoices/{}",
-                 "posted_invoice": "/v1/invoices/{}", "payment": "/v1/payments/{}"}
+                 "posted_invoice": "/v1/invoices/{}", "payment": "/v1/payments/{}",
+                 "credit_rating": "/v1/credit-ratings/{}", "override_rule": "/v1/override-rules/{}"}
         owner = {"prices": "price_plan", "balance": "account", "statement": "account"}
         for name, path in paths.items():
             snap[name] = _ok(c.get(path.format(objs[owner.get(name, name)])), 200)
@@ -431,6 +448,12 @@ def test_authorization_matrix(db, live_server, world):
             ("POST", "/v1/payments", {"account_id": objs["account"], "amount": 1}),
             ("POST", "/v1/payments", {"account_id": w["a_account"], "amount": 1,
                                       "allocations": [{"invoice_id": objs["posted_invoice"], "amount": 1}]}),
+            ("POST", "/v1/decisions/spend", {"account_id": objs["account"], "event": "purchase", "amount": 1}),
+            ("POST", "/v1/decisions/spend", {"account_id": w["a_account"], "event": "purchase", "amount": 1,
+                                             "product": B_CT}),
+            ("POST", "/v1/override-rules", {"name": "x", "events": ["purchase"],
+                                            "credit_rating_ids": [objs["credit_rating"]]}),
+            ("POST", f"/v1/accounts/{w['a_account']}/credit-terms", {"credit_rating_id": objs["credit_rating"]}),
         ]
         for method, path, body in refs:
             r = send(method, path, body)

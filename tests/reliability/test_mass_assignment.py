@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from creditdesk.audit import Actor
+from creditdesk.billing import postings
+from creditdesk.billing.models import BillingAccount
 from creditdesk.credits.models import Pack
 from creditdesk.ledger.models import LedgerTransfer
 from creditdesk.sms import payments
@@ -112,6 +114,14 @@ def target(db, live_server):
     ids["pay1"] = _ok(c.post("/v1/payments", json={"account_id": ids["acc1"], "amount": 100, "allocations": []}))["id"]
     _ok(c.post("/v1/packs", json={"holder": {"kind": "customer", "id": ids["c1"]}, "credit_type": "unit",
                                   "quantity": 50, "name": "Customer credits"}))
+    # Credit control: a rating, a rule, and one account per lifecycle action in the state it needs.
+    ids["crat1"] = _ok(c.post("/v1/credit-ratings", json={"code": "ma-rating", "name": "R"}))["id"]
+    ids["ovr1"] = _ok(c.post("/v1/override-rules", json={"name": "ma-rule", "events": ["purchase"]}))["id"]
+    for name in ("acc_suspend", "acc_reactivate", "acc_terminate", "acc_write_off"):
+        ids[name] = _ok(c.post("/v1/accounts", json={"customer_id": ids["c1"], "name": name}))["id"]
+    _ok(c.post(f"/v1/accounts/{ids['acc_reactivate']}/suspend", json={"reason": "dispute"}))
+    db.write(lambda s: postings.post_account_entry(s, s.get(BillingAccount, ids["acc_write_off"]), 100, "debit",
+                                                   "invoice"))
     yield {"ws": ws, "other": other, "ids": ids, "client": c}
     c.close()
 
@@ -169,6 +179,23 @@ def _bases(ids: dict) -> dict:
         ("POST", "/v1/accounts"): ("/v1/accounts", {"customer_id": ids["c1"], "name": "A2"}),
         ("PATCH", "/v1/accounts/{account_id}"): (f"/v1/accounts/{ids['acc1']}", {"name": "A1b"}),
         **_catalogue_bases(ids),
+        # Credit control (a rating's limits are a map of currencies: injected keys are refused as currencies)
+        ("POST", "/v1/credit-ratings"): ("/v1/credit-ratings", {"code": "ma-rating-2", "name": "R2"}),
+        ("PATCH", "/v1/credit-ratings/{rating_id}"): (f"/v1/credit-ratings/{ids['crat1']}", {"name": "R1b"}),
+        ("POST", "/v1/override-rules"): ("/v1/override-rules", {"name": "ma-rule-2", "events": ["purchase"]}),
+        ("PATCH", "/v1/override-rules/{rule_id}"): (f"/v1/override-rules/{ids['ovr1']}", {"name": "ma-rule-1b"}),
+        ("POST", "/v1/accounts/{account_id}/credit-terms"): (f"/v1/accounts/{ids['acc1']}/credit-terms",
+                                                             {"credit_limit": 100}),
+        ("POST", "/v1/decisions/spend"): ("/v1/decisions/spend", {"account_id": ids["acc1"], "event": "purchase",
+                                                                  "amount": 1}),
+        ("POST", "/v1/accounts/{account_id}/suspend"): (f"/v1/accounts/{ids['acc_suspend']}/suspend",
+                                                        {"reason": "dispute"}),
+        ("POST", "/v1/accounts/{account_id}/reactivate"): (f"/v1/accounts/{ids['acc_reactivate']}/reactivate",
+                                                           {"note": "settled"}),
+        ("POST", "/v1/accounts/{account_id}/terminate"): (f"/v1/accounts/{ids['acc_terminate']}/terminate",
+                                                          {"note": "closed"}),
+        ("POST", "/v1/accounts/{account_id}/write-off"): (f"/v1/accounts/{ids['acc_write_off']}/write-off",
+                                                          {"reason": "uncollectable"}),
         **_invoice_bases(ids),
     }
 

@@ -93,6 +93,11 @@ def fuzz_world(db, live_server):
             {"product": "p", "quantity": 2, "unit_price": 1000}]}))
         ids["invoice_id"], ids["line_id"] = draft["id"], draft["lines"][0]["id"]
         ids["payment_id"] = _ok(c.post("/v1/payments", json={"account_id": ids["account_id"], "amount": 100}))["id"]
+        ids.update({
+            "rating_id": _ok(c.post("/v1/credit-ratings", json={"code": "A", "name": "A",
+                                                                "limits": {"AUD": 1000}}))["id"],
+            "rule_id": _ok(c.post("/v1/override-rules", json={"name": "Fuzz rule", "events": ["purchase"]}))["id"],
+        })
     return {"ws": ws, "ids": ids}
 
 

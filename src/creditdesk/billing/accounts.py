@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from creditdesk import audit, clock, currencies
 from creditdesk.audit import Actor, snapshot
@@ -139,8 +139,12 @@ def update_account(session: Session, account_id: str, data: schemas.AccountUpdat
 
 def list_accounts(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
                   customer_id: str | None = None, status: str | None = None,
-                  currency: str | None = None) -> Page[BillingAccount]:
+                  currency: str | None = None, credit_limit_status: str | None = None) -> Page[BillingAccount]:
     stmt = select(BillingAccount).where(BillingAccount.workspace_id == actor.workspace_id)
+    if credit_limit_status:
+        from creditdesk.billing import credit_control
+
+        stmt = stmt.where(credit_control.limit_status_clause(credit_limit_status))
     if customer_id:
         stmt = stmt.where(BillingAccount.customer_id == customer_id)
     if status:
@@ -286,8 +290,15 @@ def statement_rows(session: Session, account: BillingAccount) -> Iterator[schema
     yield from _lines(session.scalars(stmt), account.ledger_account_id, 0)
 
 
-def account_out(account: BillingAccount) -> schemas.AccountOut:
-    return schemas.AccountOut.model_validate(account)
+def account_out(account: BillingAccount, credit=None) -> schemas.AccountOut:
+    """`credit`: the account's credit_control.CreditState when the caller read many at once (a list);
+    read here otherwise."""
+    from creditdesk.billing import credit_control
+
+    if credit is None:
+        credit = credit_control.credit_state(object_session(account), account)
+    return schemas.AccountOut.model_validate(account).model_copy(update={
+        "effective_credit_limit": credit.credit_limit, "credit_limit_status": credit.status()})
 
 
 def balance_out(session: Session, account: BillingAccount) -> schemas.BalanceOut:

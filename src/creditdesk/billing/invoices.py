@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from creditdesk import audit, clock, currencies
 from creditdesk.audit import Actor, snapshot
-from creditdesk.billing import accounts, postings
+from creditdesk.billing import accounts, credit_control, lifecycle, postings
 from creditdesk.billing import invoice_schemas as s
 from creditdesk.billing.invoice_models import QUANTITY_SCALE, Invoice, InvoiceLine
 from creditdesk.billing.models import BillingAccount
@@ -384,13 +384,16 @@ def post_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:
     lines = lines_of(session, invoice.id)
     if not lines:
         raise Conflict("An invoice without lines cannot be posted.", code="invoice_empty")
-    account = session.get(BillingAccount, invoice.account_id)
-    if account.status == "terminated":
-        raise Conflict("The account is terminated: it is not billed any more.", code="account_terminated")
+    # The account row locked (PostgreSQL): its balance cannot move between the credit check and the posting.
+    account = accounts.get_account(session, invoice.workspace_id, invoice.account_id, for_update=True)
     before = _snapshot(session, invoice)
     for line in lines:  # the rates in force on the issue date, read once more and then frozen
         _price_line(session, invoice, line)
     _total(session, invoice)
+    # Credit control (seed 004): posting is a fund-using event. A terminated account, or a limit the invoice
+    # would exceed, refuses it, unless an override rule lets it through (audited by the check).
+    credit_control.check_invoice_post(session, account, invoice.total, actor=actor,
+                                      reference=Reference(kind="invoice", id=invoice.id))
     invoice.due_date = accounts.due_date(account, invoice.issue_date)
     # The settings row is the lock of the workspace's numbers: taken here, held to the commit; whatever
     # fails after this point rolls the number back with everything else, so numbers have no gaps.
@@ -493,6 +496,15 @@ def invoices_outstanding(session: Session, account: BillingAccount, on_date: dat
 
 
 accounts.register_outstanding_source(invoices_outstanding)
+
+
+def draft_invoices(session: Session, account: BillingAccount) -> int:
+    """The account's drafts: transactions not yet posted, so the account cannot be terminated."""
+    return session.scalar(select(func.count()).select_from(Invoice).where(
+        Invoice.workspace_id == account.workspace_id, Invoice.account_id == account.id, Invoice.status == "draft"))
+
+
+lifecycle.register_pending_source(draft_invoices)
 
 
 def money(amount: int, currency: str) -> str:

@@ -115,6 +115,10 @@ class BillingAccount(Base):
         UniqueConstraint("ledger_account_id"),
         CheckConstraint("status IN ('active', 'suspended', 'terminated')", name="status_known"),
         CheckConstraint("credit_period_days >= 0", name="credit_period_not_negative"),
+        # Credit control (billing.credit_control, billing.lifecycle; migration 0015).
+        CheckConstraint("credit_limit IS NULL OR credit_limit >= 0", name="credit_limit_not_negative"),
+        CheckConstraint("(status = 'suspended' AND suspension_reason IN ('dispute', 'credit_check')) OR "
+                        "(status <> 'suspended' AND suspension_reason IS NULL)", name="suspension_reason_known"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -130,6 +134,11 @@ class BillingAccount(Base):
     ledger_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Credit control: the rating gives the limit in the account's currency unless the account has its own
+    # (NULL: from the rating; neither: no limit). Changed by the Change credit terms action only.
+    credit_rating_id: Mapped[str | None] = mapped_column(ForeignKey("credit_ratings.id"))
+    credit_limit: Mapped[int | None] = mapped_column(BigInteger)
+    suspension_reason: Mapped[str | None] = mapped_column(String(20))
 
 
 Index("ix_billing_accounts_customer", BillingAccount.workspace_id, BillingAccount.customer_id, BillingAccount.id)
@@ -200,3 +209,6 @@ class PeriodBalance(Base):
 
 
 Index("ix_account_period_balances_account", PeriodBalance.account_id, PeriodBalance.period_id)
+
+# Credit control tables: loaded with the accounts, whose credit_rating_id refers to them.
+from creditdesk.billing import credit_models  # noqa: F401,E402

@@ -162,6 +162,15 @@ class AccountOut(Output):
     status: str
     created_at: datetime
     updated_at: datetime
+    # Credit control (billing.credit_control): set by the Change credit terms and lifecycle actions.
+    suspension_reason: str | None = None
+    credit_rating_id: str | None = None
+    credit_limit: int | None = Field(default=None, description="The account's own limit (minor units); null: "
+                                                               "the rating's.")
+    effective_credit_limit: int | None = Field(default=None, description="The limit in force: the account's own, "
+                                                                         "else its rating's; null: no limit.")
+    credit_limit_status: Literal["exceeded", "not_exceeded"] = Field(
+        default="not_exceeded", description="exceeded when the balance is over the limit in force.")
 
 
 class BalanceOut(BaseModel):

@@ -41,6 +41,8 @@ class Customer(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The customer's KYC profile (free text, e.g. "verified"): a condition of override credit limit rules.
+    kyc_profile: Mapped[str | None] = mapped_column(String(40))
 
 
 class Office(Base):

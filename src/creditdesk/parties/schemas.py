@@ -59,6 +59,9 @@ class CustomerCreate(Input):
     email: EmailStr | None = None
     external_ref: str | None = Field(default=None, max_length=200)
     notes: str = Field(default="", max_length=10_000)
+    kyc_profile: str | None = Field(default=None, max_length=40,
+                                    description="The customer's KYC profile (free text, e.g. verified); "
+                                                "override credit limit rules can name it.")
 
 
 class CustomerUpdate(Input):
@@ -66,6 +69,9 @@ class CustomerUpdate(Input):
     email: EmailStr | None = None
     external_ref: str | None = Field(default=None, max_length=200)
     notes: str | None = Field(default=None, max_length=10_000)
+    kyc_profile: str | None = Field(default=None, max_length=40,
+                                    description="The customer's KYC profile (free text, e.g. verified); "
+                                                "override credit limit rules can name it.")
 
 
 class CustomerOut(Output):
@@ -75,6 +81,7 @@ class CustomerOut(Output):
     email: str | None
     external_ref: str | None
     notes: str
+    kyc_profile: str | None = None
     created_at: datetime
     updated_at: datetime
 

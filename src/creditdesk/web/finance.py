@@ -10,7 +10,7 @@ from starlette.datastructures import FormData
 
 from creditdesk import currencies
 from creditdesk.api.routes.billing import STATEMENT_COLUMNS, statement_csv_rows
-from creditdesk.billing import accounts, addresses, settings
+from creditdesk.billing import accounts, addresses, credit_control, settings
 from creditdesk.billing import schemas as bs
 from creditdesk.billing.models import BillingAccount, CustomerAddress
 from creditdesk.csvexport import response as csv_response
@@ -19,6 +19,7 @@ from creditdesk.parties import service as parties
 from creditdesk.parties.models import Customer
 from creditdesk.repository import get_in_workspace
 from creditdesk.web import core, forms, once
+from creditdesk.web import credit_control as credit_control_web
 from creditdesk.web.core import WebRoute, WebUser, csrf_form, current_user, db_of, reading, render
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -66,18 +67,24 @@ def _customers(session, user: WebUser) -> list[Customer]:
 def accounts_list(request: Request, user: WebUser = Depends(current_user)):
     params = request.query_params
     filters = {"customer_id": (params.get("customer_id") or "")[:40], "status": (params.get("status") or "")[:20],
-               "currency": (params.get("currency") or "").strip().upper()[:3]}
+               "currency": (params.get("currency") or "").strip().upper()[:3],
+               "credit_limit_status": (params.get("credit_limit_status") or "")[:20]}
     if filters["status"] not in STATUSES:
         filters["status"] = ""
+    if filters["credit_limit_status"] not in ("exceeded", "not_exceeded"):
+        filters["credit_limit_status"] = ""
     with reading(db_of(request)) as session:
         page = accounts.list_accounts(session, actor=user.actor, limit=50, cursor=params.get("cursor") or None,
                                       customer_id=filters["customer_id"] or None, status=filters["status"] or None,
-                                      currency=filters["currency"] or None)
+                                      currency=filters["currency"] or None,
+                                      credit_limit_status=filters["credit_limit_status"] or None)
         balances = accounts.balances_of(session, page.items)
+        credit = credit_control.credit_states(session, page.items)
         customers = _customers(session, user)
         billing = settings.get_settings(session, user.workspace_id)
     names = {c.id: c.name for c in customers}
-    return render(request, "accounts.html", nav="finance", accounts=page.items, balances=balances, names=names,
+    return render(request, "accounts.html", nav="finance", accounts=page.items, balances=balances, credit=credit,
+                  names=names,
                   customers=customers, filters=filters, next_cursor=page.next_cursor, statuses=STATUSES,
                   currencies=settings.allowed_currencies(billing) if billing else [],
                   may_open=may_open_accounts(user) and billing is not None)
@@ -145,9 +152,10 @@ def account_page(account_id: str, request: Request, user: WebUser = Depends(curr
         from creditdesk.web.invoices import account_sections  # the account's invoices and payments
 
         sections = account_sections(session, user, account)
+        credit = credit_control_web.account_context(session, user, account)
     return render(request, "account.html", nav="finance", account=account, customer=customer,
                   address=addresses.one_line(address), balance=balance, outstanding=outstanding, lines=lines,
-                  next_cursor=next_cursor, billing=billing, may_edit=may_open_accounts(user), **sections)
+                  next_cursor=next_cursor, billing=billing, may_edit=may_open_accounts(user), **sections, **credit)
 
 
 @router.get("/accounts/{account_id}/statement.csv")

@@ -4,6 +4,7 @@ accounting periods."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
@@ -13,7 +14,7 @@ from creditdesk import csvexport, currencies
 from creditdesk.api.deps import WriteContext, get_actor, get_db, read_session, write_context
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
-from creditdesk.billing import accounts, addresses, periods, settings
+from creditdesk.billing import accounts, addresses, credit_control, periods, settings
 from creditdesk.billing import schemas as s
 from creditdesk.db import Database
 
@@ -87,10 +88,12 @@ def list_accounts(limit: int | None = Limit, cursor: str | None = Cursor,
                   customer_id: str | None = Query(default=None, max_length=40),
                   status: s.AccountStatus | None = None,
                   currency: str | None = Query(default=None, max_length=3),
+                  credit_limit_status: Literal["exceeded", "not_exceeded"] | None = None,
                   actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     page = accounts.list_accounts(session, actor=actor, limit=limit, cursor=cursor, customer_id=customer_id,
-                                  status=status, currency=currency)
-    return list_of(page.items, page.next_cursor, accounts.account_out)
+                                  status=status, currency=currency, credit_limit_status=credit_limit_status)
+    credit = credit_control.credit_states(session, page.items)
+    return list_of(page.items, page.next_cursor, lambda a: accounts.account_out(a, credit[a.id]))
 
 
 @router.get("/accounts/{account_id}", response_model=s.AccountOut, tags=["accounts"])
