@@ -49,6 +49,12 @@ def require_master(actor: Actor, what: str) -> None:
         raise NotPermitted(f"Only master users may {what}.")
 
 
+def require_user_manager(actor: Actor) -> None:
+    """Who may create users or change other people at all (what they may change is _check_user_change)."""
+    if not (actor.is_master or (actor.role == "manager" and actor.has("manage_users"))):
+        raise NotPermitted("Only master users, or managers with the manage_users permission, may manage users.")
+
+
 def actor_for_user(session: Session, user: User, *, kind: str = "user", api_key_id: str | None = None) -> Actor:
     offices = session.scalars(select(UserOffice.office_id).where(UserOffice.user_id == user.id))
     return _actor(user.workspace_id, user.id, user.role, user.permissions, user.primary_office_id, offices,
@@ -207,8 +213,7 @@ def _check_user_change(actor: Actor, *, target: User | None, new_role: str, perm
         raise NotPermitted("Users may not change their own role.")
     if actor.is_master:
         return
-    if not (actor.role == "manager" and actor.has("manage_users")):
-        raise NotPermitted("Only master users, or managers with the manage_users permission, may manage users.")
+    require_user_manager(actor)
     if new_role == "master" or (target is not None and target.role == "master"):
         raise NotPermitted("Only master users may create or change master users.")
     if target is not None and target.id != actor.user_id:

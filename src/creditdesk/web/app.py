@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from creditdesk.web import activity, auth, catalog, clients, finance, packs, projects, sms
+from creditdesk.web import activity, auth, catalog, clients, finance, packs, people, projects, sms
 from creditdesk.web.core import STATIC_DIR, WebRoute, read_session
 
 
@@ -22,7 +22,8 @@ def mount(app: FastAPI) -> None:
     def index(request: Request):
         return RedirectResponse("/credits" if read_session(request).get("uid") else "/login", status_code=303)
 
-    for router in (home, auth.router, packs.fixed, packs.router, clients.router, projects.fixed, projects.router,
-                   activity.router, sms.router, catalog.router, finance.fixed, finance.router):
+    for router in (home, auth.router, packs.fixed, packs.router, people.fixed, clients.router, projects.fixed,
+                   projects.router, activity.router, sms.router, catalog.router, finance.fixed, finance.router,
+                   people.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
