@@ -91,6 +91,7 @@ def test_create_and_edit_a_customer_with_errors_next_to_their_fields(db, web, or
     logged_in(web, org["email"]["master"])
     form = web.get("/customers/new")
     assert form.status_code == 200 and 'name="idempotency_key"' in form.text
+    assert 'name="csrf_token" value=""' not in form.text
     bad = post_form(web, "/customers/new", {"name": "", "email": "not-an-email", "notes": ""}, page="/customers/new")
     assert bad.status_code == 422
     assert _error_of(bad.text, "name") == "Name is required."

@@ -28,7 +28,7 @@ from creditdesk.parties import schemas as ps
 from creditdesk.parties import service as parties
 from creditdesk.parties.models import PERMISSIONS, ROLES, Customer, Office, Team, User
 from creditdesk.repository import get_in_workspace
-from creditdesk.web import forms, once, repository
+from creditdesk.web import core, forms, once, repository
 from creditdesk.web.core import (
     WebRoute,
     WebUser,
@@ -65,6 +65,9 @@ PERMISSION_HINTS = {
 }
 ROLE_LABELS = {"member": "Member", "manager": "Manager", "master": "Master (may do everything)"}
 assert set(PERMISSION_LABELS) == set(PERMISSIONS) and set(ROLE_LABELS) == set(ROLES)
+
+# Pages show permissions by their label (user page, settings): {{ permission_label(code) }}.
+core._env.globals["permission_label"] = lambda code: PERMISSION_LABELS.get(code, code)
 
 FIELD_LABELS = {
     "name": "Name", "email": "Email", "external_ref": "External reference", "notes": "Notes",
