@@ -228,8 +228,9 @@ def _check_user_change(actor: Actor, *, target: User | None, new_role: str, perm
         raise NotPermitted(f"You cannot grant permissions you do not hold: {', '.join(sorted(beyond))}.")
 
 
-def _office_names(session: Session, ids: set[str]) -> str:
-    names = session.scalars(select(Office.name).where(Office.id.in_(ids)).order_by(Office.name)).all()
+def _office_names(session: Session, workspace_id: str, ids: set[str]) -> str:
+    names = session.scalars(select(Office.name).where(Office.workspace_id == workspace_id, Office.id.in_(ids))
+                            .order_by(Office.name)).all()
     return ", ".join(names) or "no office"
 
 
@@ -247,7 +248,10 @@ def _check_office_reach(session: Session, actor: Actor, *, target: User | None, 
                            "of their offices, may change them.", code="user_outside_your_offices")
     outside = (offices_before ^ offices_after) - mine
     if outside:
-        raise NotPermitted(f"You can only add or remove your own offices, not {_office_names(session, outside)}.",
+        for office_id in sorted(outside):  # another workspace's office is not found, never named
+            get_in_workspace(session, Office, actor.workspace_id, office_id)
+        raise NotPermitted("You can only add or remove your own offices, not "
+                           f"{_office_names(session, actor.workspace_id, outside)}.",
                            code="office_outside_your_offices")
 
 
