@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from creditdesk.audit import AuditEvent
 from creditdesk.credits import consumptions
 from creditdesk.credits import schemas as cs
-from creditdesk.credits.models import Consumption, Project
+from creditdesk.credits.models import Consumption
 from creditdesk.parties import schemas as ps
 from creditdesk.parties import service as parties
 from creditdesk.parties.models import PERMISSIONS, Customer, Office, Team, User
