@@ -92,7 +92,7 @@ def test_a_manage_users_manager_still_manages_members_holding_nothing_more(db, s
 def test_a_manager_holding_what_a_member_holds_may_change_them(db, staff):
     master = staff["master"]
     manager = actor_of(db, make_user(db, actor=master, name="Sms Manager", role="manager",
-                                     permissions=["manage_users", "send_sms"]))
+                                     permissions=["manage_users", "send_sms"], primary_office_id=staff["office"]))
     user = update(db, staff["ids"]["sms_member"], manager, password="reset by sms manager")
     assert verify_password(user.password_hash, "reset by sms manager")
 
@@ -235,3 +235,30 @@ def test_nobody_but_a_master_widens_their_own_reach(db):
             name="Mgr renamed", primary_office_id=o1, permissions=["manage_users", "manage_office_credits"]),
             actor=me).name
     assert db.write(unchanged) == "Mgr renamed"
+
+
+# --- a manager manages users of their own offices only (issue 17) ----------------------------------------
+
+def test_a_user_manager_changes_only_users_of_their_offices_and_places_them_only_there(db, staff):
+    master = staff["master"]
+    elsewhere = make_office(db, actor=master, name="Elsewhere")
+    outsider = make_user(db, actor=master, name="Out Sider", role="member", primary_office_id=elsewhere)
+    manager = staff["actors"]["user_manager"]  # HQ only
+    workspace_id = master.workspace_id
+    before = counts(db, workspace_id)
+    with pytest.raises(NotPermitted, match="not in any of your offices") as refused:
+        update(db, outsider, manager, name="Renamed from HQ")
+    assert refused.value.code == "user_outside_your_offices"
+    with pytest.raises(NotPermitted, match="your own offices, not Elsewhere"):
+        update(db, staff["ids"]["plain_member"], manager, additional_office_ids=[elsewhere])
+    with pytest.raises(NotPermitted, match="your own offices, not Elsewhere"):
+        db.write(lambda s: parties.create_user(s, ps.UserCreate(name="New", primary_office_id=elsewhere),
+                                               actor=manager))
+    assert counts(db, workspace_id) == before
+    # Within HQ, and users placed nowhere yet, stay theirs to manage.
+    assert update(db, staff["ids"]["plain_member"], manager, name="Plain Renamed").name == "Plain Renamed"
+    unplaced = db.write(lambda s: parties.create_user(s, ps.UserCreate(name="Unplaced"), actor=manager)).id
+    placed = update(db, unplaced, manager, primary_office_id=staff["office"])
+    assert placed.primary_office_id == staff["office"]
+    # A master reaches every office.
+    assert update(db, outsider, master, additional_office_ids=[staff["office"]]).name == "Out Sider"

@@ -153,12 +153,12 @@ def fresh_captured_hold(w, caller):
     return {"hold": hold}
 
 
-def fresh_user(role: str, permissions: list[str]):
+def fresh_user(role: str, permissions: list[str], office: str = "o1"):
     def make(w, caller):
         return {"user": w.master.post("/v1/users", {
             "name": f"Target {role} {'+'.join(permissions) or 'none'}", "is_staff": True, "role": role,
             "permissions": permissions, "email": f"target-{secrets.token_hex(5)}@example.com",
-            "primary_office_id": w.ids["o1"]})["id"]}
+            "primary_office_id": w.ids[office]})["id"]}
     return make
 
 
@@ -256,8 +256,12 @@ CASES: list[Case] = [
     *_user_cases("member", fresh_user("member", []), USER_ADMINS, {
         "name": {"name": "Renamed member"}, "email": {"email": "taken-{uniq}@example.com"},
         "password": {"password": "taken-over-123"}, "deactivate": {"is_active": False},
-        "offices": {"primary_office_id": "{o2}", "additional_office_ids": ["{o1}"]},
+        "offices": {"additional_office_ids": ["{o1}"]},
         "role_manager": {"role": "manager"}, "grant_manage_users": {"permissions": ["manage_users"]}}),
+    # A manager manages users of their own offices only (every caller's office is office 1).
+    *_user_cases("member", fresh_user("member", []), MASTER, {
+        "offices_elsewhere": {"primary_office_id": "{o2}", "additional_office_ids": ["{o1}"]}}),
+    *_user_cases("member_of_office_2", fresh_user("member", [], "o2"), MASTER, {"name": {"name": "Renamed"}}),
     *_user_cases("member", fresh_user("member", []), MASTER | {"mgr_all"}, {
         "grant_consume_credits": {"permissions": ["consume_credits"]}}),
     *_user_cases("member_with_manage_packs", fresh_user("member", ["manage_packs"]), MASTER | {"mgr_all"}, {

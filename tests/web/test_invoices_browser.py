@@ -77,5 +77,5 @@ def test_raise_post_pdf_pay_and_see_balance_and_outstanding(page):
     page.get_by_role("link", name=re.compile(r"ACC-000001")).first.click()
     expect(page.locator("#account-balance")).to_have_text(format_money(balance - 10_000, "AUD"))
     expect(page.locator("#account-outstanding")).to_have_text(format_money(outstanding - 10_000, "AUD"))
-    expect(page.locator("table#account-payments")).to_contain_text("bank_transfer")
+    expect(page.locator("table#account-payments")).to_contain_text("bank transfer")
     shot(page, "invoices-03-account")

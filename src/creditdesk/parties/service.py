@@ -49,6 +49,12 @@ def require_master(actor: Actor, what: str) -> None:
         raise NotPermitted(f"Only master users may {what}.")
 
 
+def require_user_manager(actor: Actor) -> None:
+    """Who may create users or change other people at all (what they may change is _check_user_change)."""
+    if not (actor.is_master or (actor.role == "manager" and actor.has("manage_users"))):
+        raise NotPermitted("Only master users, or managers with the manage_users permission, may manage users.")
+
+
 def actor_for_user(session: Session, user: User, *, kind: str = "user", api_key_id: str | None = None) -> Actor:
     offices = session.scalars(select(UserOffice.office_id).where(UserOffice.user_id == user.id))
     return _actor(user.workspace_id, user.id, user.role, user.permissions, user.primary_office_id, offices,
@@ -207,8 +213,7 @@ def _check_user_change(actor: Actor, *, target: User | None, new_role: str, perm
         raise NotPermitted("Users may not change their own role.")
     if actor.is_master:
         return
-    if not (actor.role == "manager" and actor.has("manage_users")):
-        raise NotPermitted("Only master users, or managers with the manage_users permission, may manage users.")
+    require_user_manager(actor)
     if new_role == "master" or (target is not None and target.role == "master"):
         raise NotPermitted("Only master users may create or change master users.")
     if target is not None and target.id != actor.user_id:
@@ -221,6 +226,33 @@ def _check_user_change(actor: Actor, *, target: User | None, new_role: str, perm
     beyond = set(permissions) - set(actor.permissions)
     if beyond:
         raise NotPermitted(f"You cannot grant permissions you do not hold: {', '.join(sorted(beyond))}.")
+
+
+def _office_names(session: Session, workspace_id: str, ids: set[str]) -> str:
+    names = session.scalars(select(Office.name).where(Office.workspace_id == workspace_id, Office.id.in_(ids))
+                            .order_by(Office.name)).all()
+    return ", ".join(names) or "no office"
+
+
+def _check_office_reach(session: Session, actor: Actor, *, target: User | None, offices_before: set[str],
+                        offices_after: set[str]) -> None:
+    """A manager manages users within their own offices (primary and additional) only: a user placed in
+    offices must be in one of them, and every office added or removed must be one of them. Users in no office
+    yet (just created, or contacts not placed) are reachable by every user manager, so that whoever creates a
+    user can place them. Masters reach every office; one's own offices are ruled by _reach_changes."""
+    if actor.is_master or (target is not None and target.id == actor.user_id):
+        return
+    mine = set(actor.office_ids)
+    if target is not None and offices_before and not offices_before & mine:
+        raise NotPermitted(f"{target.name} is not in any of your offices: only a master user, or a manager of one "
+                           "of their offices, may change them.", code="user_outside_your_offices")
+    outside = (offices_before ^ offices_after) - mine
+    if outside:
+        for office_id in sorted(outside):  # another workspace's office is not found, never named
+            get_in_workspace(session, Office, actor.workspace_id, office_id)
+        raise NotPermitted("You can only add or remove your own offices, not "
+                           f"{_office_names(session, actor.workspace_id, outside)}.",
+                           code="office_outside_your_offices")
 
 
 def _require_current_password(user: User, current_password: str | None) -> None:
@@ -248,6 +280,8 @@ def create_user(session: Session, data: schemas.UserCreate, *, actor: Actor) -> 
     if data.primary_office_id:
         get_in_workspace(session, Office, actor.workspace_id, data.primary_office_id)
     additional = _office_ids_of(session, actor.workspace_id, data.additional_office_ids)
+    _check_office_reach(session, actor, target=None, offices_before=set(),
+                        offices_after=set(additional) | ({data.primary_office_id} - {None}))
     if data.is_staff and not data.email:
         raise InvalidInput("Staff users log in with their email; give one.", code="email_required")
     if data.password and not data.is_staff:
@@ -310,6 +344,13 @@ def update_user(session: Session, user_id: str, data: schemas.UserUpdate, *, act
     is_self = user.id == actor.user_id
     if fields - _SELF_SERVICE or not is_self:
         _check_user_change(actor, target=user, new_role=new_role, permissions=new_perms)
+        current_additional = set(additional_office_ids(session, user.id))
+        offices_before = current_additional | ({user.primary_office_id} - {None})
+        new_primary = data.primary_office_id if "primary_office_id" in fields else user.primary_office_id
+        new_additional = (set(data.additional_office_ids) if "additional_office_ids" in fields
+                          and data.additional_office_ids is not None else current_additional)
+        _check_office_reach(session, actor, target=user, offices_before=offices_before,
+                            offices_after=new_additional | ({new_primary} - {None}))
     if is_self and not actor.is_master and _reach_changes(session, user, data):
         # Offices and permissions decide whose credits and users one manages (an office SMS manager adding
         # an office to herself would reach its users): only a master widens or narrows someone's reach.

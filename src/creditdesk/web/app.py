@@ -11,7 +11,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from creditdesk.web import activity, auth, catalog, clients, credit_control, finance, invoices, packs, projects, sms
+from creditdesk.web import (activity, auth, catalog, clients, credit_control, finance, invoices, packs, people,
+                            projects, sms)
 from creditdesk.web.core import STATIC_DIR, WebRoute, read_session
 
 
@@ -22,9 +23,9 @@ def mount(app: FastAPI) -> None:
     def index(request: Request):
         return RedirectResponse("/credits" if read_session(request).get("uid") else "/login", status_code=303)
 
-    for router in (home, auth.router, packs.fixed, packs.router, clients.router, projects.fixed, projects.router,
-                   activity.router, sms.router, catalog.router, finance.fixed, finance.router,
-                   invoices.fixed, invoices.router,
+    for router in (home, auth.router, packs.fixed, packs.router, people.fixed, clients.router, projects.fixed,
+                   projects.router, activity.router, sms.router, catalog.router, finance.fixed, finance.router,
+                   invoices.fixed, invoices.router, people.router,
                    credit_control.router):  # after finance: its /accounts/{id}/{action} is the last to match
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

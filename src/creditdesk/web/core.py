@@ -230,6 +230,8 @@ def _load_user(db: Database, data: dict) -> WebUser | None:
             "consume": _can(governance.require_consume, actor),
             "read_log": _can(lambda a: parties.require_manager(a, "read the activity log"), actor),
             "master": actor.is_master,
+            "manage_parties": _can(lambda a: parties.require_manager(a, "change customers"), actor),
+            "manage_users": _can(parties.require_user_manager, actor),
         }
         return WebUser(id=user.id, name=user.name, email=user.email or "", role=user.role,
                        permissions=list(user.permissions or []), workspace_id=workspace_id,

@@ -20,7 +20,7 @@ from creditdesk.credits.models import Pack
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.ledger.models import LedgerAccount
 from creditdesk.parties import service as parties
-from creditdesk.web import forms, once
+from creditdesk.web import forms, once, repository
 from creditdesk.web.core import (
     WebRoute,
     WebUser,
@@ -196,6 +196,10 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
     project_ids = {e.reference.id for e in entries if e.reference.kind == "project" and e.reference.id}
     names.load("project", project_ids)
     pack = session.get(Pack, pack_id)
+    reversible = set()
+    if governance.can_manage_packs(user.actor):  # the service decides at reversal (governed types: masters)
+        reversible = repository.posted_consumption_ids(
+            session, user.workspace_id, {e.operation_id for e in entries if e.kind == "consume"})
     out = []
     for e in entries:
         ref = e.reference
@@ -238,7 +242,9 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
                 d for d in detail if not d.startswith(("holder kind", "customer id"))]
         out.append({"entry": e, "actor": names.get("user", e.actor_id) if e.actor_id else "system",
                     "link": link, "link_text": link_text, "detail": detail,
-                    "held": (e.detail or {}).get("held")})
+                    "held": (e.detail or {}).get("held"),
+                    "reverse": (f"/consumptions/{e.operation_id}/reverse?back=/packs/{pack_id}"
+                                if e.kind == "consume" and e.operation_id in reversible else None)})
     return out
 
 

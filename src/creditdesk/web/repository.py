@@ -51,3 +51,14 @@ def packs_with_accounts(session: Session, workspace_id: str, ids: list[str]) -> 
     rows = session.execute(select(Pack, LedgerAccount).join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
                            .where(Pack.workspace_id == workspace_id, Pack.id.in_(ids))).all()
     return [(p, a) for p, a in rows]
+
+
+def posted_consumption_ids(session: Session, workspace_id: str, ids: set[str]) -> set[str]:
+    """Which of these operation ids are consumptions not reversed yet (a pack history's "Reverse" links)."""
+    from creditdesk.credits.models import Consumption
+
+    ids = {i for i in ids if i}
+    if not ids:
+        return set()
+    return set(session.scalars(select(Consumption.id).where(
+        Consumption.workspace_id == workspace_id, Consumption.id.in_(ids), Consumption.status == "posted")))
