@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The shipped placeholder: anyone who read the source can sign sessions with it, so `serve` refuses it.
@@ -58,6 +59,23 @@ class Settings(BaseSettings):
     # and requests are served at once per worker (more get 503). 0 means no limit.
     keep_alive_timeout_seconds: int = 5
     limit_concurrency: int = 1000
+    # Expiry emails (README "Expiry emails"): the SMTP server they go through. No host: no email is sent
+    # (nothing is claimed either, so the emails go out once a host is set). The password is read from
+    # here only, never stored in the database. STARTTLS upgrades a plain connection; SSL connects over
+    # TLS from the start (usually port 465); at most one of the two.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_from: str = "creditdesk@localhost"
+    smtp_timeout_seconds: float = 30
+    # A send-log row claimed (or being sent) by a job that died is taken over after this.
+    email_lease_seconds: int = 300
+    # Failed sends are retried after base * 2**(attempt-1) seconds, at most this many attempts in all.
+    email_retry_base_seconds: int = 60
+    email_max_attempts: int = 6
 
 
 @lru_cache

@@ -23,3 +23,4 @@ import creditdesk.ledger.models  # noqa: F401,E402
 import creditdesk.sms.models  # noqa: F401,E402
 
 metadata = Base.metadata
+import creditdesk.notify.models  # noqa: F401,E402

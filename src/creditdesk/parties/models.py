@@ -43,6 +43,8 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The customer's KYC profile (free text, e.g. "verified"): a condition of override credit limit rules.
     kyc_profile: Mapped[str | None] = mapped_column(String(40))
+    # The customer's language for emails (e.g. "de", "fr-CA"); none: the workspace's default (notify/).
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class Office(Base):

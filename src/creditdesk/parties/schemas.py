@@ -62,6 +62,9 @@ class CustomerCreate(Input):
     kyc_profile: str | None = Field(default=None, max_length=40,
                                     description="The customer's KYC profile (free text, e.g. verified); "
                                                 "override credit limit rules can name it.")
+    language: str | None = Field(default=None, max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$",
+                                 description="The customer's language for expiry emails (e.g. de, fr-CA); "
+                                             "none: the workspace's default.")
 
 
 class CustomerUpdate(Input):
@@ -72,6 +75,9 @@ class CustomerUpdate(Input):
     kyc_profile: str | None = Field(default=None, max_length=40,
                                     description="The customer's KYC profile (free text, e.g. verified); "
                                                 "override credit limit rules can name it.")
+    language: str | None = Field(default=None, max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$",
+                                 description="The customer's language for expiry emails (e.g. de, fr-CA); "
+                                             "none: the workspace's default.")
 
 
 class CustomerOut(Output):
@@ -82,6 +88,7 @@ class CustomerOut(Output):
     external_ref: str | None
     notes: str
     kyc_profile: str | None = None
+    language: str | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -134,7 +134,8 @@ def create_customer(session: Session, data: schemas.CustomerCreate, *, actor: Ac
     now = clock.now()
     customer = Customer(id=new_id("cus"), workspace_id=actor.workspace_id, name=data.name,
                         email=data.email, external_ref=data.external_ref, notes=data.notes,
-                        kyc_profile=data.kyc_profile or None, created_at=now, updated_at=now)
+                        kyc_profile=data.kyc_profile or None,
+                        language=data.language or None, created_at=now, updated_at=now)
     session.add(customer)
     session.flush()
     audit.record(session, actor=actor, action="customer.create", object_type="customer",

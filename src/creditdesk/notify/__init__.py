@@ -1,0 +1,1 @@
+"""Email notifications: expiry emails for packs (settings, sandboxed templates, SMTP, the send log)."""
