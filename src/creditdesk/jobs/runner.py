@@ -78,11 +78,24 @@ def close_due_periods(db: Database, *, workspace_id: str | None = None, actor_fo
     return total
 
 
+def send_expiry_emails(db: Database) -> int:
+    """The expiry warnings and notices that are due (notify.expiry_emails); how many were sent. A failure
+    here must not stop the other jobs: it is logged and the next run retries."""
+    from creditdesk.notify import expiry_emails
+
+    try:
+        return expiry_emails.send_due(db)["sent"]
+    except Exception:
+        log.exception("expiry emails failed")
+        return 0
+
+
 def run_all(db: Database) -> dict:
     # External calls first: a message still to hand over must not see its hold time out in this very run.
     result = {"sms_calls_completed": sms.complete_due_calls(db),
               "holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
     result["periods_closed"] = close_due_periods(db)
+    result["expiry_emails"] = send_expiry_emails(db)
     result["login_throttle_purged"] = purge_login_throttle(db)
     refresh_planner_statistics(db)
     result["idempotency_keys_purged"] = purge_idempotency_keys(db)

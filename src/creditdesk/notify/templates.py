@@ -1,0 +1,104 @@
+"""Expiry email templates: Jinja2 in a sandbox (workspace masters write them; they must not reach
+Python internals), the shipped defaults, and which template a pack's email uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from creditdesk.errors import InvalidInput
+
+# Autoescaping on for the HTML body only: the subject and text body are not HTML.
+_html_env = ImmutableSandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+_text_env = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+
+DEFAULT_LANGUAGE = "en"
+
+
+@dataclass(frozen=True)
+class TemplateText:
+    subject: str
+    text_body: str
+    html_body: str | None
+
+
+DEFAULTS: dict[str, TemplateText] = {
+    "warning": TemplateText(
+        subject="Your {{ pack.name }} expires on {{ pack.expires_on }}",
+        text_body=("Hello {{ customer.name }},\n\n"
+                   "your package \"{{ pack.name }}\" expires on {{ pack.expires_on }} "
+                   "(in {{ days_left }} day{{ '' if days_left == 1 else 's' }}). "
+                   "{{ pack.remaining }} of {{ pack.quantity }} credits are left: use them before then.\n\n"
+                   "{{ workspace.name }}\n"),
+        html_body=("<p>Hello {{ customer.name }},</p>"
+                   "<p>your package <strong>{{ pack.name }}</strong> expires on {{ pack.expires_on }} "
+                   "(in {{ days_left }} day{{ '' if days_left == 1 else 's' }}). "
+                   "{{ pack.remaining }} of {{ pack.quantity }} credits are left: use them before then.</p>"
+                   "<p>{{ workspace.name }}</p>")),
+    "expired": TemplateText(
+        subject="Your {{ pack.name }} has expired",
+        text_body=("Hello {{ customer.name }},\n\n"
+                   "your package \"{{ pack.name }}\" expired on {{ pack.expires_on }}. "
+                   "Ask us about a new one.\n\n{{ workspace.name }}\n"),
+        html_body=("<p>Hello {{ customer.name }},</p>"
+                   "<p>your package <strong>{{ pack.name }}</strong> expired on {{ pack.expires_on }}. "
+                   "Ask us about a new one.</p><p>{{ workspace.name }}</p>")),
+}
+
+VARIABLES = ("customer.name", "customer.email", "pack.name", "pack.quantity", "pack.remaining", "pack.unit",
+             "pack.expires_on", "pack.id", "workspace.name", "days_left", "event")
+
+
+def render_one(source: str, context: dict, *, html: bool, field: str) -> str:
+    env = _html_env if html else _text_env
+    try:
+        return env.from_string(source).render(context)
+    except SecurityError as exc:
+        raise InvalidInput(f"The template {field} uses something templates may not: {exc}",
+                           code="template_unsafe", field=field) from exc
+    except TemplateError as exc:
+        raise InvalidInput(f"The template {field} does not render: {exc}", code="template_invalid",
+                           field=field) from exc
+
+
+def render(template: TemplateText, context: dict) -> TemplateText:
+    subject = render_one(template.subject, context, html=False, field="subject")
+    # A header cannot hold line breaks.
+    subject = " ".join(subject.split())
+    return TemplateText(subject=subject,
+                        text_body=render_one(template.text_body, context, html=False, field="text_body"),
+                        html_body=(render_one(template.html_body, context, html=True, field="html_body")
+                                   if template.html_body else None))
+
+
+def check(template: TemplateText) -> None:
+    """Refuse a template that does not render on the sample pack (bad syntax, unsafe access, unknown
+    variable) before it is stored."""
+    render(template, sample_context("warning"))
+
+
+def context_for(*, event: str, customer_name: str, customer_email: str | None, pack_id: str, pack_name: str,
+                quantity: int, remaining: int, unit: str, expires_at: datetime | None, now: datetime,
+                workspace_name: str) -> dict:
+    days_left = max(0, (expires_at - now).days + (1 if (expires_at - now).seconds else 0)) if expires_at else 0
+    return {
+        "event": event,
+        "customer": {"name": customer_name, "email": customer_email or ""},
+        "pack": {"id": pack_id, "name": pack_name, "quantity": quantity, "remaining": remaining, "unit": unit,
+                 "expires_on": expires_at.date().isoformat() if expires_at else ""},
+        "workspace": {"name": workspace_name},
+        "days_left": days_left,
+    }
+
+
+def sample_context(event: str, *, workspace_name: str = "Your business") -> dict:
+    from datetime import UTC, timedelta
+
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    expires = now + (timedelta(days=10) if event == "warning" else timedelta(days=-1))
+    return context_for(event=event, customer_name="Ada Example", customer_email="ada@example.com",
+                       pack_id="pack_sample", pack_name="10 massages", quantity=10, remaining=3, unit="massage",
+                       expires_at=expires, now=now, workspace_name=workspace_name)
