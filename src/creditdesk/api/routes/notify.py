@@ -1,0 +1,70 @@
+"""Expiry emails (README "Expiry emails"): the workspace's settings, the templates with a preview, and the
+send log. Masters change settings and templates; every staff user reads them and the log."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Path, Query
+from sqlalchemy.orm import Session
+
+from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
+from creditdesk.api.schemas import ListOf, list_of
+from creditdesk.audit import Actor
+from creditdesk.notify import schemas as ns
+from creditdesk.notify import service
+
+router = APIRouter()
+
+Limit = Query(default=None, ge=1, le=500, description="Page size (default 50).")
+Cursor = Query(default=None, max_length=500, description="next_cursor of the previous page.")
+EventPath = Path(description="warning (N days before the expiry) or expired.")
+LanguagePath = Path(max_length=16, pattern=ns.LANGUAGE_PATTERN, description="A language code: en, de, fr-CA...")
+
+
+@router.get("/email-settings", response_model=ns.EmailSettingsOut, tags=["emails"])
+def get_email_settings(actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    return service.settings_out(service.settings_for(session, actor.workspace_id))
+
+
+@router.patch("/email-settings", response_model=ns.EmailSettingsOut, tags=["emails"])
+def update_email_settings(body: ns.EmailSettingsUpdate, ctx: WriteContext = Depends(write_context)):
+    """Masters only. SMTP is configured in the environment (CREDITDESK_SMTP_*), never here."""
+    return ctx.run(lambda session, actor: service.update_settings(session, body, actor=actor))
+
+
+@router.get("/email-templates", response_model=ListOf[ns.EmailTemplateOut], tags=["emails"])
+def list_email_templates(actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    """Every template the workspace stored, and the default language's for each event (the shipped
+    default when the workspace has not changed it)."""
+    return {"object": "list", "data": service.list_templates(session, actor.workspace_id), "next_cursor": None}
+
+
+@router.get("/email-templates/{event}/{language}", response_model=ns.EmailTemplateOut, tags=["emails"])
+def get_email_template(event: ns.Event = EventPath, language: str = LanguagePath, actor: Actor = Depends(get_actor),
+                       session: Session = Depends(read_session)):
+    return service.get_template(session, actor.workspace_id, event, language)
+
+
+@router.put("/email-templates/{event}/{language}", response_model=ns.EmailTemplateOut, tags=["emails"])
+def put_email_template(body: ns.EmailTemplateIn, event: ns.Event = EventPath, language: str = LanguagePath,
+                       ctx: WriteContext = Depends(write_context)):
+    """Masters only. Jinja2 in a sandbox: a template that does not render on the sample pack (bad syntax,
+    unknown variable, unsafe access) is refused (template_invalid, template_unsafe)."""
+    return ctx.run(lambda session, actor: service.put_template(session, event, language, body, actor=actor))
+
+
+@router.post("/email-templates/preview", response_model=ns.PreviewOut, tags=["emails"])
+def preview_email_template(body: ns.PreviewIn, actor: Actor = Depends(get_actor),
+                           session: Session = Depends(read_session)):
+    """Render a template with a sample pack; nothing is stored."""
+    return service.preview(session, body, actor=actor)
+
+
+@router.get("/email-log", response_model=ListOf[ns.EmailSendOut], tags=["emails"])
+def list_email_log(limit: int | None = Limit, cursor: str | None = Cursor,
+                   state: str | None = Query(default=None, max_length=12,
+                                             description="claimed, sending, sent, retrying, failed or skipped."),
+                   pack_id: str | None = Query(default=None, max_length=40),
+                   actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    """The send log, newest first, with each message as sent."""
+    page = service.list_sends(session, actor=actor, limit=limit, cursor=cursor, state=state, pack_id=pack_id)
+    return list_of(page.items, page.next_cursor, ns.EmailSendOut.model_validate)
