@@ -215,3 +215,36 @@ def test_nothing_is_claimed_without_an_smtp_host(db, shop, frozen_clock, setting
     _pack(db, shop, days=3)
     assert _run(db, shop) == {"sent": 0, "failed": 0, "skipped": 0}
     assert _log(db, shop) == []
+
+
+def test_two_processes_at_once_send_each_email_once(db, smtp_server):
+    """`creditdesk emails send-due` twice at the same moment, as two cron jobs on two nodes would."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    shop = make_email_shop(db)  # the real clock: the subprocesses cannot see a frozen one
+    for n in range(4):
+        _pack(db, shop, days=2 + n, name=f"Process pack {n}")
+    smtp_server.delay = 0.05
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = os.environ | {"PYTHONPATH": src, "CREDITDESK_DATABASE_URL": db.url}
+    command = [sys.executable, "-m", "creditdesk.cli", "emails", "send-due", "--workspace", shop.workspace_id,
+               "--batch-size", "2"]
+    jobs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    outputs = [job.communicate(timeout=120)[0].decode() for job in jobs]
+    assert all(job.returncode == 0 for job in jobs), outputs
+    subjects = [m["Subject"] for m in smtp_server.to(shop.email)]
+    assert len(subjects) == 4 and len(set(subjects)) == 4, outputs
+    assert {r.state for r in _log(db, shop)} == {"sent"}
+
+
+def test_the_cli_refuses_without_smtp_host(db, settings_env):
+    from typer.testing import CliRunner
+
+    from creditdesk.cli import app
+
+    settings_env(smtp_host="")
+    result = CliRunner().invoke(app, ["emails", "send-due", "--database-url", db.url])
+    assert result.exit_code == 1 and "CREDITDESK_SMTP_HOST" in result.output

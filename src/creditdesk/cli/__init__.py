@@ -11,6 +11,7 @@ from creditdesk.cli.billing import periods_app
 from creditdesk.cli.credits import balance, consume, history, jobs_app, ledger_app, packs_app
 from creditdesk.cli.db import db_app
 from creditdesk.cli.invoices import invoices_app
+from creditdesk.cli.notify import emails_app
 from creditdesk.cli.serve import serve
 from creditdesk.cli.workspace import apikey_app, workspace_app
 
@@ -29,5 +30,6 @@ app.command("balance")(balance)
 app.command("history")(history)
 app.add_typer(periods_app, name="periods")
 app.add_typer(invoices_app, name="invoices")
+app.add_typer(emails_app, name="emails")
 
 __all__ = ["app"]
