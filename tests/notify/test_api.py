@@ -23,18 +23,22 @@ def test_settings_templates_preview_and_log(client, workspace, smtp_server, froz
     r = client.patch("/v1/email-settings", json={"smtp_password": "x"}, headers=h | _key("s2"))
     assert r.status_code == 422
 
-    r = client.put("/v1/email-templates/warning/de", json={"subject": "{{ pack.name }} bald weg",
-                                                           "text_body": "Hallo"}, headers=h | _key("t"))
+    r = client.put("/v1/email-templates", json={"event": "warning", "language": "de",
+                                                 "subject": "{{ pack.name }} bald weg", "text_body": "Hallo"},
+                   headers=h | _key("t"))
     assert r.status_code == 200, r.text
     assert r.json()["is_default"] is False
-    r = client.put("/v1/email-templates/warning/de", json={"subject": "{{ ''.__class__.__mro__ }}",
-                                                           "text_body": "x"}, headers=h | _key("t2"))
+    r = client.put("/v1/email-templates", json={"event": "warning", "language": "de",
+                                                 "subject": "{{ ''.__class__.__mro__ }}", "text_body": "x"},
+                   headers=h | _key("t2"))
     assert r.status_code == 422 and r.json()["code"] in ("template_unsafe", "template_invalid"), r.text
-    r = client.put("/v1/email-templates/birthday/de", json={"subject": "s", "text_body": "x"}, headers=h | _key("t3"))
+    r = client.put("/v1/email-templates", json={"event": "birthday", "language": "de", "subject": "s",
+                                                 "text_body": "x"}, headers=h | _key("t3"))
     assert r.status_code == 422
     listed = client.get("/v1/email-templates", headers=h).json()["data"]
     assert {(t["event"], t["language"]) for t in listed} == {("warning", "de"), ("expired", "de")}
-    assert client.get("/v1/email-templates/expired/fr", headers=h).json()["is_default"] is True
+    [fr] = client.get("/v1/email-templates?event=expired&language=fr", headers=h).json()["data"]
+    assert fr["is_default"] is True and fr["language"] == "fr"
 
     r = client.post("/v1/email-templates/preview", json={"event": "expired", "subject": "{{ pack.name }}",
                                                          "text_body": "{{ customer.name }}"}, headers=h | _key("p"))

@@ -211,6 +211,11 @@ def world(db, live_server):
     objs["override_rule"] = bm.post("/v1/override-rules", {"name": f"{MARK} rule", "events": ["purchase"],
                                                            "credit_rating_ids": [objs["credit_rating"]]})["id"]
     bm.post(f"/v1/accounts/{objs['account']}/credit-terms", {"credit_rating_id": objs["credit_rating"]})
+    # Expiry emails: B's settings and its own template, marked, never seen by A (lists have no id parameter:
+    # the list endpoints below are searched for B's marks).
+    _ok(bm.client.patch("/v1/email-settings", json={"warning_days": 42, "default_language": "de"}), 200)
+    _ok(bm.client.put("/v1/email-templates", json={"event": "warning", "language": "de", "subject": f"{MARK} subject",
+                                                   "text_body": MARK}), 200)
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
@@ -245,6 +250,8 @@ def _b_snapshot(db, w) -> dict:
             snap[name] = _ok(c.get(path.format(objs[owner.get(name, name)])), 200)
         snap["addresses"] = _ok(c.get(f"/v1/customers/{objs['customer']}/addresses"), 200)
         snap["billing_settings"] = _ok(c.get("/v1/billing/settings"), 200)
+        snap["email_settings"] = _ok(c.get("/v1/email-settings"), 200)
+        snap["email_templates"] = _ok(c.get("/v1/email-templates"), 200)
         key = _ok(c.get(f"/v1/api-keys/{objs['api_key']}"), 200)
         key.pop("last_used_at", None)
         snap["api_key"] = key

@@ -589,6 +589,20 @@ CASES += [
 ]
 
 
+# --- expiry emails (README "Expiry emails"): masters change the settings and templates; every staff user
+# previews (nothing is stored) and reads the log ---
+
+CASES += [
+    Case("email_settings.update", "PATCH", "/v1/email-settings", body={"warning_days": 10}, allowed=MASTER),
+    Case("email_template.put", "PUT", "/v1/email-templates",
+         body={"event": "warning", "language": "de", "subject": "Soon {uniq}", "text_body": "Hello {{ customer.name }}"},
+         allowed=MASTER),
+    Case("email_template.preview", "POST", "/v1/email-templates/preview",
+         body={"event": "warning", "subject": "S", "text_body": "B"},
+         allowed=ACTIVE, special={c: 200 for c in ACTIVE}, audited=False),
+]
+
+
 # --- the world ---------------------------------------------------------------------------------------
 
 def _answer(r: httpx.Response) -> dict:

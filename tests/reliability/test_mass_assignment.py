@@ -197,6 +197,12 @@ def _bases(ids: dict) -> dict:
         ("POST", "/v1/accounts/{account_id}/write-off"): (f"/v1/accounts/{ids['acc_write_off']}/write-off",
                                                           {"reason": "uncollectable"}),
         **_invoice_bases(ids),
+        # Expiry emails (SMTP settings are not fields: they come from the environment)
+        ("PATCH", "/v1/email-settings"): ("/v1/email-settings", {"warning_days": 10}),
+        ("PUT", "/v1/email-templates"): ("/v1/email-templates", {"event": "warning", "language": "de",
+                                                                 "subject": "S", "text_body": "B"}),
+        ("POST", "/v1/email-templates/preview"): ("/v1/email-templates/preview", {"event": "expired", "subject": "S",
+                                                                                  "text_body": "B"}),
     }
 
 

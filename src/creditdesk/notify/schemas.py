@@ -38,6 +38,11 @@ class EmailTemplateIn(Input):
     html_body: str | None = Field(default=None, max_length=100_000)
 
 
+class EmailTemplatePut(EmailTemplateIn):
+    event: Event
+    language: str = Field(max_length=16, pattern=LANGUAGE_PATTERN, description="en, de, fr-CA...")
+
+
 class EmailTemplateOut(Output):
     object: Literal["email_template"] = "email_template"
     event: Event

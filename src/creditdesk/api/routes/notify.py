@@ -3,7 +3,7 @@ send log. Masters change settings and templates; every staff user reads them and
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 
 from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
@@ -16,8 +16,6 @@ router = APIRouter()
 
 Limit = Query(default=None, ge=1, le=500, description="Page size (default 50).")
 Cursor = Query(default=None, max_length=500, description="next_cursor of the previous page.")
-EventPath = Path(description="warning (N days before the expiry) or expired.")
-LanguagePath = Path(max_length=16, pattern=ns.LANGUAGE_PATTERN, description="A language code: en, de, fr-CA...")
 
 
 @router.get("/email-settings", response_model=ns.EmailSettingsOut, tags=["emails"])
@@ -32,24 +30,28 @@ def update_email_settings(body: ns.EmailSettingsUpdate, ctx: WriteContext = Depe
 
 
 @router.get("/email-templates", response_model=ListOf[ns.EmailTemplateOut], tags=["emails"])
-def list_email_templates(actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
-    """Every template the workspace stored, and the default language's for each event (the shipped
-    default when the workspace has not changed it)."""
-    return {"object": "list", "data": service.list_templates(session, actor.workspace_id), "next_cursor": None}
+def list_email_templates(event: ns.Event | None = Query(default=None, description="warning or expired."),
+                         language: str | None = Query(default=None, max_length=16, pattern=ns.LANGUAGE_PATTERN,
+                                                      description="A language code: en, de, fr-CA..."),
+                         actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    """Every template the workspace stored, and the default language's for each event (the shipped default
+    when the workspace has not changed it). With `event` and `language`: that one template as it stands
+    (the shipped default when the workspace has none for that language)."""
+    if event and language:
+        data = [service.get_template(session, actor.workspace_id, event, language)]
+    else:
+        data = [t for t in service.list_templates(session, actor.workspace_id)
+                if (event is None or t.event == event) and (language is None or t.language == language.lower())]
+    return {"object": "list", "data": data, "next_cursor": None}
 
 
-@router.get("/email-templates/{event}/{language}", response_model=ns.EmailTemplateOut, tags=["emails"])
-def get_email_template(event: ns.Event = EventPath, language: str = LanguagePath, actor: Actor = Depends(get_actor),
-                       session: Session = Depends(read_session)):
-    return service.get_template(session, actor.workspace_id, event, language)
-
-
-@router.put("/email-templates/{event}/{language}", response_model=ns.EmailTemplateOut, tags=["emails"])
-def put_email_template(body: ns.EmailTemplateIn, event: ns.Event = EventPath, language: str = LanguagePath,
-                       ctx: WriteContext = Depends(write_context)):
-    """Masters only. Jinja2 in a sandbox: a template that does not render on the sample pack (bad syntax,
-    unknown variable, unsafe access) is refused (template_invalid, template_unsafe)."""
-    return ctx.run(lambda session, actor: service.put_template(session, event, language, body, actor=actor))
+@router.put("/email-templates", response_model=ns.EmailTemplateOut, tags=["emails"])
+def put_email_template(body: ns.EmailTemplatePut, ctx: WriteContext = Depends(write_context)):
+    """Masters only: the workspace's template for `event` in `language` (created or replaced). Jinja2 in a
+    sandbox: a template that does not render on the sample pack (bad syntax, unknown variable, unsafe
+    access) is refused (template_invalid, template_unsafe)."""
+    return ctx.run(lambda session, actor: service.put_template(session, body.event, body.language, body,
+                                                               actor=actor))
 
 
 @router.post("/email-templates/preview", response_model=ns.PreviewOut, tags=["emails"])
