@@ -14,6 +14,10 @@ from tests.notify.conftest import make_email_shop
     "{{ pack.__class__.__init__.__globals__ }}",
     "{{ cycler.__init__.__globals__.os }}",
     "{% set x = customer.update({'name': 'x'}) %}",
+    "{{ 'x' * 1000000000 }}",
+    "{{ 2 ** 100000000 }}",
+    "{% for a in range(100000) %}{% for b in range(100000) %}.{% endfor %}{% endfor %}",
+    "{{ lipsum(100000) }}",
 ])
 def test_the_sandbox_refuses_unsafe_access(source):
     with pytest.raises(InvalidInput) as err:
