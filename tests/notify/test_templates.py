@@ -29,8 +29,9 @@ def test_unknown_variables_and_bad_syntax_are_refused():
     with pytest.raises(InvalidInput) as err:
         templates.check(templates.TemplateText(subject="{{ nope }}", text_body="x", html_body=None))
     assert err.value.code == "template_invalid"
-    with pytest.raises(InvalidInput):
-        templates.check(templates.TemplateText(subject="{% if %}", text_body="x", html_body=None))
+    for broken in ("{% if %}", "{{ 1 / 0 }}", "{{ 'a' + 1 }}", "{{ pack.quantity[3] }}"):
+        with pytest.raises(InvalidInput):
+            templates.check(templates.TemplateText(subject=broken, text_body="x", html_body=None))
 
 
 def test_preview_renders_a_sample_pack(db):

@@ -94,7 +94,8 @@ def render_one(source: str, context: dict, *, html: bool, field: str) -> str:
     except SecurityError as exc:
         raise InvalidInput(f"The template {field} uses something templates may not: {exc}",
                            code="template_unsafe", field=field) from exc
-    except TemplateError as exc:
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError, RecursionError) as exc:
+        # {{ 1/0 }}, {{ "a" + 1 }}...: the template's own error, never the server's.
         raise InvalidInput(f"The template {field} does not render: {exc}", code="template_invalid",
                            field=field) from exc
 
