@@ -146,7 +146,11 @@ def set_pricing_agreement(session: Session, account_id: str, data: gs.PricingAgr
     before = {"price_plan_id": own.price_plan_id if own else None}
     now = clock.now()
     if data.price_plan_id:
-        plan = catalog.get_price_plan(session, actor.workspace_id, data.price_plan_id)
+        try:
+            plan = catalog.get_price_plan(session, actor.workspace_id, data.price_plan_id)
+        except NotFound as exc:
+            exc.details.setdefault("field", "price_plan_id")
+            raise
         if plan.currency != account.currency:
             raise InvalidInput(f"Price plan {plan.code!r} is in {plan.currency}, the account in {account.currency}.",
                                code="currency_mismatch", field="price_plan_id", expected=account.currency)
