@@ -237,3 +237,21 @@ def test_lifecycle_of_the_parent_applies_to_members(db):
     db.write(lambda s: lifecycle.terminate(s, g.parent.id, actor=g.actor))
     with db.read() as s:
         assert {s.get(BillingAccount, a.id).status for a in (g.parent, g.member, alone)} == {"terminated"}
+
+
+def test_demo_group_with_a_partly_funded_member_made_once(db):
+    from creditdesk import demo
+
+    info = db.write(demo.create_demo)
+    db.write(demo.ensure_demo)  # a second start adds nothing
+    with db.read() as s:
+        [row] = s.scalars(select(GroupMember).where(GroupMember.workspace_id == info.workspace_id)).all()
+        parent, member = s.get(BillingAccount, row.parent_id), s.get(BillingAccount, row.member_id)
+        assert (row.funding_scope, row.funded_product_types) == ("partial", ["consulting"])
+        assert groups.agreed_price_plan(s, member) is not None  # the parent's agreement
+        [funded] = s.scalars(select(Invoice).where(Invoice.account_id == parent.id)).all()
+        [own] = s.scalars(select(Invoice).where(Invoice.account_id == member.id)).all()
+        assert [line.product_code for line in invoices.lines_of(s, funded.id)] == ["consulting-hour"]
+        assert [line.unit_price for line in invoices.lines_of(s, funded.id)] == [15000]
+        assert [line.product_code for line in invoices.lines_of(s, own.id)] == ["sms-modem"]
+        assert accounts.account_balance(s, parent).balance == funded.total
