@@ -40,7 +40,7 @@ from creditdesk.audit import Actor, snapshot
 from creditdesk.billing import accounts
 from creditdesk.billing import group_schemas as gs
 from creditdesk.billing.group_models import GroupMember, PricingAgreement
-from creditdesk.billing.invoice_models import Invoice, InvoiceLine
+from creditdesk.billing.invoice_models import Invoice
 from creditdesk.billing.models import BillingAccount
 from creditdesk.catalog import repository as catalog_repo
 from creditdesk.catalog import service as catalog
