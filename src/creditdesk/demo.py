@@ -38,6 +38,7 @@ def ensure_demo(session: Session) -> DemoInfo:
     _catalogue_demo(session, parties.actor_for_user(session, master))  # demos made before the catalogue
     _invoice_demo(session, parties.actor_for_user(session, master))  # demos made before invoices
     _credit_control_demo(session, parties.actor_for_user(session, master))  # and before credit control
+    _groups_demo(session, parties.actor_for_user(session, master))  # and before group accounts
     _, secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                        actor=Actor.system(ws.id))
     return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, secret)
@@ -101,6 +102,7 @@ def create_demo(session: Session) -> DemoInfo:
     _billing_demo(session, actor=actor, customers=customers)
     _invoice_demo(session, actor)
     _credit_control_demo(session, actor)
+    _groups_demo(session, actor)
 
     _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                             actor=actor)
@@ -234,6 +236,48 @@ def _credit_control_demo(session: Session, actor: Actor) -> None:
     credit_control.create_rule(session, cs.OverrideRuleCreate(
         name="Corporate invoices may exceed a Watch limit", events=["invoice_post"], classifications=["Corporate"],
         credit_rating_ids=[ratings["C"].id]), actor=actor)
+
+
+def _groups_demo(session: Session, actor: Actor) -> None:
+    """A group account (seed 004): Initech's AUD account is the parent, with a pricing agreement (consulting at
+    150.00 an hour instead of 180.00) and one partly funded member, Globex's AUD drivers account (the parent
+    funds the `consulting` product type). One posted invoice of the member shows the split: its consulting line
+    is billed to the parent, its modem to the member. Once per workspace (nothing is made when a group exists)."""
+    from creditdesk.billing import accounts, groups, invoices
+    from creditdesk.billing import group_schemas as gs
+    from creditdesk.billing import invoice_schemas as ins
+    from creditdesk.billing import schemas as bs
+    from creditdesk.billing.group_models import GroupMember
+    from creditdesk.billing.settings import get_settings
+    from creditdesk.catalog import schemas as cats
+    from creditdesk.catalog import service as catalog
+    from creditdesk.catalog.models import Product
+    from creditdesk.parties.models import Customer
+
+    ws = actor.workspace_id
+    if session.scalar(select(GroupMember.id).where(GroupMember.workspace_id == ws).limit(1)) is not None:
+        return
+    names = {c.name: c for c in session.scalars(select(Customer).where(Customer.workspace_id == ws))}
+    if get_settings(session, ws) is None or not {"Initech", "Globex Corporation"} <= set(names) or \
+            session.scalar(select(Product.id).where(Product.workspace_id == ws, Product.code == "consulting-hour")) \
+            is None:
+        return  # a demo without billing or the catalogue: nothing to group
+    parent = accounts.create_account(session, bs.AccountCreate(
+        customer_id=names["Initech"].id, name="Initech fleet (AUD)", currency="AUD", classification="Corporate"),
+        actor=actor)
+    member = accounts.create_account(session, bs.AccountCreate(
+        customer_id=names["Globex Corporation"].id, name="Globex Sydney drivers (AUD)", currency="AUD"), actor=actor)
+    plan = catalog.create_price_plan(session, cats.PricePlanCreate(code="initech-deal", name="Initech agreement",
+                                                                   currency="AUD"), actor=actor)
+    catalog.set_price(session, plan.id, cats.PriceSet(product="consulting-hour", unit_price=15000), actor=actor)
+    groups.set_pricing_agreement(session, parent.id, gs.PricingAgreementIn(price_plan_id=plan.id), actor=actor)
+    groups.add_member(session, parent.id, gs.MemberAdd.model_validate({
+        "member_id": member.id, "funding": {"scope": "partial", "product_types": ["consulting"]}}), actor=actor)
+    invoice = invoices.create_invoice(session, ins.InvoiceCreate.model_validate({
+        "account_id": member.id, "notes": "Consulting funded by Initech; the modem is the member's own.",
+        "lines": [{"product": "consulting-hour", "quantity": "2"}, {"product": "sms-modem", "quantity": "1"}]}),
+        actor=actor)
+    invoices.post_invoice(session, invoice.id, actor=actor)
 
 
 SECRET_FILE = ".creditdesk-secret"

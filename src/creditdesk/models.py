@@ -18,6 +18,7 @@ import creditdesk.catalog.models  # noqa: F401,E402
 import creditdesk.billing.models  # noqa: F401,E402
 import creditdesk.billing.invoice_models  # noqa: F401,E402
 import creditdesk.billing.credit_models  # noqa: F401,E402
+import creditdesk.billing.group_models  # noqa: F401,E402  (group accounts, pricing agreements)
 import creditdesk.credits.models  # noqa: F401,E402
 import creditdesk.ledger.models  # noqa: F401,E402
 import creditdesk.sms.models  # noqa: F401,E402

@@ -81,6 +81,10 @@ WRITE_BODIES = {
     ("POST", "/v1/accounts/{account_id}/reactivate"): None,
     ("POST", "/v1/accounts/{account_id}/terminate"): None,
     ("POST", "/v1/accounts/{account_id}/write-off"): {"reason": "Stolen"},
+    # group accounts and pricing agreements
+    ("POST", "/v1/accounts/{account_id}/members"): {"member_id": "{a_account}", "funding": {"scope": "full"}},
+    ("DELETE", "/v1/accounts/{account_id}/members/{member_id}"): None,
+    ("POST", "/v1/accounts/{account_id}/pricing-agreement"): {"price_plan_id": "{a_plan}"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -91,7 +95,7 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "rate_id": "tax_rate", "product": "product", "plan_id": "price_plan",
                 "address_id": "address", "account_id": "account", "invoice_id": "invoice",
                 "line_id": "invoice_line", "payment_id": "payment", "rating_id": "credit_rating",
-                "rule_id": "override_rule"}
+                "rule_id": "override_rule", "member_id": "account"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
@@ -322,7 +326,8 @@ def test_authorization_matrix(db, live_server, world):
     assert not unknown and not unmapped, (
         f"new endpoints with ids: add them to the matrix: bodies for {unknown}, objects for {unmapped}")
     assert len(endpoints) >= 20
-    values = {"a_office": w["a_office"], "a_product": w["a_product"], "a_customer": w["a_customer"]}
+    values = {"a_office": w["a_office"], "a_product": w["a_product"], "a_customer": w["a_customer"],
+              "a_account": w["a_account"], "a_plan": w["a_plan"]}
 
     for role, key in w["callers"].items():
         c = httpx.Client(base_url=w["base"], headers={"Authorization": f"Bearer {key}"}, timeout=30)

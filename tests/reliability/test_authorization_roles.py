@@ -603,6 +603,35 @@ CASES += [
 ]
 
 
+# --- group accounts and pricing agreements (README "Group accounts and pricing agreements"): masters and
+# managers add and remove members and set pricing agreements ---
+
+def fresh_group(with_member: bool):
+    """A parent account of the matrix customer and an account of another customer, made by the master; with
+    `with_member` the second is already the parent's member."""
+    def make(w, caller):
+        m = w.master
+        if "group_customer" not in w.ids:
+            w.ids["group_customer"] = m.post("/v1/customers", {"name": "Matrix group member"})["id"]
+        parent = m.post("/v1/accounts", {"customer_id": w.ids["customer"], "name": "Group parent"})["id"]
+        member = m.post("/v1/accounts", {"customer_id": w.ids["group_customer"], "name": "Group member"})["id"]
+        if with_member:
+            m.post(f"/v1/accounts/{parent}/members", {"member_id": member, "funding": {"scope": "full"}})
+        return {"group_parent": parent, "group_member": member}
+    return make
+
+
+CASES += [
+    Case("group.member_add", "POST", "/v1/accounts/{account_id}/members", "group_parent",
+         {"member_id": "{group_member}", "funding": {"scope": "full"}}, MANAGERS,
+         special={c: 201 for c in MANAGERS}, fresh=fresh_group(False)),
+    Case("group.member_remove", "DELETE", "/v1/accounts/{account_id}/members/{member_id}",
+         ("group_parent", "group_member"), None, MANAGERS, fresh=fresh_group(True)),
+    Case("account.pricing_agreement", "POST", "/v1/accounts/{account_id}/pricing-agreement", "account",
+         {"price_plan_id": None}, MANAGERS),
+]
+
+
 # --- the world ---------------------------------------------------------------------------------------
 
 def _answer(r: httpx.Response) -> dict:

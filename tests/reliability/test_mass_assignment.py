@@ -122,6 +122,10 @@ def target(db, live_server):
     _ok(c.post(f"/v1/accounts/{ids['acc_reactivate']}/suspend", json={"reason": "dispute"}))
     db.write(lambda s: postings.post_account_entry(s, s.get(BillingAccount, ids["acc_write_off"]), 100, "debit",
                                                    "invoice"))
+    # Group accounts: a parent of c1 and a member account of another customer.
+    ids["c_group"] = _ok(c.post("/v1/customers", json={"name": "Group member"}))["id"]
+    ids["acc_parent"] = _ok(c.post("/v1/accounts", json={"customer_id": ids["c1"], "name": "Parent"}))["id"]
+    ids["acc_member"] = _ok(c.post("/v1/accounts", json={"customer_id": ids["c_group"], "name": "Member"}))["id"]
     yield {"ws": ws, "other": other, "ids": ids, "client": c}
     c.close()
 
@@ -203,6 +207,11 @@ def _bases(ids: dict) -> dict:
                                                                  "subject": "S", "text_body": "B"}),
         ("POST", "/v1/email-templates/preview"): ("/v1/email-templates/preview", {"event": "expired", "subject": "S",
                                                                                   "text_body": "B"}),
+        # Group accounts and pricing agreements
+        ("POST", "/v1/accounts/{account_id}/members"): (f"/v1/accounts/{ids['acc_parent']}/members", {
+            "member_id": ids["acc_member"], "funding": {"scope": "partial", "products": ["ma-product"]}}),
+        ("POST", "/v1/accounts/{account_id}/pricing-agreement"): (f"/v1/accounts/{ids['acc1']}/pricing-agreement",
+                                                                  {"price_plan_id": ids["plan1"]}),
     }
 
 

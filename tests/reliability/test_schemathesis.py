@@ -98,6 +98,9 @@ def fuzz_world(db, live_server):
                                                                 "limits": {"AUD": 1000}}))["id"],
             "rule_id": _ok(c.post("/v1/override-rules", json={"name": "Fuzz rule", "events": ["purchase"]}))["id"],
         })
+        # Group accounts: an account to stand as {member_id}.
+        ids["member_id"] = _ok(c.post("/v1/accounts", json={"customer_id": ids["customer_id"],
+                                                             "name": "Fuzz member"}))["id"]
     return {"ws": ws, "ids": ids}
 
 

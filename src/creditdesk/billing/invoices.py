@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from creditdesk import audit, clock, currencies
 from creditdesk.audit import Actor, snapshot
 from creditdesk.billing import accounts, credit_control, lifecycle, postings
+from creditdesk.billing import groups  # group accounts and pricing agreements
 from creditdesk.billing import invoice_schemas as s
 from creditdesk.billing.invoice_models import QUANTITY_SCALE, Invoice, InvoiceLine
 from creditdesk.billing.models import BillingAccount
@@ -197,7 +198,9 @@ def create_invoice(session: Session, data: s.InvoiceCreate, *, actor: Actor) -> 
     now = clock.now()
     invoice = Invoice(id=new_id("inv"), workspace_id=ws, account_id=account.id, customer_id=account.customer_id,
                       number=None, status="draft", currency=account.currency,
-                      price_plan_id=_price_plan(session, ws, data.price_plan_id, account.currency),
+                      price_plan_id=(_price_plan(session, ws, data.price_plan_id, account.currency)
+                                     # pricing agreements (billing.groups): the account's or its group parent's
+                                     or groups.agreed_price_plan(session, account)),
                       issue_date=issue, due_date=accounts.due_date(account, issue), notes=data.notes, subtotal=0,
                       tax_total=0, total=0, credits_value=0, amount_paid=0, amount_credited=0, amount_due=0,
                       created_by=actor.user_id, created_at=now, updated_at=now)
@@ -381,6 +384,10 @@ def remove_line_credits(session: Session, invoice_id: str, line_id: str, *, acto
 
 def post_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:
     invoice = _draft(session, actor, invoice_id, "post invoices")
+    # Group accounts (billing.groups): a member's funded lines are billed to its parent, posted first.
+    funded = groups.bill_funded_lines(session, invoice, actor=actor)
+    if funded is not None:
+        post_invoice(session, funded.id, actor=actor)
     lines = lines_of(session, invoice.id)
     if not lines:
         raise Conflict("An invoice without lines cannot be posted.", code="invoice_empty")

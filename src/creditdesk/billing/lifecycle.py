@@ -80,6 +80,13 @@ def _record(session: Session, actor: Actor, action: str, account: BillingAccount
                  before=before, after=snapshot(account, **extra))
 
 
+def _members_follow(session: Session, account: BillingAccount, action: str, *, actor: Actor, **kw) -> None:
+    """Group accounts (billing.groups): the parent's suspend, reactivate and terminate apply to its members."""
+    from creditdesk.billing import groups  # groups calls these actions on the members: imported late
+
+    groups.follow_parent(session, account, action, actor=actor, **kw)
+
+
 def suspend(session: Session, account_id: str, reason: str, *, actor: Actor, note: str | None = None) -> BillingAccount:
     """A dispute or a credit check: transactions still post, new subscriptions and services are refused."""
     account = _locked(session, actor, account_id)
@@ -94,6 +101,7 @@ def suspend(session: Session, account_id: str, reason: str, *, actor: Actor, not
     before = snapshot(account)
     account.status, account.suspension_reason = "suspended", reason
     _record(session, actor, "account.suspend", account, before, note=note)
+    _members_follow(session, account, "suspend", actor=actor, reason=reason, note=note)
     return account
 
 
@@ -107,6 +115,7 @@ def reactivate(session: Session, account_id: str, *, actor: Actor, note: str | N
     before = snapshot(account)
     account.status, account.suspension_reason = "active", None
     _record(session, actor, "account.reactivate", account, before, note=note)
+    _members_follow(session, account, "reactivate", actor=actor, note=note)
     return account
 
 
@@ -126,6 +135,7 @@ def terminate(session: Session, account_id: str, *, actor: Actor, note: str | No
     before = snapshot(account)
     account.status, account.suspension_reason = "terminated", None
     _record(session, actor, "account.terminate", account, before, note=note)
+    _members_follow(session, account, "terminate", actor=actor, note=note)
     return account
 
 

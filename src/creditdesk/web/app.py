@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from creditdesk.web import (activity, auth, catalog, clients, credit_control, finance, invoices, packs, people,
                             projects, sms)
 from creditdesk.web import notify as notify_pages
+from creditdesk.web import groups as groups_web  # group accounts and pricing agreements
 from creditdesk.web.core import STATIC_DIR, WebRoute, read_session
 
 
@@ -26,7 +27,7 @@ def mount(app: FastAPI) -> None:
 
     for router in (home, auth.router, packs.fixed, packs.router, people.fixed, clients.router, projects.fixed,
                    projects.router, activity.router, sms.router, catalog.router, finance.fixed, finance.router,
-                   invoices.fixed, invoices.router, people.router, notify_pages.router,
+                   invoices.fixed, invoices.router, people.router, notify_pages.router, groups_web.router,
                    credit_control.router):  # after finance: its /accounts/{id}/{action} is the last to match
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
