@@ -81,6 +81,9 @@ WRITE_BODIES = {
     ("POST", "/v1/accounts/{account_id}/reactivate"): None,
     ("POST", "/v1/accounts/{account_id}/terminate"): None,
     ("POST", "/v1/accounts/{account_id}/write-off"): {"reason": "Stolen"},
+    # credit packages (issue 13)
+    ("POST", "/v1/products/{product}/grant"): {"holder": {"kind": "customer", "id": "{a_customer}"}},
+    ("POST", "/v1/packs/{pack_id}/package-edit"): {"notes": "Stolen"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",

@@ -114,6 +114,8 @@ def _include_optional(app: FastAPI) -> None:
     app.include_router(invoice_routes.router, prefix="/v1")
     from creditdesk.api.routes import credit_control as credit_control_routes  # credit control (seed 004)
     app.include_router(credit_control_routes.router, prefix="/v1")
+    from creditdesk.api.routes import packages as package_routes  # credit packages sold (seed 001, issue 13)
+    app.include_router(package_routes.router, prefix="/v1")
 
 
 def create_server_app() -> FastAPI:
