@@ -307,3 +307,45 @@ def correct_remaining(session: Session, pack: Pack, remaining: int, *, reason: s
     pack.updated_at = clock.now()
     audit.record(session, actor=actor, action="pack.correct", object_type="pack", object_id=pack.id,
                  before=before, after=snapshot(pack, remaining=account.available, reason=reason))
+
+
+# --- Pay with credits from a chosen package (the invoice page's drop-down) ---
+
+def pay_line_from_pack(session: Session, invoice_id: str, line_id: str, pack_id: str, quantity, *,
+                       actor: Actor) -> Invoice:
+    """Pay `quantity` units of a draft line with credits of one of the customer's packages covering its
+    product. Never more than that package has available (refused with its balance), never more than the
+    line's quantity (apply_line_credits). The consumption is credits' own, from the package's holder (burn
+    order among that holder's packs that cover the product), referencing the line."""
+    from creditdesk.billing import invoice_schemas as ins
+    from creditdesk.billing import invoices
+    from creditdesk.credits.errors import InsufficientCredits, ProductNotCovered
+
+    invoice = invoices.get_invoice(session, actor.workspace_id, invoice_id)
+    line = get_in_workspace(session, InvoiceLine, actor.workspace_id, line_id, label="invoice line")
+    pack = get_in_workspace(session, Pack, actor.workspace_id, pack_id or "", label="package")
+    if line.invoice_id != invoice.id:
+        raise InvalidInput("This line is not on this invoice.", code="unknown_line", field="line_id")
+    if pack.customer_id != invoice.customer_id:
+        raise InvalidInput("That package is not one of this invoice's customer's.", code="credits_not_of_customer",
+                           field="pack_id")
+    if not covers(pack, line.product_code) or not pack.product_codes:
+        raise ProductNotCovered(f"Package {pack.name!r} does not cover product {line.product_code!r}: it pays only "
+                                f"for {', '.join(pack.product_codes) or 'nothing listed'}.",
+                                product_code=line.product_code, field="pack_id")
+    ct = session.get(CreditType, pack.credit_type_id)
+    milli = invoices.to_milli(quantity, field="credit_quantity")
+    from decimal import Decimal
+
+    wanted = Decimal(milli).scaleb(-3).scaleb(ct.scale)
+    available = session.get(LedgerAccount, pack.ledger_account_id).available
+    if pack_status(pack, clock.now()) != "active":
+        available = 0
+    if wanted > available:
+        shown = Decimal(available).scaleb(-ct.scale)
+        raise InsufficientCredits(f"Not enough credits in package {pack.name!r}: {shown} available, "
+                                  f"{invoices.quantity_text(milli)} requested.", available=available,
+                                  requested=int(wanted), field="credit_quantity")
+    data = ins.LineCredits(context=cs.Context(kind=pack.holder_kind, id=pack.holder_id), credit_type=ct.code,
+                           quantity=Decimal(milli).scaleb(-3))
+    return invoices.apply_line_credits(session, invoice.id, line.id, data, actor=actor)
