@@ -48,7 +48,7 @@ def test_demo_invoices_are_made_once(db):
     info = db.write(demo.create_demo)
     db.write(demo.ensure_demo)
     with db.read() as s:
-        assert s.scalar(select(func.count()).select_from(Invoice).where(Invoice.workspace_id == info.workspace_id)) == 10
+        assert s.scalar(select(func.count()).select_from(Invoice).where(Invoice.workspace_id == info.workspace_id)) == 11
 def test_demo_credit_control_an_exceeded_account_with_an_override_rule(db):
     from creditdesk.billing import credit_control
     from creditdesk.billing.credit_models import CreditRating, OverrideRule

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from creditdesk import clock
 from creditdesk.audit import AuditEvent
@@ -210,3 +210,24 @@ def test_edit_changes_expiry_label_notes_and_corrects_remaining_audited(db, shop
                                 .order_by(AuditEvent.id)))
         assert [(e.before["remaining"], e.after["remaining"], e.after["reason"]) for e in events] == [
             (10, 7, "2 used on paper"), (7, 12, "goodwill")]
+
+
+def test_demo_has_the_massage_package_and_an_invoice_with_massage_and_facial_lines(db):
+    from creditdesk import demo
+    from creditdesk.billing.invoice_models import Invoice, InvoiceLine
+    from creditdesk.catalog.models import Product
+
+    info = db.write(demo.create_demo)
+    db.write(demo.ensure_demo)  # again: nothing more is made
+    with db.read() as s:
+        package = s.scalar(select(Product).where(Product.workspace_id == info.workspace_id,
+                                                 Product.code == "massage-10"))
+        assert (package.kind, package.credit_quantity, package.applicable_product_codes) == (
+            "credit_package", 10, ["massage"])
+        drafts = [i for i in s.scalars(select(Invoice).where(Invoice.workspace_id == info.workspace_id,
+                                                             Invoice.status == "draft"))
+                  if sorted(line.product_code for line in invoices.lines_of(s, i.id)) == ["facial", "massage"]]
+        assert len(drafts) == 1
+        assert s.scalar(select(func.count()).select_from(Product).where(
+            Product.workspace_id == info.workspace_id, Product.code == "massage-10")) == 1
+        assert InvoiceLine is not None
