@@ -231,3 +231,20 @@ def test_demo_has_the_massage_package_and_an_invoice_with_massage_and_facial_lin
         assert s.scalar(select(func.count()).select_from(Product).where(
             Product.workspace_id == info.workspace_id, Product.code == "massage-10")) == 1
         assert InvoiceLine is not None
+
+
+def test_a_governed_package_is_billed_but_makes_no_pack(db, shop):
+    actor = shop.actor
+
+    def fn(s):
+        credit_types.create_credit_type(s, cs.CreditTypeCreate(code="sms", name="SMS", required_permission="send_sms"),
+                                        actor=actor)
+        catalog.create_product(s, cats.ProductCreate.model_validate({
+            "code": "sms-100", "name": "100 SMS", "kind": "credit_package", "unit": "pack",
+            "credit_package": {"credit_type": "sms", "credit_quantity": 100, "applicable_product_codes": ["massage"],
+                               "expiry": {"kind": "none"}}}), actor=actor)
+        catalog.set_price(s, shop.plans["AUD"], cats.PriceSet(product="sms-100", unit_price=500), actor=actor)
+    db.write(fn)
+    inv = shop.posted(shop.acct, [("sms-100", "1")])
+    mark_paid(db, shop, inv)
+    assert shop.get(inv).status == "settled" and pack_of(db, inv) == []

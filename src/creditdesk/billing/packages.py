@@ -7,7 +7,8 @@ Rules:
   invoice's customer; paid, cost the line's gross; quantity the package's credits times the line's whole
   units; credit type and applicable products from the package; expiry from its policy with the settlement
   date as the purchase date (the pack expires at 00:00 UTC of that date); source `purchase`, external_ref
-  the invoice line. The internal key `invoice_line_package:<line id>` makes a second settlement answer with
+  the invoice line (a package of a governed type, SMS, makes none: those credits come only from their own
+  purchase flow). The internal key `invoice_line_package:<line id>` makes a second settlement answer with
   the same pack (credits' own grant_pack, one place for that rule).
 - A credit note naming a package line, or one for the whole remaining amount without lines, means that
   line was not sold: no pack is made at settlement, and a pack already made is voided (what is unused goes
@@ -92,6 +93,10 @@ def grant_line_pack(session: Session, invoice: Invoice, line: InvoiceLine, produ
     if units <= 0:
         return None
     ct = session.get(CreditType, product.credit_type_id)
+    if governance.is_governed(ct):
+        # SMS-like credits are bought only through their own purchase flow (receipt, who may buy for whom):
+        # an invoice line for such a package bills it but makes no pack, rather than refusing the payment.
+        return None
     purchased_at = clock.aware(invoice.settled_at) or clock.now()
     kind = line.package_holder_kind or "customer"
     holder_id = line.package_holder_id or invoice.customer_id
