@@ -34,7 +34,7 @@ from creditdesk.billing.invoice_models import QUANTITY_SCALE, CreditNote as _Not
 from creditdesk.catalog import service as catalog
 from creditdesk.catalog.models import Product
 from creditdesk.credits import governance, packs, schemas as cs
-from creditdesk.credits.burn import covers, resolve_context
+from creditdesk.credits.burn import covers
 from creditdesk.credits.errors import InvalidCredits
 from creditdesk.credits.models import Consumption, CreditType, Pack
 from creditdesk.credits.packs import pack_status
