@@ -39,6 +39,7 @@ def ensure_demo(session: Session) -> DemoInfo:
     _invoice_demo(session, parties.actor_for_user(session, master))  # demos made before invoices
     _credit_control_demo(session, parties.actor_for_user(session, master))  # and before credit control
     _groups_demo(session, parties.actor_for_user(session, master))  # and before group accounts
+    _package_demo(session, parties.actor_for_user(session, master))  # and before credit packages (issue 13)
     _, secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                        actor=Actor.system(ws.id))
     return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, secret)
@@ -103,6 +104,7 @@ def create_demo(session: Session) -> DemoInfo:
     _invoice_demo(session, actor)
     _credit_control_demo(session, actor)
     _groups_demo(session, actor)
+    _package_demo(session, actor)
 
     _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                             actor=actor)
@@ -278,6 +280,48 @@ def _groups_demo(session: Session, actor: Actor) -> None:
         "lines": [{"product": "consulting-hour", "quantity": "2"}, {"product": "sms-modem", "quantity": "1"}]}),
         actor=actor)
     invoices.post_invoice(session, invoice.id, actor=actor)
+def _package_demo(session: Session, actor: Actor) -> None:
+    """Credit packages (seed 001): Massage and Facial services, a "10 massages" package whose credits pay
+    only for Massage (12 months after purchase), and on the first AUD account a draft invoice with a Massage
+    line and a Facial line. Once per workspace (nothing is made when the package exists)."""
+    from creditdesk.billing import invoices
+    from creditdesk.billing import invoice_schemas as ins
+    from creditdesk.billing.models import BillingAccount
+    from creditdesk.catalog import schemas as cs
+    from creditdesk.catalog import service as catalog
+    from creditdesk.catalog.models import PricePlan, Product
+    from creditdesk.credits import credit_types
+    from creditdesk.credits import schemas as crs
+    from creditdesk.credits.models import CreditType
+
+    ws = actor.workspace_id
+    if session.scalar(select(Product.id).where(Product.workspace_id == ws, Product.code == "massage-10")):
+        return
+    if not session.scalar(select(CreditType.id).where(CreditType.workspace_id == ws, CreditType.code == "massage")):
+        credit_types.create_credit_type(session, crs.CreditTypeCreate(code="massage", name="Massages"), actor=actor)
+    plans = {p.currency: p for p in session.scalars(select(PricePlan).where(
+        PricePlan.workspace_id == ws, PricePlan.code.in_(["aud-standard", "eur-standard"])))}
+    for code, name in (("massage", "Massage"), ("facial", "Facial")):
+        if not session.scalar(select(Product.id).where(Product.workspace_id == ws, Product.code == code)):
+            catalog.create_product(session, cs.ProductCreate(code=code, name=name, kind="service", unit="each"),
+                                   actor=actor)
+    catalog.create_product(session, cs.ProductCreate.model_validate({
+        "code": "massage-10", "name": "10 massages", "kind": "credit_package", "unit": "pack",
+        "credit_package": {"credit_type": "massage", "credit_quantity": 10, "applicable_product_codes": ["massage"],
+                           "expiry": {"kind": "months_after_purchase", "months": 12}}}), actor=actor)
+    for code, aud, eur in (("massage", 9000, 6000), ("facial", 7000, 4500), ("massage-10", 80000, 52000)):
+        for currency, price in (("AUD", aud), ("EUR", eur)):
+            if currency in plans:
+                catalog.set_price(session, plans[currency].id, cs.PriceSet(product=code, unit_price=price),
+                                  actor=actor)
+    account = session.scalar(select(BillingAccount).where(BillingAccount.workspace_id == ws,
+                                                          BillingAccount.currency == "AUD",
+                                                          BillingAccount.status != "terminated")
+                             .order_by(BillingAccount.number))
+    if account is not None and "AUD" in plans:
+        invoices.create_invoice(session, ins.InvoiceCreate.model_validate({
+            "account_id": account.id, "notes": "Spa visit: the massage can be paid with a massage package",
+            "lines": [{"product": "massage", "quantity": 1}, {"product": "facial", "quantity": 1}]}), actor=actor)
 
 
 SECRET_FILE = ".creditdesk-secret"

@@ -49,7 +49,7 @@ def test_demo_invoices_are_made_once(db):
     info = db.write(demo.create_demo)
     db.write(demo.ensure_demo)
     with db.read() as s:
-        assert s.scalar(select(func.count()).select_from(Invoice).where(Invoice.workspace_id == info.workspace_id)) == 12  # 2: the group's split
+        assert s.scalar(select(func.count()).select_from(Invoice).where(Invoice.workspace_id == info.workspace_id)) == 13  # the group's split: 2, the massage draft: 1
 def test_demo_credit_control_an_exceeded_account_with_an_override_rule(db):
     from creditdesk.billing import credit_control
     from creditdesk.billing.credit_models import CreditRating, OverrideRule

@@ -98,7 +98,7 @@ def test_credits_cover_only_their_products_and_their_customer(db, shop):
     widget = shop.invoice(account, [("widget", "1")])
     with pytest.raises(CreditdeskError) as exc:
         apply(db, shop, widget, "1")
-    assert exc.value.code == "insufficient_credits"  # the pack does not cover widgets
+    assert exc.value.code == "product_not_covered"  # the pack does not cover widgets (issue 13)
     stranger = make_customer(db, actor=shop.actor, name="Stranger")
     inv = shop.invoice(account, [("hours", "1")])
     with pytest.raises(InvalidInput) as exc:

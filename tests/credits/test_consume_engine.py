@@ -102,7 +102,7 @@ def test_a_batch_answers_and_writes_as_the_same_requests_one_by_one(db):
     assert expected[1][-1] == [("berlin_a", 3), ("berlin_b", 3)] and expected[3][-1] == [("berlin_b", 2)]
     assert expected[4][-1] == [("paris", 3), ("web_only", 2)] and expected[6][-1] == [("web_only", 2)]
     assert {e[1] for e in expected if e[0] == "error"} == {
-        "insufficient_credits", "unknown_credit_type", "not_found", "invalid_url", "not_permitted", "own_credits_only"}
+        "insufficient_credits", "product_not_covered", "unknown_credit_type", "not_found", "invalid_url", "not_permitted", "own_credits_only"}
     assert _state(db, together, t_names) == _state(db, alone, a_names)
     packs = _state(db, together, t_names)[0]
     assert packs["berlin_a"] == packs["berlin_b"] == packs["web_only"] == ("depleted", 0)

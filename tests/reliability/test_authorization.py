@@ -85,6 +85,9 @@ WRITE_BODIES = {
     ("POST", "/v1/accounts/{account_id}/members"): {"member_id": "{a_account}", "funding": {"scope": "full"}},
     ("DELETE", "/v1/accounts/{account_id}/members/{member_id}"): None,
     ("POST", "/v1/accounts/{account_id}/pricing-agreement"): {"price_plan_id": "{a_plan}"},
+    # credit packages (issue 13)
+    ("POST", "/v1/products/{product}/grant"): {"holder": {"kind": "customer", "id": "{a_customer}"}},
+    ("POST", "/v1/packs/{pack_id}/package-edit"): {"notes": "Stolen"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",

@@ -546,6 +546,31 @@ CASES += [
 ]
 
 
+# --- credit packages (issue 13): a free grant is a grant (require_grant); Edit needs manage_packs ---
+
+def fresh_package(w, caller):
+    code = f"pkg-{secrets.token_hex(4)}"
+    w.master.post("/v1/products", {"code": code, "name": "Package", "kind": "credit_package", "unit": "pack",
+                                   "credit_package": {"credit_type": "unit", "credit_quantity": 5,
+                                                      "applicable_product_codes": [_any_service(w)],
+                                                      "expiry": {"kind": "none"}}})
+    return {"package": code}
+
+
+def _any_service(w):
+    code = f"svc-{secrets.token_hex(4)}"
+    w.master.post("/v1/products", {"code": code, "name": "Service", "kind": "service", "unit": "each"})
+    return code
+
+
+CASES += [
+    Case("package.grant_free", "POST", "/v1/products/{product}/grant", "package", {"holder": OFFICE2}, GRANT,
+         special={c: 201 for c in GRANT}, fresh=fresh_package),
+    Case("package.edit", "POST", "/v1/packs/{pack_id}/package-edit", "pack",
+         {"notes": "matrix", "remaining": 3, "reason": "matrix"}, PACKS, fresh=fresh_office2_pack),
+]
+
+
 # --- credit control (README "Credit control"): masters change ratings, override rules and credit terms,
 # terminate and write off; masters and managers suspend and reactivate; every staff user asks the decision ---
 

@@ -99,6 +99,11 @@ def target(db, live_server):
         "for": {"kind": "user", "id": ws.master_id}, "quantity": 50, "billing": BILLING}))["id"]
     ids["smsp_pending"] = _pending_purchase(db, ws)
     ids.update(_catalogue_objects(c))
+    # A credit package to give free (issue 13).
+    _ok(c.post("/v1/products", json={"code": "ma-pkg-free", "name": "Free package", "kind": "credit_package",
+                                     "unit": "pack", "credit_package": {
+                                         "credit_type": "unit", "credit_quantity": 5,
+                                         "applicable_product_codes": ["ma-product"], "expiry": {"kind": "none"}}}))
     # Billing (customer accounts): settings first (no account without them), an address, an account.
     _ok(c.patch("/v1/billing/settings", json={"default_currency": "AUD", "multi_currency": True,
                                               "enabled_currencies": ["EUR"]}))
@@ -231,6 +236,10 @@ def _invoice_bases(ids: dict) -> dict:
         ("POST", "/v1/payments"): ("/v1/payments", {"account_id": ids["acc1"], "amount": 5, "allocations": [
             {"invoice_id": ids["inv_posted"], "amount": 5}]}),
         ("POST", "/v1/payments/{payment_id}/allocate"): (f"/v1/payments/{ids['pay1']}/allocate", {}),
+        # credit packages (issue 13)
+        ("POST", "/v1/products/{product}/grant"): ("/v1/products/ma-pkg-free/grant", {
+            "holder": {"kind": "customer", "id": ids["c1"]}}),
+        ("POST", "/v1/packs/{pack_id}/package-edit"): (f"/v1/packs/{ids['p3']}/package-edit", {"notes": "edited"}),
     }
 
 

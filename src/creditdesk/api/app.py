@@ -118,6 +118,8 @@ def _include_optional(app: FastAPI) -> None:
     app.include_router(notify_routes.router, prefix="/v1")
     from creditdesk.api.routes import groups as group_routes  # group accounts, pricing agreements (seed 004)
     app.include_router(group_routes.router, prefix="/v1")
+    from creditdesk.api.routes import packages as package_routes  # credit packages sold (seed 001, issue 13)
+    app.include_router(package_routes.router, prefix="/v1")
 
 
 def create_server_app() -> FastAPI:

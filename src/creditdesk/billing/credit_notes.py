@@ -118,7 +118,10 @@ def create_credit_note(session: Session, invoice_id: str, data: s.CreditNoteCrea
     invoice.amount_credited += amount
     invoice.amount_due -= amount
     invoice.updated_at = now
-    invoices.settle_if_paid(invoice, now)
+    invoices.settle_if_paid(invoice, now, session=session, actor=actor)
+    from creditdesk.billing import packages
+
+    packages.void_for_credit_note(session, invoice, note, actor=actor)
     session.flush()
     audit.record(session, actor=actor, action="credit_note.create", object_type="credit_note", object_id=note.id,
                  after=snapshot(note))

@@ -101,6 +101,9 @@ class InvoiceLine(Base):
     credit_quantity_milli: Mapped[int] = mapped_column(BigInteger, default=0)
     credits_value: Mapped[int] = mapped_column(BigInteger, default=0)
     consumption_id: Mapped[str | None] = mapped_column(ForeignKey("consumptions.id"))
+    # A credit package line: who receives its pack when the invoice is paid (none: the invoice's customer).
+    package_holder_kind: Mapped[str | None] = mapped_column(String(20))
+    package_holder_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

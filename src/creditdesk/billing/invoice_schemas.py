@@ -37,6 +37,9 @@ class LineCreate(Input):
     currency: str | None = Field(default=None, min_length=3, max_length=3,
                                  description="Optional check: must be the account's currency "
                                              "(422 currency_mismatch).")
+    package_holder: Context | None = Field(
+        default=None, description="A credit package line only: the office or user of the invoice's customer who "
+                                  "receives the pack when the invoice is paid (default: the customer).")
 
 
 class LineUpdate(Input):

@@ -175,10 +175,28 @@ def _new_line(session: Session, invoice: Invoice, data: s.LineCreate, position: 
                        unit_price=unit_price, credit_quantity_milli=0, credits_value=0, created_at=now,
                        updated_at=now)
     _set_discount(line, data.discount)
+    if data.package_holder is not None:
+        line.package_holder_kind, line.package_holder_id = _package_holder(session, invoice, product,
+                                                                           data.package_holder)
     _price_line(session, invoice, line, product)
     session.add(line)
     session.flush([line])
     return line
+
+
+def _package_holder(session: Session, invoice: Invoice, product: Product, holder) -> tuple[str, str]:
+    """Who receives a credit package line's pack: the customer, or one of its offices or users."""
+    if product.kind != "credit_package":
+        raise InvalidInput("Only a credit package line has a package holder.", code="not_a_credit_package",
+                           field="package_holder")
+    if holder.kind not in CREDIT_CONTEXTS:
+        raise InvalidInput("A package goes to the invoice's customer, or one of its offices or users.",
+                           code="holder_not_of_customer", field="package_holder")
+    ctx = burn.resolve_context(session, invoice.workspace_id, holder.kind, holder.id or invoice.customer_id)
+    if ctx.customer_id != invoice.customer_id:
+        raise InvalidInput("A package goes to the invoice's customer, or one of its offices or users.",
+                           code="holder_not_of_customer", field="package_holder")
+    return holder.kind, ctx.id
 
 
 def _next_position(session: Session, invoice_id: str) -> int:
@@ -416,16 +434,22 @@ def post_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:
     if invoice.tax_total > 0:
         postings.post_account_entry(session, account, invoice.tax_total, "debit", "invoice_tax", ref,
                                     counterpart="tax", actor_id=actor.user_id)
-    settle_if_paid(invoice, now)
+    settle_if_paid(invoice, now, session=session, actor=actor)
     session.flush()
     audit.record(session, actor=actor, action="invoice.post", object_type="invoice", object_id=invoice.id,
                  before=before, after=_snapshot(session, invoice))
     return invoice
 
 
-def settle_if_paid(invoice: Invoice, now) -> None:
+def settle_if_paid(invoice: Invoice, now, *, session: Session | None = None, actor: Actor | None = None) -> None:
+    """Settle an invoice with nothing left due. Settling is the moment its credit packages are paid for:
+    their packs are granted then (billing.packages), in the same transaction."""
     if invoice.status == "posted" and invoice.amount_due == 0:
         invoice.status, invoice.settled_at = "settled", now
+        if session is not None and actor is not None:
+            from creditdesk.billing import packages  # packages reads invoices: imported when first needed
+
+            packages.grant_for_settled_invoice(session, invoice, actor=actor)
 
 
 def void_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:

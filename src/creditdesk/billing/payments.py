@@ -47,7 +47,8 @@ def open_invoices(session: Session, account_id: str, *, for_update: bool = False
     return list(session.scalars(stmt))
 
 
-def _allocate(session: Session, payment: Payment, wanted: list[s.AllocationIn] | None) -> list[PaymentAllocation]:
+def _allocate(session: Session, payment: Payment, wanted: list[s.AllocationIn] | None, *,
+              actor: Actor) -> list[PaymentAllocation]:
     """Allocate what is left of `payment`; returns the allocations made."""
     now = clock.now()
     plan: list[tuple[Invoice, int]] = []
@@ -93,7 +94,7 @@ def _allocate(session: Session, payment: Payment, wanted: list[s.AllocationIn] |
         invoice.amount_paid += amount
         invoice.amount_due -= amount
         invoice.updated_at = now
-        invoices.settle_if_paid(invoice, now)
+        invoices.settle_if_paid(invoice, now, session=session, actor=actor)
         payment.unallocated -= amount
     payment.updated_at = now
     session.flush()
@@ -116,7 +117,7 @@ def record_payment(session: Session, data: s.PaymentCreate, *, actor: Actor) -> 
     postings.post_account_entry(session, account, data.amount, "credit", "payment",
                                 Reference(kind="payment", id=payment.id), counterpart="payments",
                                 actor_id=actor.user_id)
-    _allocate(session, payment, data.allocations)
+    _allocate(session, payment, data.allocations, actor=actor)
     audit.record(session, actor=actor, action="payment.create", object_type="payment", object_id=payment.id,
                  after=_snapshot(session, payment))
     return payment
@@ -131,7 +132,7 @@ def allocate_payment(session: Session, payment_id: str, data: s.PaymentAllocate,
     if payment.unallocated == 0:
         raise Conflict("This payment is fully allocated.", code="payment_fully_allocated")
     before = _snapshot(session, payment)
-    _allocate(session, payment, data.allocations)
+    _allocate(session, payment, data.allocations, actor=actor)
     audit.record(session, actor=actor, action="payment.allocate", object_type="payment", object_id=payment.id,
                  before=before, after=_snapshot(session, payment))
     return payment

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from creditdesk import clock, rawsql
 from creditdesk.credits import governance, repository
-from creditdesk.credits.errors import CreditsFrozen, InsufficientCredits
+from creditdesk.credits.errors import CreditsFrozen, InsufficientCredits, ProductNotCovered
 from creditdesk.credits.expiry import release_timed_out_holds
 from creditdesk.credits.models import CreditType, Pack, Project
 from creditdesk.credits.packs import HolderRef, resolve_holder
@@ -161,11 +161,21 @@ def burn(session: Session, ctx: ResolvedContext, ct, amount: int, product_code: 
 
 
 def shortage(session: Session, ctx: ResolvedContext, ct, amount: int, taken: int, product_code: str | None,
-             allow_partial: bool, now: datetime) -> InsufficientCredits | CreditsFrozen | None:
-    """Why a burn that found `taken` of `amount` is refused (None: it is not)."""
+             allow_partial: bool, now: datetime) -> InsufficientCredits | CreditsFrozen | ProductNotCovered | None:
+    """Why a burn that found `taken` of `amount` is refused (None: it is not). Every path that spends
+    (consume, holds, invoice lines, the batch engine) asks here, so each refusal reads the same."""
     if not (taken == 0 or (taken < amount and not allow_partial)):
         return None
     frozen = _frozen_available(session, ctx, ct, product_code, now)
+    if taken == 0 and not frozen and product_code is not None:
+        elsewhere = _uncovered_available(session, ctx, ct, product_code, now)
+        if elsewhere:
+            # Credits exist but none may pay for this product: saying "insufficient" would mislead.
+            others = sorted({code for p in elsewhere for code in p.product_codes})
+            return ProductNotCovered(
+                f"No {ct.code} pack of this {ctx.kind} covers product {product_code!r}: its {ct.code} credits "
+                f"pay only for {', '.join(others)}.", product_code=product_code, requested=amount,
+                covered_products=others)
     if frozen and taken + frozen >= (amount if not allow_partial else 1):
         # The credits exist but are frozen: say so, so the holder knows a transfer out is the way.
         return CreditsFrozen(
@@ -176,6 +186,12 @@ def shortage(session: Session, ctx: ResolvedContext, ct, amount: int, taken: int
     return InsufficientCredits(
         f"Not enough {ct.code} credits: {taken} available for this {ctx.kind}, {amount} requested.",
         available=taken, requested=amount)
+
+
+def _uncovered_available(session: Session, ctx: ResolvedContext, ct, product_code: str, now: datetime) -> list:
+    """The context's live packs with credits left that do not cover this product (a refused burn only)."""
+    return [p for p in repository.candidate_rows(session, ct, ctx.holders, now)
+            if p.available > 0 and not covers(p, product_code)]
 
 
 def _frozen_available(session: Session, ctx: ResolvedContext, ct, product_code: str | None, now: datetime) -> int:

@@ -11,6 +11,13 @@ class InsufficientCredits(CreditsError):
     title = "Insufficient credits"
 
 
+class ProductNotCovered(CreditsError):
+    """The context holds usable credits of the type, but none of its packs may pay for this product."""
+
+    code = "product_not_covered"
+    title = "No pack covers this product"
+
+
 class PackNotActive(CreditsError):
     code = "pack_not_active"
     title = "The pack is not active"

@@ -30,4 +30,6 @@ def mount(app: FastAPI) -> None:
                    invoices.fixed, invoices.router, people.router, notify_pages.router, groups_web.router,
                    credit_control.router):  # after finance: its /accounts/{id}/{action} is the last to match
         app.include_router(router)
+    from creditdesk.web import packages as package_pages  # credit packages sold (issue 13)
+    app.include_router(package_pages.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

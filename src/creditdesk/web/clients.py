@@ -70,10 +70,13 @@ def customer_page(customer_id: str, request: Request, user: WebUser = Depends(cu
         rows = pack_rows(session, user.actor, all_packs(session, user, customer_id=customer.id,
                                                         status=["active"]), with_projects=False)
         billing = finance.customer_sections(session, user, customer.id)
+        from creditdesk.web.packages import customer_section  # the Packages section (issue 13)
+
+        package_section = customer_section(session, user, customer.id)
     contacts = sorted({p.id: p for group in people.values() for p in group if not p.is_staff}.values(),
                       key=lambda p: (p.name.lower(), p.id))
     return render(request, "customer.html", nav="clients", customer=customer, offices=offices, people=people,
-                  totals=totals_by_type(rows, types), billing=billing, contacts=contacts)
+                  totals=totals_by_type(rows, types), billing=billing, contacts=contacts, **package_section)
 
 
 @router.get("/offices/{office_id}", response_class=HTMLResponse)

@@ -136,8 +136,11 @@ def _page(request: Request, user: WebUser, invoice_id: str, *, errors: dict | No
         paid = [payments.payment_out(session, p) for p in paid]
         products = catalog.list_products(session, actor=user.actor, limit=500, active=True).items \
             if invoice.status == "draft" else []
+        from creditdesk.web.packages import line_choices  # Pay with credits (credit packages, issue 13)
+
+        choices = line_choices(session, invoice)
     return render(request, "invoice.html", nav="finance", invoice=out, account=account, customer=customer,
-                  notes=notes, payments=paid, products=products, methods=PAYMENT_METHODS,
+                  choices=choices, notes=notes, payments=paid, products=products, methods=PAYMENT_METHODS,
                   may_write=may_write(user), errors=errors or {}, values=values or {},
                   money=lambda amount: currencies.format_money(amount, out.currency), status_code=status_code)
 
@@ -253,6 +256,11 @@ def mark_paid(invoice_id: str, request: Request, user: WebUser = Depends(current
         method = forms.text(form, "method", limit=20) or "other"
         if method not in PAYMENT_METHODS:
             raise InvalidInput("Choose a payment method.", field="method")
+        invoice = invoices.get_invoice(session, user.workspace_id, invoice_id)
+        if invoice.status == "draft":  # a draft is posted first (seed 001: pick credits, mark as paid, done)
+            invoice = invoices.post_invoice(session, invoice_id, actor=user.actor)
+            if invoice.status == "settled":
+                return _back(invoice_id, f"Posted as {invoice.number}: paid with credits, nothing left to pay.")
         pay = payments.mark_paid(session, invoice_id, actor=user.actor, method=method)
         return _back(invoice_id, f"Marked as paid: {currencies.format_money(pay.amount, pay.currency)} recorded.")
     return _act(request, user, form, invoice_id, action)

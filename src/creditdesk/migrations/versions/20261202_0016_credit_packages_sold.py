@@ -14,8 +14,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('invoice_lines') as batch:
+        batch.add_column(sa.Column('package_holder_kind', sa.String(length=20), nullable=True))
+        batch.add_column(sa.Column('package_holder_id', sa.String(length=40), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('invoice_lines') as batch:
+        batch.drop_column('package_holder_id')
+        batch.drop_column('package_holder_kind')
