@@ -139,10 +139,16 @@ def allocate_payment(session: Session, payment_id: str, data: s.PaymentAllocate,
 
 
 def mark_paid(session: Session, invoice_id: str, *, actor: Actor, method: str = "other", reference: str = "",
-              received_on: date | None = None) -> Payment:
-    """Record a payment of what the invoice still has due, allocated to it (the back office's Mark as paid)."""
+              received_on: date | None = None) -> Payment | None:
+    """Record a payment of what the invoice still has due, allocated to it (the back office's Mark as paid).
+    A draft is posted first (seed 001: pick the credits, mark as paid, done); when credits paid all of it,
+    posting settles it and no payment is made (None)."""
     invoice = invoices.get_invoice(session, actor.workspace_id, invoice_id)
     invoices.require_billing_writer(actor, "record payments")
+    if invoice.status == "draft":
+        invoice = invoices.post_invoice(session, invoice_id, actor=actor)
+        if invoice.status == "settled":
+            return None
     if invoice.status != invoices.OPEN or invoice.amount_due <= 0:
         raise Conflict(f"Invoice {invoice.number or invoice.id} is {invoice.status}: nothing to pay.",
                        code="invoice_not_open", status=invoice.status)

@@ -256,12 +256,10 @@ def mark_paid(invoice_id: str, request: Request, user: WebUser = Depends(current
         method = forms.text(form, "method", limit=20) or "other"
         if method not in PAYMENT_METHODS:
             raise InvalidInput("Choose a payment method.", field="method")
-        invoice = invoices.get_invoice(session, user.workspace_id, invoice_id)
-        if invoice.status == "draft":  # a draft is posted first (seed 001: pick credits, mark as paid, done)
-            invoice = invoices.post_invoice(session, invoice_id, actor=user.actor)
-            if invoice.status == "settled":
-                return _back(invoice_id, f"Posted as {invoice.number}: paid with credits, nothing left to pay.")
         pay = payments.mark_paid(session, invoice_id, actor=user.actor, method=method)
+        if pay is None:
+            number = invoices.get_invoice(session, user.workspace_id, invoice_id).number
+            return _back(invoice_id, f"Posted as {number}: paid with credits, nothing left to pay.")
         return _back(invoice_id, f"Marked as paid: {currencies.format_money(pay.amount, pay.currency)} recorded.")
     return _act(request, user, form, invoice_id, action)
 
