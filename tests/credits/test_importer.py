@@ -448,3 +448,29 @@ def test_dates_rendered_by_two_threads_at_once_are_each_their_own():
         assert second == expected["other"], pause_at
         tried += 1
     assert tried >= 3  # the writer's calls were interrupted at each of their lines
+
+
+def test_the_tuning_is_put_back_on_every_connection_an_import_used(db):
+    """Batches of one import may run on different pooled connections; the last batch puts back only its own,
+    and an import that stops early none: restore_all puts back every connection still tuned (the cause of a
+    flaky run where a later write found a pooled connection still tuned)."""
+    if not db.is_sqlite:
+        pytest.skip("the tuning is SQLite's")
+    from sqlalchemy.orm import Session
+
+    tuning = importer._SqliteTuning()
+    with db.engine.connect() as first, db.engine.connect() as second:
+        sessions = [Session(bind=first), Session(bind=second)]
+        raws = [s.connection().connection.driver_connection for s in sessions]
+        before = [tuple(r.execute(f"PRAGMA {n}").fetchone()[0] for n, _ in importer._TUNED) for r in raws]
+        for session in sessions:
+            tuning.apply(session)
+        assert all(tuple(r.execute(f"PRAGMA {n}").fetchone()[0] for n, _ in importer._TUNED) != b
+                   for r, b in zip(raws, before))
+        tuning.restore(sessions[1])  # the last batch's connection
+        assert tuple(raws[0].execute(f"PRAGMA {n}").fetchone()[0] for n, _ in importer._TUNED) != before[0]
+        tuning.restore_all()
+        assert [tuple(r.execute(f"PRAGMA {n}").fetchone()[0] for n, _ in importer._TUNED) for r in raws] == before
+        assert tuning.saved == {}
+        for session in sessions:
+            session.close()

@@ -843,8 +843,20 @@ class _SqliteTuning:
         raw = session.connection().connection.driver_connection
         entry = self.saved.pop(id(raw), None)
         if entry is not None:
-            for (name, _), value in zip(_TUNED, entry[1]):
-                raw.execute(f"PRAGMA {name}={int(value)}")
+            self._put_back(raw, entry[1])
+
+    def restore_all(self) -> None:
+        """Put back every connection still tuned: batches may have run on several pooled connections, and
+        an import that stopped early never reached its last batch. Through the connection objects kept
+        (a PRAGMA of these two settings is the connection's alone and runs under SQLite's own mutex)."""
+        while self.saved:
+            _, (raw, values) = self.saved.popitem()
+            self._put_back(raw, values)
+
+    @staticmethod
+    def _put_back(raw, values: tuple) -> None:
+        for (name, _), value in zip(_TUNED, values):
+            raw.execute(f"PRAGMA {name}={int(value)}")
 
 
 def _batches(rows: Iterator[Row], size: int) -> Iterator[tuple[list[Row], bool]]:
@@ -913,9 +925,9 @@ def import_stream(db, stream: io.TextIOBase, *, actor: Actor, batch_size: int = 
         gc.unfreeze()
         if was_enabled:
             gc.enable()
-        if tuning is not None and tuning.saved:  # the import stopped before its last batch
+        if tuning is not None and tuning.saved:  # other connections than the last batch's, or an early stop
             try:
-                db.write(tuning.restore)
+                tuning.restore_all()
             except Exception:  # noqa: BLE001 - best effort; the import's own error is what matters
                 pass
     return report
