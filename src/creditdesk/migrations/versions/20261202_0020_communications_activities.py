@@ -1,0 +1,22 @@
+"""communications activities (fill in: what this migration adds).
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-12-02 20:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+import creditdesk.db
+
+revision = '0020'
+down_revision = '0019'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,22 @@
+"""crm deals (fill in: what this migration adds).
+
+Revision ID: 0023
+Revises: 0022
+Create Date: 2026-12-02 20:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+import creditdesk.db
+
+revision = '0023'
+down_revision = '0022'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,22 @@
+"""packages followups (fill in: what this migration adds).
+
+Revision ID: 0025
+Revises: 0024
+Create Date: 2026-12-02 20:00:00
+"""
+from alembic import op
+import sqlalchemy as sa
+import creditdesk.db
+
+revision = '0025'
+down_revision = '0024'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
