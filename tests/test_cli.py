@@ -383,3 +383,18 @@ def test_the_cli_modules_import_nothing_in_a_circle():
     for name in modules:
         subprocess.run([sys.executable, "-c", f"import creditdesk.cli.{name}"], check=True)
     assert not any(Path(creditdesk.__file__).parent.joinpath(old).exists() for old in ("cli.py", "cli_credits.py"))
+
+
+def test_json_output_for_scripts(cli_db):
+    import json
+
+    made = json.loads(run("workspace", "create", "Scripted", "--master-email", "s@example.com", "--json").stdout)
+    assert made["workspace_id"].startswith("ws_") and KEY.fullmatch(made["api_key"])
+    assert made["password"]  # generated, so printed once
+    key = json.loads(run("apikey", "create", "--workspace", made["workspace_id"], "--json").stdout)
+    assert key["workspace_id"] == made["workspace_id"] and KEY.fullmatch(key["api_key"])
+    assert key["api_key"] != made["api_key"]
+    listed = json.loads(run("workspace", "list", "--json").stdout)
+    assert [(w["id"], w["name"], w["users"]) for w in listed] == [(made["workspace_id"], "Scripted", 1)]
+    packs = json.loads(run("packs", "list", "--workspace", made["workspace_id"], "--json").stdout)
+    assert packs == {"object": "list", "data": [], "next_cursor": None}

@@ -11,6 +11,8 @@ from creditdesk.config import get_settings
 from creditdesk.db import Database, get_database
 
 console = Console(soft_wrap=True)
+# Progress and notes go to stderr, so that stdout carries only the answer (`--json` output for scripts).
+notes = Console(soft_wrap=True, stderr=True)
 err = Console(stderr=True, soft_wrap=True)
 
 DatabaseOption = typer.Option(None, "--database-url", envvar="CREDITDESK_DATABASE_URL",
@@ -42,7 +44,7 @@ def ensure_schema(db: Database, *, apply_if_empty: bool) -> None:
     if migrate.is_empty(db):
         if not apply_if_empty:
             fail("The database has no schema yet. Run: creditdesk db upgrade")
-        console.print("Empty database: applying migrations ...")
+        notes.print("Empty database: applying migrations ...")
         migrate.upgrade(db)
         return
     from alembic.script import ScriptDirectory

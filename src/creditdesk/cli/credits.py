@@ -171,7 +171,8 @@ def packs_list(workspace_id: str = WorkspaceOption,
                holder: str = typer.Option(None, help="kind:id"),
                status: str = typer.Option(None, help="active, depleted, expired or voided"),
                limit: int = typer.Option(50, help="Rows per page."), cursor: str = typer.Option(None),
-               database_url: str = DatabaseOption):
+               database_url: str = DatabaseOption,
+               as_json: bool = typer.Option(False, "--json", help="Print the page as the API's JSON list.")):
     """List packs (one page; pass --cursor to continue)."""
     from creditdesk.credits import reads
 
@@ -182,6 +183,11 @@ def packs_list(workspace_id: str = WorkspaceOption,
         page = reads.list_packs(session, actor=actor, limit=limit, cursor=cursor, holder_kind=kind or None,
                                 holder_id=hid or None, status=[status] if status else None)
         views = reads.packs_out(session, page.items)
+    if as_json:
+        import json
+        typer.echo(json.dumps({"object": "list", "data": [v.model_dump(mode="json") for v in views],
+                               "next_cursor": page.next_cursor}))
+        return
     table = Table("id", "holder", "type", "remaining", "quantity", "expires", "status", "label")
     for v in views:
         table.add_row(v.id, f"{v.holder['kind']}:{v.holder['id']}", v.credit_type, str(v.remaining),

@@ -81,11 +81,14 @@ def serve(
         console.print(f"Back office:  http://{host}:{port}/   login [bold]{info.email}[/bold] / "
                       f"password [bold]{info.password}[/bold]")
         console.print("Other staff:  manager@demo.example.com (manager, manages office SMS credits), "
-                      "alice@demo.example.com (member, team with Bob), bob@, carol@, dan@ (frozen SMS credits); "
-                      "same password")
+                      "alice@demo.example.com (member, team with Bob), bob@ (member), carol@ (member without "
+                      "send_sms), dan@ (frozen SMS credits); same password")
+        console.print(f"Workspace:    {info.workspace_id}  (the --workspace of every CLI command)")
         console.print(f"API key:      [bold]{info.api_key}[/bold]  (a new key at every --demo start)")
         console.print(f"Try:          curl -H 'Authorization: Bearer {info.api_key}' http://{host}:{port}/v1/offices")
         console.print(f"API docs:     http://{host}:{port}/docs")
+        where = db.url.split("///", 1)[1] if db.url.startswith("sqlite") else "the PostgreSQL database"
+        console.print(f"Stop:         Ctrl+C. Reset the demo: stop, delete {where}, start again.")
         console.rule()
     else:
         with db.read() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import typer
@@ -10,6 +11,7 @@ from creditdesk.cli.common import DatabaseOption, console, ensure_schema, open_d
 
 workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
+JsonOption = typer.Option(False, "--json", help="Print one JSON object (for scripts) instead of sentences.")
 
 
 @workspace_app.command("create")
@@ -20,6 +22,7 @@ def workspace_create(
     password: str = typer.Option(None, "--password", envvar="CREDITDESK_MASTER_PASSWORD",
                                  help="Back-office password of the master user (generated and printed if omitted)."),
     database_url: str = DatabaseOption,
+    as_json: bool = JsonOption,
 ):
     """Create a workspace with its first master user and an API key (printed once)."""
     from creditdesk.parties import service as parties
@@ -30,6 +33,11 @@ def workspace_create(
     password = password or secrets.token_urlsafe(12)
     ws, user, key, secret = run_service(db, lambda s: parties.create_workspace(
         s, name=name, master_name=master_name, master_email=master_email, master_password=password))
+    if as_json:
+        typer.echo(json.dumps({"workspace_id": ws.id, "name": ws.name, "master_user_id": user.id,
+                               "master_email": user.email, "password": password if generated else None,
+                               "api_key_id": key.id, "api_key": secret}))
+        return
     console.print(f"Workspace [bold]{ws.name}[/bold] created: {ws.id}")
     console.print(f"Master user: {user.email} ({user.id})" + (f", password: [bold]{password}[/bold]" if generated else ""))
     console.print(f"API key (shown once, keep it safe): [bold]{secret}[/bold]")
@@ -41,6 +49,7 @@ def apikey_create(
     user_id: str = typer.Option(None, "--user", help="User the key acts as (default: the first master user)."),
     name: str = typer.Option("CLI key", "--name", help="A name to recognise the key by."),
     database_url: str = DatabaseOption,
+    as_json: bool = JsonOption,
 ):
     """Create an API key acting as a user of a workspace (printed once)."""
     from sqlalchemy import select
@@ -63,4 +72,32 @@ def apikey_create(
                                       actor=Actor.system(workspace_id))
 
     key, secret = run_service(db, fn)
+    if as_json:
+        typer.echo(json.dumps({"api_key_id": key.id, "user_id": key.user_id, "workspace_id": workspace_id,
+                               "api_key": secret}))
+        return
     console.print(f"API key {key.id} acting as {key.user_id} (shown once): [bold]{secret}[/bold]")
+
+
+@workspace_app.command("list")
+def workspace_list(database_url: str = DatabaseOption, as_json: bool = JsonOption):
+    """List the workspaces of this database: id, name, when created, and how many users each has."""
+    from rich.table import Table
+    from sqlalchemy import func, select
+
+    from creditdesk.parties.models import User, Workspace
+
+    db = open_db(database_url)
+    ensure_schema(db, apply_if_empty=False)
+    with db.read() as session:
+        users = dict(session.execute(select(User.workspace_id, func.count()).group_by(User.workspace_id)).all())
+        rows = [{"id": w.id, "name": w.name, "created_at": w.created_at.isoformat() if w.created_at else None,
+                 "users": users.get(w.id, 0)}
+                for w in session.scalars(select(Workspace).order_by(Workspace.id))]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("id", "name", "created", "users")
+    for r in rows:
+        table.add_row(r["id"], r["name"], (r["created_at"] or "")[:19], str(r["users"]))
+    console.print(table)

@@ -140,7 +140,8 @@ def _reverse(session: Session, c: Consumption, ct: CreditType, *, actor: Actor, 
 
 
 def list_consumptions(session: Session, *, actor: Actor, limit=None, cursor=None, context_kind=None,
-                      context_id=None, reference_kind=None, reference_id=None):
+                      context_id=None, reference_kind=None, reference_id=None, pack_id=None,
+                      created_from=None, created_to=None):
     from creditdesk.pagination import paginate
 
     stmt = select(Consumption).where(Consumption.workspace_id == actor.workspace_id)
@@ -156,4 +157,15 @@ def list_consumptions(session: Session, *, actor: Actor, limit=None, cursor=None
         stmt = stmt.where(Consumption.reference_kind == reference_kind)
     if reference_id:
         stmt = stmt.where(Consumption.reference_id == reference_id)
+    if pack_id:
+        # The consumptions that took credits from this pack: their consume legs debit its account.
+        pack = get_in_workspace(session, Pack, actor.workspace_id, pack_id, label="pack")
+        governance.require_visible(session, actor, pack.credit_type_id, [(pack.holder_kind, pack.holder_id)],
+                                   label="pack", object_id=pack.id)
+        stmt = stmt.where(Consumption.id.in_(select(LedgerTransfer.operation_id).where(
+            LedgerTransfer.debit_account_id == pack.ledger_account_id, LedgerTransfer.code == CONSUME)))
+    if created_from:
+        stmt = stmt.where(Consumption.created_at >= clock.aware(created_from))
+    if created_to:
+        stmt = stmt.where(Consumption.created_at < clock.aware(created_to))
     return paginate(session, stmt, id_column=Consumption.id, limit=limit, cursor=cursor, descending=True)

@@ -139,3 +139,37 @@ def hold_out(session: Session, hold: Hold) -> schemas.HoldOut:
                                                                    url=hold.reference_url),
         lines=operation_lines(session, hold.id, HOLD), created_at=hold.created_at, resolved_at=hold.resolved_at,
         reversed_at=hold.reversed_at)
+
+
+def list_holds(session: Session, *, actor: Actor, limit=None, cursor=None, status=None, context_kind=None,
+               context_id=None, credit_type_code=None, pack_id=None, created_from=None, created_to=None):
+    """Holds of the workspace the actor may see, newest first. `status` is a list (any of them);
+    `pack_id` keeps the holds that reserved credits of that pack; dates compare created_at, the
+    `from` bound inclusive and the `to` bound exclusive."""
+    from creditdesk.credits.models import Pack
+    from creditdesk.pagination import paginate
+
+    ws = actor.workspace_id
+    stmt = select(Hold).where(Hold.workspace_id == ws)
+    visible = governance.visible_clause(session, actor, Hold.credit_type_id, Hold.context_kind, Hold.context_id)
+    if visible is not None:
+        stmt = stmt.where(visible)
+    if status:
+        stmt = stmt.where(Hold.status.in_(status))
+    if context_kind:
+        stmt = stmt.where(Hold.context_kind == context_kind)
+    if context_id:
+        stmt = stmt.where(Hold.context_id == context_id)
+    if credit_type_code:
+        stmt = stmt.where(Hold.credit_type_id == credit_type_by_code(session, ws, credit_type_code).id)
+    if pack_id:
+        pack = get_in_workspace(session, Pack, ws, pack_id, label="pack")
+        governance.require_visible(session, actor, pack.credit_type_id, [(pack.holder_kind, pack.holder_id)],
+                                   label="pack", object_id=pack.id)
+        stmt = stmt.where(Hold.id.in_(select(LedgerTransfer.operation_id).where(
+            LedgerTransfer.debit_account_id == pack.ledger_account_id, LedgerTransfer.code == HOLD)))
+    if created_from:
+        stmt = stmt.where(Hold.created_at >= clock.aware(created_from))
+    if created_to:
+        stmt = stmt.where(Hold.created_at < clock.aware(created_to))
+    return paginate(session, stmt, id_column=Hold.id, limit=limit, cursor=cursor, descending=True)

@@ -405,9 +405,16 @@ def eligibility(session: Session, *, actor: Actor, context_kind: str, context_id
             eligible.append(pack)
     eligible.sort(key=burn_key)
     misses.sort(key=lambda m: (len(m[1]), m[0].id))
+    by_type: dict[str, int] = {}
+    for p in eligible:
+        by_type[views[p.id].credit_type] = by_type.get(views[p.id].credit_type, 0) + views[p.id].remaining
+    if ct is not None:
+        available = by_type.get(ct.code, 0)
+    else:  # one unit only: credits of different types do not add up
+        available = next(iter(by_type.values())) if len(by_type) == 1 else (0 if not by_type else None)
     return schemas.EligibilityOut(
         context=ctx.as_dict(), credit_type=ct.code if ct else None, product_code=product_code,
-        available=sum(views[p.id].remaining for p in eligible if ct is not None),
+        available=available, available_by_type=by_type,
         eligible=[schemas.EligibleOut(pack=views[p.id], burn_rank=i + 1) for i, p in enumerate(eligible)],
         not_eligible=[schemas.NearMissOut(pack=views[p.id], reasons=r) for p, r in misses])
 

@@ -305,7 +305,8 @@ class EligibilityOut(BaseModel):
     context: dict
     credit_type: str | None
     product_code: str | None
-    available: int
+    available: int | None
+    available_by_type: dict[str, int] = {}
     eligible: list[EligibleOut]
     not_eligible: list[NearMissOut]
 

@@ -166,3 +166,41 @@ def change_holder(session: Session, pack_id: str, data: schemas.ChangeHolder, *,
                                        "balance_moved": available, "to_pack_id": new_pack.id,
                                        "credit_transfer_id": result.transfer.id})
     return new_pack
+
+
+def list_transfers(session: Session, *, actor: Actor, limit=None, cursor=None, holder_kind=None, holder_id=None,
+                   pack_id=None, credit_type_code=None, created_from=None, created_to=None):
+    """Transfers the actor may see (either side in their scope), newest first. A holder filter matches
+    either side; `pack_id` matches the transfer that took credits from the pack or made it; dates
+    compare created_at, `from` inclusive, `to` exclusive."""
+    from sqlalchemy import and_, or_
+
+    from creditdesk.pagination import paginate
+    from creditdesk.repository import get_in_workspace
+
+    ws = actor.workspace_id
+    T = CreditTransfer
+    stmt = select(T).where(T.workspace_id == ws)
+    sent = governance.visible_clause(session, actor, T.credit_type_id, T.from_holder_kind, T.from_holder_id)
+    if sent is not None:
+        received = governance.visible_clause(session, actor, T.credit_type_id, T.to_holder_kind, T.to_holder_id)
+        stmt = stmt.where(or_(sent, received))
+    if holder_kind:
+        side_from = T.from_holder_kind == holder_kind
+        side_to = T.to_holder_kind == holder_kind
+        if holder_id:
+            side_from, side_to = and_(side_from, T.from_holder_id == holder_id), and_(side_to, T.to_holder_id == holder_id)
+        stmt = stmt.where(or_(side_from, side_to))
+    if pack_id:
+        pack = get_in_workspace(session, Pack, ws, pack_id, label="pack")
+        governance.require_visible(session, actor, pack.credit_type_id, [(pack.holder_kind, pack.holder_id)],
+                                   label="pack", object_id=pack.id)
+        made_from = select(Pack.credit_transfer_id).where(Pack.workspace_id == ws, Pack.origin_pack_id == pack.id)
+        stmt = stmt.where(or_(T.id.in_(made_from), T.id == pack.credit_transfer_id))
+    if credit_type_code:
+        stmt = stmt.where(T.credit_type_id == credit_type_ref(session, ws, credit_type_code).id)
+    if created_from:
+        stmt = stmt.where(T.created_at >= clock.aware(created_from))
+    if created_to:
+        stmt = stmt.where(T.created_at < clock.aware(created_to))
+    return paginate(session, stmt, id_column=T.id, limit=limit, cursor=cursor, descending=True)

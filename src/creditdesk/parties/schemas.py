@@ -146,6 +146,8 @@ class UserOut(Output):
     is_staff: bool
     role: str
     permissions: list[str]
+    effective_permissions: list[str] = Field(default_factory=list, description=(
+        "What the user may do: a master may do everything, whatever `permissions` holds."))
     is_active: bool
     primary_office_id: str | None
     additional_office_ids: list[str] = Field(default_factory=list)

@@ -20,6 +20,7 @@ from creditdesk.ids import new_id
 from creditdesk.pagination import Page, paginate
 from creditdesk.parties import schemas
 from creditdesk.parties.models import (
+    PERMISSIONS,
     ApiKey,
     Customer,
     Office,
@@ -439,8 +440,16 @@ def user_snapshot(session: Session, user: User) -> dict:
     return snapshot(user, additional_office_ids=additional_office_ids(session, user.id))
 
 
+def effective_permissions(user: User) -> list[str]:
+    """The same rule as Actor.has: a master holds every permission."""
+    if user.role == "master":
+        return list(PERMISSIONS)
+    return [p for p in PERMISSIONS if p in (user.permissions or [])]
+
+
 def user_out(session: Session, user: User) -> schemas.UserOut:
     out = schemas.UserOut.model_validate(user)
+    out.effective_permissions = effective_permissions(user)
     out.additional_office_ids = additional_office_ids(session, user.id)
     out.team_ids = team_ids_of(session, user.id)
     return out

@@ -11,7 +11,8 @@ with the same `idempotency_key`: a real gateway must pass it on (Stripe's Idempo
 idempotency header...) so that the card is charged once. Raising counts as a failed payment, so a
 gateway whose answer is uncertain (a timeout) should retry with the same key itself, or answer pending.
 
-The default "manual_invoice" method is for workspaces that invoice their own staff purchases
+The built-in "test" method answers pending and waits for its outcome through the API (for integrators
+trying the pending path). The default "manual_invoice" method is for workspaces that invoice their own staff purchases
 (or pay by account): the purchase is paid when made, and the receipt is its tax invoice.
 """
 
@@ -48,8 +49,21 @@ class ManualInvoice:
         return PaymentResult(status="paid", reference=f"invoice:{purchase.id}")
 
 
+class TestPending:
+    """For integrators: the payment stays pending until its outcome is recorded through
+    POST /v1/sms/purchases/{id}/payment (paid or failed), the path a card gateway's callback or a
+    confirmed bank transfer takes. No money moves."""
+
+    code = "test"
+    label = "Test payment (stays pending until settled)"
+
+    def charge(self, purchase: SmsPurchase, *, idempotency_key: str) -> PaymentResult:
+        return PaymentResult(status="pending", reference=f"test:{purchase.id}")
+
+
 _lock = threading.Lock()
-_methods: dict[str, PaymentMethod] = {ManualInvoice.code: ManualInvoice()}
+_BUILT_IN = (ManualInvoice.code, TestPending.code)
+_methods: dict[str, PaymentMethod] = {ManualInvoice.code: ManualInvoice(), TestPending.code: TestPending()}
 
 
 def register_payment_method(method: PaymentMethod) -> PaymentMethod | None:
@@ -62,7 +76,7 @@ def register_payment_method(method: PaymentMethod) -> PaymentMethod | None:
 
 def unregister_payment_method(code: str) -> None:
     with _lock:
-        if code != ManualInvoice.code:
+        if code not in _BUILT_IN:
             _methods.pop(code, None)
 
 

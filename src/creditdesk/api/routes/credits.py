@@ -17,7 +17,7 @@ from creditdesk.credits import consumptions, credit_types, holds, packs, project
 from creditdesk.credits.consume_engine import consume_many
 from creditdesk.credits.errors import InvalidCredits
 from creditdesk.credits.models import Consumption, CreditTransfer, Hold, Project
-from creditdesk.errors import NotFound
+from creditdesk.errors import InvalidInput, NotFound
 from creditdesk.ledger.models import LedgerAccount
 from creditdesk.parties.schemas import Input
 from creditdesk.repository import get_in_workspace
@@ -26,6 +26,26 @@ router = APIRouter()
 
 Limit = Query(default=None, ge=1, le=500, description="Page size (default 50).")
 Cursor = Query(default=None, max_length=500, description="next_cursor of the previous page.")
+
+
+HOLD_STATUSES = ("pending", "captured", "released", "timed_out")
+PACK_STATUSES = ("active", "depleted", "expired", "voided")
+DateFrom = Query(default=None, description="Created at or after this instant (inclusive). A bare date means the "
+                                          "start of that day, UTC.")
+DateTo = Query(default=None, description="Created before this instant (exclusive). A bare date means the start "
+                                        "of that day, UTC: use the next day to include a whole day.")
+
+
+def statuses(values: list[str] | None, allowed: tuple[str, ...]) -> list[str] | None:
+    """`status` given repeated (`?status=a&status=b`) or comma-separated (`?status=a,b`), or both."""
+    if not values:
+        return None
+    wanted = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    unknown = sorted(set(wanted) - set(allowed))
+    if unknown:
+        raise InvalidInput(f"Unknown status {', '.join(unknown)}: use one or more of {', '.join(allowed)}.",
+                           code="invalid_status", allowed=list(allowed))
+    return wanted or None
 
 
 class ReverseRequest(Input):
@@ -97,25 +117,32 @@ def grant_packs(body: s.PackBatchCreate, ctx: WriteContext = Depends(write_conte
 @router.get("/packs", response_model=ListOf[s.PackOut], tags=["packs"])
 def list_packs(
     limit: int | None = Limit, cursor: str | None = Cursor,
-    holder_kind: s.HolderKind | None = None,
-    holder_id: str | None = Query(default=None, max_length=40),
+    holder_kind: s.HolderKind | None = Query(default=None, description="office, user, customer or workspace."),
+    holder_id: str | None = Query(default=None, max_length=40, description="The holder's id (with holder_kind)."),
     office_id: str | None = Query(default=None, max_length=40,
                                   description="Packs of the office and of the users who belong to it."),
     customer_id: str | None = Query(default=None, max_length=40),
-    status: list[s.PackStatus] | None = Query(default=None),
+    status: list[str] | None = Query(default=None, description="One or more of active, depleted, expired, "
+                                     "voided: repeated (status=active&status=expired) or comma-separated."),
     credit_type: str | None = Query(default=None, max_length=40),
-    remaining_min: int | None = Query(default=None, ge=0),
-    remaining_max: int | None = Query(default=None, ge=0),
-    expires_from: datetime | None = None,
-    expires_to: datetime | None = None,
+    remaining_min: int | None = Query(default=None, ge=0, description=(
+        "Credits left, at least; in the credit type's integer units, as every amount in the API (with 2 "
+        "decimal places 1 hour is 100).")),
+    remaining_max: int | None = Query(default=None, ge=0, description="Credits left, at most (same units)."),
+    expires_from: datetime | None = Query(default=None, description=(
+        "Expiring at or after this instant (inclusive); a bare date means the start of that day, UTC.")),
+    expires_to: datetime | None = Query(default=None, description=(
+        "Expiring before this instant (exclusive); a bare date means the start of that day, UTC.")),
     status_label: str | None = Query(default=None, max_length=100),
     q: str | None = Query(default=None, max_length=200, description="Search name, notes, label, external ref."),
-    sort: str = Query(default="created", pattern="^(created|expires_at|name|remaining|quantity|priority)$"),
-    order: str = Query(default="asc", pattern="^(asc|desc)$"),
+    sort: str = Query(default="created", pattern="^(created|expires_at|name|remaining|quantity|priority)$",
+                      description="created, expires_at, name, remaining, quantity or priority."),
+    order: str = Query(default="asc", pattern="^(asc|desc)$", description="asc or desc."),
     actor: Actor = Depends(get_actor), session: Session = Depends(read_session),
 ):
     page = reads.list_packs(session, actor=actor, limit=limit, cursor=cursor, holder_kind=holder_kind,
-                            holder_id=holder_id, office_id=office_id, customer_id=customer_id, status=status,
+                            holder_id=holder_id, office_id=office_id, customer_id=customer_id,
+                            status=statuses(status, PACK_STATUSES),
                             credit_type=credit_type, remaining_min=remaining_min, remaining_max=remaining_max,
                             expires_from=expires_from, expires_to=expires_to, q=q, status_label=status_label,
                             sort=sort, descending=order == "desc")
@@ -199,10 +226,15 @@ def list_consumptions(limit: int | None = Limit, cursor: str | None = Cursor,
                       context_id: str | None = Query(default=None, max_length=40),
                       reference_kind: str | None = Query(default=None, max_length=40),
                       reference_id: str | None = Query(default=None, max_length=200),
+                      pack_id: str | None = Query(default=None, max_length=40,
+                                                  description="Consumptions that took credits from this pack."),
+                      created_from: datetime | None = DateFrom, created_to: datetime | None = DateTo,
                       actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    """Consumptions newest first; filter by context, reference, the pack they used, and dates."""
     page = consumptions.list_consumptions(session, actor=actor, limit=limit, cursor=cursor,
                                           context_kind=context_kind, context_id=context_id,
-                                          reference_kind=reference_kind, reference_id=reference_id)
+                                          reference_kind=reference_kind, reference_id=reference_id,
+                                          pack_id=pack_id, created_from=created_from, created_to=created_to)
     return list_of(page.items, page.next_cursor, lambda c: consumptions.consumption_out(session, c))
 
 
@@ -230,6 +262,25 @@ def create_hold(body: s.HoldRequest, ctx: WriteContext = Depends(write_context))
     """Reserve credits now; capture all or part later, release, or let the timeout release them."""
     return ctx.run(lambda db, actor: holds.hold_out(db, holds.create_hold(db, body, actor=actor)),
                    status_code=201)
+
+
+@router.get("/holds", response_model=ListOf[s.HoldOut], tags=["holds"])
+def list_holds(limit: int | None = Limit, cursor: str | None = Cursor,
+               status: list[str] | None = Query(default=None, description="One or more of pending, captured, "
+                                                "released, timed_out: repeated or comma-separated."),
+               context_kind: s.ContextKind | None = None,
+               context_id: str | None = Query(default=None, max_length=40),
+               credit_type: str | None = Query(default=None, max_length=40, description="Credit type code."),
+               pack_id: str | None = Query(default=None, max_length=40,
+                                           description="Holds that reserved credits of this pack."),
+               created_from: datetime | None = DateFrom, created_to: datetime | None = DateTo,
+               actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    """Holds newest first, with the same visibility as GET /v1/holds/{id}."""
+    page = holds.list_holds(session, actor=actor, limit=limit, cursor=cursor,
+                            status=statuses(status, HOLD_STATUSES), context_kind=context_kind,
+                            context_id=context_id, credit_type_code=credit_type, pack_id=pack_id,
+                            created_from=created_from, created_to=created_to)
+    return list_of(page.items, page.next_cursor, lambda h: holds.hold_out(session, h))
 
 
 @router.get("/holds/{hold_id}", response_model=s.HoldOut, tags=["holds"])
@@ -270,6 +321,22 @@ def transfer(body: s.TransferRequest, ctx: WriteContext = Depends(write_context)
     return ctx.run(run, status_code=201)
 
 
+@router.get("/transfers", response_model=ListOf[s.TransferOut], response_model_by_alias=True, tags=["transfers"])
+def list_transfers(limit: int | None = Limit, cursor: str | None = Cursor,
+                   holder_kind: s.HolderKind | None = Query(default=None, description="Either side of the transfer."),
+                   holder_id: str | None = Query(default=None, max_length=40),
+                   pack_id: str | None = Query(default=None, max_length=40, description=(
+                       "The transfer that made this pack, and those that took credits from it.")),
+                   credit_type: str | None = Query(default=None, max_length=40, description="Credit type code."),
+                   created_from: datetime | None = DateFrom, created_to: datetime | None = DateTo,
+                   actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    """Transfers newest first: both sides of each, visible to whoever sees one of its holders."""
+    page = transfers.list_transfers(session, actor=actor, limit=limit, cursor=cursor, holder_kind=holder_kind,
+                                    holder_id=holder_id, pack_id=pack_id, credit_type_code=credit_type,
+                                    created_from=created_from, created_to=created_to)
+    return list_of(page.items, page.next_cursor, lambda x: transfers.transfer_out(session, x))
+
+
 @router.get("/transfers/{transfer_id}", response_model=s.TransferOut, response_model_by_alias=True,
             tags=["transfers"])
 def get_transfer(transfer_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
@@ -298,6 +365,9 @@ def get_eligibility(context_kind: s.ContextKind, context_id: str | None = Query(
                     credit_type: str | None = Query(default=None, max_length=40),
                     product_code: str | None = Query(default=None, max_length=100),
                     actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
-    """Eligible packs in burn order, and each near-miss pack of the customer with why it is not eligible."""
+    """Eligible packs in burn order, and each near-miss pack of the customer with why it is not eligible.
+    `available_by_type` sums the eligible credits per credit type; `available` is that sum for
+    `credit_type`, or, without it, for the one type the eligible packs hold (null when they hold several:
+    credits of different types do not add up)."""
     return reads.eligibility(session, actor=actor, context_kind=context_kind, context_id=context_id,
                              credit_type=credit_type, product_code=product_code)
