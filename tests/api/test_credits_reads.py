@@ -135,7 +135,7 @@ def test_pack_list_filters_sort_and_cursor(world, db, workspace):
     assert seen == sorted(seen) and len(seen) == len(everything)
 
     problem(api.get("/v1/packs", {"sort": "holder"}, status=None), 422, "validation_error")
-    problem(api.get("/v1/packs", {"status": "lost"}, status=None), 422, "validation_error")
+    problem(api.get("/v1/packs", {"status": "lost"}, status=None), 422, "invalid_status")
     problem(api.get("/v1/packs", {"remaining_min": -1}, status=None), 422, "validation_error")
     problem(api.get("/v1/packs", {"cursor": "garbage"}, status=None), 400, "invalid_cursor")
 
