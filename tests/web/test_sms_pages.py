@@ -380,3 +380,27 @@ def test_members_see_only_the_sms_packs_of_their_scope_in_the_back_office(web, d
     assert pool_pack not in cat.get("/credits").text
     master = logged_in(web, people["emails"]["master"])
     assert master.get(f"/packs/{pool_pack}").status_code == 200
+
+
+def test_a_frozen_user_with_nobody_to_send_to_is_told_who_can_move_the_credits(web, db, people):
+    """Cat (South, no team) loses send_sms: no dead end, the page names who may move her credits."""
+    ids = people["ids"]
+    from creditdesk.sms import schemas as s
+
+    def freeze(session):
+        master = parties.actor_for_user(session, session.get(User, ids["master"]))
+        sms.create_purchase(session, s.PurchaseCreate.model_validate({
+            "for": {"kind": "user", "id": ids["Cat"]}, "quantity": 12,
+            "billing": {"name": "X", "address": "Y", "email": "x@example.com"}}), actor=master)
+        parties.update_user(session, ids["Cat"], ps.UserUpdate(permissions=[]), actor=master)
+    db.write(freeze)
+    cat = logged_in(web, people["emails"]["Cat"])
+    page = cat.get(f"/sms/transfer?account={ids['Cat']}&direction=from").text
+    assert "There is no account you may transfer to" in page
+    helpers = page.split('id="transfer-helpers"', 1)[1].split("</p>", 1)[0]
+    assert "Mona Master" in helpers and "Mia" not in helpers  # Mia manages North and East, not South
+    # Eve's office manager (Mia, East) is named for Eve, with the master.
+    with db.read() as session:
+        from creditdesk.credits import governance
+        names = [u.name for u in governance.who_can_move_for(session, people["ws"], ids["Eve"])]
+    assert names == ["Mia", "Mona Master"]

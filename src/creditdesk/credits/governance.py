@@ -135,6 +135,28 @@ def scope_of(session: Session, actor: Actor) -> Scope:
     return Scope("team", frozenset(team_mate_ids(session, actor.user_id)))
 
 
+def who_can_move_for(session: Session, workspace_id: str, user_id: str) -> list[User]:
+    """The people who may move this user's SMS credits when the user cannot (frozen, or nobody to send
+    to): the active master users, and the active users with manage_office_credits in one of the user's
+    offices (check_transfer's office scope). Said by name instead of a dead end."""
+    user = session.get(User, user_id)
+    offices = {user.primary_office_id} if user is not None and user.primary_office_id else set()
+    offices |= set(session.scalars(select(UserOffice.office_id).where(UserOffice.user_id == user_id)))
+    candidates = session.scalars(select(User).where(
+        User.workspace_id == workspace_id, User.is_active.is_(True), User.is_staff.is_(True),
+        User.id != user_id).order_by(User.name, User.id))
+    out = []
+    for other in candidates:
+        if other.role == "master":
+            out.append(other)
+        elif "manage_office_credits" in (other.permissions or []) and offices:
+            theirs = {other.primary_office_id} | set(session.scalars(
+                select(UserOffice.office_id).where(UserOffice.user_id == other.id)))
+            if theirs & offices:
+                out.append(other)
+    return out
+
+
 # --- the SMS rules -------------------------------------------------------------------------------
 
 def require_pool_manager(actor: Actor) -> None:

@@ -222,7 +222,14 @@ def _transfer_page(request: Request, user: WebUser, key: str, direction: str, va
     # The other side: accounts credits may go to (from this one) or come from (into this one).
     other_action = "transfer_to" if direction == "from" else "transfer_from"
     others = [(_key(r), _name(r), r) for r in rows if other_action in r.actions and _key(r) != key]
-    return render(request, "sms_transfer.html", nav="sms", account=account, account_key=key,
+    helpers = []
+    if not others and account.kind == "user":
+        # No dead end: say by name who can move these credits instead.
+        from creditdesk.credits import governance
+        with reading(db_of(request)) as session:
+            helpers = [u.name for u in governance.who_can_move_for(session, user.actor.workspace_id, account.id)
+                       if u.id != user.actor.user_id]
+    return render(request, "sms_transfer.html", nav="sms", account=account, account_key=key, helpers=helpers,
                   account_name=_name(account), direction=direction, others=others, values=values,
                   conditions=settings.transfer_conditions, error=error, status_code=status_code)
 
