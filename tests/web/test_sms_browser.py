@@ -251,3 +251,19 @@ def test_user_without_send_sms_sees_only_themselves_and_cannot_send(page, who):
     form.get_by_label("Message").fill("Hello")
     form.get_by_role("button", name="Send SMS").click()
     expect(page.get_by_role("alert")).to_contain_text("send_sms")
+
+
+def test_send_sms_counts_segments_and_credits_as_you_type(page):
+    log_in(page, "bob@demo.example.com")
+    page.goto("/sms/messages")
+    body = page.locator("#send-form").get_by_label("Message")
+    counter = page.locator("#sms-counter")
+    body.fill("Hello")
+    expect(counter).to_contain_text("5 characters, GSM-7: 1 segment of up to 160 — costs 1 credit;")
+    body.fill("x" * 161)  # one character over a single GSM-7 message: two parts of 153
+    expect(counter).to_contain_text("161 characters, GSM-7: 2 segments of up to 153 — costs 2 credits")
+    body.fill("Grüße ☀")  # the sun is outside GSM-7: the whole message goes Unicode, 70 per message
+    expect(counter).to_contain_text("7 characters, Unicode: 1 segment of up to 70")
+    body.fill("€" * 80)  # the euro sign takes two septets (escape + char): 160 septets, one segment
+    expect(counter).to_contain_text("80 characters (160 places: some characters take two), GSM-7: 1 segment")
+    shot(page, "sms-send-counter")

@@ -17,6 +17,7 @@ from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties.models import Workspace
 from creditdesk.sms import payments
 from creditdesk.sms import schemas as s
+from creditdesk.sms import segments
 from creditdesk.sms import service as sms
 from creditdesk.web import forms, once, repository
 from creditdesk.web.core import (
@@ -327,7 +328,15 @@ def _messages_page(request: Request, user: WebUser, values: dict, *, error: str 
         names = {i: sms.holder_name(session, "user", i) for i in ids}
         people = repository.users_for_select(session, user.workspace_id)
     return render(request, "sms_messages.html", nav="sms", own=own, messages=messages, names=names, people=people,
-                  values=values, error=error, status_code=status_code)
+                  values=values, error=error, status_code=status_code, sms_alphabet=SMS_ALPHABET)
+
+
+# The live counter on Send SMS (static/sms_counter.js) counts with the server's own alphabet and limits
+# (sms/segments.py), handed to it in data attributes, so the two cannot drift apart.
+SMS_ALPHABET = {
+    "basic": "".join(sorted(segments.GSM7_BASIC)), "extension": "".join(sorted(segments.GSM7_EXTENSION)),
+    "limits": f"{segments.GSM7_SINGLE},{segments.GSM7_PART},{segments.UCS2_SINGLE},{segments.UCS2_PART}",
+}
 
 
 @router.get("/sms/messages", response_class=HTMLResponse)
