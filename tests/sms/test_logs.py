@@ -151,3 +151,21 @@ def test_a_change_of_holder_is_an_out_and_in_pair_at_its_time(world, frozen_cloc
     assert summary(world, ben) == [("Ben", "in", "transfer_in", 300, "Ann")]
     assert (ben[0].at, ben[0].pack_id) == (purchase.paid_at + timedelta(days=3), moved.id)
     assert (world.balance("Ann")["available"], world.balance("Ben")["available"]) == (0, 300)
+
+
+def test_all_accounts_keep_both_sides_of_a_transfer_that_emptied_an_account(world, history):
+    """B8: Ann loses send_sms, a master moves all her credits to Ben. Ann leaves the Manage SMS credits
+    box (nothing left, cannot send), but the master's and her office manager's "all accounts" logs still
+    show her side of the transfer next to Ben's."""
+    world.set_permissions("Ann", [])
+    left = world.balance("Ann")["frozen"]
+    world.move("master", "Ann", "Ben", left)
+    assert "Ann" not in world.accounts("master")
+    for viewer in ("master", "Mia"):
+        rows = summary(world, logs(world, viewer).items)
+        # The move may take several packs (one line each); both sides add up to it (+5 from the history).
+        out = sum(r[3] for r in rows if r[:3] == ("Ann", "out", "transfer_out") and r[4] == "Ben")
+        got = sum(r[3] for r in rows if r[:3] == ("Ben", "in", "transfer_in") and r[4] == "Ann")
+        assert out == got == left + 5, (viewer, rows)
+    # Her own log, asked for by name, is still the master's to read.
+    assert [e.movement for e in logs(world, "master", "Ann").items][0] == "transfer_out"

@@ -766,12 +766,24 @@ MOVEMENTS = {("transfer", "in"): "transfer_in", ("transfer", "out"): "transfer_o
              ("reversal", "in"): "reversal", ("expire", "out"): "expired", ("void", "out"): "voided"}
 
 
-def _log_holders(session: Session, actor: Actor, account: str | None) -> list[HolderRef]:
-    visible = [HolderRef(a.kind, a.id) for a in list_accounts(session, actor=actor) if "logs" in a.actions]
-    if account is None:
-        return visible
-    wanted = HolderRef("workspace", actor.workspace_id) if account == "workspace" else HolderRef("user", account)
-    if wanted not in visible:
+def _log_holders(session: Session, actor: Actor, account: str | None) -> list[HolderRef] | None:
+    """Whose movements the viewer reads (None: every SMS holder of the workspace, for a master).
+
+    The logs follow the viewer's scope, not what the Manage SMS credits box shows now: a user whose
+    credits were all moved away leaves the box, but both sides of that transfer stay in "all my
+    accounts" (a master's, or an office manager's for the users of their offices)."""
+    scope = scope_of(session, actor)
+    wanted = None
+    if account is not None:
+        wanted = HolderRef("workspace", actor.workspace_id) if account == "workspace" else HolderRef("user", account)
+    if scope.kind == "master":
+        return None if wanted is None else [wanted]
+    reach = [HolderRef(a.kind, a.id) for a in list_accounts(session, actor=actor) if "logs" in a.actions]
+    if scope.kind == "office":
+        reach += [HolderRef("user", uid) for uid in sorted(scope.user_ids) if HolderRef("user", uid) not in reach]
+    if wanted is None:
+        return reach
+    if wanted not in reach:
         raise NotPermitted("You may view the logs only of SMS accounts you manage.", code="not_permitted")
     return [wanted]
 
@@ -783,14 +795,17 @@ def list_logs(session: Session, *, actor: Actor, account: str | None = None, lim
     Holds are not movements; a sent message shows when its hold is captured."""
     holders = _log_holders(session, actor, account)
     ct = find_sms_credit_type(session, actor.workspace_id)
-    if ct is None or not holders:
+    if ct is None or holders == []:
         return Page(items=[], next_cursor=None)
     since = clock.now() - timedelta(days=LOG_DAYS)
     t = LedgerTransfer
-    users = [h.id for h in holders if h.kind == "user"]
-    conds = [and_(Pack.holder_kind == "user", Pack.holder_id.in_(users))] if users else []
-    if any(h.kind == "workspace" for h in holders):
-        conds.append(Pack.holder_kind == "workspace")
+    if holders is None:  # a master's "all accounts": every SMS holder (users and the pool)
+        conds = [Pack.holder_kind.in_(("user", "workspace"))]
+    else:
+        users = [h.id for h in holders if h.kind == "user"]
+        conds = [and_(Pack.holder_kind == "user", Pack.holder_id.in_(users))] if users else []
+        if any(h.kind == "workspace" for h in holders):
+            conds.append(Pack.holder_kind == "workspace")
     stmt = (select(t, Pack)
             .join(Pack, or_(Pack.ledger_account_id == t.debit_account_id, Pack.ledger_account_id == t.credit_account_id))
             .where(t.workspace_id == actor.workspace_id, Pack.workspace_id == actor.workspace_id,
