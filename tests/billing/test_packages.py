@@ -109,13 +109,39 @@ def test_two_packages_on_a_line_and_a_chosen_office(db, shop):
     assert (pack.holder_kind, pack.holder_id, pack.quantity) == ("office", office, 20)
 
 
-def test_crediting_a_package_line_voids_its_pack(db, shop):
+def test_crediting_a_paid_package_voids_what_is_unused_and_leaves_the_money_as_account_credit(db, shop):
+    """Seed 001: voiding the invoice voids the unused pack. The invoice is paid (that made the pack); a
+    credit note of the whole invoice voids the 7 credits left, keeps the 3 used, and the payment's money
+    goes back to the account as its credit."""
     inv = shop.posted(shop.acct, [("massage-10", "1")])
-    mark_paid(db, shop, inv)
+    pay = mark_paid(db, shop, inv)
+    consume(db, shop, "massage", 3)
+    note = shop.credit(inv, full=True, reason="customer cancelled")
+    total = shop.get(inv).total
+    assert note.amount == total
     [pack] = pack_of(db, inv)
-    # No credit note reaches a paid invoice (nothing is due): the rule is run directly.
-    db.write(lambda s: packages.void_packs(s, invoices.get_invoice(s, shop.ws.id, inv.id), actor=shop.actor,
-                                           line_ids=None, reason="credited"))
+    assert pack.status == "voided"
+    with db.read() as s:
+        [row] = [r for r in packages.customer_packages(s, actor=shop.actor, customer_id=shop.customer_id)
+                 if r.pack.id == pack.id]
+        assert (row.bought, row.used, row.remaining, row.status) == (10, 3, 0, "voided")
+        assert payments.get_payment(s, shop.ws.id, pay.id).unallocated == total  # the account's credit
+    inv = shop.get(inv)
+    assert (inv.status, inv.amount_due, inv.amount_paid, inv.amount_credited) == ("settled", 0, 0, total)
+    with pytest.raises(InvalidInput) as exc:  # nothing is left to credit
+        shop.credit(inv, amount=1)
+    assert exc.value.code == "credit_note_exceeds_due"
+
+
+def test_crediting_the_package_line_of_a_paid_invoice_voids_only_that_pack(db, shop):
+    inv = shop.posted(shop.acct, [("massage-10", "1"), ("facial", "1")])
+    mark_paid(db, shop, inv)
+    with db.read() as s:
+        package_line, facial_line = [line.id for line in invoices.lines_of(s, inv.id)]
+    shop.credit(inv, lines=[{"line_id": facial_line}])
+    [pack] = pack_of(db, inv)
+    assert pack.status == "active"  # the facial was credited, not the package
+    shop.credit(inv, lines=[{"line_id": package_line}])
     [pack] = pack_of(db, inv)
     assert pack.status == "voided"
 

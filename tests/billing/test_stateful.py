@@ -12,7 +12,7 @@ CREDITDESK_STATEFUL_EXAMPLES=200 runs a longer search.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pytest
@@ -41,6 +41,8 @@ class MInvoice:
     due: date
     total: int
     left: int  # amount due
+    credited: int = 0
+    allocs: list = field(default_factory=list)  # [payment id, amount] in allocation order
 
     @property
     def status(self) -> str:
@@ -91,13 +93,25 @@ class BillingMachine(RuleBasedStateMachine):
     def credit_note(self, data, fraction):
         inv = data.draw(st.sampled_from(sorted(self.invoices.values(), key=lambda i: i.id)))
         amount = max(1, inv.total * fraction // 100)
-        if amount > inv.left:
+        if amount > inv.total - inv.credited:
             with pytest.raises(CreditdeskError) as exc:
                 self.shop.credit(self.model_invoice(inv), amount=amount)
             assert exc.value.code == "credit_note_exceeds_due"
             return
         self.shop.credit(self.model_invoice(inv), amount=amount)
-        inv.left -= amount
+        # Beyond what is due, the credit releases payments (newest allocation first) to the account's credit.
+        release = max(0, amount - inv.left)
+        inv.left -= amount - release
+        inv.credited += amount
+        while release:
+            pay_id, allocated = inv.allocs[-1]
+            take = min(release, allocated)
+            self.unallocated[pay_id] += take
+            release -= take
+            if take == allocated:
+                inv.allocs.pop()
+            else:
+                inv.allocs[-1][1] -= take
         self.balance -= amount
 
     @rule(amount=st.integers(1, 60000))
@@ -108,6 +122,8 @@ class BillingMachine(RuleBasedStateMachine):
             take = min(left, inv.left)
             inv.left -= take
             left -= take
+            if take:
+                inv.allocs.append([pay.id, take])
         assert pay.unallocated == left
         self.unallocated[pay.id] = left
         self.balance -= amount
@@ -131,6 +147,7 @@ class BillingMachine(RuleBasedStateMachine):
             return
         pay = self.shop.pay(self.account, amount + leftover, allocations=[(inv.id, amount)])
         inv.left -= amount
+        inv.allocs.append([pay.id, amount])
         self.unallocated[pay.id] = leftover
         self.balance -= amount + leftover
 
@@ -145,6 +162,8 @@ class BillingMachine(RuleBasedStateMachine):
             take = min(left, inv.left)
             inv.left -= take
             left -= take
+            if take:
+                inv.allocs.append([pay_id, take])
         assert pay.unallocated == left
         self.unallocated[pay_id] = left
 
@@ -173,6 +192,8 @@ class BillingMachine(RuleBasedStateMachine):
             expected = sum(i.left for i in self.invoices.values() if i.due < today)
             assert accounts.account_outstanding(s, self.account) == expected
             assert verify_invoices(s, workspace_id=self.shop.ws.id)[1] == []
+            for pay_id, left in self.unallocated.items():  # released payments are the account's credit again
+                assert payments.get_payment(s, self.shop.ws.id, pay_id).unallocated == left, pay_id
             assert ledger.verify(s, workspace_id=self.shop.ws.id).ok
 
 

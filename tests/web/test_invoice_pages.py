@@ -75,6 +75,15 @@ def test_invoice_from_draft_to_settled(web, db, world):
     listing = client.get("/invoices?status=settled").text
     assert "INV-000001" in listing
     assert "INV-000001" not in client.get("/invoices?overdue=1").text
+    # Settled, it can still be credited: the whole invoice (250.00 not credited yet) goes back to the account.
+    assert 'id="credit-note"' in page and "The whole invoice ($250.00)" in page
+    r = post_form(client, f"{url}/credit-note", {"full": "1", "reason": "Cancelled"}, page=url)
+    assert r.status_code == 303, r.text
+    page = client.get(url).text
+    assert "CN-000002" in page and 'id="credit-note"' not in page  # nothing left to credit
+    with db.read() as s:
+        assert sum(p.unallocated for p in s.scalars(select(Payment).where(
+            Payment.workspace_id == world.workspace_id))) == 25000  # both payments are the account's credit
 
 
 def test_members_read_but_never_write(web, db, world):

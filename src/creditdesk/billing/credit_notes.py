@@ -2,9 +2,16 @@
 
 A credit note credits the account through the ledger (its net against revenue, its tax against tax),
 takes the next CN- number of the workspace (gap-free, under the billing settings row's lock), and lowers
-what the invoice has due. It cannot exceed what the invoice still has due (422
-`credit_note_exceeds_due`): a paid invoice is not credited here (refunds are not part of this issue), so
-no credit note ever leaves money owed back to the customer by accident.
+what the invoice has due. A paid (or partly paid) invoice can be credited too, up to what it has not been
+credited yet (422 `credit_note_exceeds_due` above that): the part of the credit note beyond what was
+still due releases that much of the payments allocated to the invoice, newest allocation first, and the
+released money becomes the account's credit (the payment's unallocated amount, shown on the account and
+applied to later invoices like any payment's remainder; a refund of it is paid out of band). The ledger
+does not change for the release: the payment already credited the account, the credit note credits it
+again, so the account's balance goes below zero by exactly the released amount.
+
+Crediting a package line (or the whole invoice) voids the still unused part of the pack it bought
+(billing.packages.void_for_credit_note): credits already used stay used.
 
 Its tax part is the invoice's tax share of the amount, rounded half-up once; the last credit note that
 brings the invoice's credited total to its whole total takes exactly the tax not yet credited, so the
@@ -77,8 +84,9 @@ def create_credit_note(session: Session, invoice_id: str, data: s.CreditNoteCrea
         raise Conflict(f"Invoice {invoice.id} is {invoice.status}: only a posted invoice is credited (a draft is "
                        "edited or voided).", code="invoice_not_posted", status=invoice.status)
     lines: list[dict] = []
-    if data.full:
-        amount = invoice.amount_due
+    creditable = invoice.total - invoice.amount_credited
+    if data.full:  # what is still due; a paid invoice: all of it not credited yet
+        amount = invoice.amount_due or creditable
     elif data.amount is not None:
         amount = data.amount
     else:
@@ -86,9 +94,11 @@ def create_credit_note(session: Session, invoice_id: str, data: s.CreditNoteCrea
             raise InvalidInput("Name at least one line.", code="invalid_credit_note", field="lines")
         lines = _line_amounts(session, invoice, data.lines)
         amount = sum(item["amount"] for item in lines)
-    if amount <= 0 or amount > invoice.amount_due:
-        raise InvalidInput(f"The invoice has {invoice.amount_due} due: a credit note cannot exceed it.",
-                           code="credit_note_exceeds_due", field="amount", amount_due=invoice.amount_due)
+    if amount <= 0 or amount > creditable:
+        raise InvalidInput(f"At most {creditable} of this invoice can be credited ({invoice.amount_due} due, "
+                           f"{invoice.amount_paid} paid): a credit note cannot exceed it.",
+                           code="credit_note_exceeds_due", field="amount", amount_due=invoice.amount_due,
+                           creditable=creditable)
     credited_tax = int(session.scalar(select(func.coalesce(func.sum(CreditNote.tax), 0))
                                       .where(CreditNote.invoice_id == invoice.id)) or 0)
     if invoice.amount_credited + amount == invoice.total:
@@ -115,8 +125,12 @@ def create_credit_note(session: Session, invoice_id: str, data: s.CreditNoteCrea
     if tax > 0:
         postings.post_account_entry(session, account, tax, "credit", "credit_note_tax", ref, counterpart="tax",
                                     actor_id=actor.user_id)
+    released = max(0, amount - invoice.amount_due)
+    if released:
+        _release_payments(session, invoice, released, actor=actor, note_number=number)
     invoice.amount_credited += amount
-    invoice.amount_due -= amount
+    invoice.amount_paid -= released
+    invoice.amount_due -= amount - released
     invoice.updated_at = now
     invoices.settle_if_paid(invoice, now, session=session, actor=actor)
     from creditdesk.billing import packages
@@ -128,6 +142,36 @@ def create_credit_note(session: Session, invoice_id: str, data: s.CreditNoteCrea
     audit.record(session, actor=actor, action="invoice.credit", object_type="invoice", object_id=invoice.id,
                  before=before, after=snapshot(invoice))
     return note
+
+
+def _release_payments(session: Session, invoice: Invoice, amount: int, *, actor: Actor, note_number: str) -> None:
+    """Take `amount` back from the payments allocated to the invoice, newest allocation first, and leave
+    it on those payments as unallocated (the account's credit). An allocation released whole is removed
+    (allocations are positive amounts); each payment's change is audited with before and after."""
+    from creditdesk.billing.invoice_models import Payment, PaymentAllocation
+
+    left = amount
+    allocations = list(session.scalars(select(PaymentAllocation).where(
+        PaymentAllocation.invoice_id == invoice.id).order_by(PaymentAllocation.id.desc()).with_for_update()))
+    for allocation in allocations:
+        if left == 0:
+            break
+        take = min(left, allocation.amount)
+        payment = session.scalar(select(Payment).where(Payment.id == allocation.payment_id).with_for_update())
+        before = {"unallocated": payment.unallocated, "allocation": allocation.amount}
+        payment.unallocated += take
+        payment.updated_at = clock.now()
+        if take == allocation.amount:
+            session.delete(allocation)
+        else:
+            allocation.amount -= take
+        left -= take
+        audit.record(session, actor=actor, action="payment.release", object_type="payment", object_id=payment.id,
+                     before=before, after={"unallocated": payment.unallocated,
+                                           "allocation": before["allocation"] - take, "invoice_id": invoice.id,
+                                           "released": take, "credit_note": note_number})
+    if left:  # amount_paid and the allocations always agree; a mismatch is a bug, never money to invent
+        raise Conflict("The invoice's payments do not cover the amount to release.", code="payments_mismatch")
 
 
 def get_credit_note(session: Session, workspace_id: str, note_id: str) -> CreditNote:
