@@ -121,6 +121,17 @@ def test_create_and_edit_a_customer_with_errors_next_to_their_fields(db, web, or
         row = session.get(Customer, customer_id)
         assert (row.name, row.email, row.notes) == ("Umbrella Corporation", None, "Moved")
     assert any(e.object_id == customer_id for e in _audits(db, org["ws"], "customer.update"))
+    # The language of the customer's emails (expiry emails pick their template by it).
+    wrong = post_form(web, f"{customer_url}/edit", {"name": "Umbrella Corporation", "language": "German!"},
+                      page=f"{customer_url}/edit")
+    assert wrong.status_code == 422
+    assert _error_of(wrong.text, "language") == "Language is not a language code (like en, de or fr-CA)."
+    german = post_form(web, f"{customer_url}/edit", {"name": "Umbrella Corporation", "language": "de"},
+                       page=f"{customer_url}/edit")
+    assert german.status_code == 303
+    with db.read() as session:
+        assert session.get(Customer, customer_id).language == "de"
+    assert 'name="language" value="de"' in web.get(f"{customer_url}/edit").text
 
 
 def test_create_and_edit_an_office_listed_on_its_customer(db, web, org):

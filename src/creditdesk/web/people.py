@@ -71,6 +71,7 @@ core._env.globals["permission_label"] = lambda code: PERMISSION_LABELS.get(code,
 
 FIELD_LABELS = {
     "name": "Name", "email": "Email", "external_ref": "External reference", "notes": "Notes",
+    "language": "Language",
     "customer_id": "Customer", "role": "Role", "permissions": "Permissions", "primary_office_id": "Primary office",
     "additional_office_ids": "Additional offices", "password": "Password", "current_password": "Current password",
     "is_active": "Active", "office_id": "Office", "member_ids": "Members", "contact_ids": "Project contacts",
@@ -111,6 +112,8 @@ def _sentence(err: dict, label: str) -> str:
         return f"{label}: choose at most {ctx.get('max_length')}."
     if kind == "value_error" and "email" in str(err.get("msg", "")):
         return f"{label} is not an email address (like name@example.com)."
+    if kind == "string_pattern_mismatch" and label == "Language":
+        return "Language is not a language code (like en, de or fr-CA)."
     if kind in ("literal_error", "enum"):
         return f"{label}: choose from the list."
     return f"{label} is not valid."
@@ -161,7 +164,7 @@ def _cursor(request: Request) -> str | None:
 
 # --- customers ----------------------------------------------------------------------------------------
 
-CUSTOMER_FIELDS = ("name", "email", "external_ref", "notes")
+CUSTOMER_FIELDS = ("name", "email", "external_ref", "notes", "language")
 
 
 def _customer_page(request: Request, values: dict, *, customer: Customer | None = None, errors: dict | None = None,
@@ -173,7 +176,7 @@ def _customer_page(request: Request, values: dict, *, customer: Customer | None 
 def _customer_data(form: FormData) -> tuple[dict, dict]:
     values = {k: forms.text(form, k, limit=10_000 if k == "notes" else 400) for k in CUSTOMER_FIELDS}
     data = {"name": values["name"], "email": values["email"] or None, "external_ref": values["external_ref"] or None,
-            "notes": values["notes"]}
+            "notes": values["notes"], "language": values["language"].strip() or None}
     return values, data
 
 
