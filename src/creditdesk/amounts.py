@@ -84,3 +84,14 @@ def parse_amount(text: str | None, scale: int, *, label: str = "Amount", allow_z
 def _plain(value: int, scale: int) -> str:
     whole, frac = divmod(value, 10**scale)
     return f"{whole:,}.{frac:0{scale}d}" if scale else f"{whole:,}"
+
+
+def format_amount(value: int | None, scale: int = 0, *, grouping: bool = True) -> str:
+    """An integer amount at its scale, as people read it (hours at scale 2: 1250 -> "12.50"): the one
+    formatting of amounts, for screens, emails and files alike."""
+    if value is None:
+        return ""
+    sign = "-" if value < 0 else ""
+    whole, frac = divmod(abs(int(value)), 10 ** scale)
+    text = f"{whole:,}" if grouping else str(whole)
+    return f"{sign}{text}.{frac:0{scale}d}" if scale else f"{sign}{text}"

@@ -78,7 +78,10 @@ def create_demo(session: Session) -> DemoInfo:
         ("Globex Corporation", ["Globex HQ"], [("Hank Scorpio", "hank@globex.example.com")]),
         ("Initech", ["Initech Austin"], [("Peter Gibbons", "peter@initech.example.com")]),
     ]:
-        customer = parties.create_customer(session, ps.CustomerCreate(name=cname), actor=actor)
+        # A billing address for each customer, so that the expiry emails and bills of the demo reach someone
+        # (the .example.com domain receives nothing in the real world).
+        billing_email = "accounts@" + cname.split()[0].lower() + ".example.com"
+        customer = parties.create_customer(session, ps.CustomerCreate(name=cname, email=billing_email), actor=actor)
         office_objs = [parties.create_office(session, ps.OfficeCreate(name=o, customer_id=customer.id), actor=actor)
                        for o in offices]
         users = []

@@ -152,7 +152,7 @@ def test_purchase_errors_are_clear_messages(page):
     form.get_by_label("Email").fill("not-an-email")
     page.evaluate("document.querySelector('#purchase-form').noValidate = true")
     form.get_by_role("button", name="Proceed").click()
-    expect(page.get_by_role("alert")).to_contain_text("Billing email: value is not a valid email address")
+    expect(page.get_by_role("alert")).to_contain_text("Billing email is not an email address (like name@example.com).")
     expect(page.get_by_role("heading", name="Purchase SMS credits")).to_be_visible()
 
 

@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 
 from creditdesk import clock
 from creditdesk.config import Settings, get_settings
-from creditdesk.credits.models import Pack
+from creditdesk.amounts import format_amount
+from creditdesk.credits.models import CreditType, Pack
 from creditdesk.db import Database
 from creditdesk.errors import CreditdeskError
 from creditdesk.ids import new_id
@@ -129,10 +130,13 @@ def _render(session: Session, pack: Pack, event: str, customer: Customer | None,
     workspace = session.get(Workspace, pack.workspace_id)
     language, template = service.template_for(session, pack.workspace_id, event,
                                               customer.language if customer else None, ws.default_language)
+    scale = session.get(CreditType, pack.credit_type_id).scale
+    # Amounts as people read them ("20.00" hours, not 2000 hundredths).
     context = templates.context_for(event=event, customer_name=customer.name if customer else "",
                                     customer_email=customer.email if customer else None, pack_id=pack.id,
-                                    pack_name=pack.name, quantity=pack.quantity,
-                                    remaining=max(0, account.available) if account else 0, unit=pack.unit,
+                                    pack_name=pack.name, quantity=format_amount(pack.quantity, scale),
+                                    remaining=format_amount(max(0, account.available) if account else 0, scale),
+                                    unit=pack.unit,
                                     expires_at=pack.expires_at, now=now, workspace_name=workspace.name)
     return language, templates.render(template, context)
 

@@ -117,7 +117,7 @@ def check(template: TemplateText) -> None:
 
 
 def context_for(*, event: str, customer_name: str, customer_email: str | None, pack_id: str, pack_name: str,
-                quantity: int, remaining: int, unit: str, expires_at: datetime | None, now: datetime,
+                quantity: int | str, remaining: int | str, unit: str, expires_at: datetime | None, now: datetime,
                 workspace_name: str) -> dict:
     days_left = max(0, (expires_at - now).days + (1 if (expires_at - now).seconds else 0)) if expires_at else 0
     return {

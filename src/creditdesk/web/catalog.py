@@ -64,9 +64,10 @@ def validated(model: type[BaseModel], data: dict):
         errors: dict[str, str] = {}
         for err in exc.errors():
             loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
-            message = err.get("msg", "invalid").removeprefix("Value error, ")
-            if err.get("type") == "string_pattern_mismatch":
+            if err.get("type") == "string_pattern_mismatch":  # the catalogue's patterns are all codes
                 message = "Use letters, digits and _ . : - only (no spaces), starting with a letter or digit."
+            else:
+                message = forms.sentence(err, forms.label_of(loc))
             errors.setdefault(".".join(loc[:2]) if loc[:1] == ["credit_package"] else (loc[0] if loc else ""),
                               message)
         raise FieldErrors(errors) from None

@@ -71,12 +71,7 @@ def csrf_refused() -> CsrfRefused:
 
 def fmt_amount(value: int | None, scale: int = 0, *, grouping: bool = True) -> str:
     """An integer amount at the credit type's scale, as people read it (hours, scale 2: 150 -> 1.50)."""
-    if value is None:
-        return ""
-    sign = "-" if value < 0 else ""
-    whole, frac = divmod(abs(int(value)), 10 ** scale)
-    text = f"{whole:,}" if grouping else str(whole)
-    return f"{sign}{text}.{frac:0{scale}d}" if scale else f"{sign}{text}"
+    return amounts.format_amount(value, scale, grouping=grouping)
 
 
 def parse_amount(text: str, scale: int, *, label: str = "Amount", allow_zero: bool = False) -> int:

@@ -21,6 +21,50 @@ FIELD_LABELS = {
 }
 
 
+def sentence(err: dict, label: str) -> str:
+    """One pydantic error as a person reads it, about the field called `label`: the one place the back office
+    words schema errors (never "Input should be ..."), used by every form."""
+    kind, ctx = err.get("type", ""), err.get("ctx") or {}
+    if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length") == 1):
+        return f"{label} is required."
+    if kind == "string_too_short":
+        return f"{label} needs at least {ctx.get('min_length')} characters."
+    if kind == "string_too_long":
+        return f"{label} can have at most {ctx.get('max_length')} characters."
+    if kind == "too_long":
+        return f"{label}: choose at most {ctx.get('max_length')}."
+    if kind == "too_short":
+        return f"{label}: choose at least {ctx.get('min_length')}."
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"{label} must be a whole number, like 14."
+    if kind in ("decimal_parsing", "float_parsing", "decimal_type", "float_type"):
+        return f"{label} must be a number, like 12.50."
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        bound = ctx.get("gt", ctx.get("ge", ctx.get("lt", ctx.get("le"))))
+        words = {"greater_than": "more than", "greater_than_equal": "at least", "less_than": "less than",
+                 "less_than_equal": "at most"}[kind]
+        return f"{label} must be {words} {bound}."
+    if kind in ("date_parsing", "date_from_datetime_parsing", "date_type", "datetime_parsing", "datetime_type"):
+        return f"{label} is not a date (use the date picker, or YYYY-MM-DD)."
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{label}: tick the box or leave it empty."
+    if kind == "value_error" and "email" in str(err.get("msg", "")):
+        return f"{label} is not an email address (like name@example.com)."
+    if kind == "value_error":
+        return str(err.get("msg", "")).removeprefix("Value error, ") or f"{label} is not valid."
+    if kind in ("literal_error", "enum"):
+        return f"{label}: choose from the list."
+    return f"{label} is not valid."
+
+
+def label_of(loc: list[str]) -> str:
+    """A field's label for a message: the known label, else its name in words ("warning_days" -> "Warning
+    days")."""
+    if not loc:
+        return "This field"
+    return FIELD_LABELS.get(".".join(loc[:2])) or FIELD_LABELS.get(loc[0]) or loc[-1].replace("_", " ").capitalize()
+
+
 def validated(model: type[M], **data: Any) -> M:
     """Build a request schema from form values; a schema error becomes one readable InvalidInput."""
     try:
@@ -31,7 +75,7 @@ def validated(model: type[M], **data: Any) -> M:
             loc = [str(p) for p in err.get("loc", ())]
             label = (FIELD_LABELS.get(".".join(loc[:2])) or FIELD_LABELS.get(loc[0], loc[0].replace("_", " ").capitalize())
                      if loc else "Input")
-            messages.append(f"{label}: {err.get('msg', 'invalid')}")
+            messages.append(sentence(err, label))
         raise InvalidInput("; ".join(messages), code="invalid_form") from None
 
 

@@ -31,9 +31,23 @@ def _page(request: Request, user: WebUser, *, values: dict | None = None, errors
         current = service.settings_out(service.settings_for(session, user.workspace_id))
         listed = service.list_templates(session, user.workspace_id)
         log = service.list_sends(session, actor=user.actor, limit=100, state=state).items
+        pack_names = _pack_names(session, user.workspace_id, {e.pack_id for e in log})
     return render(request, "emails.html", nav="settings", settings=current, templates=listed, log=log,
+                  pack_names=pack_names,
                   state=state, states=SEND_STATES, event_labels=EVENT_LABELS, values=values or current.model_dump(),
                   errors=errors or {}, can_write=user.actor.is_master, status_code=status_code)
+
+
+def _pack_names(session, workspace_id: str, pack_ids: set[str]) -> dict[str, str]:
+    """Packages by name in the log, not by id."""
+    if not pack_ids:
+        return {}
+    from sqlalchemy import select
+
+    from creditdesk.credits.models import Pack
+
+    return dict(session.execute(select(Pack.id, Pack.name).where(Pack.workspace_id == workspace_id,
+                                                                 Pack.id.in_(pack_ids))).all())
 
 
 @router.get("/settings/emails", response_class=HTMLResponse)

@@ -101,22 +101,9 @@ def words(message: str) -> str:
 
 
 def _sentence(err: dict, label: str) -> str:
-    kind, ctx = err.get("type", ""), err.get("ctx") or {}
-    if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length") == 1):
-        return f"{label} is required."
-    if kind == "string_too_short":
-        return f"{label} needs at least {ctx.get('min_length')} characters."
-    if kind == "string_too_long":
-        return f"{label} can have at most {ctx.get('max_length')} characters."
-    if kind == "too_long":
-        return f"{label}: choose at most {ctx.get('max_length')}."
-    if kind == "value_error" and "email" in str(err.get("msg", "")):
-        return f"{label} is not an email address (like name@example.com)."
-    if kind == "string_pattern_mismatch" and label == "Language":
+    if err.get("type") == "string_pattern_mismatch" and label == "Language":
         return "Language is not a language code (like en, de or fr-CA)."
-    if kind in ("literal_error", "enum"):
-        return f"{label}: choose from the list."
-    return f"{label} is not valid."
+    return forms.sentence(err, label)
 
 
 def checked(model: type[BaseModel], data: dict) -> BaseModel:
