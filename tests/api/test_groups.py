@@ -40,6 +40,8 @@ def test_members_add_list_remove(api, db, workspace, world):
                                                                                             ["fuel"])
     assert api.post(f"/v1/accounts/{parent}/members", body, key="add-1")["id"] == added["id"]  # replayed
     assert [m["member_id"] for m in api.get(f"/v1/accounts/{parent}/members")["data"]] == [member]
+    [listed] = api.get("/v1/groups")["data"]
+    assert [m["member_id"] for m in listed["members"]] == [member]
     group = api.get(f"/v1/accounts/{member}/group")
     assert (group["parent_id"], group["funding"]["products"], group["members"]) == (parent, ["fuel"], [])
     problem = api.post(f"/v1/accounts/{parent}/members", {"member_id": world["same_owner"],

@@ -49,9 +49,14 @@ def test_members_section_add_remove_and_parent_shown(web, db, world):
     assert member.number in page and "products fuel" in page
     member_page = client.get(f"/accounts/{member.id}").text
     assert 'id="group-parent"' in member_page and parent.number in member_page
+    groups_page = client.get("/finance/groups").text  # Finance > Groups lists the parent with its member
+    assert 'href="/finance/groups"' in groups_page and f'id="group-{parent.id}"' in groups_page
+    section = groups_page.split(f'id="group-{parent.id}"', 1)[1].split("</section>", 1)[0]
+    assert member.number in section and "products fuel" in section and same_owner.number not in section
     r = post_form(client, f"/accounts/{parent.id}/members/{member.id}/remove", {}, page=url)
     assert r.status_code == 303
     assert "No members." in client.get(url).text
+    assert 'id="no-groups"' in client.get("/finance/groups").text
 
 
 def test_pricing_agreement_shown_and_changed(web, db, world):

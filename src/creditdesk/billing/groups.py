@@ -378,3 +378,18 @@ def follow_parent(session: Session, parent: BillingAccount, action: str, *, acto
                            **exc.details) from exc
         row.updated_at = clock.now()
     session.flush()
+
+
+def list_groups(session: Session, *, actor: Actor) -> list[tuple[BillingAccount, list[tuple[GroupMember, BillingAccount]]]]:
+    """Every parent account of the workspace with its members (and their funding scopes), parents by
+    number: the Finance > Groups list, and GET /v1/groups."""
+    rows = list(session.execute(
+        select(GroupMember, BillingAccount).join(BillingAccount, BillingAccount.id == GroupMember.member_id)
+        .where(GroupMember.workspace_id == actor.workspace_id).order_by(GroupMember.parent_id, BillingAccount.number)))
+    parents = {a.id: a for a in session.scalars(select(BillingAccount).where(
+        BillingAccount.workspace_id == actor.workspace_id,
+        BillingAccount.id.in_({m.parent_id for m, _ in rows})))} if rows else {}
+    out: dict[str, list] = {}
+    for membership, member in rows:
+        out.setdefault(membership.parent_id, []).append((membership, member))
+    return [(parents[pid], members) for pid, members in sorted(out.items(), key=lambda kv: parents[kv[0]].number)]

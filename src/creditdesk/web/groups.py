@@ -159,3 +159,13 @@ def agreement_submit(account_id: str, request: Request, user: WebUser = Depends(
             raise
         return _agreement_page(request, user, account_id, values, errors=errors_of(exc),
                                status_code=exc.http_status if exc.http_status in (409, 422) else 422)
+
+
+# --- the list of groups -------------------------------------------------------------------------------
+
+@router.get("/finance/groups", response_class=HTMLResponse)
+def groups_page(request: Request, user: WebUser = Depends(current_user)):
+    """Finance > Groups: each parent account with its members, their funding scopes, currency and status."""
+    with reading(db_of(request)) as session:
+        found = groups.list_groups(session, actor=user.actor)
+    return render(request, "groups.html", nav="finance", groups=found, scope_labels=SCOPE_LABELS)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 from sqlalchemy.orm import Session
 
 from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
-from creditdesk.api.schemas import ListOf
+from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.billing import accounts, groups
 from creditdesk.billing import group_schemas as gs
@@ -62,3 +62,10 @@ def set_pricing_agreement(account_id: str, body: gs.PricingAgreementIn, ctx: Wri
     has no price for: the currency's default plan); a group's members take their parent's."""
     return ctx.run(lambda db, actor: groups.agreement_out(
         db, groups.set_pricing_agreement(db, account_id, body, actor=actor)))
+
+
+@router.get("/groups", response_model=ListOf[gs.GroupOut], tags=["groups"])
+def list_groups(actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    """Every group of the workspace: each parent account with its members and their funding scopes."""
+    found = groups.list_groups(session, actor=actor)
+    return list_of(found, None, lambda row: groups.group_out(session, row[0]))
