@@ -70,6 +70,14 @@ def test_funded_charge_lands_on_the_parent(api, world):
     assert (funded["status"], funded["total"]) == ("posted", 2000)
     assert api.get(f"/v1/accounts/{parent}/balance")["balance"] == 2000
     assert api.get(f"/v1/accounts/{member}/balance")["balance"] == 500
+    # The spend decision says the same: fuel of the member is the parent's to pay (its limit decides), a
+    # snack is the member's own.
+    fuel = api.post("/v1/decisions/spend", {"account_id": member, "event": "invoice_post", "amount": 2000,
+                                            "product": "fuel"}, status=200)
+    assert (fuel["account_id"], fuel["reasons"][0]["code"], fuel["balance"]) == (parent, "group_funded", 2000)
+    snack = api.post("/v1/decisions/spend", {"account_id": member, "event": "invoice_post", "amount": 500,
+                                             "product": "snack"}, status=200)
+    assert snack["account_id"] == member and "group_funded" not in [r["code"] for r in snack["reasons"]]
 
 
 def test_pricing_agreement(api, world):

@@ -423,19 +423,33 @@ def _check_question(event: str, amount: int) -> None:
 def decide_spend(session: Session, account: BillingAccount, event: str, amount: int, *,
                  product: str | None = None) -> SpendDecision:
     """May `account` spend `amount` (minor units of its currency) on `event`? Every reason, nothing changed.
-    `product` (an id or code of the catalogue) is checked and reported back; group funding by product, which
-    will use it, is not built yet."""
+    `product` (an id or code of the catalogue) is checked and reported back. When the account is a member of
+    a group whose parent funds that product, the charge is billed to the parent (billing.groups, at invoice
+    posting): the decision is then the parent's (its status, its credit limit), `account_id` names the
+    parent, and the first reason, `group_funded`, says so."""
     _check_question(event, amount)
-    product_code = None
+    product_code, funded_by = None, None
     if product is not None:
+        from creditdesk.billing import groups
         from creditdesk.catalog.service import get_product
 
-        product_code = get_product(session, account.workspace_id, product).code
+        found = get_product(session, account.workspace_id, product)
+        product_code = found.code
+        membership = groups.membership_of(session, account)
+        if membership is not None and groups.is_funded(session, membership, found):
+            funded_by = session.get(BillingAccount, membership.parent_id)
+    payer = funded_by or account
     rules = list(session.scalars(select(OverrideRule).where(
         OverrideRule.workspace_id == account.workspace_id, OverrideRule.active.is_(True))))
-    kyc = session.scalar(select(Customer.kyc_profile).where(Customer.id == account.customer_id)) if rules else None
-    return decide(account, event, amount, credit_state(session, account), rules, kyc_profile=kyc,
-                  product=product_code)
+    kyc = session.scalar(select(Customer.kyc_profile).where(Customer.id == payer.customer_id)) if rules else None
+    decision = decide(payer, event, amount, credit_state(session, payer), rules, kyc_profile=kyc,
+                      product=product_code)
+    if funded_by is None:
+        return decision
+    funded = Reason("group_funded", f"{product_code} charges of account {account.number} are funded by its group: "
+                    f"the parent account {funded_by.number} pays, so its status and credit limit decide.", False)
+    return SpendDecision(decision.account, event, amount, product_code, decision.state, decision.override_rule,
+                         [funded, *decision.reasons])
 
 
 class SpendRefused(Conflict):
