@@ -25,3 +25,4 @@ import creditdesk.sms.models  # noqa: F401,E402
 
 metadata = Base.metadata
 import creditdesk.notify.models  # noqa: F401,E402
+import creditdesk.billing.asset_models  # noqa: F401,E402  (account assets)

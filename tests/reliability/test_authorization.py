@@ -98,13 +98,13 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "rate_id": "tax_rate", "product": "product", "plan_id": "price_plan",
                 "address_id": "address", "account_id": "account", "invoice_id": "invoice",
                 "line_id": "invoice_line", "payment_id": "payment", "rating_id": "credit_rating",
-                "rule_id": "override_rule", "member_id": "account"}
+                "rule_id": "override_rule", "member_id": "account", "asset_id": "asset"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
                "tax_class": "taxc", "tax_rate": "taxr", "product": "prod", "price_plan": "plan",
                "address": "adr", "account": "acc", "invoice": "inv", "invoice_line": "inl", "payment": "pay",
-               "credit_rating": "crat", "override_rule": "ovr"}
+               "credit_rating": "crat", "override_rule": "ovr", "asset": "ast"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -209,6 +209,8 @@ def world(db, live_server):
     bm.post(f"/v1/invoices/{objs['posted_invoice']}/post")
     objs["payment"] = bm.post("/v1/payments", {"account_id": objs["account"], "amount": 5000,
                                                "reference": MARK})["id"]
+    objs["asset"] = bm.post("/v1/assets/import", {"account_id": objs["account"], "description": f"{MARK} asset",
+                                                  "serial_number": MARK})["id"]
     a_account = am.post("/v1/accounts", {"customer_id": a_customer, "name": "A account"})["id"]
     a_invoice = am.post("/v1/invoices", {"account_id": a_account, "lines": [
         {"product": "a-product", "quantity": 1, "unit_price": 100}]})
@@ -251,7 +253,8 @@ def _b_snapshot(db, w) -> dict:
                  "account": "/v1/accounts/{}", "balance": "/v1/accounts/{}/balance",
                  "statement": "/v1/accounts/{}/statement", "invoice": "/v1/invoices/{}",
                  "posted_invoice": "/v1/invoices/{}", "payment": "/v1/payments/{}",
-                 "credit_rating": "/v1/credit-ratings/{}", "override_rule": "/v1/override-rules/{}"}
+                 "credit_rating": "/v1/credit-ratings/{}", "override_rule": "/v1/override-rules/{}",
+                 "asset": "/v1/assets/{}"}
         owner = {"prices": "price_plan", "balance": "account", "statement": "account"}
         for name, path in paths.items():
             snap[name] = _ok(c.get(path.format(objs[owner.get(name, name)])), 200)
@@ -469,6 +472,9 @@ def test_authorization_matrix(db, live_server, world):
             ("POST", "/v1/override-rules", {"name": "x", "events": ["purchase"],
                                             "credit_rating_ids": [objs["credit_rating"]]}),
             ("POST", f"/v1/accounts/{w['a_account']}/credit-terms", {"credit_rating_id": objs["credit_rating"]}),
+            ("POST", "/v1/assets/import", {"account_id": objs["account"], "description": "x"}),
+            ("POST", "/v1/assets/transfer", {"asset_ids": [objs["asset"]], "to_account_id": w["a_account"]}),
+            ("POST", "/v1/assets/return", {"asset_ids": [objs["asset"]]}),
         ]
         for method, path, body in refs:
             r = send(method, path, body)

@@ -657,6 +657,43 @@ CASES += [
 ]
 
 
+# --- account assets (README "Account assets"): masters and managers import, transfer and return; everyone
+# reads ---
+
+def fresh_asset(w, caller):
+    """A customer-owned asset on the matrix account and a second account to transfer it to, by the master."""
+    m = w.master
+    if "asset_target" not in w.ids:
+        w.ids["asset_target"] = m.post("/v1/accounts", {"customer_id": w.ids["customer"], "name": "Asset target"})["id"]
+    asset = m.post("/v1/assets/import", {"account_id": w.ids["account"], "description": "Matrix modem"})["id"]
+    return {"asset": asset}
+
+
+def fresh_sold_asset(w, caller):
+    """An asset bought on a posted invoice (goods sold can be returned), by the master."""
+    m = w.master
+    if "asset_good" not in w.ids:
+        m.post("/v1/products", {"code": "matrix-router", "name": "Router", "kind": "physical_good", "unit": "each"})
+        w.ids["asset_good"] = "matrix-router"
+    inv = m.post("/v1/invoices", {"account_id": w.ids["account"], "lines": [
+        {"product": "matrix-router", "quantity": 1, "unit_price": 100}]})
+    m.post(f"/v1/invoices/{inv['id']}/post")
+    listed = _answer(m.client.get("/v1/assets", params={"account_id": w.ids["account"], "limit": 500}))["data"]
+    [asset] = [a for a in listed if a["invoice_line_id"] == inv["lines"][0]["id"]]
+    return {"asset": asset["id"]}
+
+
+CASES += [
+    Case("asset.import", "POST", "/v1/assets/import", None, {"account_id": "{account}", "description": "Modem"},
+         MANAGERS, special={c: 201 for c in MANAGERS}),
+    Case("asset.transfer", "POST", "/v1/assets/transfer", None,
+         {"asset_ids": ["{asset}"], "to_account_id": "{asset_target}"}, MANAGERS,
+         special={c: 200 for c in MANAGERS}, fresh=fresh_asset),
+    Case("asset.return", "POST", "/v1/assets/return", None, {"asset_ids": ["{asset}"]}, MANAGERS,
+         special={c: 200 for c in MANAGERS}, fresh=fresh_sold_asset),
+]
+
+
 # --- the world ---------------------------------------------------------------------------------------
 
 def _answer(r: httpx.Response) -> dict:

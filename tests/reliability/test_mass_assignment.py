@@ -117,6 +117,12 @@ def target(db, live_server):
     ids["inv_posted"] = _ok(c.post("/v1/invoices", json={"account_id": ids["acc1"], "lines": [line]}))["id"]
     _ok(c.post(f"/v1/invoices/{ids['inv_posted']}/post"))
     ids["pay1"] = _ok(c.post("/v1/payments", json={"account_id": ids["acc1"], "amount": 100, "allocations": []}))["id"]
+    # An asset sold on a posted invoice (goods sold can be transferred and returned).
+    _ok(c.post("/v1/products", json={"code": "ma-router", "name": "Router", "kind": "physical_good", "unit": "each"}))
+    sold = _ok(c.post("/v1/invoices", json={"account_id": ids["acc1"], "lines": [
+        {"product": "ma-router", "quantity": 1, "unit_price": 100}]}))
+    _ok(c.post(f"/v1/invoices/{sold['id']}/post"))
+    ids["asset1"] = _ok(c.get("/v1/assets", params={"account_id": ids["acc1"]}))["data"][0]["id"]
     _ok(c.post("/v1/packs", json={"holder": {"kind": "customer", "id": ids["c1"]}, "credit_type": "unit",
                                   "quantity": 50, "name": "Customer credits"}))
     # Credit control: a rating, a rule, and one account per lifecycle action in the state it needs.
@@ -217,6 +223,11 @@ def _bases(ids: dict) -> dict:
             "member_id": ids["acc_member"], "funding": {"scope": "partial", "products": ["ma-product"]}}),
         ("POST", "/v1/accounts/{account_id}/pricing-agreement"): (f"/v1/accounts/{ids['acc1']}/pricing-agreement",
                                                                   {"price_plan_id": ids["plan1"]}),
+        # Account assets
+        ("POST", "/v1/assets/import"): ("/v1/assets/import", {"account_id": ids["acc1"], "description": "Router"}),
+        ("POST", "/v1/assets/transfer"): ("/v1/assets/transfer", {"asset_ids": [ids["asset1"]],
+                                                                  "to_account_id": ids["acc_member"]}),
+        ("POST", "/v1/assets/return"): ("/v1/assets/return", {"asset_ids": [ids["asset1"]]}),
     }
 
 

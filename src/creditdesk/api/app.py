@@ -120,6 +120,8 @@ def _include_optional(app: FastAPI) -> None:
     app.include_router(group_routes.router, prefix="/v1")
     from creditdesk.api.routes import packages as package_routes  # credit packages sold (seed 001, issue 13)
     app.include_router(package_routes.router, prefix="/v1")
+    from creditdesk.api.routes import assets as asset_routes  # account assets (seed 004)
+    app.include_router(asset_routes.router, prefix="/v1")
 
 
 def create_server_app() -> FastAPI:

@@ -435,6 +435,9 @@ def post_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:
         postings.post_account_entry(session, account, invoice.tax_total, "debit", "invoice_tax", ref,
                                     counterpart="tax", actor_id=actor.user_id)
     settle_if_paid(invoice, now, session=session, actor=actor)
+    from creditdesk.billing import assets  # physical goods bought become the account's assets (seed 004)
+
+    assets.acquire_for_posted_invoice(session, invoice, actor=actor)
     session.flush()
     audit.record(session, actor=actor, action="invoice.post", object_type="invoice", object_id=invoice.id,
                  before=before, after=_snapshot(session, invoice))
