@@ -1,7 +1,7 @@
 """Account assets and their history (seed 004, billing.assets).
 
-Revision ID: 0022
-Revises: 0021
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-02 20:00:00
 
 Two new tables (billing.asset_models); nothing else changes.
@@ -10,8 +10,8 @@ from alembic import op
 import sqlalchemy as sa
 import creditdesk.db
 
-revision = '0022'
-down_revision = '0021'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
