@@ -7,6 +7,8 @@ Without /usr/bin/chromium (or without the playwright package) these tests skip a
 
 from __future__ import annotations
 
+import contextlib
+
 import csv
 import io
 import os
@@ -45,39 +47,47 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`creditdesk serve --demo`: the real command, its real jobs loop, the demo data."""
-    folder = tmp_path_factory.mktemp("browser")
+@contextlib.contextmanager
+def serve_demo(folder, *, env: dict | None = None):
+    """`creditdesk serve --demo` in `folder`: the real command, its real jobs loop (every 2 s unless `env`
+    says otherwise), the demo data; yields its base URL once /healthz answers."""
     port = _free_port()
-    env = {**os.environ, "CREDITDESK_SECRET_KEY": secrets.token_hex(32), "CREDITDESK_JOBS_INTERVAL_SECONDS": "2"}
-    env.pop("CREDITDESK_DATABASE_URL", None)
+    full_env = {**os.environ, "CREDITDESK_SECRET_KEY": secrets.token_hex(32), "CREDITDESK_JOBS_INTERVAL_SECONDS": "2",
+                **(env or {})}
+    full_env.pop("CREDITDESK_DATABASE_URL", None)
     log = open(folder / "serve.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "creditdesk.cli", "serve", "--demo", "--host", "127.0.0.1", "--port", str(port),
          "--database-url", f"sqlite:///{folder / 'browser.db'}", "--no-access-log"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=folder)
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env, cwd=folder)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"creditdesk serve exited: {(folder / 'serve.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("creditdesk serve did not become ready in 60 s")
-        time.sleep(0.2)
-    yield base
-    process.terminate()
     try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"creditdesk serve exited: {(folder / 'serve.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("creditdesk serve did not become ready in 60 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with serve_demo(tmp_path_factory.mktemp("browser")) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,9 @@ warning template with a preview, then watch the send log fill and open the messa
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
 import time
 from email import message_from_bytes, policy
 
-import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -20,6 +15,7 @@ from tests.web.test_browser import (  # noqa: F401  (fixtures)
     browser,
     expect,
     log_in,
+    serve_demo,
     shot,
 )
 
@@ -45,36 +41,10 @@ def mail_server():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, mail_server):
     _inbox, smtp_port = mail_server
-    folder = tmp_path_factory.mktemp("emails")
-    port = _free_port()
-    env = {**os.environ, "CREDITDESK_SECRET_KEY": secrets.token_hex(32), "CREDITDESK_JOBS_INTERVAL_SECONDS": "1",
-           "CREDITDESK_SMTP_HOST": "127.0.0.1", "CREDITDESK_SMTP_PORT": str(smtp_port),
-           "CREDITDESK_SMTP_FROM": "desk@demo.example.com"}
-    env.pop("CREDITDESK_DATABASE_URL", None)
-    log = open(folder / "serve.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "creditdesk.cli", "serve", "--demo", "--host", "127.0.0.1", "--port", str(port),
-         "--database-url", f"sqlite:///{folder / 'emails.db'}", "--no-access-log"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=folder)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"creditdesk serve exited: {(folder / 'serve.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "creditdesk serve did not become ready in 60 s"
-        time.sleep(0.2)
-    yield base
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with serve_demo(tmp_path_factory.mktemp("emails"), env={
+            "CREDITDESK_JOBS_INTERVAL_SECONDS": "1", "CREDITDESK_SMTP_HOST": "127.0.0.1",
+            "CREDITDESK_SMTP_PORT": str(smtp_port), "CREDITDESK_SMTP_FROM": "desk@demo.example.com"}) as base:
+        yield base
 
 
 @pytest.fixture

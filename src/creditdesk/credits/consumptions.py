@@ -159,11 +159,11 @@ def list_consumptions(session: Session, *, actor: Actor, limit=None, cursor=None
         stmt = stmt.where(Consumption.reference_id == reference_id)
     if pack_id:
         # The consumptions that took credits from this pack: their consume legs debit its account.
-        pack = get_in_workspace(session, Pack, actor.workspace_id, pack_id, label="pack")
-        governance.require_visible(session, actor, pack.credit_type_id, [(pack.holder_kind, pack.holder_id)],
-                                   label="pack", object_id=pack.id)
-        stmt = stmt.where(Consumption.id.in_(select(LedgerTransfer.operation_id).where(
-            LedgerTransfer.debit_account_id == pack.ledger_account_id, LedgerTransfer.code == CONSUME)))
+        from creditdesk.credits.reads import get_visible_pack
+        from creditdesk.credits.repository import operations_taking_from
+
+        pack = get_visible_pack(session, actor=actor, pack_id=pack_id)
+        stmt = stmt.where(Consumption.id.in_(operations_taking_from(pack, CONSUME)))
     if created_from:
         stmt = stmt.where(Consumption.created_at >= clock.aware(created_from))
     if created_to:

@@ -146,7 +146,6 @@ def list_holds(session: Session, *, actor: Actor, limit=None, cursor=None, statu
     """Holds of the workspace the actor may see, newest first. `status` is a list (any of them);
     `pack_id` keeps the holds that reserved credits of that pack; dates compare created_at, the
     `from` bound inclusive and the `to` bound exclusive."""
-    from creditdesk.credits.models import Pack
     from creditdesk.pagination import paginate
 
     ws = actor.workspace_id
@@ -163,11 +162,11 @@ def list_holds(session: Session, *, actor: Actor, limit=None, cursor=None, statu
     if credit_type_code:
         stmt = stmt.where(Hold.credit_type_id == credit_type_by_code(session, ws, credit_type_code).id)
     if pack_id:
-        pack = get_in_workspace(session, Pack, ws, pack_id, label="pack")
-        governance.require_visible(session, actor, pack.credit_type_id, [(pack.holder_kind, pack.holder_id)],
-                                   label="pack", object_id=pack.id)
-        stmt = stmt.where(Hold.id.in_(select(LedgerTransfer.operation_id).where(
-            LedgerTransfer.debit_account_id == pack.ledger_account_id, LedgerTransfer.code == HOLD)))
+        from creditdesk.credits.reads import get_visible_pack
+        from creditdesk.credits.repository import operations_taking_from
+
+        pack = get_visible_pack(session, actor=actor, pack_id=pack_id)
+        stmt = stmt.where(Hold.id.in_(operations_taking_from(pack, HOLD)))
     if created_from:
         stmt = stmt.where(Hold.created_at >= clock.aware(created_from))
     if created_to:

@@ -213,3 +213,12 @@ def count_due_packs(session: Session, *, workspace_id: str | None = None) -> int
     if workspace_id:
         stmt = stmt.where(Pack.workspace_id == workspace_id)
     return session.scalar(stmt) or 0
+
+
+def operations_taking_from(pack: Pack, code: str):
+    """The ids of the operations (consumptions, holds) whose `code` legs took credits from this pack: a
+    subquery for `Model.id.in_(...)`."""
+    from creditdesk.ledger.models import LedgerTransfer
+
+    return select(LedgerTransfer.operation_id).where(LedgerTransfer.debit_account_id == pack.ledger_account_id,
+                                                     LedgerTransfer.code == code)

@@ -176,7 +176,6 @@ def list_transfers(session: Session, *, actor: Actor, limit=None, cursor=None, h
     from sqlalchemy import and_, or_
 
     from creditdesk.pagination import paginate
-    from creditdesk.repository import get_in_workspace
 
     ws = actor.workspace_id
     T = CreditTransfer
@@ -192,9 +191,9 @@ def list_transfers(session: Session, *, actor: Actor, limit=None, cursor=None, h
             side_from, side_to = and_(side_from, T.from_holder_id == holder_id), and_(side_to, T.to_holder_id == holder_id)
         stmt = stmt.where(or_(side_from, side_to))
     if pack_id:
-        pack = get_in_workspace(session, Pack, ws, pack_id, label="pack")
-        governance.require_visible(session, actor, pack.credit_type_id, [(pack.holder_kind, pack.holder_id)],
-                                   label="pack", object_id=pack.id)
+        from creditdesk.credits.reads import get_visible_pack
+
+        pack = get_visible_pack(session, actor=actor, pack_id=pack_id)
         made_from = select(Pack.credit_transfer_id).where(Pack.workspace_id == ws, Pack.origin_pack_id == pack.id)
         stmt = stmt.where(or_(T.id.in_(made_from), T.id == pack.credit_transfer_id))
     if credit_type_code:
