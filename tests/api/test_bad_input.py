@@ -322,6 +322,36 @@ def test_true_or_false_is_not_a_number(client, db, workspace, method, path, body
     assert counts(db, workspace.id) == before
 
 
+@pytest.mark.parametrize("path,params", [
+    ("/v1/holds", {"created_from": "10000000.0"}),
+    ("/v1/transfers", {"created_to": "1700000000"}),
+    ("/v1/consumptions", {"created_from": "1e9"}),
+    ("/v1/packs", {"expires_from": "0"}),
+    ("/v1/audit-events", {"since": "12"}),
+    ("/v1/invoices", {"due_before": "20261203"}),
+])
+def test_a_number_is_not_a_date_in_a_query(client, workspace, path, params):
+    # Pydantic would read these as seconds since 1970; the API documents ISO 8601 text only.
+    r = client.get(path, params=params, headers=workspace.headers)
+    problem = assert_problem(r, 422, "validation_error")
+    assert [e["loc"][-1] for e in problem["errors"]] == list(params), problem
+
+
+def test_a_number_is_not_a_date_in_a_body(client, db, workspace):
+    client.post("/v1/credit-types", json={"code": "credits", "name": "Credits"}, headers=workspace.headers)
+    before = counts(db, workspace.id)
+    r = client.post("/v1/packs", json={"holder": {"kind": "workspace"}, "credit_type": "credits", "quantity": 5,
+                                       "name": "Timestamp pack", "expires_at": 1900000000},
+                    headers=workspace.headers)
+    problem = assert_problem(r, 422, "validation_error")
+    assert [e["loc"][-1] for e in problem["errors"]] == ["expires_at"], problem
+    assert counts(db, workspace.id) == before
+    ok = client.post("/v1/packs", json={"holder": {"kind": "workspace"}, "credit_type": "credits", "quantity": 5,
+                                        "name": "Dated pack", "expires_at": "2030-01-01T00:00:00Z"},
+                     headers=workspace.headers)
+    assert ok.status_code == 201, ok.text
+
+
 # --- deeply nested JSON (issue 10 item 14, finding F15) ----------------------------------------------------
 # About 900 levels with a \u0000 inside made the NUL check recurse into RecursionError: an unauthenticated 500
 # on any path, /login included. Bodies nesting deeper than MAX_JSON_DEPTH are refused before anything parses

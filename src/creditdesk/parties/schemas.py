@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import re
 import types
 import typing
-from datetime import datetime
-from typing import Literal
+from datetime import date, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 Role = Literal["master", "manager", "member"]
@@ -24,7 +25,17 @@ class Input(BaseModel):
         # never an amount. (Strict mode would also refuse the strings that forms and CSV rows send.)
         if isinstance(value, bool) and info.field_name and _takes_int(cls.model_fields[info.field_name].annotation):
             raise PydanticCustomError("int_type", "Input should be a valid integer, not true or false")
+        if info.field_name and _takes(cls.model_fields[info.field_name].annotation, (date, datetime)):
+            return no_number_for_a_date(value)
         return value
+
+
+def _takes(annotation, kinds: tuple[type, ...]) -> bool:
+    if annotation in kinds:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(arg in kinds for arg in typing.get_args(annotation))
+    return False
 
 
 def _takes_int(annotation) -> bool:
@@ -34,6 +45,24 @@ def _takes_int(annotation) -> bool:
         args = typing.get_args(annotation)
         return int in args and bool not in args
     return False
+
+
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def no_number_for_a_date(value):
+    """Pydantic's lax mode reads a number (or a string of digits) as seconds since 1970; the API documents
+    dates and instants as ISO 8601 text, so a number is a client bug, refused rather than guessed."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            or isinstance(value, str) and _NUMBER.fullmatch(value):
+        raise PydanticCustomError("date_format", "Write a date as YYYY-MM-DD or an instant as ISO 8601 "
+                                  "(2026-12-03T10:00:00Z), not a number")
+    return value
+
+
+# For query parameters (bodies get the same check from Input): ISO 8601 only.
+Instant = Annotated[datetime, BeforeValidator(no_number_for_a_date)]
+Day = Annotated[date, BeforeValidator(no_number_for_a_date)]
 
 
 class Output(BaseModel):

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from creditdesk.api.deps import get_actor, read_session
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor, list_audit_events
+from creditdesk.parties.schemas import Instant
 
 router = APIRouter(tags=["audit"])
 
@@ -38,8 +39,8 @@ def get_audit_events(
     object_type: str | None = Query(default=None, max_length=40),
     object_id: str | None = Query(default=None, max_length=40),
     actor_id: str | None = Query(default=None, max_length=40),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     actor: Actor = Depends(get_actor),
     session: Session = Depends(read_session),
 ):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field
@@ -19,7 +19,7 @@ from creditdesk.credits.errors import InvalidCredits
 from creditdesk.credits.models import Consumption, CreditTransfer, Hold, Project
 from creditdesk.errors import InvalidInput, NotFound
 from creditdesk.ledger.models import LedgerAccount
-from creditdesk.parties.schemas import Input
+from creditdesk.parties.schemas import Input, Instant
 from creditdesk.repository import get_in_workspace
 
 router = APIRouter()
@@ -129,9 +129,9 @@ def list_packs(
         "Credits left, at least; in the credit type's integer units, as every amount in the API (with 2 "
         "decimal places 1 hour is 100).")),
     remaining_max: int | None = Query(default=None, ge=0, description="Credits left, at most (same units)."),
-    expires_from: datetime | None = Query(default=None, description=(
+    expires_from: Instant | None = Query(default=None, description=(
         "Expiring at or after this instant (inclusive); a bare date means the start of that day, UTC.")),
-    expires_to: datetime | None = Query(default=None, description=(
+    expires_to: Instant | None = Query(default=None, description=(
         "Expiring before this instant (exclusive); a bare date means the start of that day, UTC.")),
     status_label: str | None = Query(default=None, max_length=100),
     q: str | None = Query(default=None, max_length=200, description="Search name, notes, label, external ref."),
@@ -228,7 +228,7 @@ def list_consumptions(limit: int | None = Limit, cursor: str | None = Cursor,
                       reference_id: str | None = Query(default=None, max_length=200),
                       pack_id: str | None = Query(default=None, max_length=40,
                                                   description="Consumptions that took credits from this pack."),
-                      created_from: datetime | None = DateFrom, created_to: datetime | None = DateTo,
+                      created_from: Instant | None = DateFrom, created_to: Instant | None = DateTo,
                       actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """Consumptions newest first; filter by context, reference, the pack they used, and dates."""
     page = consumptions.list_consumptions(session, actor=actor, limit=limit, cursor=cursor,
@@ -273,7 +273,7 @@ def list_holds(limit: int | None = Limit, cursor: str | None = Cursor,
                credit_type: str | None = Query(default=None, max_length=40, description="Credit type code."),
                pack_id: str | None = Query(default=None, max_length=40,
                                            description="Holds that reserved credits of this pack."),
-               created_from: datetime | None = DateFrom, created_to: datetime | None = DateTo,
+               created_from: Instant | None = DateFrom, created_to: Instant | None = DateTo,
                actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """Holds newest first, with the same visibility as GET /v1/holds/{id}."""
     page = holds.list_holds(session, actor=actor, limit=limit, cursor=cursor,
@@ -328,7 +328,7 @@ def list_transfers(limit: int | None = Limit, cursor: str | None = Cursor,
                    pack_id: str | None = Query(default=None, max_length=40, description=(
                        "The transfer that made this pack, and those that took credits from it.")),
                    credit_type: str | None = Query(default=None, max_length=40, description="Credit type code."),
-                   created_from: datetime | None = DateFrom, created_to: datetime | None = DateTo,
+                   created_from: Instant | None = DateFrom, created_to: Instant | None = DateTo,
                    actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """Transfers newest first: both sides of each, visible to whoever sees one of its holders."""
     page = transfers.list_transfers(session, actor=actor, limit=limit, cursor=cursor, holder_kind=holder_kind,

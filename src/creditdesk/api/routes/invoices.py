@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -13,6 +13,7 @@ from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.billing import credit_notes, invoices, payments, pdf
 from creditdesk.billing import invoice_schemas as s
+from creditdesk.parties.schemas import Day
 
 router = APIRouter()
 
@@ -38,8 +39,8 @@ def create_invoice(body: s.InvoiceCreate, ctx: WriteContext = Depends(write_cont
 def list_invoices(limit: int | None = Limit, cursor: str | None = Cursor, status: s.InvoiceStatus | None = None,
                   account_id: str | None = Query(default=None, max_length=40),
                   customer_id: str | None = Query(default=None, max_length=40),
-                  due_before: date | None = Query(default=None, description="Due on or before."),
-                  due_after: date | None = Query(default=None, description="Due on or after."),
+                  due_before: Day | None = Query(default=None, description="Due on or before."),
+                  due_after: Day | None = Query(default=None, description="Due on or after."),
                   overdue: bool | None = Query(default=None, description="Posted, something due, past its due date."),
                   actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """Newest first."""
