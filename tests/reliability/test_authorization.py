@@ -88,6 +88,14 @@ WRITE_BODIES = {
     # credit packages (issue 13)
     ("POST", "/v1/products/{product}/grant"): {"holder": {"kind": "customer", "id": "{a_customer}"}},
     ("POST", "/v1/packs/{pack_id}/package-edit"): {"notes": "Stolen"},
+    # wallets and payment preferences (seed 004)
+    ("POST", "/v1/accounts/{account_id}/wallet"): None,
+    ("POST", "/v1/accounts/{account_id}/wallet/top-ups"): {"amount": 1},
+    ("POST", "/v1/accounts/{account_id}/wallet/refunds"): {"amount": 1, "reason": "Stolen"},
+    ("POST", "/v1/invoices/{invoice_id}/pay-from-wallet"): {},
+    ("PATCH", "/v1/payment-preferences/{preference_id}"): {"active": False},
+    ("POST", "/v1/payment-preferences/{preference_id}/cards"): {"card_token": "pm_card_visa"},
+    ("POST", "/v1/payment-preferences/{preference_id}/cards/{card_id}/remove"): None,
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -98,13 +106,15 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "rate_id": "tax_rate", "product": "product", "plan_id": "price_plan",
                 "address_id": "address", "account_id": "account", "invoice_id": "invoice",
                 "line_id": "invoice_line", "payment_id": "payment", "rating_id": "credit_rating",
-                "rule_id": "override_rule", "member_id": "account", "asset_id": "asset"}
+                "rule_id": "override_rule", "member_id": "account", "asset_id": "asset",
+                "preference_id": "payment_preference", "card_id": "payment_card", "charge_id": "gateway_charge"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
                "tax_class": "taxc", "tax_rate": "taxr", "product": "prod", "price_plan": "plan",
                "address": "adr", "account": "acc", "invoice": "inv", "invoice_line": "inl", "payment": "pay",
-               "credit_rating": "crat", "override_rule": "ovr", "asset": "ast"}
+               "credit_rating": "crat", "override_rule": "ovr", "asset": "ast",
+               "payment_preference": "ppref", "payment_card": "card", "gateway_charge": "gch"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -211,6 +221,13 @@ def world(db, live_server):
                                                "reference": MARK})["id"]
     objs["asset"] = bm.post("/v1/assets/import", {"account_id": objs["account"], "description": f"{MARK} asset",
                                                   "serial_number": MARK})["id"]
+    # Wallets and payment preferences: B's wallet with money, a card preference with a card and a charge (the
+    # card and the charge written as the gateway would leave them: no gateway runs in this test).
+    bm.post(f"/v1/accounts/{objs['account']}/wallet")
+    bm.post(f"/v1/accounts/{objs['account']}/wallet/top-ups", {"amount": 4242, "reference": MARK})
+    objs["payment_preference"] = bm.post("/v1/payment-preferences", {"account_id": objs["account"], "kind": "card",
+                                                                     "gateway": "stripe"})["id"]
+    objs["payment_card"], objs["gateway_charge"] = _card_and_charge(db, b.id, objs)
     a_account = am.post("/v1/accounts", {"customer_id": a_customer, "name": "A account"})["id"]
     a_invoice = am.post("/v1/invoices", {"account_id": a_account, "lines": [
         {"product": "a-product", "quantity": 1, "unit_price": 100}]})
@@ -234,6 +251,27 @@ def world(db, live_server):
     bm.client.close()
 
 
+def _card_and_charge(db, workspace_id: str, objs: dict) -> tuple[str, str]:
+    from creditdesk import clock
+    from creditdesk.billing.wallet_models import GatewayCharge, PaymentCard
+    from creditdesk.ids import new_id
+
+    def write(session):
+        now = clock.now()
+        card = PaymentCard(id=new_id("card"), workspace_id=workspace_id, preference_id=objs["payment_preference"],
+                           gateway="stripe", card_ref="pm_" + MARK, brand="visa", last4="4242", exp_month=12,
+                           exp_year=2030, removed=False, created_at=now)
+        session.add(card)
+        session.flush()
+        charge = GatewayCharge(id=new_id("gch"), workspace_id=workspace_id, account_id=objs["account"],
+                               preference_id=objs["payment_preference"], card_id=card.id, amount=4242,
+                               currency="AUD", status="failed", error_code="card_declined", outcome=MARK,
+                               charge_due_at=None, charge_attempts=1, created_at=now, updated_at=now)
+        session.add(charge)
+        return card.id, charge.id
+    return db.write(write)
+
+
 def _b_snapshot(db, w) -> dict:
     """Everything of B that a foreign caller might change, as B itself reads it."""
     b, objs = w["b"], w["b_objs"]
@@ -254,8 +292,11 @@ def _b_snapshot(db, w) -> dict:
                  "statement": "/v1/accounts/{}/statement", "invoice": "/v1/invoices/{}",
                  "posted_invoice": "/v1/invoices/{}", "payment": "/v1/payments/{}",
                  "credit_rating": "/v1/credit-ratings/{}", "override_rule": "/v1/override-rules/{}",
-                 "asset": "/v1/assets/{}"}
-        owner = {"prices": "price_plan", "balance": "account", "statement": "account"}
+                 "asset": "/v1/assets/{}", "wallet": "/v1/accounts/{}/wallet",
+                 "wallet_transactions": "/v1/accounts/{}/wallet/transactions",
+                 "payment_preference": "/v1/payment-preferences/{}", "gateway_charge": "/v1/gateway-charges/{}"}
+        owner = {"prices": "price_plan", "balance": "account", "statement": "account", "wallet": "account",
+                 "wallet_transactions": "account"}
         for name, path in paths.items():
             snap[name] = _ok(c.get(path.format(objs[owner.get(name, name)])), 200)
         snap["addresses"] = _ok(c.get(f"/v1/customers/{objs['customer']}/addresses"), 200)
@@ -475,6 +516,7 @@ def test_authorization_matrix(db, live_server, world):
             ("POST", "/v1/assets/import", {"account_id": objs["account"], "description": "x"}),
             ("POST", "/v1/assets/transfer", {"asset_ids": [objs["asset"]], "to_account_id": w["a_account"]}),
             ("POST", "/v1/assets/return", {"asset_ids": [objs["asset"]]}),
+            ("POST", "/v1/payment-preferences", {"account_id": objs["account"], "kind": "bank_transfer"}),
         ]
         for method, path, body in refs:
             r = send(method, path, body)

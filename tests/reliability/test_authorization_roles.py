@@ -694,6 +694,67 @@ CASES += [
 ]
 
 
+# --- wallets and payment preferences (README "Wallets and payment preferences"): masters and managers;
+# everyone reads ---
+
+def fresh_wallet(w, caller):
+    """An account of its own with a wallet holding 10.00, and a posted invoice of 1.00 on it, by the master."""
+    m = w.master
+    account = m.post("/v1/accounts", {"customer_id": w.ids["customer"], "name": "Wallet account"})["id"]
+    m.post(f"/v1/accounts/{account}/wallet")
+    m.post(f"/v1/accounts/{account}/wallet/top-ups", {"amount": 1000})
+    if "wallet_good" not in w.ids:
+        m.post("/v1/products", {"code": "matrix-service", "name": "Service", "kind": "service", "unit": "each"})
+        w.ids["wallet_good"] = "matrix-service"
+    inv = m.post("/v1/invoices", {"account_id": account, "lines": [
+        {"product": "matrix-service", "quantity": 1, "unit_price": 100}]})
+    m.post(f"/v1/invoices/{inv['id']}/post")
+    return {"wallet_account": account, "wallet_invoice": inv["id"]}
+
+
+def fresh_card(w, caller):
+    """A card preference with a card (written as a gateway would leave it: no gateway runs here)."""
+    from creditdesk import clock
+    from creditdesk.billing.wallet_models import PaymentCard
+    from creditdesk.ids import new_id
+
+    pref = w.master.post("/v1/payment-preferences", {"account_id": w.ids["account"], "kind": "card",
+                                                     "gateway": "stripe"}) \
+        if "card_preference" not in w.ids else {"id": w.ids["card_preference"]}
+    w.ids["card_preference"] = pref["id"]
+
+    def write(session):
+        card = PaymentCard(id=new_id("card"), workspace_id=w.ws.id, preference_id=pref["id"], gateway="stripe",
+                           card_ref="pm_matrix", brand="visa", last4="4242", exp_month=12, exp_year=2030,
+                           removed=False, created_at=clock.now())
+        session.add(card)
+        return card.id
+    return {"card_preference": pref["id"], "card": w.db.write(write)}
+
+
+CASES += [
+    Case("wallet.open", "POST", "/v1/accounts/{account_id}/wallet", "new_account", None, MANAGERS,
+         special={c: 201 for c in MANAGERS}, fresh=lambda w, caller: {"new_account": w.master.post(
+             "/v1/accounts", {"customer_id": w.ids["customer"], "name": "Account for a wallet"})["id"]}),
+    Case("wallet.top_up", "POST", "/v1/accounts/{account_id}/wallet/top-ups", "wallet_account", {"amount": 100},
+         MANAGERS, special={c: 201 for c in MANAGERS}, fresh=fresh_wallet),
+    Case("wallet.refund", "POST", "/v1/accounts/{account_id}/wallet/refunds", "wallet_account",
+         {"amount": 100, "reason": "Matrix"}, MANAGERS, special={c: 201 for c in MANAGERS}, fresh=fresh_wallet),
+    Case("wallet.pay_invoice", "POST", "/v1/invoices/{invoice_id}/pay-from-wallet", "wallet_invoice", {},
+         MANAGERS, special={c: 201 for c in MANAGERS}, fresh=fresh_wallet),
+    Case("payment_preference.create", "POST", "/v1/payment-preferences", None,
+         {"account_id": "{account}", "kind": "bank_transfer"}, MANAGERS, special={c: 201 for c in MANAGERS}),
+    Case("payment_preference.update", "PATCH", "/v1/payment-preferences/{preference_id}", "card_preference",
+         {"use_billing_address": False}, MANAGERS, fresh=fresh_card),
+    # No gateway is configured in this server: callers allowed reach the gateway check (409).
+    Case("payment_preference.card_register", "POST", "/v1/payment-preferences/{preference_id}/cards",
+         "card_preference", {"card_token": "pm_card_visa"}, MANAGERS, special={c: 409 for c in MANAGERS},
+         fresh=fresh_card),
+    Case("payment_preference.card_remove", "POST", "/v1/payment-preferences/{preference_id}/cards/{card_id}/remove",
+         ("card_preference", "card"), None, MANAGERS, fresh=fresh_card),
+]
+
+
 # --- the world ---------------------------------------------------------------------------------------
 
 def _answer(r: httpx.Response) -> dict:

@@ -366,6 +366,7 @@ class SpendDecision:
     state: CreditState
     override_rule: OverrideRule | None
     reasons: list[Reason] = field(default_factory=list)
+    charge_plan: object | None = None  # billing.payment_preferences.ChargePlan: paid first, then allowed
 
     @property
     def allowed(self) -> bool:
@@ -444,12 +445,31 @@ def decide_spend(session: Session, account: BillingAccount, event: str, amount: 
     kyc = session.scalar(select(Customer.kyc_profile).where(Customer.id == payer.customer_id)) if rules else None
     decision = decide(payer, event, amount, credit_state(session, payer), rules, kyc_profile=kyc,
                       product=product_code)
+    decision = _with_charge_first(session, decision)
     if funded_by is None:
         return decision
     funded = Reason("group_funded", f"{product_code} charges of account {account.number} are funded by its group: "
                     f"the parent account {funded_by.number} pays, so its status and credit limit decide.", False)
     return SpendDecision(decision.account, event, amount, product_code, decision.state, decision.override_rule,
-                         [funded, *decision.reasons])
+                         [funded, *decision.reasons], decision.charge_plan)
+
+
+def _with_charge_first(session: Session, decision: SpendDecision) -> SpendDecision:
+    """Blocked by the credit limit alone, with an opted-in preference that can pay first (a wallet that has
+    enough, a card): allowed, the reason `charge_first` saying what is paid first and how."""
+    if [r.code for r in decision.blocking] != ["credit_limit_exceeded"]:
+        return decision
+    from creditdesk.billing import payment_preferences  # it reads wallets, which read invoices
+
+    state = decision.state
+    plan = payment_preferences.plan_for(session, decision.account, decision.event, decision.amount,
+                                        balance=state.balance, credit_limit=state.credit_limit)
+    if plan is None:
+        return decision
+    reasons = [r for r in decision.reasons if r.code != "credit_limit_exceeded"]
+    reasons.append(Reason("charge_first", plan.message, False))
+    return SpendDecision(decision.account, decision.event, decision.amount, decision.product, state, None, reasons,
+                         plan)
 
 
 class SpendRefused(Conflict):
@@ -474,6 +494,13 @@ def require_spend(session: Session, account: BillingAccount, event: str, amount:
     decision = decide_spend(session, account, event, amount, product=product)
     if not decision.allowed:
         raise refusal(decision)
+    if decision.charge_plan is not None:
+        # Allowed only once paid first (payment_preferences.charge_first): a path that does not pay first
+        # is over the limit.
+        raise SpendRefused("The credit limit would be exceeded; " + decision.charge_plan.message,
+                           code="credit_limit_exceeded", account_id=account.id, event=event, amount=amount,
+                           balance=decision.state.balance, credit_limit=decision.state.credit_limit,
+                           reasons=["credit_limit_exceeded"])
     return decision.override_rule
 
 

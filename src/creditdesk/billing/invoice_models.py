@@ -143,7 +143,7 @@ class Payment(Base):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("unallocated >= 0 AND unallocated <= amount", name="unallocated_in_range"),
-        CheckConstraint("method IN ('cash', 'bank_transfer', 'card', 'other')", name="method_known"),
+        CheckConstraint("method IN ('cash', 'bank_transfer', 'card', 'other', 'wallet')", name="method_known"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -134,6 +134,9 @@ class InvoiceOut(BaseModel):
     amount_credited: int
     amount_due: int
     lines: list[LineOut]
+    pending_charge_id: str | None = Field(default=None, description=(
+        "A draft whose posting went over the credit limit while a card preference is opted in for purchases: "
+        "the card is being charged first (GET /v1/gateway-charges/{id}); the invoice posts when it succeeds."))
     posted_at: datetime | None
     settled_at: datetime | None
     voided_at: datetime | None

@@ -400,7 +400,11 @@ def remove_line_credits(session: Session, invoice_id: str, line_id: str, *, acto
 
 # --- post and void ---
 
-def post_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:
+def post_invoice(session: Session, invoice_id: str, *, actor: Actor, charge_first: bool = True) -> Invoice:
+    """Post a draft: numbered, on the account, its packages and assets made once settled. Over the credit limit
+    with a preference opted in for purchases, that preference pays first (billing.payment_preferences): a
+    wallet at once; a card after the commit, the invoice staying a draft until the charge succeeds (see
+    payment_preferences.pending_charge). `charge_first=False` is the charge's own completion."""
     invoice = _draft(session, actor, invoice_id, "post invoices")
     # Group accounts (billing.groups): a member's funded lines are billed to its parent, posted first.
     funded = groups.bill_funded_lines(session, invoice, actor=actor)
@@ -415,6 +419,15 @@ def post_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:
     for line in lines:  # the rates in force on the issue date, read once more and then frozen
         _price_line(session, invoice, line)
     _total(session, invoice)
+    paid_first = None
+    if charge_first:
+        from creditdesk.billing import payment_preferences  # it reads wallets and payments, which read invoices
+
+        paid_first = payment_preferences.charge_first(session, account, "invoice_post", invoice.total,
+                                                      invoice=invoice, actor=actor)
+        if paid_first is not None and paid_first.charge is not None:
+            session.flush()
+            return invoice  # a card is charged after the commit; the invoice posts when the charge succeeds
     # Credit control (seed 004): posting is a fund-using event. A terminated account, or a limit the invoice
     # would exceed, refuses it, unless an override rule lets it through (audited by the check).
     credit_control.check_invoice_post(session, account, invoice.total, actor=actor,
@@ -438,6 +451,8 @@ def post_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:
     from creditdesk.billing import assets  # physical goods bought become the account's assets (seed 004)
 
     assets.acquire_for_posted_invoice(session, invoice, actor=actor)
+    if paid_first is not None:
+        payment_preferences.allocate_paid_first(session, paid_first, invoice, actor=actor)
     session.flush()
     audit.record(session, actor=actor, action="invoice.post", object_type="invoice", object_id=invoice.id,
                  before=before, after=_snapshot(session, invoice))
@@ -508,6 +523,15 @@ def line_out(line: InvoiceLine) -> s.LineOut:
                      credits=credited)
 
 
+def _pending_charge_id(session: Session, invoice: Invoice) -> str | None:
+    if invoice.status != "draft":
+        return None
+    from creditdesk.billing import payment_preferences
+
+    charge = payment_preferences.pending_charge(session, invoice.id)
+    return charge.id if charge is not None else None
+
+
 def invoice_out(session: Session, invoice: Invoice) -> s.InvoiceOut:
     return s.InvoiceOut(
         id=invoice.id, number=invoice.number, status=invoice.status, account_id=invoice.account_id,
@@ -516,7 +540,7 @@ def invoice_out(session: Session, invoice: Invoice) -> s.InvoiceOut:
         subtotal=invoice.subtotal, tax_total=invoice.tax_total, total=invoice.total,
         credits_value=invoice.credits_value, amount_paid=invoice.amount_paid, amount_credited=invoice.amount_credited,
         amount_due=invoice.amount_due, lines=[line_out(line) for line in lines_of(session, invoice.id)],
-        posted_at=clock.aware(invoice.posted_at), settled_at=clock.aware(invoice.settled_at),
+        pending_charge_id=_pending_charge_id(session, invoice), posted_at=clock.aware(invoice.posted_at), settled_at=clock.aware(invoice.settled_at),
         voided_at=clock.aware(invoice.voided_at), created_at=clock.aware(invoice.created_at),
         updated_at=clock.aware(invoice.updated_at))
 

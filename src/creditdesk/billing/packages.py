@@ -269,6 +269,7 @@ def edit_package(session: Session, pack_id: str, *, actor: Actor, expires_on: da
     if fields:
         packs.update_pack(session, pack.id, cs.PackUpdate(**fields), actor=actor)
     if expires_on is not None or clear_expiry:
+        governance.require_not_wallet_money(session.get(CreditType, pack.credit_type_id), "a change of expiry")
         new = None if clear_expiry else expiry_instant(expires_on)
         if new is not None and new <= clock.aware(pack.starts_at):
             raise InvalidCredits("The pack would expire before it starts.", code="expiry_before_start")

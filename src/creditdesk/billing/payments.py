@@ -107,20 +107,36 @@ def record_payment(session: Session, data: s.PaymentCreate, *, actor: Actor) -> 
     if data.currency is not None and data.currency.strip().upper() != account.currency:
         raise InvalidInput(f"This account is in {account.currency}, not {data.currency.upper()}.",
                            code="currency_mismatch", field="currency", expected=account.currency)
+    return record_received(session, account, data.amount, method=data.method, reference=data.reference,
+                           received_on=data.received_on, allocations=data.allocations, actor=actor)
+
+
+def record_received(session: Session, account, amount: int, *, method: str, reference: str = "",
+                    received_on: date | None = None, allocations: list[s.AllocationIn] | None = None,
+                    actor: Actor) -> Payment:
+    """A payment of `amount` on `account` (locked by the caller), credited through the ledger and allocated
+    (None: oldest due first; []: nothing, the money stays as the account's credit). The one writer of
+    payments: record_payment (a person), the wallet (method wallet) and gateway charges (card) call it."""
     now = clock.now()
-    payment = Payment(id=new_id("pay"), workspace_id=account.workspace_id, account_id=account.id, amount=data.amount,
-                      currency=account.currency, method=data.method, reference=data.reference,
-                      received_on=data.received_on or now.date(), unallocated=data.amount, created_by=actor.user_id,
+    payment = Payment(id=new_id("pay"), workspace_id=account.workspace_id, account_id=account.id, amount=amount,
+                      currency=account.currency, method=method, reference=reference,
+                      received_on=received_on or now.date(), unallocated=amount, created_by=actor.user_id,
                       created_at=now, updated_at=now)
     session.add(payment)
     session.flush([payment])
-    postings.post_account_entry(session, account, data.amount, "credit", "payment",
+    postings.post_account_entry(session, account, amount, "credit", "payment",
                                 Reference(kind="payment", id=payment.id), counterpart="payments",
                                 actor_id=actor.user_id)
-    _allocate(session, payment, data.allocations, actor=actor)
+    if allocations is None or allocations:
+        _allocate(session, payment, allocations, actor=actor)
     audit.record(session, actor=actor, action="payment.create", object_type="payment", object_id=payment.id,
                  after=_snapshot(session, payment))
     return payment
+
+
+def allocate_now(session: Session, payment: Payment, allocations: list[s.AllocationIn], *, actor: Actor) -> None:
+    """Allocate a payment made in this transaction (the wallet, a gateway charge) by the same two rules."""
+    _allocate(session, payment, allocations, actor=actor)
 
 
 def allocate_payment(session: Session, payment_id: str, data: s.PaymentAllocate, *, actor: Actor) -> Payment:
@@ -146,7 +162,8 @@ def mark_paid(session: Session, invoice_id: str, *, actor: Actor, method: str = 
     invoice = invoices.get_invoice(session, actor.workspace_id, invoice_id)
     invoices.require_billing_writer(actor, "record payments")
     if invoice.status == "draft":
-        invoice = invoices.post_invoice(session, invoice_id, actor=actor)
+        # No card is charged first: the person says the money is here.
+        invoice = invoices.post_invoice(session, invoice_id, actor=actor, charge_first=False)
         if invoice.status == "settled":
             return None
     if invoice.status != invoices.OPEN or invoice.amount_due <= 0:

@@ -232,9 +232,27 @@ def check_transfer(session: Session, actor: Actor, source, to) -> None:
 
 # --- every path ----------------------------------------------------------------------------------
 
+def is_wallet_money(ct) -> bool:
+    """Whether a credit type is the money of account wallets (billing.wallets)."""
+    return bool(getattr(ct, "wallet_currency", None))
+
+
+def require_not_wallet_money(ct, what: str) -> None:
+    """Wallet money moves only through its wallet (top up, pay an invoice, refund): every credit path
+    (grant, import, consume, hold, transfer, void, reverse) refuses it, so no path spends it around the
+    wallet's rules and history."""
+    if is_wallet_money(ct):
+        raise NotPermitted(f"{ct.code} is wallet money: it moves only through its account's wallet (top up, "
+                           f"pay an invoice, refund: /v1/accounts/{{id}}/wallet), never by {what}.",
+                           code="wallet_money")
+
+
 def check_grant_source(ct, data) -> None:
     """What a grant outside the SMS purchase flow may claim to be. A plain grant is never a transfer
     (transfers make their packs themselves), and never names an SMS purchase as what paid for it."""
+    if data.source == "wallet":
+        raise InvalidInput("A grant cannot have the source wallet: wallet money comes from a wallet top up.",
+                           code="source_reserved")
     if data.source == "transfer":
         raise InvalidInput("A grant cannot have the source transfer: transferred credits come from a transfer "
                            "(POST /v1/transfers).", code="source_reserved")
@@ -254,6 +272,7 @@ def authorize_grant(session: Session, actor: Actor, ct, holder, data, *, paid_pu
     if paid_purchase:
         return
     require_grant(actor)
+    require_not_wallet_money(ct, "a grant")
     check_grant_source(ct, data)
     if not is_governed(ct):
         return
@@ -270,6 +289,7 @@ def authorize_grant(session: Session, actor: Actor, ct, holder, data, *, paid_pu
 def authorize_spend(session: Session, actor: Actor, ct, context_kind: str, context_id: str | None) -> None:
     """May this actor consume, hold, capture or release credits of this type for this context?"""
     require_consume(actor)
+    require_not_wallet_money(ct, "consuming or holding credits")
     if not is_governed(ct):
         return
     if context_kind != "user" or actor.user_id is None or context_id != actor.user_id:
@@ -285,6 +305,7 @@ def authorize_transfer(session: Session, actor: Actor, ct, source, to,
                        *, what: str = "transfer credits between holders") -> None:
     """May this actor move credits of this type from `source` to `to` (a transfer, or a change of holder)?"""
     require_manage_packs(actor, what)
+    require_not_wallet_money(ct, "a transfer")
     if is_governed(ct):
         _require_individual_mode_for(session, actor)
         check_transfer(session, actor, source, to)
@@ -294,6 +315,7 @@ def authorize_correction(actor: Actor, ct, what: str) -> None:
     """Void a pack, reverse a consumption or a captured hold: credits leave or come back outside the
     holder's own use, so governed credits need a master user."""
     require_manage_packs(actor, what)
+    require_not_wallet_money(ct, "a correction (void or reversal)")
     if is_governed(ct) and not actor.is_master:
         raise NotPermitted(f"Only master users may {what} of {ct.code} credits.", code=GOVERNED)
 

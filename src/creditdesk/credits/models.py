@@ -44,6 +44,9 @@ class CreditType(Base):
     scale: Mapped[int] = mapped_column(Integer, default=0)
     # Credits of this type held by a user are frozen while the user lacks this permission (sms: send_sms).
     required_permission: Mapped[str | None] = mapped_column(String(40))
+    # Set on the money credit type of account wallets (billing.wallets), one per currency: its packs move only
+    # through the wallet service (top up, pay an invoice, refund), never on the credit paths (governance).
+    wallet_currency: Mapped[str | None] = mapped_column(String(3))
     issuance_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"))
     consumed_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"))
     breakage_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"))
@@ -89,6 +92,8 @@ class Pack(Base):
     void_reason: Mapped[str | None] = mapped_column(Text)
     ledger_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"), unique=True)
     origin_pack_id: Mapped[str | None] = mapped_column(ForeignKey("packs.id"))
+    # The account wallet whose money this pack is (billing.wallets); None for every other pack.
+    wallet_id: Mapped[str | None] = mapped_column(String(40), index=True)
     credit_transfer_id: Mapped[str | None] = mapped_column(String(40))
     # The key a user (API, back office, their CSV column) gave the grant: the same request replays, another
     # request under it is refused.

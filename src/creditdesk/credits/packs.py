@@ -75,15 +75,19 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 
 def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, internal_key: str | None = None,
-               purchase_id: str | None = None) -> Pack:
+               purchase_id: str | None = None, wallet_id: str | None = None) -> Pack:
     """Create a pack and fund it: a ledger transfer from issuance to its account.
 
     `data.idempotency_key` is the user's key: the same request under it answers with the pack it made,
     another request is refused (idempotency_key_conflict, naming that pack). Internal callers give
     `internal_key` instead (the importer's content-derived keys), kept in a column of its own that no
     request can write. `purchase_id` is given by the SMS purchase flow only, once the purchase is paid:
-    its pack (source purchase, keyed by the purchase) is the only way credits are bought."""
-    if purchase_id is None:
+    its pack (source purchase, keyed by the purchase) is the only way credits are bought. `wallet_id` is
+    given by billing.wallets only (a top up, which checked who may): the pack is that wallet's money."""
+    if wallet_id is not None:
+        if data.source != "wallet" or internal_key is None:
+            raise ValueError("a wallet's pack has the source wallet and an internal key")
+    elif purchase_id is None:
         governance.require_grant(actor)
     else:
         if data.source != "purchase" or data.external_ref != purchase_id or data.idempotency_key is not None:
@@ -92,7 +96,8 @@ def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, inte
     ws = actor.workspace_id
     ct = credit_type_by_code(session, ws, data.credit_type)
     holder, customer_id = resolve_holder(session, ws, data.holder.kind, data.holder.id)
-    governance.authorize_grant(session, actor, ct, holder, data, paid_purchase=purchase_id is not None)
+    if wallet_id is None:
+        governance.authorize_grant(session, actor, ct, holder, data, paid_purchase=purchase_id is not None)
     existing = _pack_by_key(session, ws, data, internal_key, ct, holder)
     if existing is not None:
         return existing
@@ -131,6 +136,8 @@ def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, inte
     else:
         account, pack = _insert_pack(session, data, ct, holder, customer_id, purchased_at, starts_at, expires_at,
                                      now, internal_key)
+    if wallet_id is not None:
+        pack.wallet_id = wallet_id
     ledger.post(session, [TransferSpec(ct.issuance_account_id, account.id, data.quantity, GRANT,
                                        Reference("pack", pack.id))],
                 workspace_id=ws, operation_id=pack.id, actor_id=actor.user_id, locked={account.id: account})

@@ -70,9 +70,11 @@ class CreditTypeRef:
     code: str
     required_permission: str | None
     consumed_account_id: str
+    wallet_currency: str | None = None
 
 
-_CREDIT_TYPES_SQL = ("SELECT id, workspace_id, code, required_permission, consumed_account_id FROM credit_types "
+_CREDIT_TYPES_SQL = ("SELECT id, workspace_id, code, required_permission, consumed_account_id, wallet_currency "
+                     "FROM credit_types "
                      "WHERE workspace_id = :workspace_id AND code IN ({codes})")
 
 

@@ -10,7 +10,7 @@ from creditdesk.parties.schemas import Input, Output
 
 HolderKind = Literal["office", "user", "customer", "workspace"]
 ContextKind = Literal["project", "user", "office", "customer", "workspace"]
-Source = Literal["manual", "purchase", "crm_deal", "transfer", "promotion", "subscription"]
+Source = Literal["manual", "purchase", "crm_deal", "transfer", "promotion", "subscription", "wallet"]
 PackStatus = Literal["active", "depleted", "expired", "voided"]
 
 Quantity = Field(gt=0, le=10**15, description="A positive integer in the credit type's smallest unit.")

@@ -94,6 +94,9 @@ def run_all(db: Database) -> dict:
     # External calls first: a message still to hand over must not see its hold time out in this very run.
     result = {"sms_calls_completed": sms.complete_due_calls(db),
               "holds_released": release_timed_out_holds(db), "packs_expired": expire_due_packs(db)}
+    from creditdesk.billing import payment_preferences  # card charges made first, left due by a crash
+
+    result["card_charges_completed"] = payment_preferences.complete_due_charges(db)
     result["periods_closed"] = close_due_periods(db)
     result["expiry_emails"] = send_expiry_emails(db)
     result["login_throttle_purged"] = purge_login_throttle(db)

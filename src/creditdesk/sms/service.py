@@ -29,11 +29,10 @@ import dataclasses
 import logging
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
-from creditdesk import audit, clock
+from creditdesk import audit, clock, external_calls
 from creditdesk.audit import Actor, snapshot
 from creditdesk.credits import credit_types, governance, holds, packs, transfers
 from creditdesk.credits import schemas as cs
@@ -41,7 +40,7 @@ from creditdesk.credits.errors import CreditsFrozen, HoldExpired, HoldNotPending
 from creditdesk.credits.models import CreditType, Hold, Pack
 from creditdesk.credits.packs import HolderRef
 from creditdesk.credits.repository import is_live
-from creditdesk.db import Database, after_commit, database_of
+from creditdesk.db import Database
 from creditdesk.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from creditdesk.ids import new_id
 from creditdesk.ledger.models import POST_PENDING, POSTED, LedgerAccount, LedgerTransfer
@@ -193,57 +192,12 @@ def authorize_purchase(session: Session, actor: Actor, ref: schemas.AccountRef) 
 authorize_transfer = governance.check_transfer
 
 
-# --- external calls, after commit -------------------------------------------------------------------
-# The payment method and the sender backend are external: they must not run inside a transaction, which
-# PostgreSQL may retry (charging or sending twice) and which on SQLite holds the one write lock while a
-# gateway thinks. So a purchase or a message is decided and committed first, with its call *due*; the call
-# runs after the commit with an idempotency key derived from the row's id; its outcome is recorded in a
-# second, short transaction. A call that never got its outcome recorded (the process died in between) is
-# still due: the recovery job (`complete_due_calls`) makes it again, with the same key, once its lease ends.
-
-CALL_LEASE_SECONDS = 60  # how long the caller that made the row (or a recovery) owns its call
-MAX_CALL_LEASE_SECONDS = 3600
-
-
-def _call_lease(attempt: int) -> timedelta:
-    """How long attempt number `attempt` (1 = the request's own) owns the call: doubling, capped."""
-    return timedelta(seconds=min(CALL_LEASE_SECONDS * 2 ** max(attempt - 1, 0), MAX_CALL_LEASE_SECONDS))
-
-
-def external_idempotency_key(object_id: str) -> str:
-    """The key a gateway or SMS provider dedupes on: one per purchase or message, the same on every call."""
-    return f"creditdesk:{object_id}"
-
-
-def _detached(db: Database, model, object_id: str):
-    """The row as committed, detached from any session: read, then no connection is held."""
-    with db.read() as session:
-        row = session.get(model, object_id)
-        if row is not None:
-            session.expunge(row)
-    return row
-
-
-def _after_commit(session: Session, row, complete) -> None:
-    """Once the caller's transaction has committed, run `complete(db, row id)` (the external call and its
-    outcome) and show the outcome on `row`, the object the service returned. Never raises: the commit
-    has happened, and a failed call is left due for the recovery job."""
-    kind, object_id = type(row).__name__, row.id  # now: a savepoint rolled back later would expire the row
-    db = database_of(session)
-    if db is None:  # a session made outside Database: the recovery job will make the call
-        log.warning("no database on the session: %s %s is left for the recovery job", kind, object_id)
-        return
-
-    def run() -> None:
-        try:
-            final = complete(db, object_id)
-        except Exception:
-            log.exception("recording the outcome of %s %s failed; the recovery job retries it", kind, object_id)
-            return
-        if final is not None:  # None: the row was rolled back with a savepoint, nothing was called
-            for column in row.__table__.columns:
-                set_committed_value(row, column.key, getattr(final, column.key))
-    after_commit(session, run)
+# --- external calls, after commit: creditdesk.external_calls -----------------------------------------
+CALL_LEASE_SECONDS = external_calls.CALL_LEASE_SECONDS
+_call_lease = external_calls.call_lease
+external_idempotency_key = external_calls.idempotency_key
+_detached = external_calls.detached
+_after_commit = external_calls.run_after_commit  # a module global: tests replace it to play a crash
 
 
 def complete_due_calls(db: Database, *, workspace_id: str | None = None, batch_size: int = 100) -> int:
@@ -269,19 +223,7 @@ def complete_due_calls(db: Database, *, workspace_id: str | None = None, batch_s
 
 
 def _claim_due(session: Session, model, due, attempts, *, workspace_id: str | None, limit: int) -> list[str]:
-    now = clock.now()
-    stmt = select(model.id, attempts).where(due <= now)
-    if workspace_id:
-        stmt = stmt.where(model.workspace_id == workspace_id)
-    claimed = []
-    for object_id, tried in session.execute(stmt.order_by(due, model.id).limit(limit)).all():
-        # Still due on the row as it is now: a concurrent claimer that got there first moved it on.
-        won = session.execute(update(model).where(model.id == object_id, due <= now)
-                              .values({due: now + _call_lease(tried + 1), attempts: tried + 1})
-                              .execution_options(synchronize_session=False)).rowcount
-        if won == 1:
-            claimed.append(object_id)
-    return claimed
+    return external_calls.claim_due(session, model, due, attempts, workspace_id=workspace_id, limit=limit)
 
 
 # --- purchases -------------------------------------------------------------------------------------

@@ -159,6 +159,9 @@ def account_page(account_id: str, request: Request, user: WebUser = Depends(curr
         from creditdesk.web import assets as assets_web  # the account's assets and their history
 
         credit.update(assets_web.account_context(session, user, account))
+        from creditdesk.web import wallets as wallets_web  # the wallet and the payment preferences
+
+        credit.update(wallets_web.account_context(session, user, account))
     return render(request, "account.html", nav="finance", account=account, customer=customer,
                   address=addresses.one_line(address), balance=balance, outstanding=outstanding, lines=lines,
                   next_cursor=next_cursor, billing=billing, may_edit=may_open_accounts(user), **sections, **credit)

@@ -139,8 +139,13 @@ def _page(request: Request, user: WebUser, invoice_id: str, *, errors: dict | No
         from creditdesk.web.packages import line_choices  # Pay with credits (credit packages, issue 13)
 
         choices = line_choices(session, invoice)
+        from creditdesk.billing import payment_preferences, wallets  # Pay from the wallet; card charges
+
+        wallet = wallets.wallet_of(session, account.id)
+        wallet_balance = wallets.balance(session, wallet) if wallet is not None else None
+        charges = payment_preferences.list_charges(session, actor=user.actor, invoice_id=invoice.id, limit=20).items
     return render(request, "invoice.html", nav="finance", invoice=out, account=account, customer=customer,
-                  choices=choices, notes=notes, payments=paid, products=products, methods=PAYMENT_METHODS,
+                  wallet_balance=wallet_balance, charges=charges, choices=choices, notes=notes, payments=paid, products=products, methods=PAYMENT_METHODS,
                   may_write=may_write(user), errors=errors or {}, values=values or {},
                   money=lambda amount: currencies.format_money(amount, out.currency), status_code=status_code)
 
@@ -219,6 +224,12 @@ def post_invoice(invoice_id: str, request: Request, user: WebUser = Depends(curr
                  form: FormData = Depends(csrf_form)):
     def action(session) -> once.Done:
         invoice = invoices.post_invoice(session, invoice_id, actor=user.actor)
+        if invoice.status == "draft":  # over the credit limit: an opted-in card is charged first
+            from creditdesk.billing import payment_preferences
+
+            charge = payment_preferences.pending_charge(session, invoice.id)
+            return _back(invoice_id, f"Over the credit limit: charging {currencies.format_money(charge.amount, charge.currency)} "
+                                     "to the account's card first; the invoice posts when the charge succeeds.")
         return _back(invoice_id, f"Posted as {invoice.number}.")
     return _act(request, user, form, invoice_id, action)
 
