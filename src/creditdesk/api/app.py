@@ -124,6 +124,8 @@ def _include_optional(app: FastAPI) -> None:
     app.include_router(asset_routes.router, prefix="/v1")
     from creditdesk.api.routes import wallets as wallet_routes  # wallets, payment preferences (seed 004)
     app.include_router(wallet_routes.router, prefix="/v1")
+    from creditdesk.api.routes import subscriptions as subscription_routes  # subscriptions, bills (seed 002)
+    app.include_router(subscription_routes.router, prefix="/v1")
 
 
 def create_server_app() -> FastAPI:

@@ -61,6 +61,10 @@ class Invoice(Base):
     created_by: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # A bill (billing.subscriptions): the subscription it bills and the days it covers (end exclusive).
+    subscription_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)
 
 
 Index("ix_invoices_ws_id", Invoice.workspace_id, Invoice.id)

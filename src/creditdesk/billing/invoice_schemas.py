@@ -134,6 +134,9 @@ class InvoiceOut(BaseModel):
     amount_credited: int
     amount_due: int
     lines: list[LineOut]
+    subscription_id: str | None = Field(default=None, description="A bill: the subscription it bills.")
+    period_start: date | None = Field(default=None, description="A bill: the first day it covers.")
+    period_end: date | None = Field(default=None, description="A bill: the day after the last day it covers.")
     pending_charge_id: str | None = Field(default=None, description=(
         "A draft whose posting went over the credit limit while a card preference is opted in for purchases: "
         "the card is being charged first (GET /v1/gateway-charges/{id}); the invoice posts when it succeeds."))

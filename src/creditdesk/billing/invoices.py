@@ -138,6 +138,9 @@ def _price_line(session: Session, invoice: Invoice, line: InvoiceLine, product: 
                                       **kw).gross if line.credit_quantity_milli else 0
 
 
+price_line = _price_line  # the money of a line not stored (a bill's preview: billing.subscriptions)
+
+
 def _total(session: Session, invoice: Invoice) -> None:
     lines = lines_of(session, invoice.id)
     invoice.subtotal = sum(line.net for line in lines)
@@ -493,10 +496,18 @@ def void_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:
 def list_invoices(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
                   status: str | None = None, account_id: str | None = None, customer_id: str | None = None,
                   due_before: date | None = None, due_after: date | None = None,
-                  overdue: bool | None = None) -> Page[Invoice]:
-    """Newest first. `due_before`/`due_after` are inclusive; `overdue`: posted, not settled, past due."""
+                  overdue: bool | None = None, bills_only: bool = False, subscription_id: str | None = None,
+                  period_on: date | None = None) -> Page[Invoice]:
+    """Newest first. `due_before`/`due_after` are inclusive; `overdue`: posted, not settled, past due.
+    `bills_only`: invoices of subscriptions (bills); `period_on`: bills whose period covers that day."""
     stmt = _filtered(actor.workspace_id, status=status, account_id=account_id, customer_id=customer_id,
                      due_before=due_before, due_after=due_after, overdue=overdue)
+    if bills_only:
+        stmt = stmt.where(Invoice.subscription_id.is_not(None))
+    if subscription_id:
+        stmt = stmt.where(Invoice.subscription_id == subscription_id)
+    if period_on:
+        stmt = stmt.where(Invoice.period_start <= period_on, Invoice.period_end > period_on)
     return paginate(session, stmt, id_column=Invoice.id, limit=limit, cursor=cursor, descending=True)
 
 
@@ -540,6 +551,7 @@ def invoice_out(session: Session, invoice: Invoice) -> s.InvoiceOut:
         subtotal=invoice.subtotal, tax_total=invoice.tax_total, total=invoice.total,
         credits_value=invoice.credits_value, amount_paid=invoice.amount_paid, amount_credited=invoice.amount_credited,
         amount_due=invoice.amount_due, lines=[line_out(line) for line in lines_of(session, invoice.id)],
+        subscription_id=invoice.subscription_id, period_start=invoice.period_start, period_end=invoice.period_end,
         pending_charge_id=_pending_charge_id(session, invoice), posted_at=clock.aware(invoice.posted_at), settled_at=clock.aware(invoice.settled_at),
         voided_at=clock.aware(invoice.voided_at), created_at=clock.aware(invoice.created_at),
         updated_at=clock.aware(invoice.updated_at))

@@ -82,6 +82,7 @@ class BillingSettings(Base):
     # Invoice and credit note numbers, taken under this row's lock in the posting transaction (gap-free).
     next_invoice_number: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     next_credit_note_number: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    next_subscription_number: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # Accounting period settings: set once (NULL until then).
     period_frequency: Mapped[str | None] = mapped_column(String(12))
     period_start: Mapped[date | None] = mapped_column(Date)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from creditdesk.cli.billing import periods_app
+from creditdesk.cli.billing import billing_app, periods_app
 from creditdesk.cli.credits import balance, consume, history, jobs_app, ledger_app, packs_app
 from creditdesk.cli.db import db_app
 from creditdesk.cli.invoices import invoices_app
@@ -30,6 +30,7 @@ app.command("balance")(balance)
 app.command("history")(history)
 app.add_typer(periods_app, name="periods")
 app.add_typer(invoices_app, name="invoices")
+app.add_typer(billing_app, name="billing")
 app.add_typer(emails_app, name="emails")
 
 __all__ = ["app"]

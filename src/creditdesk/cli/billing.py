@@ -46,3 +46,43 @@ def periods_close(workspace_id: str = typer.Option(None, "--workspace", help="On
         except CreditdeskError as exc:
             fail(f"{exc.message} ({exc.code})")
     console.print(f"{count} accounting period(s) closed.")
+
+
+billing_app = typer.Typer(help="Billing runs of subscriptions (also run by `serve`'s jobs, as of today).",
+                          no_args_is_help=True)
+
+
+@billing_app.command("run")
+def billing_run(as_of: str = typer.Option(..., "--as-of", help="Bill everything due up to this day (YYYY-MM-DD)."),
+                workspace_id: str = typer.Option(None, "--workspace", help="Only this workspace (ws_...)."),
+                as_user: str = typer.Option(None, "--as", help="Bill as this master user id (default: the "
+                                                               "workspace's first master user)."),
+                batch_size: int = typer.Option(200, "--batch-size", min=1, max=5000,
+                                               help="Subscriptions per transaction."),
+                database_url: str = DatabaseOption):
+    """Bill every active subscription due as of --as-of, in batches, with a progress bar and a summary. Safe to
+    re-run: what was billed is no longer due, so nothing is billed twice; a run cut off resumes where it
+    stopped."""
+    from datetime import date
+
+    from creditdesk.billing import billing_runs
+
+    try:
+        day = date.fromisoformat(as_of)
+    except ValueError:
+        fail(f"--as-of {as_of!r} is not a date: write it as YYYY-MM-DD.")
+    db = open_schema_db(database_url)
+    with db.read() as session:
+        due = billing_runs.count_due(session, day, workspace_id=workspace_id)
+    actors: dict = {}
+
+    def actor_of(ws: str):
+        if ws not in actors:
+            actors[ws] = actor_for(db, ws, as_user)
+        return actors[ws]
+    with progress_bar() as progress:
+        task = progress.add_task(f"Billing subscriptions as of {day}", total=due)
+        row = billing_runs.run(db, day, workspace_id=workspace_id, actor_for=actor_of, batch_size=batch_size,
+                               progress=lambda n: progress.advance(task, n))
+    console.print(f"Billing run {row.id} as of {day}: {row.subscriptions_billed} subscription(s) billed, "
+                  f"{row.bills} bill(s) posted, {row.refused} refused (still due: see the log).")

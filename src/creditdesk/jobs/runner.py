@@ -58,6 +58,18 @@ def purge_idempotency_keys(db: Database, *, batch_size: int = idempotency.PURGE_
             return total
 
 
+def bill_due_subscriptions(db: Database) -> int:
+    """Bill every subscription due as of today (billing.billing_runs: nothing twice, resumable), as the system."""
+    from creditdesk import clock
+    from creditdesk.audit import Actor
+    from creditdesk.billing import billing_runs
+
+    with db.read() as session:
+        if not billing_runs.count_due(session, clock.now().date()):
+            return 0  # no run row for nothing: the jobs run every few seconds
+    return billing_runs.run(db, clock.now().date(), actor_for=Actor.system).subscriptions_billed
+
+
 def close_due_periods(db: Database, *, workspace_id: str | None = None, actor_for=None,
                       progress: Callable[[int], None] | None = None) -> int:
     """Close every accounting period that is over, earliest first, one period per transaction (billing.periods).
@@ -97,6 +109,7 @@ def run_all(db: Database) -> dict:
     from creditdesk.billing import payment_preferences  # card charges made first, left due by a crash
 
     result["card_charges_completed"] = payment_preferences.complete_due_charges(db)
+    result["subscriptions_billed"] = bill_due_subscriptions(db)
     result["periods_closed"] = close_due_periods(db)
     result["expiry_emails"] = send_expiry_emails(db)
     result["login_throttle_purged"] = purge_login_throttle(db)
