@@ -16,6 +16,8 @@ from tests.api.test_billing_accounts import SETTINGS, Api
 from tests.parties.factories import make_api_key, make_user, master_actor
 from tests.reliability.test_authorization_roles import workspace_state
 
+pytest_plugins = ["tests.billing.fake_stripe"]  # the fake_stripe fixture: a local server playing Stripe
+
 
 @pytest.fixture
 def api(client, workspace):
@@ -271,3 +273,37 @@ def test_members_may_not_touch_wallets_or_preferences(api, shop, client, db, wor
                        ("/v1/payment-preferences", {"account_id": account, "kind": "manual"})]:
         assert client.post(path, json=body, headers=headers).status_code == 403, path
     assert workspace_state(db, workspace.id) == before
+
+
+@pytest.fixture
+def stripe_configured(fake_stripe, monkeypatch):
+    """The Stripe adapter, on the official SDK, speaking HTTP to a local server playing Stripe."""
+    gateways.unregister_gateway("stripe")
+    monkeypatch.setenv("CREDITDESK_STRIPE_API_KEY", fake_stripe.api_key)
+    monkeypatch.setenv("CREDITDESK_STRIPE_API_BASE", fake_stripe.url)
+    yield fake_stripe
+    gateways.unregister_gateway("stripe")
+
+
+def test_charge_first_through_the_stripe_adapter(api, shop, stripe_configured):
+    stripe = stripe_configured
+    account = shop["account"]
+    limited(api, account, 10000)
+    pref = api.post("/v1/payment-preferences", {"account_id": account, "kind": "card", "gateway": "stripe",
+                                                "opt_in_purchases": True})
+    card = api.post(f"/v1/payment-preferences/{pref['id']}/cards", {"card_token": "pm_card_visa"})
+    assert (card["last4"], card["brand"]) == ("4242", "visa")
+    stored = api.get(f"/v1/payment-preferences/{pref['id']}")
+    assert "4242424242424242" not in str(stored)  # only the gateway's ids and the last four digits
+    problem = api.post(f"/v1/payment-preferences/{pref['id']}/cards", {"card_token": "pm_card_doesNotExist"},
+                       status=422)
+    assert problem["code"] == "invalid_card_token"
+    draft = draft_of(api, account)
+    answer = api.post(f"/v1/invoices/{draft['id']}/post", status=200)
+    [intent] = stripe.payment_intents
+    assert (intent["amount"], intent["currency"]) == (33000, "aud")
+    charge = api.get(f"/v1/gateway-charges/{answer['pending_charge_id']}")
+    assert (charge["status"], charge["gateway_ref"]) == ("succeeded", intent["id"])
+    [sent] = [r for r in stripe.requests if r.path.endswith("/payment_intents")]
+    assert sent.headers["idempotency-key"] == f"creditdesk:{charge['id']}"
+    assert api.get(f"/v1/invoices/{draft['id']}")["status"] == "settled"

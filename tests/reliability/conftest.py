@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from creditdesk.db import normalize_url
+from tests.billing.fake_stripe import FakeStripe
 from tests.conftest import BACKENDS, PG_URL
 from tests.reliability import summary
 from tests.reliability.server import LiveServer
@@ -25,10 +26,15 @@ def live_server(db, tmp_path_factory):
     on the real clock would expire packs those tests made under a frozen clock.
     """
     log = tmp_path_factory.mktemp("live-server") / "server.log"
-    server = LiveServer(db.url, log, env={"CREDITDESK_JOBS_INTERVAL_SECONDS": "0"})
+    # Card preferences talk to a local server playing Stripe (tests/billing/fake_stripe.py) through the SDK.
+    stripe = FakeStripe().start()
+    server = LiveServer(db.url, log, env={"CREDITDESK_JOBS_INTERVAL_SECONDS": "0",
+                                          "CREDITDESK_STRIPE_API_KEY": stripe.api_key,
+                                          "CREDITDESK_STRIPE_API_BASE": stripe.url})
     server.start()
     yield server
     server.stop()
+    stripe.stop()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -96,6 +96,16 @@ WRITE_BODIES = {
     ("PATCH", "/v1/payment-preferences/{preference_id}"): {"active": False},
     ("POST", "/v1/payment-preferences/{preference_id}/cards"): {"card_token": "pm_card_visa"},
     ("POST", "/v1/payment-preferences/{preference_id}/cards/{card_id}/remove"): None,
+    # subscriptions and bills (seed 002)
+    ("POST", "/v1/subscriptions/{subscription_id}/activate"): {},
+    ("POST", "/v1/subscriptions/{subscription_id}/services"): {"product": "{a_product}"},
+    ("POST", "/v1/subscriptions/{subscription_id}/remove-services"): {"service_id": "{a_product}"},
+    ("POST", "/v1/subscriptions/{subscription_id}/change-quantity"): {"service_id": "{a_product}", "quantity": 9},
+    ("POST", "/v1/subscriptions/{subscription_id}/suspend"): {},
+    ("POST", "/v1/subscriptions/{subscription_id}/resume"): {},
+    ("POST", "/v1/subscriptions/{subscription_id}/terminate"): {},
+    ("POST", "/v1/subscriptions/{subscription_id}/bill-preview"): {"as_of": "2030-01-01"},
+    ("POST", "/v1/subscriptions/{subscription_id}/bill"): {"as_of": "2030-01-01"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -107,14 +117,16 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "address_id": "address", "account_id": "account", "invoice_id": "invoice",
                 "line_id": "invoice_line", "payment_id": "payment", "rating_id": "credit_rating",
                 "rule_id": "override_rule", "member_id": "account", "asset_id": "asset",
-                "preference_id": "payment_preference", "card_id": "payment_card", "charge_id": "gateway_charge"}
+                "preference_id": "payment_preference", "card_id": "payment_card", "charge_id": "gateway_charge",
+                "subscription_id": "subscription", "run_id": "billing_run"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
                "tax_class": "taxc", "tax_rate": "taxr", "product": "prod", "price_plan": "plan",
                "address": "adr", "account": "acc", "invoice": "inv", "invoice_line": "inl", "payment": "pay",
                "credit_rating": "crat", "override_rule": "ovr", "asset": "ast",
-               "payment_preference": "ppref", "payment_card": "card", "gateway_charge": "gch"}
+               "payment_preference": "ppref", "payment_card": "card", "gateway_charge": "gch",
+               "subscription": "sub", "billing_run": "brun"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -228,6 +240,13 @@ def world(db, live_server):
     objs["payment_preference"] = bm.post("/v1/payment-preferences", {"account_id": objs["account"], "kind": "card",
                                                                      "gateway": "stripe"})["id"]
     objs["payment_card"], objs["gateway_charge"] = _card_and_charge(db, b.id, objs)
+    # Subscriptions: B's active subscription of a subscription service, and a billing run (nothing due).
+    bm.post("/v1/products", {"code": f"{B_CT}-sub", "name": f"{MARK} service", "kind": "subscription_service",
+                             "unit": "month"})
+    objs["subscription"] = bm.post("/v1/subscriptions", {
+        "account_id": objs["account"], "name": MARK, "activate_on": "2027-01-01",
+        "services": [{"product": f"{B_CT}-sub", "unit_price": 100}]})["id"]
+    objs["billing_run"] = bm.post("/v1/billing-runs", {"as_of": "2026-01-01"})["id"]
     a_account = am.post("/v1/accounts", {"customer_id": a_customer, "name": "A account"})["id"]
     a_invoice = am.post("/v1/invoices", {"account_id": a_account, "lines": [
         {"product": "a-product", "quantity": 1, "unit_price": 100}]})
@@ -294,7 +313,8 @@ def _b_snapshot(db, w) -> dict:
                  "credit_rating": "/v1/credit-ratings/{}", "override_rule": "/v1/override-rules/{}",
                  "asset": "/v1/assets/{}", "wallet": "/v1/accounts/{}/wallet",
                  "wallet_transactions": "/v1/accounts/{}/wallet/transactions",
-                 "payment_preference": "/v1/payment-preferences/{}", "gateway_charge": "/v1/gateway-charges/{}"}
+                 "payment_preference": "/v1/payment-preferences/{}", "gateway_charge": "/v1/gateway-charges/{}",
+                 "subscription": "/v1/subscriptions/{}", "billing_run": "/v1/billing-runs/{}"}
         owner = {"prices": "price_plan", "balance": "account", "statement": "account", "wallet": "account",
                  "wallet_transactions": "account"}
         for name, path in paths.items():
@@ -517,6 +537,8 @@ def test_authorization_matrix(db, live_server, world):
             ("POST", "/v1/assets/transfer", {"asset_ids": [objs["asset"]], "to_account_id": w["a_account"]}),
             ("POST", "/v1/assets/return", {"asset_ids": [objs["asset"]]}),
             ("POST", "/v1/payment-preferences", {"account_id": objs["account"], "kind": "bank_transfer"}),
+            ("POST", "/v1/subscriptions", {"account_id": objs["account"], "services": []}),
+            ("POST", "/v1/subscriptions", {"account_id": w["a_account"], "services": [{"product": f"{B_CT}-sub"}]}),
         ]
         for method, path, body in refs:
             r = send(method, path, body)

@@ -746,12 +746,65 @@ CASES += [
          {"account_id": "{account}", "kind": "bank_transfer"}, MANAGERS, special={c: 201 for c in MANAGERS}),
     Case("payment_preference.update", "PATCH", "/v1/payment-preferences/{preference_id}", "card_preference",
          {"use_billing_address": False}, MANAGERS, fresh=fresh_card),
-    # No gateway is configured in this server: callers allowed reach the gateway check (409).
+    # The live server's Stripe is tests/billing/fake_stripe.py (reliability/conftest.py).
     Case("payment_preference.card_register", "POST", "/v1/payment-preferences/{preference_id}/cards",
-         "card_preference", {"card_token": "pm_card_visa"}, MANAGERS, special={c: 409 for c in MANAGERS},
+         "card_preference", {"card_token": "pm_card_visa"}, MANAGERS, special={c: 201 for c in MANAGERS},
          fresh=fresh_card),
     Case("payment_preference.card_remove", "POST", "/v1/payment-preferences/{preference_id}/cards/{card_id}/remove",
          ("card_preference", "card"), None, MANAGERS, fresh=fresh_card),
+]
+
+
+# --- subscriptions and bills (README "Subscriptions and bills"): masters and managers change and bill;
+# everyone reads and previews; masters start billing runs ---
+
+def _subscription(w, *, status: str) -> dict:
+    m = w.master
+    if "sub_product" not in w.ids:
+        m.post("/v1/products", {"code": "matrix-sub", "name": "Matrix line", "kind": "subscription_service",
+                                "unit": "month"})
+        w.ids["sub_product"] = "matrix-sub"
+    body = {"account_id": w.ids["account"], "services": [{"product": "matrix-sub", "unit_price": 100}]}
+    if status != "draft":
+        body["activate_on"] = "2027-01-01"
+    sub = m.post("/v1/subscriptions", body)
+    if status == "suspended":
+        m.post(f"/v1/subscriptions/{sub['id']}/suspend", {"on": "2027-01-05"})
+    return {"subscription": sub["id"], "sub_service": sub["services"][0]["id"]}
+
+
+def fresh_subscription(status: str):
+    return lambda w, caller: _subscription(w, status=status)
+
+
+CASES += [
+    Case("subscription.create", "POST", "/v1/subscriptions", None,
+         {"account_id": "{account}", "services": [{"product": "{sub_product}", "unit_price": 100}]}, MANAGERS,
+         special={c: 201 for c in MANAGERS}, fresh=lambda w, caller: {
+             k: v for k, v in _subscription(w, status="draft").items() if k == "subscription"} | {
+             "sub_product": w.ids["sub_product"]}),
+    Case("subscription.activate", "POST", "/v1/subscriptions/{subscription_id}/activate", "subscription",
+         {"on": "2027-01-01"}, MANAGERS, fresh=fresh_subscription("draft")),
+    Case("subscription.service_add", "POST", "/v1/subscriptions/{subscription_id}/services", "subscription",
+         {"product": "matrix-sub", "unit_price": 50}, MANAGERS, fresh=fresh_subscription("active")),
+    Case("subscription.service_remove", "POST", "/v1/subscriptions/{subscription_id}/remove-services", "subscription",
+         {"service_id": "{sub_service}", "action": "remove", "effective_on": "2027-06-01"}, MANAGERS,
+         fresh=fresh_subscription("active")),
+    Case("subscription.quantity_change", "POST", "/v1/subscriptions/{subscription_id}/change-quantity",
+         "subscription", {"service_id": "{sub_service}", "quantity": 2}, MANAGERS, fresh=fresh_subscription("active")),
+    Case("subscription.suspend", "POST", "/v1/subscriptions/{subscription_id}/suspend", "subscription",
+         {"on": "2027-02-01"}, MANAGERS, fresh=fresh_subscription("active")),
+    Case("subscription.resume", "POST", "/v1/subscriptions/{subscription_id}/resume", "subscription",
+         {"on": "2027-02-01"}, MANAGERS, fresh=fresh_subscription("suspended")),
+    Case("subscription.terminate", "POST", "/v1/subscriptions/{subscription_id}/terminate", "subscription",
+         {"on": "2027-06-01"}, MANAGERS, fresh=fresh_subscription("active")),
+    Case("subscription.bill_preview", "POST", "/v1/subscriptions/{subscription_id}/bill-preview", "subscription",
+         {"as_of": "2027-01-01"}, ACTIVE, special={c: 200 for c in ACTIVE}, audited=False,
+         fresh=fresh_subscription("active")),
+    Case("subscription.bill", "POST", "/v1/subscriptions/{subscription_id}/bill", "subscription",
+         {"as_of": "2027-01-01"}, MANAGERS, special={c: 201 for c in MANAGERS}, fresh=fresh_subscription("active")),
+    Case("billing_run.start", "POST", "/v1/billing-runs", None, {"as_of": "2020-01-01"}, MASTER,
+         special={"master": 201}, audited=False),
 ]
 
 

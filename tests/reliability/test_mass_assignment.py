@@ -125,6 +125,22 @@ def target(db, live_server):
     ids["asset1"] = _ok(c.get("/v1/assets", params={"account_id": ids["acc1"]}))["data"][0]["id"]
     _ok(c.post("/v1/packs", json={"holder": {"kind": "customer", "id": ids["c1"]}, "credit_type": "unit",
                                   "quantity": 50, "name": "Customer credits"}))
+    # Wallets, payment preferences and subscriptions (seed 004, seed 002).
+    _ok(c.post(f"/v1/accounts/{ids['acc1']}/wallet"))
+    _ok(c.post(f"/v1/accounts/{ids['acc1']}/wallet/top-ups", json={"amount": 1000}))
+    ids["ppref1"] = _ok(c.post("/v1/payment-preferences", json={"account_id": ids["acc1"], "kind": "card",
+                                                                "gateway": "stripe"}))["id"]
+    _ok(c.post("/v1/products", json={"code": "ma-line", "name": "Line", "kind": "subscription_service",
+                                     "unit": "month"}))
+    subs_account = _ok(c.post("/v1/accounts", json={"customer_id": ids["c1"], "name": "Subscriptions"}))["id"]
+    for name in ("activate", "services", "remove", "qty", "suspend", "resume", "terminate", "bill"):
+        body = {"account_id": subs_account, "services": [{"product": "ma-line", "unit_price": 100}]}
+        if name != "activate":
+            body["activate_on"] = "2027-01-01"
+        sub = _ok(c.post("/v1/subscriptions", json=body))
+        ids[f"sub_{name}"], ids[f"subsvc_{name}"] = sub["id"], sub["services"][0]["id"]
+    _ok(c.post(f"/v1/subscriptions/{ids['sub_resume']}/suspend", json={"on": "2027-01-02"}))
+    ids["subs_account"] = subs_account
     # Credit control: a rating, a rule, and one account per lifecycle action in the state it needs.
     ids["crat1"] = _ok(c.post("/v1/credit-ratings", json={"code": "ma-rating", "name": "R"}))["id"]
     ids["ovr1"] = _ok(c.post("/v1/override-rules", json={"name": "ma-rule", "events": ["purchase"]}))["id"]
@@ -228,6 +244,40 @@ def _bases(ids: dict) -> dict:
         ("POST", "/v1/assets/transfer"): ("/v1/assets/transfer", {"asset_ids": [ids["asset1"]],
                                                                   "to_account_id": ids["acc_member"]}),
         ("POST", "/v1/assets/return"): ("/v1/assets/return", {"asset_ids": [ids["asset1"]]}),
+        # Wallets and payment preferences
+        ("POST", "/v1/accounts/{account_id}/wallet/top-ups"): (f"/v1/accounts/{ids['acc1']}/wallet/top-ups",
+                                                               {"amount": 100}),
+        ("POST", "/v1/accounts/{account_id}/wallet/refunds"): (f"/v1/accounts/{ids['acc1']}/wallet/refunds",
+                                                               {"amount": 1, "reason": "r"}),
+        ("POST", "/v1/invoices/{invoice_id}/pay-from-wallet"): (f"/v1/invoices/{ids['inv_posted']}/pay-from-wallet",
+                                                                {"amount": 1}),
+        ("POST", "/v1/payment-preferences"): ("/v1/payment-preferences", {"account_id": ids["acc1"],
+                                                                          "kind": "bank_transfer"}),
+        ("PATCH", "/v1/payment-preferences/{preference_id}"): (f"/v1/payment-preferences/{ids['ppref1']}",
+                                                               {"use_billing_address": False}),
+        ("POST", "/v1/payment-preferences/{preference_id}/cards"): (f"/v1/payment-preferences/{ids['ppref1']}/cards",
+                                                                    {"card_token": "pm_card_visa"}),
+        # Subscriptions and bills
+        ("POST", "/v1/subscriptions"): ("/v1/subscriptions", {"account_id": ids["subs_account"], "services": [
+            {"product": "ma-line", "quantity": 1}]}),
+        ("POST", "/v1/subscriptions/{subscription_id}/activate"): (f"/v1/subscriptions/{ids['sub_activate']}/activate", {}),
+        ("POST", "/v1/subscriptions/{subscription_id}/services"): (f"/v1/subscriptions/{ids['sub_services']}/services",
+                                                                   {"product": "ma-line", "unit_price": 1}),
+        ("POST", "/v1/subscriptions/{subscription_id}/remove-services"): (
+            f"/v1/subscriptions/{ids['sub_remove']}/remove-services", {"service_id": ids["subsvc_remove"],
+                                                                 "effective_on": "2027-06-01"}),
+        ("POST", "/v1/subscriptions/{subscription_id}/change-quantity"): (
+            f"/v1/subscriptions/{ids['sub_qty']}/change-quantity", {"service_id": ids["subsvc_qty"], "quantity": 2}),
+        ("POST", "/v1/subscriptions/{subscription_id}/suspend"): (f"/v1/subscriptions/{ids['sub_suspend']}/suspend", {}),
+        ("POST", "/v1/subscriptions/{subscription_id}/resume"): (
+            f"/v1/subscriptions/{ids['sub_resume']}/resume", {"on": "2027-02-01"}),
+        ("POST", "/v1/subscriptions/{subscription_id}/terminate"): (f"/v1/subscriptions/{ids['sub_terminate']}/terminate",
+                                                                    {}),
+        ("POST", "/v1/subscriptions/{subscription_id}/bill-preview"): (
+            f"/v1/subscriptions/{ids['sub_bill']}/bill-preview", {"as_of": "2027-01-01"}),
+        ("POST", "/v1/subscriptions/{subscription_id}/bill"): (f"/v1/subscriptions/{ids['sub_bill']}/bill",
+                                                               {"as_of": "2027-01-01"}),
+        ("POST", "/v1/billing-runs"): ("/v1/billing-runs", {"as_of": "2027-01-01"}),
     }
 
 

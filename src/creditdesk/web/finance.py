@@ -291,6 +291,9 @@ def customer_sections(session, user: WebUser, customer_id: str) -> dict:
     """The customer page's Accounts and Addresses sections."""
     book = addresses.list_addresses(session, customer_id, actor=user.actor)
     owned = accounts.list_accounts(session, actor=user.actor, customer_id=customer_id, limit=500).items
+    from creditdesk.web import subscriptions as subscriptions_web  # the customer's subscriptions and bills
+
     return {"addresses": book, "one_line": addresses.one_line, "accounts": owned,
             "balances": accounts.balances_of(session, owned), "may_edit_customer": may_open_accounts(user),
-            "billing_configured": settings.get_settings(session, user.workspace_id) is not None}
+            "billing_configured": settings.get_settings(session, user.workspace_id) is not None,
+            **subscriptions_web.customer_context(session, user, customer_id)}
