@@ -93,3 +93,76 @@ def write_packs_csv(path: str, world: World, rows: int, *, seed: int = 1, credit
                           rnd.choice((100, 100, 100, 50, 200)),
                           rnd.choice(("", "", "", "audit", "audit;tax")),
                           rnd.choice(("", "", "drive-2026", "renewal")), f"ext-{i}"])
+
+
+def subscriptions_world(db: Database, subscriptions: int, accounts: int, *, started=None) -> str:
+    """A workspace billing in AUD with a taxed subscription service (49.00 a month in the default plan),
+    `accounts` customers with an account each, and N active monthly subscriptions (billing day 1, started
+    `started`, default 2027-01-01) spread over them, written set-wise; returns the workspace id. Shared by
+    workload 7 and the billing run's kill -9 test."""
+    from datetime import date
+
+    from sqlalchemy import insert
+
+    from creditdesk.billing import accounts as account_service
+    from creditdesk.billing import schemas as bs
+    from creditdesk.billing import settings as billing_settings
+    from creditdesk.billing.subscription_models import Subscription, SubscriptionService
+    from creditdesk.catalog import schemas as cat
+    from creditdesk.catalog import service as catalog
+    from creditdesk.ids import new_id
+
+    world = make_world(db, offices=1, users=1)
+    actor = world.actor
+    started = started or date(2027, 1, 1)
+
+    def catalogue(session):
+        billing_settings.update_settings(session, bs.BillingSettingsUpdate(default_currency="AUD"), actor=actor)
+        catalog.create_tax_class(session, cat.TaxClassCreate(code="gst", name="GST"), actor=actor)
+        catalog.create_tax_rate(session, cat.TaxRateCreate(tax_class="gst", rate_bp=1000,
+                                                           valid_from=date(2020, 1, 1)), actor=actor)
+        product = catalog.create_product(session, cat.ProductCreate(code="line", name="Fibre line",
+                                                                    kind="subscription_service", unit="month",
+                                                                    tax_class="gst"), actor=actor)
+        plan = catalog.create_price_plan(session, cat.PricePlanCreate(code="aud", name="AUD", currency="AUD",
+                                                                      is_default=True), actor=actor)
+        catalog.set_price(session, plan.id, cat.PriceSet(product="line", unit_price=4900), actor=actor)
+        return product.id
+    product_id = db.write(catalogue)
+
+    def make_accounts(session, n0, n1):
+        out = []
+        for i in range(n0, n1):
+            customer = parties.create_customer(session, ps.CustomerCreate(name=f"Customer {i}"), actor=actor)
+            account = account_service.create_account(session, bs.AccountCreate(customer_id=customer.id, name="Main"),
+                                                     actor=actor)
+            out.append((account.id, customer.id))
+        return out
+    made: list[tuple[str, str]] = []
+    for start in range(0, accounts, 500):
+        made += db.write(lambda s, a=start: make_accounts(s, a, min(a + 500, accounts)))
+    now = datetime.now(UTC)
+    for start in range(0, subscriptions, 5000):
+        subs, services = [], []
+        for i in range(start, min(start + 5000, subscriptions)):
+            account_id, customer_id = made[i % len(made)]
+            sub_id = new_id("sub")
+            subs.append({"id": sub_id, "workspace_id": world.ws, "account_id": account_id, "customer_id": customer_id,
+                         "number": f"SUB-{i + 1:06d}", "name": "", "status": "active", "frequency": "monthly",
+                         "billing_day": 1, "started_on": started, "billed_through": started, "created_at": now,
+                         "updated_at": now})
+            services.append({"id": new_id("subsvc"), "workspace_id": world.ws, "subscription_id": sub_id,
+                             "product_id": product_id, "quantity": 1, "unit_price": None, "start_on": started,
+                             "billed_through": None, "created_at": now, "updated_at": now})
+
+        def write(session, subs=subs, services=services):
+            session.execute(insert(Subscription), subs)
+            session.execute(insert(SubscriptionService), services)
+        db.write(write)
+
+    def numbers(session):
+        from creditdesk.billing.models import BillingSettings
+
+        session.get(BillingSettings, world.ws).next_subscription_number = subscriptions + 1
+    db.write(numbers)
+    return world.ws
