@@ -40,6 +40,8 @@ def ensure_demo(session: Session) -> DemoInfo:
     _credit_control_demo(session, parties.actor_for_user(session, master))  # and before credit control
     _groups_demo(session, parties.actor_for_user(session, master))  # and before group accounts
     _package_demo(session, parties.actor_for_user(session, master))  # and before credit packages (issue 13)
+    _wallet_demo(session, parties.actor_for_user(session, master))  # and before wallets
+    _subscriptions_demo(session, parties.actor_for_user(session, master))  # and before subscriptions
     _, secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                        actor=Actor.system(ws.id))
     return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, secret)
@@ -108,6 +110,8 @@ def create_demo(session: Session) -> DemoInfo:
     _credit_control_demo(session, actor)
     _groups_demo(session, actor)
     _package_demo(session, actor)
+    _wallet_demo(session, actor)
+    _subscriptions_demo(session, actor)
 
     _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                             actor=actor)
@@ -283,6 +287,74 @@ def _groups_demo(session: Session, actor: Actor) -> None:
         "lines": [{"product": "consulting-hour", "quantity": "2"}, {"product": "sms-modem", "quantity": "1"}]}),
         actor=actor)
     invoices.post_invoice(session, invoice.id, actor=actor)
+def _initech_fleet(session: Session, actor: Actor):
+    from creditdesk.billing.models import BillingAccount
+
+    return session.scalar(select(BillingAccount).where(BillingAccount.workspace_id == actor.workspace_id,
+                                                       BillingAccount.name == "Initech fleet (AUD)"))
+
+
+def _wallet_demo(session: Session, actor: Actor) -> None:
+    """A wallet (seed 004) on Initech's AUD account with 500.00 in it, opted in for purchases: an invoice that
+    would take the account over its credit limit is paid from the wallet first. Acme's AUD account pays by bank
+    transfer. Once per workspace (nothing is made when a wallet exists)."""
+    from creditdesk.billing import payment_preferences, wallets
+    from creditdesk.billing import wallet_schemas as ws_
+    from creditdesk.billing.models import BillingAccount
+    from creditdesk.billing.wallet_models import Wallet
+
+    if session.scalar(select(Wallet.id).where(Wallet.workspace_id == actor.workspace_id).limit(1)) is not None:
+        return
+    fleet = _initech_fleet(session, actor)
+    if fleet is None:
+        return
+    wallets.open_wallet(session, fleet.id, actor=actor)
+    wallets.top_up(session, fleet.id, ws_.WalletTopUp(amount=50_000, method="bank_transfer",
+                                                      reference="Initech prepayment"), actor=actor)
+    payment_preferences.create_preference(session, ws_.PreferenceCreate(
+        account_id=fleet.id, kind="wallet", opt_in_purchases=True, opt_in_subscriptions=True), actor=actor)
+    acme = session.scalar(select(BillingAccount).where(BillingAccount.workspace_id == actor.workspace_id,
+                                                       BillingAccount.number == "ACC-000001"))
+    if acme is not None:
+        payment_preferences.create_preference(session, ws_.PreferenceCreate(account_id=acme.id, kind="bank_transfer"),
+                                              actor=actor)
+
+
+def _subscriptions_demo(session: Session, actor: Actor) -> None:
+    """Subscriptions (seed 002): a Cloud backup service next to Monthly support, and Initech's fleet subscribed
+    to both since the first of last month, billed monthly on the 1st (the jobs of `serve` bill what is due as of
+    today). Once per workspace (nothing is made when a subscription exists)."""
+    from datetime import date
+
+    from creditdesk import clock
+    from creditdesk.billing import subscriptions
+    from creditdesk.billing import subscription_schemas as ss
+    from creditdesk.billing.subscription_models import Subscription
+    from creditdesk.catalog import schemas as cats
+    from creditdesk.catalog import service as catalog
+    from creditdesk.catalog.models import PricePlan, Product
+
+    ws = actor.workspace_id
+    if session.scalar(select(Subscription.id).where(Subscription.workspace_id == ws).limit(1)) is not None:
+        return
+    fleet = _initech_fleet(session, actor)
+    if fleet is None or session.scalar(select(Product.id).where(Product.workspace_id == ws,
+                                                                Product.code == "support-monthly")) is None:
+        return
+    catalog.create_product(session, cats.ProductCreate(code="cloud-backup", name="Cloud backup",
+                                                       kind="subscription_service", unit="month",
+                                                       type="support-plans", tax_class="gst"), actor=actor)
+    plan = session.scalar(select(PricePlan).where(PricePlan.workspace_id == ws, PricePlan.code == "aud-standard"))
+    if plan is not None:
+        catalog.set_price(session, plan.id, cats.PriceSet(product="cloud-backup", unit_price=4_900), actor=actor)
+    today = clock.now().date()
+    last_month = date(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1)
+    subscriptions.create_subscription(session, ss.SubscriptionCreate(
+        account_id=fleet.id, name="Initech IT support", billing_day=1, activate_on=last_month,
+        services=[ss.ServiceIn(product="support-monthly"), ss.ServiceIn(product="cloud-backup", quantity=3)]),
+        actor=actor)
+
+
 def _package_demo(session: Session, actor: Actor) -> None:
     """Credit packages (seed 001): Massage and Facial services, a "10 massages" package whose credits pay
     only for Massage (12 months after purchase), and on the first AUD account a draft invoice with a Massage
