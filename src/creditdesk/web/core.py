@@ -291,10 +291,17 @@ def query_string(params: dict[str, Any], **changes: Any) -> str:
     return f"?{encoded}" if encoded else ""
 
 
+def period_text(start, end) -> str:
+    """A period stored end-exclusive, for people: "2027-01-01 to 2027-01-31" (its last day)."""
+    if start is None or end is None:
+        return "—"
+    return f"{start.isoformat()} to {date.fromordinal(end.toordinal() - 1).isoformat()}"
+
+
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
 _env.globals.update(fmt_amount=fmt_amount, fmt_date=fmt_date, fmt_datetime=fmt_datetime, query_string=query_string,
-                    currency_exponent=currency_exponent)
+                    currency_exponent=currency_exponent, period_text=period_text)
 
 
 def read_flash(request: Request) -> list[dict]:
