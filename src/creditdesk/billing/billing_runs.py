@@ -2,8 +2,9 @@
 
 A subscription is due when it is active and a service still has days to bill on or before the day
 (`subscriptions.billed_through <= as_of`). Each batch is one transaction: its subscriptions are locked with
-their accounts, billed (`subscriptions.bill_locked`), and their `billed_through` moved past the day, all or
-nothing. So:
+their accounts, billed, and their `billed_through` moved past the day, all or nothing. Subscriptions of plain
+accounts (no credit limit, no group, no pricing agreement) are billed set-wise (billing.bill_engine); the
+others one by one (`subscriptions.bill_locked`), with every rule of a single bill. So:
 - running it twice as of the same day bills nothing twice (what was billed is no longer due);
 - a crash in the middle loses at most the batch under way, which was never committed; running again
   resumes where the committed batches stopped;
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from creditdesk import audit, clock
 from creditdesk.audit import Actor, snapshot
-from creditdesk.billing import subscriptions
+from creditdesk.billing import bill_engine, subscriptions
 from creditdesk.billing import subscription_schemas as s
 from creditdesk.billing.models import BillingAccount
 from creditdesk.billing.subscription_models import BillingRun, Subscription
@@ -49,15 +50,35 @@ def count_due(session: Session, as_of: date, *, workspace_id: str | None = None)
 
 def _bill_batch(session: Session, ids: list[str], as_of: date, actor_for: Callable[[str], Actor],
                 run: BillingRun) -> None:
-    subs = list(session.scalars(select(Subscription).where(Subscription.id.in_(ids)).order_by(Subscription.id)))
-    for sub in subs:
-        account = session.scalar(select(BillingAccount).where(BillingAccount.id == sub.account_id).with_for_update())
-        session.refresh(sub, with_for_update=True)
-        if sub.status != "active" or sub.billed_through is None or sub.billed_through > as_of:
-            continue  # billed meanwhile (another run, a person): nothing twice
+    subs = list(session.scalars(select(Subscription).where(Subscription.id.in_(ids)).order_by(Subscription.id)
+                                .with_for_update()))
+    account_ids = sorted({sub.account_id for sub in subs})
+    account_rows = list(session.scalars(select(BillingAccount).where(BillingAccount.id.in_(account_ids))
+                                        .order_by(BillingAccount.id).with_for_update()))
+    due = [sub for sub in subs
+           if sub.status == "active" and sub.billed_through is not None and sub.billed_through <= as_of]
+    plain = bill_engine.plain_accounts(session, account_rows)
+    fast = [sub for sub in due if sub.account_id in plain]
+    slow = [sub for sub in due if sub.account_id not in plain]
+    if fast:
         try:
             with session.begin_nested():
-                invoice = subscriptions.bill_locked(session, sub, account, as_of, actor=actor_for(sub.workspace_id))
+                done, left = bill_engine.bill_set(session, fast, as_of, actor_for=actor_for)
+        except CreditdeskError:
+            log.exception("billing run %s: the set-wise path refused a batch; billing it one by one", run.id)
+            done, left = [], fast
+        for _sub, invoice_id, total in done:
+            run.subscriptions_billed += 1
+            if invoice_id is not None:
+                run.bills += 1
+                run.total += total
+        slow += left
+    accounts = {a.id: a for a in account_rows}
+    for sub in slow:
+        try:
+            with session.begin_nested():
+                invoice = subscriptions.bill_locked(session, sub, accounts[sub.account_id], as_of,
+                                                    actor=actor_for(sub.workspace_id))
         except CreditdeskError as exc:
             log.info("billing run %s: subscription %s refused: %s", run.id, sub.number, exc.code)
             run.refused += 1
