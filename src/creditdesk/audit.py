@@ -93,10 +93,11 @@ def record(session: Session, *, actor: Actor, action: str, object_type: str, obj
 
 
 def event_row(*, actor: Actor, action: str, object_type: str, object_id: str, before: dict | None = None,
-              after: dict | None = None) -> dict:
-    """One audit event as the row `record` writes; batch writers insert many with rawsql.insert_many."""
+              after: dict | None = None, event_id: str | None = None) -> dict:
+    """One audit event as the row `record` writes; batch writers insert many with rawsql.insert_many (and may
+    give ids made at once with ids.new_ids)."""
     return {
-        "id": new_id("evt"), "workspace_id": actor.workspace_id, "actor_kind": actor.kind,
+        "id": event_id or new_id("evt"), "workspace_id": actor.workspace_id, "actor_kind": actor.kind,
         "actor_id": actor.user_id, "api_key_id": actor.api_key_id, "action": action,
         "object_type": object_type, "object_id": object_id,
         "before": _jsonable(before) if before is not None else None,

@@ -9,12 +9,15 @@ import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
 
 
 def _encode(value: int, length: int) -> str:
+    if not length & 1:  # two characters (10 bits) per lookup: ids are made on every write
+        return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(5 * (length - 2), -1, -10)])
     chars = []
     for _ in range(length):
         chars.append(_ALPHABET[value & 31])
@@ -67,8 +70,6 @@ PREFIXES = {
     "payment_allocation": "pal",
 }
 
-
-_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 
 def new_ids(prefix: str, count: int) -> list[str]:

@@ -42,7 +42,7 @@ from creditdesk.billing.subscriptions import Piece, _line_description, pieces, p
 from creditdesk.catalog import service as catalog
 from creditdesk.catalog.lines import compute_line
 from creditdesk.catalog.models import Product
-from creditdesk.ids import new_id
+from creditdesk.ids import new_ids
 from creditdesk.ledger import service as ledger
 from creditdesk.ledger.batch import Batch, Operation, Reference, TransferSpec
 from creditdesk.ledger.models import NO_CACHE
@@ -135,6 +135,11 @@ def bill_set(session: Session, subs: list[Subscription], as_of: date, *, actor_f
         settings.next_invoice_number += len(billed)
         numbers = iter(range(first, first + len(billed)))
     invoice_rows, line_rows, entry_rows, events = [], [], [], []
+    # Ids made at once (ids.new_ids: one clock read, no per-id randomness), and each distinct line priced once.
+    line_count = sum(len(b.lines) for b in billed)
+    fresh = {prefix: iter(new_ids(prefix, count)) for prefix, count in (
+        ("inv", len(billed)), ("inl", line_count), ("evt", 2 * len(billed)), ("ent", 2 * len(billed)))}
+    totals_of: dict[tuple, object] = {}
     batch = Batch(session)
     operations = []
     systems: dict[tuple[str, str, str], str] = {}
@@ -143,13 +148,17 @@ def bill_set(session: Session, subs: list[Subscription], as_of: date, *, actor_f
             continue
         actor = actor_for(bill.sub.workspace_id)
         account = bill.account
-        invoice_id = new_id("inv")
+        invoice_id = next(fresh["inv"])
         subtotal = tax_total = total = 0
         for position, (svc, product, piece, unit) in enumerate(bill.lines, start=1):
             rate_id, rate_bp, inclusive = tax(product)
-            totals = compute_line(unit, Decimal(svc.quantity), rate_bp=rate_bp, inclusive=inclusive)
+            key = (unit, svc.quantity, rate_bp, inclusive)
+            totals = totals_of.get(key)
+            if totals is None:
+                totals = totals_of[key] = compute_line(unit, Decimal(svc.quantity), rate_bp=rate_bp,
+                                                       inclusive=inclusive)
             line_rows.append({
-                "id": new_id("inl"), "workspace_id": account.workspace_id, "invoice_id": invoice_id,
+                "id": next(fresh["inl"]), "workspace_id": account.workspace_id, "invoice_id": invoice_id,
                 "position": position, "product_id": product.id, "product_code": product.code,
                 "description": _line_description(product, piece), "quantity_milli": svc.quantity * QUANTITY_SCALE,
                 "unit_price": unit, "discount_kind": None, "discount_value": None, "tax_rate_id": rate_id,
@@ -183,17 +192,18 @@ def bill_set(session: Session, subs: list[Subscription], as_of: date, *, actor_f
         after = {"id": invoice_id, "number": number, "status": "posted", "total": total, "subscription_id":
                  bill.sub.id, "period_start": start, "period_end": end, "lines": len(bill.lines), "billing_run": True}
         events.append(audit.event_row(actor=actor, action="invoice.post", object_type="invoice", object_id=invoice_id,
-                                      after=after))
+                                      after=after, event_id=next(fresh["evt"])))
         events.append(audit.event_row(actor=actor, action="subscription.bill", object_type="subscription",
                                       object_id=bill.sub.id, after={"as_of": as_of, "invoice_id": invoice_id,
-                                                                    "billed_through": bill.billed_through}))
+                                                                    "billed_through": bill.billed_through},
+                                      event_id=next(fresh["evt"])))
         done.append((bill.sub, invoice_id, total))
     if operations:
         batch.load(op for op, *_ in operations)
         for op, legs, account, invoice_id in operations:
             transfers = batch.apply(op)
             for transfer, (amount, kind) in zip(transfers, legs):
-                entry_rows.append({"id": new_id("ent"), "workspace_id": account.workspace_id, "account_id": account.id,
+                entry_rows.append({"id": next(fresh["ent"]), "workspace_id": account.workspace_id, "account_id": account.id,
                                    "transfer_id": transfer.id, "direction": "debit", "kind": kind, "amount": amount,
                                    "source_amount": None, "source_currency": None, "rate_id": None,
                                    "rate_scaled": None, "rate_valid_from": None, "created_at": transfer.created_at})

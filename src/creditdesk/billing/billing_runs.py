@@ -67,11 +67,9 @@ def _bill_batch(session: Session, ids: list[str], as_of: date, actor_for: Callab
         except CreditdeskError:
             log.exception("billing run %s: the set-wise path refused a batch; billing it one by one", run.id)
             done, left = [], fast
-        for _sub, invoice_id, total in done:
-            run.subscriptions_billed += 1
-            if invoice_id is not None:
-                run.bills += 1
-                run.total += total
+        run.subscriptions_billed += len(done)
+        run.bills += sum(1 for _, invoice_id, _ in done if invoice_id is not None)
+        run.total += sum(total for *_, total in done)
         slow += left
     accounts = {a.id: a for a in account_rows}
     for sub in slow:
