@@ -32,15 +32,48 @@ def test_upgrade_is_idempotent_and_downgrade_round_trips(empty_db):
     migrate.upgrade(empty_db)
     migrate.upgrade(empty_db)  # nothing to do the second time
     assert migrate.current_revision(empty_db) == head()
-    cfg = migrate.alembic_config(empty_db)
-    from alembic import command
-
-    with empty_db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "base")
+    migrate.downgrade(empty_db, "base")
     assert set(inspect(empty_db.engine).get_table_names()) <= {"alembic_version"}
     migrate.upgrade(empty_db)
     migrate.check(empty_db)
+
+
+def test_a_table_other_rows_point_to_is_rebuilt_with_its_rows(empty_db):
+    """0020 rebuilds `payments` on SQLite (its method check takes `wallet`) while allocations point to it, and
+    `packs` and `credit_types` lose a column on the way down: down to 0019 and up again keeps every row."""
+    from creditdesk.billing import invoices, payments
+    from creditdesk.billing import invoice_schemas as ins
+    from creditdesk.billing.invoice_models import PaymentAllocation
+    from sqlalchemy import func, select
+    from tests.billing.factories import configure, make_account
+    from tests.conftest import make_workspace
+    from tests.parties.factories import make_customer, master_actor
+
+    migrate.upgrade(empty_db)
+    ws = make_workspace(empty_db)
+    actor = master_actor(empty_db, ws.id)
+    configure(empty_db, actor=actor)
+    account = make_account(empty_db, actor=actor, customer_id=make_customer(empty_db, actor=actor))
+
+    def bill_and_pay(session):
+        from creditdesk.catalog import schemas as cs
+        from creditdesk.catalog import service as catalog
+
+        catalog.create_product(session, cs.ProductCreate(code="p", name="P", kind="service", unit="each"), actor=actor)
+        inv = invoices.create_invoice(session, ins.InvoiceCreate(account_id=account.id, lines=[
+            ins.LineCreate(product="p", quantity=1, unit_price=500)]), actor=actor)
+        invoices.post_invoice(session, inv.id, actor=actor)
+        payments.record_payment(session, ins.PaymentCreate(account_id=account.id, amount=500), actor=actor)
+    empty_db.write(bill_and_pay)
+
+    def allocations() -> int:
+        with empty_db.read() as session:
+            return session.scalar(select(func.count()).select_from(PaymentAllocation))
+    assert allocations() == 1
+    migrate.downgrade(empty_db, "0019")
+    assert allocations() == 1
+    migrate.upgrade(empty_db)
+    assert allocations() == 1 and migrate.current_revision(empty_db) == head()
 
 
 def test_the_test_database_was_built_by_the_migrations(db):

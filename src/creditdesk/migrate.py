@@ -21,10 +21,35 @@ def alembic_config(db: Database) -> Config:
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
+    _migrate(db, command.upgrade, revision)
+
+
+def downgrade(db: Database, revision: str) -> None:
+    _migrate(db, command.downgrade, revision)
+
+
+def _migrate(db: Database, step, revision: str) -> None:
+    """Run migrations in one transaction. On SQLite a migration that changes a constraint rebuilds the table
+    (alembic's batch mode: copy, DROP, rename), and with foreign keys enforced the DROP of a table other rows
+    point to fails. SQLite's own procedure for such changes: foreign keys off outside the transaction, the
+    change, `PRAGMA foreign_key_check` (any row it reports refuses the migration), foreign keys back on."""
     cfg = alembic_config(db)
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    with db.engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        raw = conn.connection.dbapi_connection if sqlite else None
+        if sqlite:
+            raw.execute("PRAGMA foreign_keys=OFF")  # no transaction is open yet: the pragma takes effect
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                step(cfg, revision)
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"the migration left rows whose foreign keys point nowhere: {broken[:5]}")
+        finally:
+            if sqlite:
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 def check(db: Database) -> None:

@@ -650,7 +650,7 @@ PACK_COLUMNS = ("id", "workspace_id", "holder_kind", "holder_id", "customer_id",
                 "project_manager_id", "purchased_at", "starts_at", "expires_at", "expiry_months", "priority",
                 "product_codes", "status", "status_label", "notes", "void_reason", "ledger_account_id",
                 "origin_pack_id", "credit_transfer_id", "idempotency_key", "internal_key", "created_at",
-                "updated_at")
+                "updated_at", "wallet_id")
 EVENT_COLUMNS = ("id", "workspace_id", "actor_kind", "actor_id", "api_key_id", "action", "object_type", "object_id",
                  "before", "after", "created_at")
 _TABLES = ((Pack.__table__, PACK_COLUMNS), (AuditEvent.__table__, EVENT_COLUMNS))
@@ -708,7 +708,7 @@ def _python_rows(clean, ids, *, actor: Actor, now: datetime) -> tuple[list, list
                 v["source"], v["external_ref"], v["name"], v["relationship_manager_id"], v["project_manager_id"],
                 purchased.at, starts.at, expires.at if expires else None, v["expiry_months"], v["priority"],
                 v["product_codes"], "active", v["status_label"], v["notes"], None, account_id, None, None,
-                None if row.derived else row.key, row.key if row.derived else None, now, now)
+                None if row.derived else row.key, row.key if row.derived else None, now, now, None)
         packs.append(pack)
         # audit.snapshot of the pack grant_pack would have made: every column, JSON-ready.
         events.append((event_ids[i],) + event_head
@@ -743,7 +743,7 @@ def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list]:
         packs.append((pack_id, ws, v["kind"], hid, customer, ct.id, unit, quantity, price, currency, int(paid),
                       v["source"], external_ref, name, rm, pm, purchased.stored, starts.stored,
                       expires.stored if expires else None, months, v["priority"], codes_json, "active",
-                      v["status_label"], v["notes"], None, account_id, None, None, key, internal, stamp, stamp))
+                      v["status_label"], v["notes"], None, account_id, None, None, key, internal, stamp, stamp, None))
         # json.dumps(audit.snapshot(pack)) of the pack grant_pack would have made (see _snapshot_json).
         after = (f'{{"id": "{pack_id}", "workspace_id": {q_ws}, "holder_kind": {q(v["kind"])}, '
                  f'"holder_id": {q(hid)}, "customer_id": {"null" if customer is None else q(customer)}, '
@@ -759,7 +759,7 @@ def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list]:
                  f'"notes": {_q(v["notes"])}, "void_reason": null, '
                  f'"ledger_account_id": "{account_id}", "origin_pack_id": null, "credit_transfer_id": null, '
                  f'"idempotency_key": {_opt(key)}, "internal_key": {_opt(internal)}, '
-                 f'"created_at": "{now_iso}", "updated_at": "{now_iso}"}}')
+                 f'"created_at": "{now_iso}", "updated_at": "{now_iso}", "wallet_id": null}}')
         events.append((event_ids[i],) + event_head + (pack_id, "null", after, stamp))
     return packs, events
 

@@ -92,8 +92,6 @@ class Pack(Base):
     void_reason: Mapped[str | None] = mapped_column(Text)
     ledger_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"), unique=True)
     origin_pack_id: Mapped[str | None] = mapped_column(ForeignKey("packs.id"))
-    # The account wallet whose money this pack is (billing.wallets); None for every other pack.
-    wallet_id: Mapped[str | None] = mapped_column(String(40), index=True)
     credit_transfer_id: Mapped[str | None] = mapped_column(String(40))
     # The key a user (API, back office, their CSV column) gave the grant: the same request replays, another
     # request under it is refused.
@@ -103,6 +101,8 @@ class Pack(Base):
     internal_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The account wallet whose money this pack is (billing.wallets); None for every other pack.
+    wallet_id: Mapped[str | None] = mapped_column(String(40), index=True)
 
 
 Index("uq_packs_workspace_id_internal_key", Pack.workspace_id, Pack.internal_key, unique=True)

@@ -50,9 +50,20 @@ def _takes_int(annotation) -> bool:
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
+_BASIC_DATE = re.compile(r"\s*(\d{4})(\d{2})(\d{2})\s*")
+
+
 def no_number_for_a_date(value):
     """Pydantic's lax mode reads a number (or a string of digits) as seconds since 1970; the API documents
-    dates and instants as ISO 8601 text, so a number is a client bug, refused rather than guessed."""
+    dates and instants as ISO 8601 text, so a number is a client bug, refused rather than guessed. Eight digits
+    are ISO 8601's basic form of a date (20260115: 15 January 2026), read as such."""
+    basic = _BASIC_DATE.fullmatch(value) if isinstance(value, str) else None
+    if basic is not None:
+        try:
+            return date(int(basic[1]), int(basic[2]), int(basic[3])).isoformat()
+        except ValueError:
+            raise PydanticCustomError("date_format", "{value} is not a day of the calendar (YYYYMMDD)",
+                                      {"value": value.strip()}) from None
     if isinstance(value, (int, float)) and not isinstance(value, bool) \
             or isinstance(value, str) and _NUMBER.fullmatch(value):
         raise PydanticCustomError("date_format", "Write a date as YYYY-MM-DD or an instant as ISO 8601 "
