@@ -328,13 +328,20 @@ def test_true_or_false_is_not_a_number(client, db, workspace, method, path, body
     ("/v1/consumptions", {"created_from": "1e9"}),
     ("/v1/packs", {"expires_from": "0"}),
     ("/v1/audit-events", {"since": "12"}),
-    ("/v1/invoices", {"due_before": "20261203"}),
+    ("/v1/invoices", {"due_before": "1764720000"}),
 ])
 def test_a_number_is_not_a_date_in_a_query(client, workspace, path, params):
     # Pydantic would read these as seconds since 1970; the API documents ISO 8601 text only.
     r = client.get(path, params=params, headers=workspace.headers)
     problem = assert_problem(r, 422, "validation_error")
     assert [e["loc"][-1] for e in problem["errors"]] == list(params), problem
+
+
+def test_eight_digits_are_an_iso_basic_date(client, workspace):
+    ok = client.get("/v1/invoices", params={"due_before": "20261203"}, headers=workspace.headers)
+    assert ok.status_code == 200, ok.text
+    r = client.get("/v1/invoices", params={"due_before": "20261399"}, headers=workspace.headers)
+    assert_problem(r, 422, "validation_error")
 
 
 def test_a_number_is_not_a_date_in_a_body(client, db, workspace):
