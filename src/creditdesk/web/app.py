@@ -17,6 +17,7 @@ from creditdesk.web import notify as notify_pages
 from creditdesk.web import groups as groups_web  # group accounts and pricing agreements
 from creditdesk.web import assets as assets_web  # account assets (seed 004)
 from creditdesk.web import wallets as wallets_web  # wallets and payment preferences (seed 004)
+from creditdesk.web import activities as activities_web  # activities (seed 002)
 from creditdesk.web.core import STATIC_DIR, WebRoute, read_session
 
 
@@ -30,7 +31,7 @@ def mount(app: FastAPI) -> None:
     for router in (home, auth.router, packs.fixed, packs.router, people.fixed, clients.router, projects.fixed,
                    projects.router, activity.router, sms.router, catalog.router, finance.fixed, finance.router,
                    invoices.fixed, invoices.router, people.router, notify_pages.router, groups_web.router,
-                   assets_web.router, wallets_web.router, credit_control.router):  # after finance: its /accounts/{id}/{action} is the last to match
+                   assets_web.router, wallets_web.router, activities_web.router, credit_control.router):  # after finance: its /accounts/{id}/{action} is the last to match
         app.include_router(router)
     from creditdesk.web import packages as package_pages  # credit packages sold (issue 13)
     app.include_router(package_pages.router)
