@@ -230,3 +230,21 @@ def test_activity_types_take_services_only(shop, db):
     updated = db.write(lambda session: activities.type_out(session, activities.update_type(
         session, shop.install_type.id, s.ActivityTypeUpdate(services=["install", "hours"]), actor=shop.actor)))
     assert updated.services == ["install", "hours"]
+
+
+def test_the_demo_has_activity_types_and_one_open_installation(db):
+    from creditdesk import demo
+    from creditdesk.activities.models import ActivityType
+    from creditdesk.parties.models import User
+
+    info = db.write(demo.create_demo)
+    db.write(demo.ensure_demo)  # run again: nothing twice
+    with db.read() as session:
+        types = {t.code: t for t in session.scalars(select(ActivityType).where(
+            ActivityType.workspace_id == info.workspace_id))}
+        assert sorted(types) == ["installation", "repair", "visit"]
+        rows = list(session.scalars(select(Activity).where(Activity.workspace_id == info.workspace_id)))
+        assert [(a.type_id, a.status) for a in rows] == [(types["installation"].id, "open")]
+        assert session.get(User, rows[0].assignee_user_id).email == "bob@demo.example.com"
+        out = activities.activity_out(session, rows[0])
+        assert [v.product for v in out.services] == ["installation"] and out.unit.kind == "team"
