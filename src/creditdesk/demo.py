@@ -42,6 +42,7 @@ def ensure_demo(session: Session) -> DemoInfo:
     _package_demo(session, parties.actor_for_user(session, master))  # and before credit packages (issue 13)
     _wallet_demo(session, parties.actor_for_user(session, master))  # and before wallets
     _subscriptions_demo(session, parties.actor_for_user(session, master))  # and before subscriptions
+    _activities_demo(session, parties.actor_for_user(session, master))  # and before activities (seed 002)
     _, secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                        actor=Actor.system(ws.id))
     return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, secret)
@@ -112,6 +113,7 @@ def create_demo(session: Session) -> DemoInfo:
     _package_demo(session, actor)
     _wallet_demo(session, actor)
     _subscriptions_demo(session, actor)
+    _activities_demo(session, actor)
 
     _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                             actor=actor)
@@ -397,6 +399,55 @@ def _package_demo(session: Session, actor: Actor) -> None:
         invoices.create_invoice(session, ins.InvoiceCreate.model_validate({
             "account_id": account.id, "notes": "Spa visit: the massage can be paid with a massage package",
             "lines": [{"product": "massage", "quantity": 1}, {"product": "facial", "quantity": 1}]}), actor=actor)
+
+
+def _activities_demo(session: Session, actor: Actor) -> None:
+    """Activities (seed 002): types installation (adding a one-time "Installation" service, made here with its
+    prices when the catalogue has none), repair and visit, and one open installation for the first customer
+    with an account, assigned to Bob Builder of the Project delivery team. Once per workspace."""
+    from datetime import timedelta
+
+    from creditdesk import clock
+    from creditdesk.activities import schemas as acs
+    from creditdesk.activities import service as activities
+    from creditdesk.activities.models import ActivityType
+    from creditdesk.billing.models import BillingAccount
+    from creditdesk.catalog import schemas as cs
+    from creditdesk.catalog import service as catalog
+    from creditdesk.catalog.models import PricePlan, Product
+    from creditdesk.parties.models import Team
+
+    ws = actor.workspace_id
+    if session.scalar(select(ActivityType.id).where(ActivityType.workspace_id == ws)):
+        return
+    service = session.scalar(select(Product).where(Product.workspace_id == ws, Product.code == "installation"))
+    if service is None:
+        service = catalog.create_product(session, cs.ProductCreate(
+            code="installation", name="Installation", kind="one_time_service", unit="each"), actor=actor)
+        for plan in session.scalars(select(PricePlan).where(PricePlan.workspace_id == ws,
+                                                            PricePlan.code.in_(["aud-standard", "eur-standard"]))):
+            catalog.set_price(session, plan.id, cs.PriceSet(product="installation",
+                                                            unit_price=12000 if plan.currency == "AUD" else 7500),
+                              actor=actor)
+    services = [service.code] if service.kind in activities.SERVICE_KINDS else []
+    for code, name, with_services in (("installation", "Installation", services), ("repair", "Repair", []),
+                                      ("visit", "Visit", [])):
+        activities.create_type(session, acs.ActivityTypeCreate(code=code, name=name, services=with_services),
+                               actor=actor)
+    account = session.scalar(select(BillingAccount).where(BillingAccount.workspace_id == ws,
+                                                          BillingAccount.status == "active")
+                             .order_by(BillingAccount.number))
+    worker = session.scalar(select(User).where(User.workspace_id == ws, User.email == "bob@demo.example.com"))
+    team = session.scalar(select(Team).where(Team.workspace_id == ws, Team.name == "Project delivery"))
+    if account is None:
+        return
+    start = clock.now().replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    activities.schedule(session, acs.ActivityCreate.model_validate({
+        "customer_id": account.customer_id, "type": "installation", "account_id": account.id,
+        "details": "Install the SMS modem and train the front desk.", "starts_at": start,
+        "estimated_completion_at": start + timedelta(hours=3), "expected_completion_at": start + timedelta(days=1),
+        "unit": {"kind": "team", "id": team.id} if team else None,
+        "assignee_user_id": worker.id if worker else None}), actor=actor)
 
 
 SECRET_FILE = ".creditdesk-secret"

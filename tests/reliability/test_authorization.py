@@ -29,6 +29,7 @@ from tests.reliability import summary
 
 MARK = "SECRETB"
 B_CT = "secretb"
+ACT_START = "2027-01-01T09:00:00Z"
 PERMISSIONS = ["send_sms", "manage_office_credits", "manage_packs", "consume_credits", "manage_users"]
 
 # A valid body for every write that takes an id, so that a refusal is about the id, not the body.
@@ -106,6 +107,12 @@ WRITE_BODIES = {
     ("POST", "/v1/subscriptions/{subscription_id}/terminate"): {},
     ("POST", "/v1/subscriptions/{subscription_id}/bill-preview"): {"as_of": "2030-01-01"},
     ("POST", "/v1/subscriptions/{subscription_id}/bill"): {"as_of": "2030-01-01"},
+    # activities (seed 002)
+    ("PATCH", "/v1/activity-types/{activity_type_id}"): {"name": "Stolen"},
+    ("PATCH", "/v1/activities/{activity_id}"): {"details": "Stolen"},
+    ("POST", "/v1/activities/{activity_id}/start"): None,
+    ("POST", "/v1/activities/{activity_id}/complete"): None,
+    ("POST", "/v1/activities/{activity_id}/cancel"): {"reason": "Stolen"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -118,7 +125,8 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "line_id": "invoice_line", "payment_id": "payment", "rating_id": "credit_rating",
                 "rule_id": "override_rule", "member_id": "account", "asset_id": "asset",
                 "preference_id": "payment_preference", "card_id": "payment_card", "charge_id": "gateway_charge",
-                "subscription_id": "subscription", "run_id": "billing_run"}
+                "subscription_id": "subscription", "run_id": "billing_run",
+                "activity_type_id": "activity_type", "activity_id": "activity"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
@@ -126,7 +134,8 @@ FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team"
                "address": "adr", "account": "acc", "invoice": "inv", "invoice_line": "inl", "payment": "pay",
                "credit_rating": "crat", "override_rule": "ovr", "asset": "ast",
                "payment_preference": "ppref", "payment_card": "card", "gateway_charge": "gch",
-               "subscription": "sub", "billing_run": "brun"}
+               "subscription": "sub", "billing_run": "brun",
+               "activity_type": "atyp", "activity": "act"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -233,6 +242,15 @@ def world(db, live_server):
                                                "reference": MARK})["id"]
     objs["asset"] = bm.post("/v1/assets/import", {"account_id": objs["account"], "description": f"{MARK} asset",
                                                   "serial_number": MARK})["id"]
+    # Activities: B's type (code B_CT, B's product as its service) and an open activity of B's customer, linked
+    # to B's invoice and assigned to B's user and office.
+    objs["activity_type"] = bm.post("/v1/activity-types", {"code": B_CT, "name": f"{MARK} activity type",
+                                                           "services": [B_CT]})["id"]
+    objs["activity"] = bm.post("/v1/activities", {
+        "customer_id": objs["customer"], "type": B_CT, "starts_at": "2027-01-01T09:00:00Z", "details": MARK,
+        "contact": {"name": f"{MARK} contact", "phone": "+61 400 000 000"},
+        "link": {"kind": "invoice", "id": objs["invoice"]}, "assignee_user_id": objs["user"],
+        "unit": {"kind": "office", "id": objs["office2"]}})["id"]
     # Wallets and payment preferences: B's wallet with money, a card preference with a card and a charge (the
     # card and the charge written as the gateway would leave them: no gateway runs in this test).
     bm.post(f"/v1/accounts/{objs['account']}/wallet")
@@ -248,6 +266,7 @@ def world(db, live_server):
         "services": [{"product": f"{B_CT}-sub", "unit_price": 100}]})["id"]
     objs["billing_run"] = bm.post("/v1/billing-runs", {"as_of": "2026-01-01"})["id"]
     a_account = am.post("/v1/accounts", {"customer_id": a_customer, "name": "A account"})["id"]
+    am.post("/v1/activity-types", {"code": "a-visit", "name": "A visit"})
     a_invoice = am.post("/v1/invoices", {"account_id": a_account, "lines": [
         {"product": "a-product", "quantity": 1, "unit_price": 100}]})
     # Credit control: B's rating (code B_CT) with a limit, an override rule naming it, B's account rated.
@@ -314,7 +333,8 @@ def _b_snapshot(db, w) -> dict:
                  "asset": "/v1/assets/{}", "wallet": "/v1/accounts/{}/wallet",
                  "wallet_transactions": "/v1/accounts/{}/wallet/transactions",
                  "payment_preference": "/v1/payment-preferences/{}", "gateway_charge": "/v1/gateway-charges/{}",
-                 "subscription": "/v1/subscriptions/{}", "billing_run": "/v1/billing-runs/{}"}
+                 "subscription": "/v1/subscriptions/{}", "billing_run": "/v1/billing-runs/{}",
+                 "activity_type": "/v1/activity-types/{}", "activity": "/v1/activities/{}"}
         owner = {"prices": "price_plan", "balance": "account", "statement": "account", "wallet": "account",
                  "wallet_transactions": "account"}
         for name, path in paths.items():
@@ -539,6 +559,26 @@ def test_authorization_matrix(db, live_server, world):
             ("POST", "/v1/payment-preferences", {"account_id": objs["account"], "kind": "bank_transfer"}),
             ("POST", "/v1/subscriptions", {"account_id": objs["account"], "services": []}),
             ("POST", "/v1/subscriptions", {"account_id": w["a_account"], "services": [{"product": f"{B_CT}-sub"}]}),
+            ("POST", "/v1/activity-types", {"code": "stolen", "name": "x", "services": [B_CT]}),
+            ("POST", "/v1/activity-types", {"code": "stolen", "name": "x", "services": [objs["product"]]}),
+            ("POST", "/v1/activities", {"customer_id": objs["customer"], "type": "a-visit", "starts_at": ACT_START}),
+            ("POST", "/v1/activities", {"customer_id": w["a_customer"], "type": B_CT, "starts_at": ACT_START}),
+            ("POST", "/v1/activities", {"customer_id": w["a_customer"], "type": objs["activity_type"],
+                                        "starts_at": ACT_START}),
+            ("POST", "/v1/activities", {"customer_id": w["a_customer"], "type": "a-visit", "starts_at": ACT_START,
+                                        "link": {"kind": "invoice", "id": objs["invoice"]}}),
+            ("POST", "/v1/activities", {"customer_id": w["a_customer"], "type": "a-visit", "starts_at": ACT_START,
+                                        "link": {"kind": "pack", "id": objs["pack"]}}),
+            ("POST", "/v1/activities", {"customer_id": w["a_customer"], "type": "a-visit", "starts_at": ACT_START,
+                                        "account_id": objs["account"]}),
+            ("POST", "/v1/activities", {"customer_id": w["a_customer"], "type": "a-visit", "starts_at": ACT_START,
+                                        "assignee_user_id": objs["user"]}),
+            ("POST", "/v1/activities", {"customer_id": w["a_customer"], "type": "a-visit", "starts_at": ACT_START,
+                                        "unit": {"kind": "office", "id": objs["office2"]}}),
+            ("POST", "/v1/activities", {"customer_id": w["a_customer"], "type": "a-visit", "starts_at": ACT_START,
+                                        "unit": {"kind": "team", "id": objs["team"]}}),
+            ("POST", "/v1/activities", {"customer_id": w["a_customer"], "type": "a-visit", "starts_at": ACT_START,
+                                        "services": [{"product": objs["product"]}]}),
         ]
         for method, path, body in refs:
             r = send(method, path, body)

@@ -808,6 +808,55 @@ CASES += [
 ]
 
 
+# --- activities (README "Activities"): masters and managers schedule, change and cancel, and manage the types;
+# the user an activity is assigned to (here `mem`) also starts and completes it; everyone reads ---
+
+ACTIVITY_START = "2027-01-01T09:00:00Z"
+
+
+def fresh_activity_type(w, caller):
+    """An activity type of its own (a fresh code), by the master."""
+    code = f"matrix-type-{secrets.token_hex(4)}"
+    return {"activity_type": w.master.post("/v1/activity-types", {"code": code, "name": "Matrix type"})["id"],
+            "activity_type_code": code}
+
+
+def fresh_activity(started: bool = False):
+    """An open (or started) activity of the matrix customer assigned to `mem`, without services, by the master."""
+    def make(w, caller):
+        if "activity_visit" not in w.ids:
+            w.master.post("/v1/activity-types", {"code": "matrix-visit", "name": "Visit"})
+            w.ids["activity_visit"] = "matrix-visit"
+        activity = w.master.post("/v1/activities", {"customer_id": w.ids["customer"], "type": "matrix-visit",
+                                                    "starts_at": ACTIVITY_START,
+                                                    "assignee_user_id": w.user_ids["mem"]})["id"]
+        if started:
+            w.master.post(f"/v1/activities/{activity}/start")
+        return {"activity": activity}
+    return make
+
+
+ASSIGNEE = MANAGERS | {"mem"}
+
+CASES += [
+    Case("activity_type.create", "POST", "/v1/activity-types", None,
+         {"code": "matrix-type-{uniq}", "name": "Matrix type"}, MANAGERS),
+    Case("activity_type.update", "PATCH", "/v1/activity-types/{activity_type_id}", "activity_type",
+         {"name": "Renamed type"}, MANAGERS, fresh=fresh_activity_type),
+    Case("activity.create", "POST", "/v1/activities", None,
+         {"customer_id": "{customer}", "type": "{activity_type_code}", "starts_at": ACTIVITY_START}, MANAGERS,
+         fresh=fresh_activity_type),
+    Case("activity.update", "PATCH", "/v1/activities/{activity_id}", "activity",
+         {"details": "Changed", "expected_completion_at": "2027-01-02T09:00:00Z"}, MANAGERS, fresh=fresh_activity()),
+    Case("activity.start", "POST", "/v1/activities/{activity_id}/start", "activity", None, ASSIGNEE,
+         fresh=fresh_activity()),
+    Case("activity.complete", "POST", "/v1/activities/{activity_id}/complete", "activity", None, ASSIGNEE,
+         fresh=fresh_activity(started=True)),
+    Case("activity.cancel", "POST", "/v1/activities/{activity_id}/cancel", "activity", {"reason": "Matrix"},
+         MANAGERS, fresh=fresh_activity()),
+]
+
+
 # --- the world ---------------------------------------------------------------------------------------
 
 def _answer(r: httpx.Response) -> dict:

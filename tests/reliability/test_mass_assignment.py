@@ -123,6 +123,12 @@ def target(db, live_server):
         {"product": "ma-router", "quantity": 1, "unit_price": 100}]}))
     _ok(c.post(f"/v1/invoices/{sold['id']}/post"))
     ids["asset1"] = _ok(c.get("/v1/assets", params={"account_id": ids["acc1"]}))["data"][0]["id"]
+    # Activities: a type with a service, an open activity to change and one to cancel.
+    ids["atyp1"] = _ok(c.post("/v1/activity-types", json={"code": "ma-atype", "name": "T",
+                                                          "services": ["ma-product"]}))["id"]
+    for name in ("act1", "act_cancel"):
+        ids[name] = _ok(c.post("/v1/activities", json={"customer_id": ids["c1"], "type": "ma-atype",
+                                                       "starts_at": "2027-01-01T09:00:00Z"}))["id"]
     _ok(c.post("/v1/packs", json={"holder": {"kind": "customer", "id": ids["c1"]}, "credit_type": "unit",
                                   "quantity": 50, "name": "Customer credits"}))
     # Wallets, payment preferences and subscriptions (seed 004, seed 002).
@@ -278,6 +284,18 @@ def _bases(ids: dict) -> dict:
         ("POST", "/v1/subscriptions/{subscription_id}/bill"): (f"/v1/subscriptions/{ids['sub_bill']}/bill",
                                                                {"as_of": "2027-01-01"}),
         ("POST", "/v1/billing-runs"): ("/v1/billing-runs", {"as_of": "2027-01-01"}),
+        # Activities
+        ("POST", "/v1/activity-types"): ("/v1/activity-types", {"code": "ma-atype-2", "name": "T",
+                                                                "services": ["ma-product"]}),
+        ("PATCH", "/v1/activity-types/{activity_type_id}"): (f"/v1/activity-types/{ids['atyp1']}", {"name": "T2"}),
+        ("POST", "/v1/activities"): ("/v1/activities", {
+            "customer_id": ids["c1"], "type": "ma-atype", "starts_at": "2027-01-01T09:00:00Z",
+            "contact": {"name": "N", "phone": "1"}, "link": {"kind": "subscription", "id": "sub_1"},
+            "unit": {"kind": "office", "id": ids["o1"]}, "services": [{"product": "ma-product", "quantity": 1}]}),
+        ("PATCH", "/v1/activities/{activity_id}"): (f"/v1/activities/{ids['act1']}", {
+            "details": "changed", "contact": {"name": "M"}, "unit": {"kind": "team", "id": ids["t1"]}}),
+        ("POST", "/v1/activities/{activity_id}/cancel"): (f"/v1/activities/{ids['act_cancel']}/cancel",
+                                                          {"reason": "r"}),
     }
 
 

@@ -122,6 +122,8 @@ def _include_optional(app: FastAPI) -> None:
     app.include_router(package_routes.router, prefix="/v1")
     from creditdesk.api.routes import assets as asset_routes  # account assets (seed 004)
     app.include_router(asset_routes.router, prefix="/v1")
+    from creditdesk.api.routes import activities as activity_routes  # activities (seed 002)
+    app.include_router(activity_routes.router, prefix="/v1")
     from creditdesk.api.routes import wallets as wallet_routes  # wallets, payment preferences (seed 004)
     app.include_router(wallet_routes.router, prefix="/v1")
     from creditdesk.api.routes import subscriptions as subscription_routes  # subscriptions, bills (seed 002)

@@ -73,10 +73,14 @@ def customer_page(customer_id: str, request: Request, user: WebUser = Depends(cu
         from creditdesk.web.packages import customer_section  # the Packages section (issue 13)
 
         package_section = customer_section(session, user, customer.id)
+        from creditdesk.web.activities import customer_section as activities_section  # activities (seed 002)
+
+        activity_section = activities_section(session, user, customer.id)
     contacts = sorted({p.id: p for group in people.values() for p in group if not p.is_staff}.values(),
                       key=lambda p: (p.name.lower(), p.id))
     return render(request, "customer.html", nav="clients", customer=customer, offices=offices, people=people,
-                  totals=totals_by_type(rows, types), billing=billing, contacts=contacts, **package_section)
+                  totals=totals_by_type(rows, types), billing=billing, contacts=contacts, **package_section,
+                  **activity_section)
 
 
 @router.get("/offices/{office_id}", response_class=HTMLResponse)
