@@ -96,3 +96,20 @@ def test_a_terminated_account_takes_no_new_assets(api, world):
     item = api.post("/v1/assets/import", {"account_id": first, "description": "Modem"})
     assert api.post("/v1/assets/transfer", {"asset_ids": [item["id"]], "to_account_id": second},
                     status=409)["code"] == "account_terminated"
+
+
+def test_a_product_warranty_dates_the_assets_bought_and_moves_with_them(api, world, frozen_clock):
+    from datetime import datetime, UTC
+
+    frozen_clock.set(datetime(2027, 1, 31, 10, 0, tzinfo=UTC))
+    assert api.patch("/v1/products/router", {"warranty_months": 13})["warranty_months"] == 13
+    refused = api.call("PATCH", "/v1/products/setup", {"warranty_months": 12}, status=422)
+    assert refused["code"] == "warranty_physical_goods_only"
+    inv = api.post("/v1/invoices", {"account_id": world["first"], "lines": [{"product": "router", "quantity": 1}]})
+    api.post(f"/v1/invoices/{inv['id']}/post", status=200)
+    [asset] = api.get(f"/v1/assets?account_id={world['first']}")["data"]
+    assert asset["warranty_ends_on"] == "2028-02-29"  # 31 January 2027 + 13 months: the month's last day
+    moved = api.post("/v1/assets/transfer", {"asset_ids": [asset["id"]], "to_account_id": world["second"]},
+                     status=200)
+    assert moved["data"][0]["warranty_ends_on"] == "2028-02-29"
+    assert api.patch("/v1/products/router", {"warranty_months": None})["warranty_months"] is None

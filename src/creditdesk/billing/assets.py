@@ -48,6 +48,16 @@ def _open_account(session: Session, workspace_id: str, account_id: str, *, field
     return account
 
 
+def _months_after(day, months: int):
+    """The same day `months` later (the month's last day when it is shorter: 31 Jan + 1 month = 28/29 Feb)."""
+    import calendar
+    from datetime import date
+
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
 def acquire_for_posted_invoice(session: Session, invoice: Invoice, *, actor: Actor) -> list[Asset]:
     """The posting hook (billing.invoices.post_invoice): one asset per unit of each physical-good line, owned by
     the invoice's account. Run again, it makes nothing twice (unique line + unit)."""
@@ -55,14 +65,16 @@ def acquire_for_posted_invoice(session: Session, invoice: Invoice, *, actor: Act
         InvoiceLine.invoice_id == invoice.id, Product.kind == PHYSICAL).order_by(InvoiceLine.position)).all()
     made = []
     now = clock.now()
+    posted_on = (clock.aware(invoice.posted_at) or now).date()
     for line, product in rows:
+        warranty = _months_after(posted_on, product.warranty_months) if product.warranty_months else None
         have = set(session.scalars(select(Asset.unit_index).where(Asset.invoice_line_id == line.id)))
         for unit in range(line.quantity_milli // QUANTITY_SCALE):
             if unit in have:
                 continue
             asset = Asset(id=new_id("ast"), workspace_id=invoice.workspace_id, account_id=invoice.account_id,
                           product_id=product.id, description=line.description or product.name, serial_number=None,
-                          ownership="company_sold", status="active", warranty_ends_on=None,
+                          ownership="company_sold", status="active", warranty_ends_on=warranty,
                           invoice_line_id=line.id, unit_index=unit, created_at=now, updated_at=now)
             session.add(asset)
             session.flush([asset])

@@ -57,7 +57,9 @@ def create_catalogue_demo(session: Session, *, actor: Actor) -> None:
     for code, name, type_code, family, unit, aud_price, eur_price in PRODUCTS:
         catalog.create_product(session, s.ProductCreate(code=code, name=name, type=type_code, family=family,
                                                         kind=None if type_code else "service", unit=unit,
-                                                        tax_class="gst"), actor=actor)
+                                                        tax_class="gst",
+                                                        warranty_months=24 if type_code == "hardware" else None),
+                               actor=actor)
         prices.append((code, aud_price, eur_price))
     credit_types = set(session.scalars(select(CreditType.code).where(CreditType.workspace_id == actor.workspace_id)))
     for code, name, type_code, credit_type, quantity, pays_for, expiry, aud_price, eur_price in PACKAGES:

@@ -147,6 +147,9 @@ class Product(Base):
     expiry_months: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Physical goods: the warranty an item bought on an invoice gets, in months from the day it is posted
+    # (billing.assets); None: no warranty.
+    warranty_months: Mapped[int | None] = mapped_column(Integer)
 
 
 Index("ix_products_ws_id", Product.workspace_id, Product.id)

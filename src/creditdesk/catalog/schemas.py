@@ -162,6 +162,9 @@ class ProductCreate(Input):
     active: bool = True
     credit_package: CreditPackageIn | None = Field(default=None, description="Required for kind credit_package, "
                                                                              "refused for other kinds.")
+    warranty_months: int | None = Field(default=None, ge=1, le=600, description=(
+        "Physical goods only: the warranty of an item bought on an invoice, in months from the day the invoice is "
+        "posted (the asset's warranty_ends_on)."))
 
 
 class ProductUpdate(Input):
@@ -175,6 +178,7 @@ class ProductUpdate(Input):
     tax_class: str | None = RefCode(default=None)
     active: bool | None = None
     credit_package: CreditPackageIn | None = None
+    warranty_months: int | None = Field(default=None, ge=1, le=600, description="null clears it.")
 
 
 class CreditPackageOut(BaseModel):
@@ -197,6 +201,7 @@ class ProductOut(BaseModel):
     tax_class: str | None
     active: bool
     credit_package: CreditPackageOut | None
+    warranty_months: int | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -341,10 +341,18 @@ def create_product(session: Session, data: s.ProductCreate, *, actor: Actor) -> 
                       tax_class_id=_tax_class_by_code(session, ws, data.tax_class).id if data.tax_class else None,
                       active=data.active, created_at=now, updated_at=now)
     _set_credit_package(session, product, data.credit_package)
+    _set_warranty(product, data.warranty_months)
     session.add(product)
     session.flush()
     _record(session, actor, "product.create", product, None)
     return product
+
+
+def _set_warranty(product: Product, months: int | None) -> None:
+    if months is not None and product.kind != "physical_good":
+        raise InvalidInput(f"Only physical goods carry a warranty; this product is a {product.kind.replace('_', ' ')}.",
+                           code="warranty_physical_goods_only", field="warranty_months")
+    product.warranty_months = months
 
 
 def update_product(session: Session, ref: str, data: s.ProductUpdate, *, actor: Actor) -> Product:
@@ -372,6 +380,8 @@ def update_product(session: Session, ref: str, data: s.ProductUpdate, *, actor: 
         product.tax_class_id = _tax_class_by_code(session, ws, data.tax_class).id if data.tax_class else None
     if "credit_package" in given:
         _set_credit_package(session, product, data.credit_package)
+    if "warranty_months" in given:
+        _set_warranty(product, data.warranty_months)
     product.updated_at = clock.now()
     session.flush()
     _record(session, actor, "product.update", product, before)
@@ -420,7 +430,8 @@ def products_out(session: Session, products: list[Product]) -> list[s.ProductOut
         out.append(s.ProductOut(id=p.id, code=p.code, name=p.name, description=p.description, kind=p.kind,
                                 type=types.get(p.product_type_id), family=families.get(p.product_family_id),
                                 unit=p.unit, tax_class=classes.get(p.tax_class_id), active=p.active,
-                                credit_package=package, created_at=p.created_at, updated_at=p.updated_at))
+                                credit_package=package, warranty_months=p.warranty_months,
+                                created_at=p.created_at, updated_at=p.updated_at))
     return out
 
 

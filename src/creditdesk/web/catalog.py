@@ -159,7 +159,7 @@ def _product_form(request: Request, user: WebUser, values: dict, *, product=None
 def _product_values(form: FormData) -> dict:
     values = {name: forms.text(form, name, limit=10_000 if name == "description" else 300) for name in (
         "code", "name", "description", "kind", "type", "family", "unit", "tax_class", "credit_type",
-        "credit_quantity", "expiry_policy", "expiry_month", "expiry_day", "expiry_months")}
+        "credit_quantity", "expiry_policy", "expiry_month", "expiry_day", "expiry_months", "warranty_months")}
     values["active"] = form.get("active") == "on"
     values["applicable_product_codes"] = [str(v)[:100] for v in form.getlist("applicable_product_codes")][:200]
     return values
@@ -200,6 +200,8 @@ def _product_body(session, user: WebUser, values: dict, *, create: bool) -> Base
     body = {"name": values["name"], "description": values["description"], "type": values["type"] or None,
             "family": values["family"] or None, "unit": values["unit"], "tax_class": values["tax_class"] or None,
             "active": values["active"]}
+    if values.get("kind") == "physical_good" or values.get("warranty_months"):
+        body["warranty_months"] = values.get("warranty_months") or None
     package = _credit_package(session, user, values)
     if create:
         body.update(code=values["code"], kind=values["kind"] or None)
