@@ -58,12 +58,15 @@ def log_filters(request: Request) -> tuple[dict, dict]:
     return echo, kwargs
 
 
+NAMING_KEYS = ("name", "override_rule_name", "event", "reason")
+
+
 def changes(event) -> list[str]:
     """What changed, in one line per field (before -> after); creations list nothing but their name."""
     before, after = event.before or {}, event.after or {}
     if not before:
-        name = after.get("name")
-        return [f"name: {name}"] if name else []
+        # A creation or a one-off event: what names it (an override names its rule and the event it let through).
+        return [f"{key.replace('_', ' ')}: {_short(after[key])}" for key in NAMING_KEYS if after.get(key)]
     out = []
     for key, value in after.items():
         if key in ("updated_at",) or before.get(key) == value or key not in before:
