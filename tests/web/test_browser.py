@@ -113,6 +113,9 @@ def log_in(page, email: str = MASTER, password: str = PASSWORD) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
+    # Logging in lands on the home page (what needs attention); the tasks here start from the credits report.
+    expect(page.get_by_role("heading", name="Needs attention")).to_be_visible()
+    page.goto("/credits")
     expect(page.get_by_role("heading", name="Active credit packs")).to_be_visible()
 
 

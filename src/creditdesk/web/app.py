@@ -18,6 +18,7 @@ from creditdesk.web import groups as groups_web  # group accounts and pricing ag
 from creditdesk.web import assets as assets_web  # account assets (seed 004)
 from creditdesk.web import wallets as wallets_web  # wallets and payment preferences (seed 004)
 from creditdesk.web import subscriptions as subscriptions_web  # subscriptions and bills (seed 002)
+from creditdesk.web import home as home_page  # what needs attention
 from creditdesk.web import activities as activities_web  # activities (seed 002)
 from creditdesk.web.core import STATIC_DIR, WebRoute, read_session
 
@@ -27,9 +28,9 @@ def mount(app: FastAPI) -> None:
 
     @home.get("/")
     def index(request: Request):
-        return RedirectResponse("/credits" if read_session(request).get("uid") else "/login", status_code=303)
+        return RedirectResponse("/home" if read_session(request).get("uid") else "/login", status_code=303)
 
-    for router in (home, auth.router, packs.fixed, packs.router, people.fixed, clients.router, projects.fixed,
+    for router in (home, home_page.router, auth.router, packs.fixed, packs.router, people.fixed, clients.router, projects.fixed,
                    projects.router, activity.router, sms.router, catalog.router, finance.fixed, finance.router,
                    invoices.fixed, invoices.router, people.router, notify_pages.router, groups_web.router,
                    assets_web.router, wallets_web.router, subscriptions_web.router, activities_web.router,

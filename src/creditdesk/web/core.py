@@ -342,7 +342,7 @@ def redirect(request: Request, url: str, *, flash: str | None = None, level: str
     return response
 
 
-def safe_next(url: str | None, default: str = "/credits") -> str:
+def safe_next(url: str | None, default: str = "/home") -> str:
     """Only local paths: a login link must not bounce people to another site."""
     if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
         return url
