@@ -27,7 +27,6 @@ from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from creditdesk import audit, clock, rawsql
 from creditdesk.audit import Actor
@@ -50,9 +49,9 @@ from creditdesk.ledger.models import NO_CACHE
 
 @dataclass
 class _Bill:
-    sub: Subscription
-    account: BillingAccount
-    lines: list[tuple[SubscriptionService, Product, Piece, int]]
+    sub: object  # a row of SUB_COLUMNS
+    account: object  # a row of ACCOUNT_COLUMNS
+    lines: list[tuple[object, Product, Piece, int]]
     billed_through: dict[str, date]
 
 
@@ -78,17 +77,31 @@ def _system_account(session: Session, workspace_id: str, counterpart: str, curre
     return account_id
 
 
-def bill_set(session: Session, subs: list[Subscription], as_of: date, *, actor_for) -> tuple[list[tuple], list]:
-    """Bill these subscriptions (locked by the caller, all due, all of plain accounts). Returns
-    ([(subscription, invoice id or None, total)], [subscriptions left for bill_locked])."""
+# What the set-wise path reads, as plain rows (attribute access like the models, none of the ORM's cost per
+# object): the planning functions (subscriptions.pieces, accounts.due_date) read these attributes only.
+SUB_COLUMNS = (Subscription.id, Subscription.workspace_id, Subscription.account_id, Subscription.number,
+               Subscription.status, Subscription.frequency, Subscription.billing_day, Subscription.started_on,
+               Subscription.billed_through)
+ACCOUNT_COLUMNS = (BillingAccount.id, BillingAccount.workspace_id, BillingAccount.customer_id,
+                   BillingAccount.currency, BillingAccount.status, BillingAccount.credit_limit,
+                   BillingAccount.credit_rating_id, BillingAccount.credit_period_days, BillingAccount.ledger_account_id)
+SERVICE_COLUMNS = (SubscriptionService.id, SubscriptionService.subscription_id, SubscriptionService.product_id,
+                   SubscriptionService.quantity, SubscriptionService.unit_price, SubscriptionService.start_on,
+                   SubscriptionService.end_on, SubscriptionService.billed_through)
+
+
+def bill_set(session: Session, subs: list, as_of: date, *, actor_for, accounts_by_id: dict
+             ) -> tuple[list[tuple], list]:
+    """Bill these subscriptions (rows of SUB_COLUMNS, locked by the caller with their accounts, all due, all of
+    plain accounts, `accounts_by_id` rows of ACCOUNT_COLUMNS). Returns ([(subscription id, invoice id or None,
+    total)], [subscription ids left for bill_locked])."""
     if not subs:
         return [], []
     now = clock.now()
     issue = now.date()
-    account_of = {a.id: a for a in session.scalars(select(BillingAccount).where(
-        BillingAccount.id.in_({s.account_id for s in subs})))}
-    services: dict[str, list[SubscriptionService]] = {}
-    for svc in session.scalars(select(SubscriptionService).where(
+    account_of = accounts_by_id
+    services: dict[str, list] = {}
+    for svc in session.execute(select(*SERVICE_COLUMNS).where(
             SubscriptionService.subscription_id.in_([s.id for s in subs]))
             .order_by(SubscriptionService.created_at, SubscriptionService.id)):
         services.setdefault(svc.subscription_id, []).append(svc)
@@ -124,7 +137,7 @@ def bill_set(session: Session, subs: list[Subscription], as_of: date, *, actor_f
             bill.lines += [(svc, product, piece, prorated(unit, piece)) for piece in found]
             bill.billed_through[svc.id] = found[-1].end
         if bill.lines and all(unit == 0 for *_, unit in bill.lines):
-            slow.append(sub)  # a bill of nothing settles when posted: the one-by-one path does that
+            slow.append(sub.id)  # a bill of nothing settles when posted: the one-by-one path does that
             continue
         bills.append(bill)
     billed = [b for b in bills if b.lines]
@@ -197,7 +210,7 @@ def bill_set(session: Session, subs: list[Subscription], as_of: date, *, actor_f
                                       object_id=bill.sub.id, after={"as_of": as_of, "invoice_id": invoice_id,
                                                                     "billed_through": bill.billed_through},
                                       event_id=next(fresh["evt"])))
-        done.append((bill.sub, invoice_id, total))
+        done.append((bill.sub.id, invoice_id, total))
     if operations:
         batch.load(op for op, *_ in operations)
         for op, legs, account, invoice_id in operations:
@@ -221,12 +234,10 @@ def bill_set(session: Session, subs: list[Subscription], as_of: date, *, actor_f
     due_rows = []
     for bill in bills:
         due = _next_due(bill, services.get(bill.sub.id, []))
-        # Written here with the services; the ORM object is told, so that it does not write it again.
-        set_committed_value(bill.sub, "billed_through", due)
         due_rows.append({"id": bill.sub.id, "through": rawsql.bind(session, sub_table.c.billed_through, due),
                          "at": at})
         if not bill.lines:
-            done.append((bill.sub, None, 0))
+            done.append((bill.sub.id, None, 0))
     rawsql.execute_many(session, "UPDATE subscriptions SET billed_through = :through, updated_at = :at "
                                  "WHERE id = :id", due_rows)
     return done, slow

@@ -57,7 +57,7 @@ def billing_run(as_of: str = typer.Option(..., "--as-of", help="Bill everything 
                 workspace_id: str = typer.Option(None, "--workspace", help="Only this workspace (ws_...)."),
                 as_user: str = typer.Option(None, "--as", help="Bill as this master user id (default: the "
                                                                "workspace's first master user)."),
-                batch_size: int = typer.Option(200, "--batch-size", min=1, max=5000,
+                batch_size: int = typer.Option(500, "--batch-size", min=1, max=5000,
                                                help="Subscriptions per transaction."),
                 database_url: str = DatabaseOption):
     """Bill every active subscription due as of --as-of, in batches, with a progress bar and a summary. Safe to
