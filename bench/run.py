@@ -49,6 +49,7 @@ WORKLOADS: dict[int, tuple[str, str]] = {
     4: ("bench.hordak", "run_workload_4"),
     5: ("bench.bulk", "run_workload_5"),
     6: ("bench.reads", "run_workload_6"),
+    7: ("bench.billing", "run_workload_7"),
 }
 
 SCALES = {
