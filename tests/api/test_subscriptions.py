@@ -132,3 +132,22 @@ def test_the_billing_run_bills_each_due_subscription_once(api, shop, db, workspa
     run = api.post("/v1/billing-runs", {"as_of": "2027-02-01"})
     assert (run["status"], run["bills"]) == ("completed", 4)
     assert [r["id"] for r in api.get("/v1/billing-runs")["data"]][0] == run["id"]
+
+
+def test_a_usage_service_is_paid_with_the_customers_credits_first(api, shop, db, workspace):
+    api.post("/v1/credit-types", {"code": "calls", "name": "Support calls"})
+    api.post("/v1/packs", {"holder": {"kind": "customer", "id": shop["customer"]}, "credit_type": "calls",
+                           "quantity": 2, "name": "Two support calls", "product_codes": ["tv"]})
+    sub = api.post("/v1/subscriptions", {"account_id": shop["account"], "activate_on": "2027-01-01", "services": [
+        {"product": "tv", "quantity": 3, "pay_with_credits": True}, {"product": "fibre"}]})
+    assert [s["pay_with_credits"] for s in sub["services"]] == [True, False]
+    bill = api.post(f"/v1/subscriptions/{sub['id']}/bill", {"as_of": "2027-01-01"})
+    tv = next(line for line in bill["lines"] if line["product_code"] == "tv")
+    # Three units of 10.00: two paid with the customer's two credits, one billed.
+    assert tv["credits"]["quantity"] == "2" and tv["net"] == 1000
+    assert bill["total"] == (1000 + 3100) * 11 // 10
+    packs = api.get(f"/v1/packs?holder_kind=customer&holder_id={shop['customer']}")["data"]
+    assert [p["remaining"] for p in packs if p["credit_type"] == "calls"] == [0]
+    again = api.post(f"/v1/subscriptions/{sub['id']}/bill", {"as_of": "2027-02-01"})
+    tv = next(line for line in again["lines"] if line["product_code"] == "tv")
+    assert tv["credits"] is None and tv["net"] == 3000  # no credits left: all billed

@@ -87,7 +87,7 @@ ACCOUNT_COLUMNS = (BillingAccount.id, BillingAccount.workspace_id, BillingAccoun
                    BillingAccount.credit_rating_id, BillingAccount.credit_period_days, BillingAccount.ledger_account_id)
 SERVICE_COLUMNS = (SubscriptionService.id, SubscriptionService.subscription_id, SubscriptionService.product_id,
                    SubscriptionService.quantity, SubscriptionService.unit_price, SubscriptionService.start_on,
-                   SubscriptionService.end_on, SubscriptionService.billed_through)
+                   SubscriptionService.end_on, SubscriptionService.billed_through, SubscriptionService.pay_with_credits)
 
 
 def bill_set(session: Session, subs: list, as_of: date, *, actor_for, accounts_by_id: dict
@@ -136,8 +136,10 @@ def bill_set(session: Session, subs: list, as_of: date, *, actor_for, accounts_b
             unit = svc.unit_price if svc.unit_price is not None else price(product, account.currency)
             bill.lines += [(svc, product, piece, prorated(unit, piece)) for piece in found]
             bill.billed_through[svc.id] = found[-1].end
-        if bill.lines and all(unit == 0 for *_, unit in bill.lines):
-            slow.append(sub.id)  # a bill of nothing settles when posted: the one-by-one path does that
+        if bill.lines and (all(unit == 0 for *_, unit in bill.lines)
+                           or any(svc.pay_with_credits for svc, *_ in bill.lines)):
+            # A bill of nothing settles when posted, and usage paid with credits burns packs: one by one.
+            slow.append(sub.id)
             continue
         bills.append(bill)
     billed = [b for b in bills if b.lines]

@@ -20,6 +20,9 @@ class ServiceIn(Input):
         "agreement, else the currency's default plan)."))
     start_on: date | None = Field(default=None, description="Default: the subscription's start (or today once "
                                                             "it is active).")
+    pay_with_credits: bool = Field(default=False, description=(
+        "Usage-style: each bill line of the service is paid first with the customer's credits from packs covering "
+        "the product (one credit per unit), as far as they go; the rest is billed."))
 
 
 class SubscriptionCreate(Input):
@@ -68,6 +71,7 @@ class ServiceOut(BaseModel):
     unit_price: int | None
     start_on: date
     end_on: date | None
+    pay_with_credits: bool = False
     removed_at: datetime | None
 
 

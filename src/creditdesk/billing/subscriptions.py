@@ -168,7 +168,8 @@ def subscription_out(session: Session, sub: Subscription) -> s.SubscriptionOut:
         terminated_on=sub.terminated_on,
         services=[s.ServiceOut(id=r.id, product_id=r.product_id, product_code=products[r.product_id].code,
                                name=products[r.product_id].name, quantity=r.quantity, unit_price=r.unit_price,
-                               start_on=r.start_on, end_on=r.end_on, removed_at=clock.aware(r.removed_at))
+                               start_on=r.start_on, end_on=r.end_on, pay_with_credits=r.pay_with_credits,
+                               removed_at=clock.aware(r.removed_at))
                   for r in rows],
         created_at=clock.aware(sub.created_at), updated_at=clock.aware(sub.updated_at))
 
@@ -220,7 +221,8 @@ def _new_service(session: Session, sub: Subscription, data: s.ServiceIn, start_o
     now = clock.now()
     svc = SubscriptionService(id=new_id("subsvc"), workspace_id=sub.workspace_id, subscription_id=sub.id,
                               product_id=product.id, quantity=data.quantity, unit_price=data.unit_price,
-                              start_on=start_on, end_on=None, billed_through=None, created_at=now, updated_at=now)
+                              start_on=start_on, end_on=None, billed_through=None,
+                              pay_with_credits=data.pay_with_credits, created_at=now, updated_at=now)
     session.add(svc)
     session.flush([svc])
     return svc
@@ -500,6 +502,7 @@ def bill_locked(session: Session, sub: Subscription, account: BillingAccount, as
         invoice = invoices.create_invoice(session, ins.InvoiceCreate(
             account_id=account.id, notes=f"Subscription {sub.number}", lines=_lines_in(plan)), actor=actor)
         invoice.subscription_id, invoice.period_start, invoice.period_end = sub.id, start, end
+        _pay_usage_with_credits(session, invoice, plan, actor=actor)
         invoice = invoices.post_invoice(session, invoice.id, actor=actor)
     for svc in services_of(session, sub.id):
         if svc.id in plan.billed_through:
@@ -509,6 +512,28 @@ def bill_locked(session: Session, sub: Subscription, account: BillingAccount, as
         _record(session, actor, "bill", sub, before, as_of=as_of.isoformat(),
                 invoice_id=invoice.id if invoice is not None else None)
     return invoice
+
+
+def _pay_usage_with_credits(session: Session, invoice: Invoice, plan: BillPlan, *, actor: Actor) -> None:
+    """Lines of pay_with_credits services: as many units as the customer's own packs covering the product
+    have credits for (one credit per unit, invoices.apply_line_credits), before the bill posts."""
+    from creditdesk.billing import packages
+
+    lines = invoices.lines_of(session, invoice.id)
+    for line, (svc, product, _piece, _unit) in zip(lines, plan.lines):
+        if not svc.pay_with_credits:
+            continue
+        covering = [p for p in packages.packs_covering(session, workspace_id=invoice.workspace_id,
+                                                       customer_id=invoice.customer_id, product_code=product.code)
+                    if p["pack"].holder_kind == "customer"]
+        if not covering:
+            continue
+        ct, scale = covering[0]["credit_type"], covering[0]["scale"]
+        units = sum(p["available"] for p in covering if p["credit_type"] == ct) // 10 ** scale
+        units = min(units, line.quantity_milli // invoices.QUANTITY_SCALE)
+        if units > 0:
+            invoices.apply_line_credits(session, invoice.id, line.id, ins.LineCredits(
+                context={"kind": "customer", "id": invoice.customer_id}, credit_type=ct, quantity=units), actor=actor)
 
 
 def list_bills(session: Session, *, actor: Actor, subscription_id: str | None = None, **filters) -> Page[Invoice]:

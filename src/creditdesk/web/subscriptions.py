@@ -172,7 +172,8 @@ def _remove(session, user, subscription_id, form):
 def _add(session, user, subscription_id, form):
     data = validated(s.ServiceIn, {"product": forms.text(form, "product", limit=100),
                                    "quantity": forms.text(form, "quantity", limit=9) or 1,
-                                   "start_on": _day(form, "start_on", "Start on")})
+                                   "start_on": _day(form, "start_on", "Start on"),
+                                   "pay_with_credits": form.get("pay_with_credits") == "1"})
     subscriptions.add_service(session, subscription_id, data, actor=user.actor)
     return "Service added.", None
 
