@@ -28,4 +28,5 @@ import creditdesk.notify.models  # noqa: F401,E402
 import creditdesk.billing.asset_models  # noqa: F401,E402  (account assets)
 import creditdesk.billing.wallet_models  # noqa: F401,E402  (wallets, payment preferences, gateway charges)
 import creditdesk.billing.subscription_models  # noqa: F401,E402  (subscriptions, billing runs)
+import creditdesk.credits.low_balance_models  # noqa: F401,E402  (low-balance thresholds, crossings)
 import creditdesk.activities.models  # noqa: F401,E402  (activities, seed 002)

@@ -107,6 +107,8 @@ WRITE_BODIES = {
     ("POST", "/v1/subscriptions/{subscription_id}/terminate"): {},
     ("POST", "/v1/subscriptions/{subscription_id}/bill-preview"): {"as_of": "2030-01-01"},
     ("POST", "/v1/subscriptions/{subscription_id}/bill"): {"as_of": "2030-01-01"},
+    # low-balance thresholds (issue 16)
+    ("DELETE", "/v1/balance-thresholds/{threshold_id}"): None,
     # activities (seed 002)
     ("PATCH", "/v1/activity-types/{activity_type_id}"): {"name": "Stolen"},
     ("PATCH", "/v1/activities/{activity_id}"): {"details": "Stolen"},
@@ -125,7 +127,7 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "line_id": "invoice_line", "payment_id": "payment", "rating_id": "credit_rating",
                 "rule_id": "override_rule", "member_id": "account", "asset_id": "asset",
                 "preference_id": "payment_preference", "card_id": "payment_card", "charge_id": "gateway_charge",
-                "subscription_id": "subscription", "run_id": "billing_run",
+                "subscription_id": "subscription", "run_id": "billing_run", "threshold_id": "balance_threshold",
                 "activity_type_id": "activity_type", "activity_id": "activity"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
@@ -134,7 +136,7 @@ FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team"
                "address": "adr", "account": "acc", "invoice": "inv", "invoice_line": "inl", "payment": "pay",
                "credit_rating": "crat", "override_rule": "ovr", "asset": "ast",
                "payment_preference": "ppref", "payment_card": "card", "gateway_charge": "gch",
-               "subscription": "sub", "billing_run": "brun",
+               "subscription": "sub", "billing_run": "brun", "balance_threshold": "thr",
                "activity_type": "atyp", "activity": "act"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
@@ -265,6 +267,8 @@ def world(db, live_server):
         "account_id": objs["account"], "name": MARK, "activate_on": "2027-01-01",
         "services": [{"product": f"{B_CT}-sub", "unit_price": 100}]})["id"]
     objs["billing_run"] = bm.post("/v1/billing-runs", {"as_of": "2026-01-01"})["id"]
+    objs["balance_threshold"] = _ok(bm.client.put("/v1/balance-thresholds", json={
+        "credit_type": B_CT, "threshold": 4242, "holder": {"kind": "office", "id": objs["office"]}}), 200)["id"]
     a_account = am.post("/v1/accounts", {"customer_id": a_customer, "name": "A account"})["id"]
     am.post("/v1/activity-types", {"code": "a-visit", "name": "A visit"})
     a_invoice = am.post("/v1/invoices", {"account_id": a_account, "lines": [
@@ -343,6 +347,8 @@ def _b_snapshot(db, w) -> dict:
         snap["billing_settings"] = _ok(c.get("/v1/billing/settings"), 200)
         snap["email_settings"] = _ok(c.get("/v1/email-settings"), 200)
         snap["email_templates"] = _ok(c.get("/v1/email-templates"), 200)
+        snap["balance_thresholds"] = _ok(c.get("/v1/balance-thresholds"), 200)
+        snap["balance_crossings"] = _ok(c.get("/v1/balance-crossings"), 200)
         key = _ok(c.get(f"/v1/api-keys/{objs['api_key']}"), 200)
         key.pop("last_used_at", None)
         snap["api_key"] = key
@@ -558,6 +564,9 @@ def test_authorization_matrix(db, live_server, world):
             ("POST", "/v1/assets/return", {"asset_ids": [objs["asset"]]}),
             ("POST", "/v1/payment-preferences", {"account_id": objs["account"], "kind": "bank_transfer"}),
             ("POST", "/v1/subscriptions", {"account_id": objs["account"], "services": []}),
+            ("PUT", "/v1/balance-thresholds", {"credit_type": "unit", "threshold": 1,
+                                               "holder": {"kind": "office", "id": objs["office"]}}),
+            ("PUT", "/v1/balance-thresholds", {"credit_type": B_CT, "threshold": 1}),
             ("POST", "/v1/subscriptions", {"account_id": w["a_account"], "services": [{"product": f"{B_CT}-sub"}]}),
             ("POST", "/v1/activity-types", {"code": "stolen", "name": "x", "services": [B_CT]}),
             ("POST", "/v1/activity-types", {"code": "stolen", "name": "x", "services": [objs["product"]]}),

@@ -808,6 +808,24 @@ CASES += [
 ]
 
 
+# --- low-balance thresholds (README "Low balance and top-ups"): masters set and delete them; everyone reads ---
+
+def fresh_threshold(w, caller):
+    """A threshold of its own (on a fresh office), by the master."""
+    office = w.master.post("/v1/offices", {"name": f"Threshold office {secrets.token_hex(3)}"})["id"]
+    row = _answer(w.master.client.put("/v1/balance-thresholds", json={
+        "credit_type": "unit", "threshold": 10, "holder": {"kind": "office", "id": office}}))
+    return {"threshold": row["id"], "threshold_office": office}
+
+
+CASES += [
+    Case("balance_threshold.set", "PUT", "/v1/balance-thresholds", None,
+         {"credit_type": "unit", "threshold": 5, "holder": {"kind": "office", "id": "{o2}"}}, MASTER),
+    Case("balance_threshold.delete", "DELETE", "/v1/balance-thresholds/{threshold_id}", "threshold", None, MASTER,
+         fresh=fresh_threshold),
+]
+
+
 # --- activities (README "Activities"): masters and managers schedule, change and cancel, and manage the types;
 # the user an activity is assigned to (here `mem`) also starts and completes it; everyone reads ---
 

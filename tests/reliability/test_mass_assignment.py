@@ -284,6 +284,8 @@ def _bases(ids: dict) -> dict:
         ("POST", "/v1/subscriptions/{subscription_id}/bill"): (f"/v1/subscriptions/{ids['sub_bill']}/bill",
                                                                {"as_of": "2027-01-01"}),
         ("POST", "/v1/billing-runs"): ("/v1/billing-runs", {"as_of": "2027-01-01"}),
+        # Low-balance thresholds
+        ("PUT", "/v1/balance-thresholds"): ("/v1/balance-thresholds", {"credit_type": "unit", "threshold": 5}),
         # Activities
         ("POST", "/v1/activity-types"): ("/v1/activity-types", {"code": "ma-atype-2", "name": "T",
                                                                 "services": ["ma-product"]}),

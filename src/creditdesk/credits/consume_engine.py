@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from creditdesk import audit, clock, rawsql
 from creditdesk.audit import Actor, snapshot
-from creditdesk.credits import burn, governance, repository, schemas
+from creditdesk.credits import burn, governance, low_balance, repository, schemas
 from creditdesk.credits.consumptions import check_reference, reference
 from creditdesk.credits.errors import unknown_credit_type
 from creditdesk.credits.models import Consumption
@@ -79,6 +79,7 @@ def consume_many(session: Session, requests: Sequence[tuple[Actor, schemas.Consu
 
     now = clock.now()
     candidates = _candidates(session, checked, now)
+    watched = low_balance.watch(session, {(item.ct.workspace_id, item.ct.id) for item in checked})
     batch = ledger_batch.Batch(session, accounts=[c.account for packs in candidates.values() for c in packs])
     consumptions, audit_rows, touched = [], [], {}
     for item in checked:
@@ -110,6 +111,8 @@ def consume_many(session: Session, requests: Sequence[tuple[Actor, schemas.Consu
         if error is not None:  # pragma: no cover - the plan never takes more than is available
             results[item.index] = error
             continue
+        if watched is not None:
+            watched.after(actor=item.actor, ct=ct, plan=plan, candidates=candidates, consumption_id=consumption.id)
         lines = [{"pack_id": p.id, "amount": t} for p, t in plan]
         for p, _ in plan:
             touched[p.id] = p.account
@@ -126,6 +129,7 @@ def consume_many(session: Session, requests: Sequence[tuple[Actor, schemas.Consu
     batch.write()
     mark_depleted(session, list(touched.items()), clock.now())
     rawsql.insert_many(session, audit.AuditEvent.__table__, audit_rows)
+    low_balance.record(session, watched)  # crossings below a threshold: their events and top-ups
     return results
 
 

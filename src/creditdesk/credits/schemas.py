@@ -322,3 +322,45 @@ class HistoryEntry(BaseModel):
     operation_id: str | None
     actor_id: str | None
     detail: dict | None = None
+
+
+# --- low-balance thresholds (credits.low_balance) ---
+
+class ThresholdSet(Input):
+    credit_type: str = Field(min_length=1, max_length=40)
+    holder: Holder | None = Field(default=None, description="The holder watched; omitted: the workspace default "
+                                                            "for every holder without a threshold of its own.")
+    threshold: int = Field(ge=1, le=10**15, description="In the credit type's smallest unit (hours at scale 2: "
+                                                        "500 = 5.00 hours). Below it: balance.low.")
+    top_up_package: str | None = Field(default=None, max_length=100, description=(
+        "A credit_package product of this credit type: at each crossing, an invoice of the holder's customer's "
+        "account for it (paid from the wallet when the account pays purchases from it)."))
+    top_up_count: int = Field(default=1, ge=1, le=100)
+    active: bool = True
+
+
+class ThresholdOut(BaseModel):
+    id: str
+    object: Literal["balance_threshold"] = "balance_threshold"
+    credit_type: str
+    holder: dict | None
+    threshold: int
+    top_up_package_id: str | None
+    top_up_count: int
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class CrossingOut(BaseModel):
+    id: str
+    object: Literal["balance_crossing"] = "balance_crossing"
+    holder: dict
+    credit_type: str
+    threshold: int
+    balance_before: int
+    balance_after: int
+    consumption_id: str
+    top_up_invoice_id: str | None
+    top_up_note: str
+    created_at: datetime
