@@ -40,6 +40,7 @@ def ensure_demo(session: Session) -> DemoInfo:
     _credit_control_demo(session, parties.actor_for_user(session, master))  # and before credit control
     _groups_demo(session, parties.actor_for_user(session, master))  # and before group accounts
     _package_demo(session, parties.actor_for_user(session, master))  # and before credit packages (issue 13)
+    _communication_demo(session, parties.actor_for_user(session, master))  # and before bill communications
     _, secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                        actor=Actor.system(ws.id))
     return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, secret)
@@ -108,6 +109,7 @@ def create_demo(session: Session) -> DemoInfo:
     _credit_control_demo(session, actor)
     _groups_demo(session, actor)
     _package_demo(session, actor)
+    _communication_demo(session, actor)
 
     _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                             actor=actor)
@@ -328,6 +330,13 @@ def _package_demo(session: Session, actor: Actor) -> None:
 
 
 SECRET_FILE = ".creditdesk-secret"
+
+
+def _communication_demo(session: Session, actor: Actor) -> None:
+    """The default bill template ("Your invoice {{ invoice.number }}"), once per workspace."""
+    from creditdesk.notify import communications
+
+    communications.ensure_default_template(session, actor=actor)
 
 
 def secret_key_file(database_url: str) -> Path:

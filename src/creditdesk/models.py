@@ -27,3 +27,4 @@ metadata = Base.metadata
 import creditdesk.notify.models  # noqa: F401,E402
 import creditdesk.billing.asset_models  # noqa: F401,E402  (account assets)
 import creditdesk.billing.wallet_models  # noqa: F401,E402  (wallets, payment preferences, gateway charges)
+import creditdesk.notify.communication_models  # noqa: F401,E402  (bill communications, seed 002)

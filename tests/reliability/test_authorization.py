@@ -96,6 +96,11 @@ WRITE_BODIES = {
     ("PATCH", "/v1/payment-preferences/{preference_id}"): {"active": False},
     ("POST", "/v1/payment-preferences/{preference_id}/cards"): {"card_token": "pm_card_visa"},
     ("POST", "/v1/payment-preferences/{preference_id}/cards/{card_id}/remove"): None,
+    # bill communications (seed 002)
+    ("PATCH", "/v1/communication-templates/{template_id}"): {"name": "Stolen"},
+    ("DELETE", "/v1/communication-templates/{template_id}"): None,
+    ("POST", "/v1/invoices/{invoice_id}/communicate"): {"to": "stolen@example.com", "subject": "Stolen",
+                                                        "body": "Stolen"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -107,14 +112,16 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "address_id": "address", "account_id": "account", "invoice_id": "invoice",
                 "line_id": "invoice_line", "payment_id": "payment", "rating_id": "credit_rating",
                 "rule_id": "override_rule", "member_id": "account", "asset_id": "asset",
-                "preference_id": "payment_preference", "card_id": "payment_card", "charge_id": "gateway_charge"}
+                "preference_id": "payment_preference", "card_id": "payment_card", "charge_id": "gateway_charge",
+                "template_id": "communication_template", "communication_id": "communication"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
                "tax_class": "taxc", "tax_rate": "taxr", "product": "prod", "price_plan": "plan",
                "address": "adr", "account": "acc", "invoice": "inv", "invoice_line": "inl", "payment": "pay",
                "credit_rating": "crat", "override_rule": "ovr", "asset": "ast",
-               "payment_preference": "ppref", "payment_card": "card", "gateway_charge": "gch"}
+               "payment_preference": "ppref", "payment_card": "card", "gateway_charge": "gch",
+               "communication_template": "ctpl", "communication": "comm"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -131,7 +138,7 @@ class Api:
         self.client = httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"})
 
     def post(self, path, body=None):
-        return _ok(self.client.post(path, json=body), 200, 201)
+        return _ok(self.client.post(path, json=body), 200, 201, 202)
 
     def get(self, path, **params):
         return _ok(self.client.get(path, params=params), 200)
@@ -242,6 +249,11 @@ def world(db, live_server):
     _ok(bm.client.patch("/v1/email-settings", json={"warning_days": 42, "default_language": "de"}), 200)
     _ok(bm.client.put("/v1/email-templates", json={"event": "warning", "language": "de", "subject": f"{MARK} subject",
                                                    "text_body": MARK}), 200)
+    # Bill communications: B's template and a communication of its posted invoice (no SMTP here: it failed).
+    objs["communication_template"] = bm.post("/v1/communication-templates", {
+        "name": f"{MARK} template", "subject": f"{MARK} {{{{ invoice.number }}}}", "body": MARK})["id"]
+    objs["communication"] = bm.post(f"/v1/invoices/{objs['posted_invoice']}/communicate", {
+        "to": "secretb.bills@example.com", "template_id": objs["communication_template"]})["id"]
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
@@ -294,7 +306,9 @@ def _b_snapshot(db, w) -> dict:
                  "credit_rating": "/v1/credit-ratings/{}", "override_rule": "/v1/override-rules/{}",
                  "asset": "/v1/assets/{}", "wallet": "/v1/accounts/{}/wallet",
                  "wallet_transactions": "/v1/accounts/{}/wallet/transactions",
-                 "payment_preference": "/v1/payment-preferences/{}", "gateway_charge": "/v1/gateway-charges/{}"}
+                 "payment_preference": "/v1/payment-preferences/{}", "gateway_charge": "/v1/gateway-charges/{}",
+                 "communication_template": "/v1/communication-templates/{}",
+                 "communication": "/v1/communications/{}"}
         owner = {"prices": "price_plan", "balance": "account", "statement": "account", "wallet": "account",
                  "wallet_transactions": "account"}
         for name, path in paths.items():
@@ -517,6 +531,12 @@ def test_authorization_matrix(db, live_server, world):
             ("POST", "/v1/assets/transfer", {"asset_ids": [objs["asset"]], "to_account_id": w["a_account"]}),
             ("POST", "/v1/assets/return", {"asset_ids": [objs["asset"]]}),
             ("POST", "/v1/payment-preferences", {"account_id": objs["account"], "kind": "bank_transfer"}),
+            ("POST", f"/v1/invoices/{w['a_invoice']}/communicate", {
+                "to": "x@example.com", "template_id": objs["communication_template"]}),
+            ("POST", "/v1/communication-templates/preview", {"invoice_id": objs["posted_invoice"], "subject": "x",
+                                                             "body": "x"}),
+            ("POST", "/v1/communication-templates/preview", {"invoice_id": w["a_invoice"],
+                                                             "template_id": objs["communication_template"]}),
         ]
         for method, path, body in refs:
             r = send(method, path, body)
