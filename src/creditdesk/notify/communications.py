@@ -263,16 +263,23 @@ def recipients(session: Session, workspace_id: str, customer_id: str) -> list[tu
     return out
 
 
-def communicate(session: Session, invoice_id: str, data: cs.CommunicateIn, *, actor: Actor) -> Communication:
+def communicate(session: Session, invoice_id: str, data: cs.CommunicateIn, *, actor: Actor,
+                rendered: bool = False) -> Communication:
     """Record the communication of a bill, queued; the email (with the invoice PDF) goes out after the
-    commit. 409 invoice_not_billed for a draft or a voided invoice."""
+    commit. 409 invoice_not_billed for a draft or a voided invoice.
+
+    `rendered`: the subject and body given are the final text (the back office's form shows the template
+    already rendered for the invoice, edited by hand), sent as they are rather than rendered again."""
     require_sender(actor, "communicate bills")
     invoice = invoices.get_invoice(session, actor.workspace_id, invoice_id)
     template, subject, body = _content(session, actor.workspace_id, data.template_id, data.subject, data.body)
     if invoice.status not in BILLED:
         raise InvoiceNotBilled(f"Only a posted or settled invoice is a bill; this one is {invoice.status}.",
                                invoice_status=invoice.status)
-    subject, body = render(subject, body, invoice_context(session, invoice))
+    if rendered and data.subject is not None and data.body is not None:
+        subject = " ".join(subject.split())
+    else:
+        subject, body = render(subject, body, invoice_context(session, invoice))
     now = clock.now()
     comm_id = new_id("comm")
     row = Communication(id=comm_id, workspace_id=actor.workspace_id, customer_id=invoice.customer_id,
