@@ -313,8 +313,8 @@ def _outgoing(db: Database, row: Communication) -> smtp.Outgoing:
 
 def _transient(exc: Exception) -> bool:
     """Worth another attempt: the server said 4xx, or the connection failed. Not: 5xx, no SMTP host."""
-    if isinstance(exc, smtp.SmtpNotConfigured):
-        return False
+    if isinstance(exc, (smtp.SmtpNotConfigured, smtplib.SMTPNotSupportedError, UnicodeError)):
+        return False  # no host; an address the server cannot take (non-ASCII without SMTPUTF8)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(400 <= code < 500 for code, _ in exc.recipients.values())
     if isinstance(exc, smtplib.SMTPResponseException):
