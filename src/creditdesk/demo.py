@@ -43,6 +43,7 @@ def ensure_demo(session: Session) -> DemoInfo:
     _wallet_demo(session, parties.actor_for_user(session, master))  # and before wallets
     _subscriptions_demo(session, parties.actor_for_user(session, master))  # and before subscriptions
     _activities_demo(session, parties.actor_for_user(session, master))  # and before activities (seed 002)
+    _communication_demo(session, parties.actor_for_user(session, master))  # and before bill communications
     _, secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                        actor=Actor.system(ws.id))
     return DemoInfo(ws.id, DEMO_EMAIL, DEMO_PASSWORD, secret)
@@ -114,6 +115,7 @@ def create_demo(session: Session) -> DemoInfo:
     _wallet_demo(session, actor)
     _subscriptions_demo(session, actor)
     _activities_demo(session, actor)
+    _communication_demo(session, actor)
 
     _, demo_secret = parties.create_api_key(session, ps.ApiKeyCreate(name="Demo key", user_id=master.id),
                                             actor=actor)
@@ -451,6 +453,13 @@ def _activities_demo(session: Session, actor: Actor) -> None:
 
 
 SECRET_FILE = ".creditdesk-secret"
+
+
+def _communication_demo(session: Session, actor: Actor) -> None:
+    """The default bill template ("Your invoice {{ invoice.number }}"), once per workspace."""
+    from creditdesk.notify import communications
+
+    communications.ensure_default_template(session, actor=actor)
 
 
 def secret_key_file(database_url: str) -> Path:

@@ -30,3 +30,4 @@ import creditdesk.billing.wallet_models  # noqa: F401,E402  (wallets, payment pr
 import creditdesk.billing.subscription_models  # noqa: F401,E402  (subscriptions, billing runs)
 import creditdesk.credits.low_balance_models  # noqa: F401,E402  (low-balance thresholds, crossings)
 import creditdesk.activities.models  # noqa: F401,E402  (activities, seed 002)
+import creditdesk.notify.communication_models  # noqa: F401,E402  (bill communications, seed 002)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 
@@ -46,8 +47,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def smtp_server(settings_env):
+@contextmanager
+def serve_smtp(settings_env):
+    """A real SMTP server on a free loopback port, and the CREDITDESK_SMTP_* settings pointing at it."""
     inbox = Inbox()
     port = _free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
@@ -57,6 +59,12 @@ def smtp_server(settings_env):
         yield inbox
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server(settings_env):
+    with serve_smtp(settings_env) as inbox:
+        yield inbox
 
 
 @dataclass

@@ -115,6 +115,11 @@ WRITE_BODIES = {
     ("POST", "/v1/activities/{activity_id}/start"): None,
     ("POST", "/v1/activities/{activity_id}/complete"): None,
     ("POST", "/v1/activities/{activity_id}/cancel"): {"reason": "Stolen"},
+    # bill communications (seed 002)
+    ("PATCH", "/v1/communication-templates/{template_id}"): {"name": "Stolen"},
+    ("DELETE", "/v1/communication-templates/{template_id}"): None,
+    ("POST", "/v1/invoices/{invoice_id}/communicate"): {"to": "stolen@example.com", "subject": "Stolen",
+                                                        "body": "Stolen"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -128,7 +133,8 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "rule_id": "override_rule", "member_id": "account", "asset_id": "asset",
                 "preference_id": "payment_preference", "card_id": "payment_card", "charge_id": "gateway_charge",
                 "subscription_id": "subscription", "run_id": "billing_run", "threshold_id": "balance_threshold",
-                "activity_type_id": "activity_type", "activity_id": "activity"}
+                "activity_type_id": "activity_type", "activity_id": "activity",
+                "template_id": "communication_template", "communication_id": "communication"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
@@ -137,7 +143,8 @@ FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team"
                "credit_rating": "crat", "override_rule": "ovr", "asset": "ast",
                "payment_preference": "ppref", "payment_card": "card", "gateway_charge": "gch",
                "subscription": "sub", "billing_run": "brun", "balance_threshold": "thr",
-               "activity_type": "atyp", "activity": "act"}
+               "activity_type": "atyp", "activity": "act",
+               "communication_template": "ctpl", "communication": "comm"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -154,7 +161,7 @@ class Api:
         self.client = httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"})
 
     def post(self, path, body=None):
-        return _ok(self.client.post(path, json=body), 200, 201)
+        return _ok(self.client.post(path, json=body), 200, 201, 202)
 
     def get(self, path, **params):
         return _ok(self.client.get(path, params=params), 200)
@@ -284,6 +291,11 @@ def world(db, live_server):
     _ok(bm.client.patch("/v1/email-settings", json={"warning_days": 42, "default_language": "de"}), 200)
     _ok(bm.client.put("/v1/email-templates", json={"event": "warning", "language": "de", "subject": f"{MARK} subject",
                                                    "text_body": MARK}), 200)
+    # Bill communications: B's template and a communication of its posted invoice (no SMTP here: it failed).
+    objs["communication_template"] = bm.post("/v1/communication-templates", {
+        "name": f"{MARK} template", "subject": f"{MARK} {{{{ invoice.number }}}}", "body": MARK})["id"]
+    objs["communication"] = bm.post(f"/v1/invoices/{objs['posted_invoice']}/communicate", {
+        "to": "secretb.bills@example.com", "template_id": objs["communication_template"]})["id"]
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
@@ -338,7 +350,9 @@ def _b_snapshot(db, w) -> dict:
                  "wallet_transactions": "/v1/accounts/{}/wallet/transactions",
                  "payment_preference": "/v1/payment-preferences/{}", "gateway_charge": "/v1/gateway-charges/{}",
                  "subscription": "/v1/subscriptions/{}", "billing_run": "/v1/billing-runs/{}",
-                 "activity_type": "/v1/activity-types/{}", "activity": "/v1/activities/{}"}
+                 "activity_type": "/v1/activity-types/{}", "activity": "/v1/activities/{}",
+                 "communication_template": "/v1/communication-templates/{}",
+                 "communication": "/v1/communications/{}"}
         owner = {"prices": "price_plan", "balance": "account", "statement": "account", "wallet": "account",
                  "wallet_transactions": "account"}
         for name, path in paths.items():
@@ -588,6 +602,12 @@ def test_authorization_matrix(db, live_server, world):
                                         "unit": {"kind": "team", "id": objs["team"]}}),
             ("POST", "/v1/activities", {"customer_id": w["a_customer"], "type": "a-visit", "starts_at": ACT_START,
                                         "services": [{"product": objs["product"]}]}),
+            ("POST", f"/v1/invoices/{w['a_invoice']}/communicate", {
+                "to": "x@example.com", "template_id": objs["communication_template"]}),
+            ("POST", "/v1/communication-templates/preview", {"invoice_id": objs["posted_invoice"], "subject": "x",
+                                                             "body": "x"}),
+            ("POST", "/v1/communication-templates/preview", {"invoice_id": w["a_invoice"],
+                                                             "template_id": objs["communication_template"]}),
         ]
         for method, path, body in refs:
             r = send(method, path, body)

@@ -875,6 +875,46 @@ CASES += [
 ]
 
 
+# --- bill communications (README "Communicate a bill"): masters and managers send and change templates;
+# everyone previews (nothing is stored) and reads ---
+
+def _bill(w) -> str:
+    """A posted invoice of the matrix account, made once by the master (communicating changes nothing of it)."""
+    if "bill" not in w.ids:
+        m = w.master
+        m.post("/v1/products", {"code": "matrix-billed", "name": "Billed", "kind": "service", "unit": "each"})
+        inv = m.post("/v1/invoices", {"account_id": w.ids["account"], "lines": [
+            {"product": "matrix-billed", "quantity": 1, "unit_price": 100}]})
+        m.post(f"/v1/invoices/{inv['id']}/post")
+        w.ids["bill"] = inv["id"]
+    return w.ids["bill"]
+
+
+def fresh_comm_template(w, caller):
+    _bill(w)
+    return {"comm_template": w.master.post("/v1/communication-templates", {
+        "name": f"Matrix template {secrets.token_hex(4)}", "subject": "Invoice {{ invoice.number }}",
+        "body": "Attached."})["id"]}
+
+
+CASES += [
+    Case("communication_template.create", "POST", "/v1/communication-templates",
+         body={"name": "Template {uniq}", "subject": "Invoice {{ invoice.number }}", "body": "Attached."},
+         allowed=MANAGERS),
+    Case("communication_template.update", "PATCH", "/v1/communication-templates/{template_id}", "comm_template",
+         {"subject": "Your bill {{ invoice.number }}"}, MANAGERS, fresh=fresh_comm_template),
+    Case("communication_template.delete", "DELETE", "/v1/communication-templates/{template_id}", "comm_template",
+         None, MANAGERS, fresh=fresh_comm_template),
+    Case("communication_template.preview", "POST", "/v1/communication-templates/preview",
+         body={"invoice_id": "{bill}", "subject": "S {{ invoice.number }}", "body": "B"},
+         allowed=ACTIVE, special={c: 200 for c in ACTIVE}, audited=False, fresh=fresh_comm_template),
+    # No SMTP server in this one: the communication is recorded and its send fails after the commit.
+    Case("invoice.communicate", "POST", "/v1/invoices/{invoice_id}/communicate", "bill",
+         {"to": "bills@example.com", "template_id": "{comm_template}"}, MANAGERS,
+         special={c: 202 for c in MANAGERS}, fresh=fresh_comm_template),
+]
+
+
 # --- the world ---------------------------------------------------------------------------------------
 
 def _answer(r: httpx.Response) -> dict:

@@ -116,6 +116,8 @@ def _include_optional(app: FastAPI) -> None:
     app.include_router(credit_control_routes.router, prefix="/v1")
     from creditdesk.api.routes import notify as notify_routes  # expiry emails (seed 001)
     app.include_router(notify_routes.router, prefix="/v1")
+    from creditdesk.api.routes import communications as communication_routes  # communicate a bill (seed 002)
+    app.include_router(communication_routes.router, prefix="/v1")
     from creditdesk.api.routes import groups as group_routes  # group accounts, pricing agreements (seed 004)
     app.include_router(group_routes.router, prefix="/v1")
     from creditdesk.api.routes import packages as package_routes  # credit packages sold (seed 001, issue 13)

@@ -102,6 +102,18 @@ def send_expiry_emails(db: Database) -> int:
         return 0
 
 
+def send_due_communications(db: Database) -> int:
+    """Bill communications left queued by a request that died after its commit, or due for a retry
+    (notify.communications); a failure is logged and the next run retries."""
+    from creditdesk.notify import communications
+
+    try:
+        return communications.complete_due(db)
+    except Exception:
+        log.exception("bill communications failed")
+        return 0
+
+
 def run_all(db: Database) -> dict:
     # External calls first: a message still to hand over must not see its hold time out in this very run.
     result = {"sms_calls_completed": sms.complete_due_calls(db),
@@ -112,6 +124,7 @@ def run_all(db: Database) -> dict:
     result["subscriptions_billed"] = bill_due_subscriptions(db)
     result["periods_closed"] = close_due_periods(db)
     result["expiry_emails"] = send_expiry_emails(db)
+    result["communications_completed"] = send_due_communications(db)
     result["login_throttle_purged"] = purge_login_throttle(db)
     refresh_planner_statistics(db)
     result["idempotency_keys_purged"] = purge_idempotency_keys(db)

@@ -120,8 +120,7 @@ def _insert_claim(session: Session, values: dict) -> bool:
 
 
 def _message_id(send_id: str, settings: Settings) -> str:
-    domain = settings.smtp_from.rsplit("@", 1)[-1].strip("> ") or "creditdesk"
-    return f"<{send_id}@{domain}>"
+    return smtp.message_id_for(send_id, settings)
 
 
 def _render(session: Session, pack: Pack, event: str, customer: Customer | None, ws: EmailSettings,

@@ -19,12 +19,27 @@ class SmtpNotConfigured(Exception):
 
 
 @dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mime_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
 class Outgoing:
     to: str
     subject: str
     text_body: str
     html_body: str | None
     message_id: str
+    attachments: tuple[Attachment, ...] = ()
+
+
+def message_id_for(object_id: str, settings: Settings | None = None) -> str:
+    """The Message-ID of the email a row stands for: fixed by the row, so every attempt carries the same."""
+    sender = (settings or get_settings()).smtp_from
+    domain = sender.rsplit("@", 1)[-1].strip("> ") or "creditdesk"
+    return f"<{object_id}@{domain}>"
 
 
 def is_configured(settings: Settings | None = None) -> bool:
@@ -41,6 +56,10 @@ def build_message(outgoing: Outgoing, *, sender: str) -> EmailMessage:
     message.set_content(outgoing.text_body)
     if outgoing.html_body:
         message.add_alternative(outgoing.html_body, subtype="html")
+    for attachment in outgoing.attachments:
+        maintype, _, subtype = attachment.mime_type.partition("/")
+        message.add_attachment(attachment.content, maintype=maintype, subtype=subtype or "octet-stream",
+                               filename=attachment.filename)
     return message
 
 

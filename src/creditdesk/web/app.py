@@ -38,4 +38,6 @@ def mount(app: FastAPI) -> None:
         app.include_router(router)
     from creditdesk.web import packages as package_pages  # credit packages sold (issue 13)
     app.include_router(package_pages.router)
+    from creditdesk.web import communications as communication_pages  # communicate a bill (seed 002)
+    app.include_router(communication_pages.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")

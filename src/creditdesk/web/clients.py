@@ -76,6 +76,9 @@ def customer_page(customer_id: str, request: Request, user: WebUser = Depends(cu
         from creditdesk.web.activities import customer_section as activities_section  # activities (seed 002)
 
         activity_section = activities_section(session, user, customer.id)
+        from creditdesk.web.communications import customer_section as communications_section  # bills sent
+
+        package_section.update(communications_section(session, user, customer.id))
     contacts = sorted({p.id: p for group in people.values() for p in group if not p.is_staff}.values(),
                       key=lambda p: (p.name.lower(), p.id))
     return render(request, "customer.html", nav="clients", customer=customer, offices=offices, people=people,
