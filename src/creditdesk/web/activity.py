@@ -45,7 +45,35 @@ COMMON_ACTIONS = ["pack.create", "pack.update", "pack.change_holder", "pack.void
 OBJECT_TYPES = ["pack", "consumption", "credit_transfer", "hold", "project", "customer", "office", "user", "team",
                 "api_key", "credit_type", "workspace"]
 OBJECT_URLS = {"pack": "/packs/{}", "project": "/projects/{}", "office": "/offices/{}", "user": "/users/{}",
-               "customer": "/customers/{}"}
+               "customer": "/customers/{}", "account": "/accounts/{}", "invoice": "/invoices/{}",
+               "subscription": "/subscriptions/{}", "asset": "/assets/{}", "activity": "/activities/{}"}
+
+
+def object_labels(session, workspace_id: str, names, events) -> dict[tuple[str, str], str]:
+    """What a person calls each event's object (a name, a number), read once per type for the page; the id stays
+    in the link's title."""
+    from sqlalchemy import select
+
+    from creditdesk.billing.invoice_models import Invoice
+    from creditdesk.billing.models import BillingAccount
+    from creditdesk.billing.subscription_models import Subscription
+    from creditdesk.credits.models import Pack
+
+    wanted: dict[str, set[str]] = {}
+    for e in events:
+        wanted.setdefault(e.object_type, set()).add(e.object_id)
+    labels: dict[tuple[str, str], str] = {}
+    for kind in ("office", "user", "customer", "project"):
+        for object_id in wanted.get(kind, ()):
+            labels[(kind, object_id)] = names.get(kind, object_id)
+    queries = {"pack": (Pack, lambda r: r.name), "account": (BillingAccount, lambda r: f"{r.number} · {r.name}"),
+               "invoice": (Invoice, lambda r: r.number or "draft"), "subscription": (Subscription, lambda r: r.number)}
+    for kind, (model, label) in queries.items():
+        ids = wanted.get(kind)
+        if ids:
+            for row in session.scalars(select(model).where(model.workspace_id == workspace_id, model.id.in_(ids))):
+                labels[(kind, row.id)] = label(row)
+    return labels
 FILTERS = ("action", "object_type", "object_id", "actor_id", "since", "until")
 
 
@@ -106,7 +134,9 @@ def activity(request: Request, user: WebUser = Depends(current_user)):
             audit.list_audit_events(session, actor=user.actor, limit=1)  # members: 403 even with bad filters
         names = Names(session, user.workspace_id)
         names.load("user", {e.actor_id for e in events if e.actor_id})
+        labels = object_labels(session, user.workspace_id, names, events)
         rows = [{"e": e, "actor": names.get("user", e.actor_id) if e.actor_id else e.actor_kind,
+                 "label": labels.get((e.object_type, e.object_id)),
                  "url": OBJECT_URLS.get(e.object_type, "").format(e.object_id) or None, "changes": changes(e)}
                 for e in events]
         staff = [(u.id, u.name) for u in parties.list_users(session, actor=user.actor, is_staff=True,
