@@ -23,6 +23,11 @@ def _known() -> frozenset[str]:
     return frozenset(code for code in babel_numbers.list_currencies() if code not in _NOT_BILLABLE)
 
 
+def known_codes() -> frozenset[str]:
+    """The ISO 4217 codes creditdesk bills in (upper case)."""
+    return _known()
+
+
 def check_currency(code: str, *, field: str = "currency") -> str:
     """The ISO 4217 code, upper-cased, or InvalidInput(`unknown_currency`)."""
     value = (code or "").strip().upper()

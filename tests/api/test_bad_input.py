@@ -449,3 +449,17 @@ def test_api_amounts_in_exponent_or_decimal_form_are_refused_at_once(client, db,
         assert r.status_code in (400, 422), r.text
     assert time.perf_counter() - started < 2
     assert counts(db, workspace.id) == before
+
+
+def test_a_currency_is_an_iso_4217_code(client, db, workspace):
+    client.post("/v1/credit-types", json={"code": "credits", "name": "Credits"}, headers=workspace.headers)
+    before = counts(db, workspace.id)
+    r = client.post("/v1/packs", json={"holder": {"kind": "workspace"}, "credit_type": "credits", "quantity": 5,
+                                       "name": "Dollars", "price_paid": 500, "currency": "DOL"},
+                    headers=workspace.headers)
+    problem = assert_problem(r, 422, "validation_error")
+    assert "ISO 4217" in json.dumps(problem) and counts(db, workspace.id) == before
+    ok = client.post("/v1/packs", json={"holder": {"kind": "workspace"}, "credit_type": "credits", "quantity": 5,
+                                        "name": "Dollars", "price_paid": 500, "currency": "USD"},
+                     headers=workspace.headers)
+    assert ok.status_code == 201, ok.text

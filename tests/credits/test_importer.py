@@ -474,3 +474,12 @@ def test_the_tuning_is_put_back_on_every_connection_an_import_used(db):
         assert tuning.saved == {}
         for session in sessions:
             session.close()
+
+
+def test_a_currency_that_is_not_iso_4217_is_an_error_of_its_line(db):
+    shop = make_shop(db)
+    text = csv_text(f"office,{shop.berlin},credits,10,Dollars,500,DOL,,,,,,,,,,,,,,",
+                    f"office,{shop.berlin},credits,10,Pounds,500,GBP,,,,,,,,,,,,,,")
+    report = run_import(db, shop.actor, text)
+    assert [line for line, _ in report.errors] == [2] and "ISO 4217" in report.errors[0][1]
+    assert [p.currency for p in packs_of(db, shop.ws)] == ["GBP"]

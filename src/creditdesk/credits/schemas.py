@@ -112,6 +112,22 @@ class PackCreate(Input):
                 raise ValueError("product codes are 1 to 100 characters")
         return sorted(set(value))
 
+    @field_validator("currency")
+    @classmethod
+    def _iso_currency(cls, value: str | None) -> str | None:
+        # Three capitals is not a currency: "DOL" (for dollars) would be stored and never add up with USD.
+        from creditdesk import currencies
+        from creditdesk.errors import InvalidInput
+        from pydantic_core import PydanticCustomError
+
+        if value is None:
+            return None
+        try:
+            return currencies.check_currency(value)
+        except InvalidInput:
+            raise PydanticCustomError("unknown_currency", "{value} is not an ISO 4217 currency code (for example "
+                                      "AUD, EUR, USD)", {"value": value}) from None
+
 
 class PackUpdate(Input):
     status_label: str | None = Field(default=None, max_length=100)
