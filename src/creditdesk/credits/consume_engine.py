@@ -79,7 +79,8 @@ def consume_many(session: Session, requests: Sequence[tuple[Actor, schemas.Consu
 
     now = clock.now()
     candidates = _candidates(session, checked, now)
-    watched = low_balance.watch(session, {(item.ct.workspace_id, item.ct.id) for item in checked})
+    watched = low_balance.watch(session, {(item.ct.workspace_id, item.ct.id) for item in checked
+                                          if item.ct.low_balance_watched})
     batch = ledger_batch.Batch(session, accounts=[c.account for packs in candidates.values() for c in packs])
     consumptions, audit_rows, touched = [], [], {}
     for item in checked:

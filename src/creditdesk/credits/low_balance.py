@@ -166,6 +166,16 @@ def _top_up(session: Session, row: BalanceCrossing, threshold: BalanceThreshold,
 
 # --- thresholds ----------------------------------------------------------------------------------------------
 
+def _mark_watched(session: Session, credit_type_id: str) -> None:
+    """Keep credit_types.low_balance_watched true exactly while an active threshold watches the type."""
+    from creditdesk.credits.models import CreditType
+
+    ct = session.get(CreditType, credit_type_id)
+    ct.low_balance_watched = session.scalar(select(BalanceThreshold.id).where(
+        BalanceThreshold.credit_type_id == credit_type_id, BalanceThreshold.active.is_(True)).limit(1)) is not None
+    session.flush([ct])
+
+
 def _require_master(actor: Actor) -> None:
     from creditdesk.parties.service import require_master
 
@@ -204,6 +214,7 @@ def set_threshold(session: Session, data, *, actor: Actor) -> BalanceThreshold:
     row.threshold, row.top_up_product_id, row.top_up_count = data.threshold, product_id, data.top_up_count
     row.active, row.updated_at = data.active, now
     session.flush([row])
+    _mark_watched(session, ct.id)
     audit.record(session, actor=actor, action="balance_threshold.set", object_type="balance_threshold",
                  object_id=row.id, before=before, after=snapshot(row))
     return row
@@ -244,5 +255,6 @@ def delete_threshold(session: Session, threshold_id: str, *, actor: Actor) -> bo
     audit.record(session, actor=actor, action=action, object_type="balance_threshold", object_id=threshold_id,
                  before=snapshot(row))
     session.flush()
+    _mark_watched(session, row.credit_type_id)
     return action.endswith("delete")
 

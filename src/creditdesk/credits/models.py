@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -47,6 +48,9 @@ class CreditType(Base):
     # Set on the money credit type of account wallets (billing.wallets), one per currency: its packs move only
     # through the wallet service (top up, pay an invoice, refund), never on the credit paths (governance).
     wallet_currency: Mapped[str | None] = mapped_column(String(3))
+    # A low-balance threshold watches this type (credits.low_balance): the consumption path reads the thresholds
+    # only then, so a workspace without any pays no extra statement.
+    low_balance_watched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     issuance_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"))
     consumed_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"))
     breakage_account_id: Mapped[str] = mapped_column(ForeignKey("ledger_accounts.id"))

@@ -71,9 +71,11 @@ class CreditTypeRef:
     required_permission: str | None
     consumed_account_id: str
     wallet_currency: str | None = None
+    low_balance_watched: bool = False
 
 
-_CREDIT_TYPES_SQL = ("SELECT id, workspace_id, code, required_permission, consumed_account_id, wallet_currency "
+_CREDIT_TYPES_SQL = ("SELECT id, workspace_id, code, required_permission, consumed_account_id, wallet_currency, "
+                     "low_balance_watched "
                      "FROM credit_types "
                      "WHERE workspace_id = :workspace_id AND code IN ({codes})")
 

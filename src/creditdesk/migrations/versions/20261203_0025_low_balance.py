@@ -4,7 +4,7 @@ Revision ID: 0025
 Revises: 0024
 Create Date: 2026-12-03 07:42:17
 
-Two new tables (credits.low_balance_models); nothing else changes.
+Two new tables (credits.low_balance_models); credit_types.low_balance_watched (false for every existing type).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -18,6 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('credit_types', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('low_balance_watched', sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table('balance_thresholds',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('workspace_id', sa.String(length=40), nullable=False),
@@ -64,6 +66,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('credit_types', schema=None) as batch_op:
+        batch_op.drop_column('low_balance_watched')
     with op.batch_alter_table('balance_crossings', schema=None) as batch_op:
         batch_op.drop_index('ix_balance_crossings_holder')
 
