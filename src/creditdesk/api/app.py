@@ -128,6 +128,8 @@ def _include_optional(app: FastAPI) -> None:
     app.include_router(wallet_routes.router, prefix="/v1")
     from creditdesk.api.routes import subscriptions as subscription_routes  # subscriptions, bills (seed 002)
     app.include_router(subscription_routes.router, prefix="/v1")
+    from creditdesk.api.routes import integrations as integration_routes  # packs from CRM deals (issue 16)
+    app.include_router(integration_routes.router, prefix="/v1")
 
 
 def create_server_app() -> FastAPI:
