@@ -260,12 +260,10 @@ def _holder(session: Session, ws: str, deal: s.DealIn, settings: CrmIntegration 
     return mapping.holder_kind, mapping.holder_id
 
 
-def _purchased_at(deal: s.DealIn) -> datetime:
-    return clock.aware(deal.closed_at) or clock.now()
-
-
-def pack_request(session: Session, ws: str, deal: s.DealIn, settings: CrmIntegration | None) -> cs.PackCreate:
-    """The grant a deal asks for, or Unmapped saying why there is none."""
+def pack_request(session: Session, ws: str, deal: s.DealIn, settings: CrmIntegration | None,
+                 made_at: datetime | None = None) -> cs.PackCreate:
+    """The grant a deal asks for, or Unmapped saying why there is none. A deal without a close date was bought
+    when its pack was made (`made_at`, the pack's purchase date, when it has one), else now."""
     holder_kind, holder_id = _holder(session, ws, deal, settings)
     if not deal.line_items:
         raise Unmapped("no_line_items", "The deal has no line items: nothing says which credits it sold.")
@@ -303,7 +301,8 @@ def pack_request(session: Session, ws: str, deal: s.DealIn, settings: CrmIntegra
         if price < 0:
             raise Unmapped("invalid_amount", f"The deal's amount {deal.amount} is negative.")
         currency = currency if price else None
-    purchased_at = _purchased_at(deal)
+    closed = clock.aware(deal.closed_at) or clock.aware(made_at)
+    purchased_at = closed or clock.now()
     expiry = catalog.package_expiry(first, purchased_at.date())
     ct = session.get(CreditType, first.credit_type_id)
     if len(lines) == 1 and lines[0][0].quantity == 1:
@@ -316,7 +315,8 @@ def pack_request(session: Session, ws: str, deal: s.DealIn, settings: CrmIntegra
     return cs.PackCreate(
         holder=cs.Holder(kind=holder_kind, id=holder_id), credit_type=ct.code, quantity=quantity, name=name[:200],
         price_paid=price, currency=currency, is_paid=price > 0, source=SOURCE,
-        external_ref=external_ref(deal.crm, deal.id), purchased_at=purchased_at, starts_at=purchased_at,
+        # Without a close date the grant's own "now" (left out: not compared when the deal comes again).
+        external_ref=external_ref(deal.crm, deal.id), purchased_at=closed, starts_at=closed,
         expires_at=None if expiry is None else datetime.combine(expiry, time(0), tzinfo=timezone.utc),
         product_codes=list(first.applicable_product_codes or []),
         notes=f"{crm_name} deal {deal.id}" + (f": {deal.name}" if deal.name else ""))
@@ -329,7 +329,7 @@ def process_deal(session: Session, deal: s.DealIn, *, actor: Actor) -> Outcome:
     ref = external_ref(deal.crm, deal.id)
     made = packs.pack_by_external_ref(session, ws, SOURCE, ref)
     try:
-        data = pack_request(session, ws, deal, settings)
+        data = pack_request(session, ws, deal, settings, made.purchased_at if made is not None else None)
     except Unmapped as why:
         if made is not None:  # its pack was made; what it maps to since does not matter
             _resolve(session, ws, deal, made.id, actor=actor)
