@@ -113,6 +113,11 @@ WRITE_BODIES = {
     ("POST", "/v1/activities/{activity_id}/start"): None,
     ("POST", "/v1/activities/{activity_id}/complete"): None,
     ("POST", "/v1/activities/{activity_id}/cancel"): {"reason": "Stolen"},
+    # packs from CRM deals (issue 16)
+    ("PATCH", "/v1/integrations/hubspot/mappings/{mapping_id}"): {"note": "Stolen"},
+    ("DELETE", "/v1/integrations/hubspot/mappings/{mapping_id}"): None,
+    ("POST", "/v1/integrations/review-queue/{item_id}/retry"): None,
+    ("POST", "/v1/integrations/review-queue/{item_id}/dismiss"): {"reason": "Stolen"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -126,7 +131,8 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "rule_id": "override_rule", "member_id": "account", "asset_id": "asset",
                 "preference_id": "payment_preference", "card_id": "payment_card", "charge_id": "gateway_charge",
                 "subscription_id": "subscription", "run_id": "billing_run",
-                "activity_type_id": "activity_type", "activity_id": "activity"}
+                "activity_type_id": "activity_type", "activity_id": "activity",
+                "mapping_id": "crm_mapping", "item_id": "crm_review_item"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
@@ -135,7 +141,7 @@ FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team"
                "credit_rating": "crat", "override_rule": "ovr", "asset": "ast",
                "payment_preference": "ppref", "payment_card": "card", "gateway_charge": "gch",
                "subscription": "sub", "billing_run": "brun",
-               "activity_type": "atyp", "activity": "act"}
+               "activity_type": "atyp", "activity": "act", "crm_mapping": "crmm", "crm_review_item": "crmr"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -280,6 +286,7 @@ def world(db, live_server):
     _ok(bm.client.patch("/v1/email-settings", json={"warning_days": 42, "default_language": "de"}), 200)
     _ok(bm.client.put("/v1/email-templates", json={"event": "warning", "language": "de", "subject": f"{MARK} subject",
                                                    "text_body": MARK}), 200)
+    objs["crm_mapping"], objs["crm_review_item"] = _crm_objects(bm, base, b.id, objs)
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
@@ -287,6 +294,23 @@ def world(db, live_server):
            "a_account": a_account, "a_invoice": a_invoice["id"], "a_line": a_invoice["lines"][0]["id"]}
     am.client.close()
     bm.client.close()
+
+
+def _crm_objects(bm: Api, base: str, workspace_id: str, objs: dict) -> tuple[str, str]:
+    """B's HubSpot settings, a company mapping to B's customer, and a deal of B's in its review queue (sent by
+    HubSpot to B's webhook URL, signed with B's secret)."""
+    from tests.integrations.signing import body_of, deal_event, signed, webhook_url
+
+    _ok(bm.client.put("/v1/integrations/hubspot", json={"client_secret": "secretb-client-secret",
+                                                         "holder_property": MARK}), 200)
+    mapping = bm.post("/v1/integrations/hubspot/mappings", {"kind": "company", "external_id": MARK,
+                                                            "holder": {"kind": "customer", "id": objs["customer"]},
+                                                            "note": MARK})["id"]
+    body = body_of(deal_event(MARK, event_id=MARK, company=MARK))
+    url = webhook_url(workspace_id, base)
+    answer = _ok(httpx.post(url, content=body, headers=signed(body, url, secret="secretb-client-secret"),
+                            timeout=30), 200)
+    return mapping, answer["events"][0]["review_item_id"]
 
 
 def _card_and_charge(db, workspace_id: str, objs: dict) -> tuple[str, str]:
@@ -334,7 +358,9 @@ def _b_snapshot(db, w) -> dict:
                  "wallet_transactions": "/v1/accounts/{}/wallet/transactions",
                  "payment_preference": "/v1/payment-preferences/{}", "gateway_charge": "/v1/gateway-charges/{}",
                  "subscription": "/v1/subscriptions/{}", "billing_run": "/v1/billing-runs/{}",
-                 "activity_type": "/v1/activity-types/{}", "activity": "/v1/activities/{}"}
+                 "activity_type": "/v1/activity-types/{}", "activity": "/v1/activities/{}",
+                 "crm_mapping": "/v1/integrations/hubspot/mappings/{}",
+                 "crm_review_item": "/v1/integrations/review-queue/{}"}
         owner = {"prices": "price_plan", "balance": "account", "statement": "account", "wallet": "account",
                  "wallet_transactions": "account"}
         for name, path in paths.items():
@@ -343,6 +369,7 @@ def _b_snapshot(db, w) -> dict:
         snap["billing_settings"] = _ok(c.get("/v1/billing/settings"), 200)
         snap["email_settings"] = _ok(c.get("/v1/email-settings"), 200)
         snap["email_templates"] = _ok(c.get("/v1/email-templates"), 200)
+        snap["hubspot_settings"] = _ok(c.get("/v1/integrations/hubspot"), 200)
         key = _ok(c.get(f"/v1/api-keys/{objs['api_key']}"), 200)
         key.pop("last_used_at", None)
         snap["api_key"] = key
@@ -579,6 +606,16 @@ def test_authorization_matrix(db, live_server, world):
                                         "unit": {"kind": "team", "id": objs["team"]}}),
             ("POST", "/v1/activities", {"customer_id": w["a_customer"], "type": "a-visit", "starts_at": ACT_START,
                                         "services": [{"product": objs["product"]}]}),
+            # packs from CRM deals: A's mappings naming B's holders or packages; B's webhook with A's key
+            ("POST", "/v1/integrations/hubspot/mappings", {"kind": "company", "external_id": "x",
+                                                           "holder": {"kind": "office", "id": objs["office"]}}),
+            ("POST", "/v1/integrations/hubspot/mappings", {"kind": "company", "external_id": "x",
+                                                           "holder": {"kind": "customer", "id": objs["customer"]}}),
+            ("POST", "/v1/integrations/hubspot/mappings", {"kind": "sku", "external_id": "x", "product": B_CT}),
+            ("POST", "/v1/integrations/hubspot/mappings", {"kind": "product", "external_id": "x",
+                                                           "product": objs["product"]}),
+            ("POST", f"/v1/integrations/hubspot/webhook?workspace={w['b'].id}",
+             [{"eventId": 1, "subscriptionType": "deal.propertyChange", "objectId": MARK}]),
         ]
         for method, path, body in refs:
             r = send(method, path, body)
