@@ -193,6 +193,10 @@ def test_a_webhook_of_workspace_a_never_touches_workspace_b(client, api, db, wor
         answer = send(client, workspace.id, body_of(deal_event(
             100 + event_id, event_id=event_id, properties={"creditdesk_holder": holder})))["events"][0]
         assert (answer["outcome"], answer["reason"]) == ("review", "unknown_holder")
+    # The import naming B's office as the holder: A's review queue too.
+    imported = api.post("/v1/deals/import", {"deals": [{"id": "x-1", "holder": {"kind": "office", "id": b_crm["office"]},
+                                                        "line_items": [{"product_id": "1234"}]}]}, status=200)
+    assert (imported["review"], imported["deals"][0]["reason"]) == (1, "unknown_holder")
     # B's company id 5551 maps to B's customer in B only: in A it is A's mapping.
     made = send(client, workspace.id, body_of(deal_event(200, event_id=4)))["events"][0]
     assert api.get(f"/v1/packs/{made['pack_id']}")["holder"]["id"] == crm["customer"]
