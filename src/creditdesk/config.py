@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     # A SQLite file in the working directory unless told otherwise; PostgreSQL URLs
     # (postgresql://user@host/db) work unchanged and are mapped to the psycopg 3 driver.
     database_url: str = "sqlite:///creditdesk.db"
+    # The server's public URL (https://credits.example.com) when a proxy in front rewrites scheme or host:
+    # signatures over the URL a caller used (HubSpot's v3 webhooks) are checked against it. Empty: the URL
+    # as received.
+    public_url: str = ""
     # Request bodies above this size are refused before they are parsed.
     max_body_bytes: int = 1_000_000
     # Idempotency keys are kept at least this long (the foundation promises 24 h).

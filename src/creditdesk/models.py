@@ -31,3 +31,4 @@ import creditdesk.billing.subscription_models  # noqa: F401,E402  (subscriptions
 import creditdesk.credits.low_balance_models  # noqa: F401,E402  (low-balance thresholds, crossings)
 import creditdesk.activities.models  # noqa: F401,E402  (activities, seed 002)
 import creditdesk.notify.communication_models  # noqa: F401,E402  (bill communications, seed 002)
+import creditdesk.integrations.models  # noqa: F401,E402  (packs from CRM deals)

@@ -168,14 +168,15 @@ def test_errors_kept_are_capped_but_all_counted(db, monkeypatch):
 
 def test_an_imported_pack_is_recorded_like_a_granted_one(db, frozen_clock):
     shop = make_shop(db)
-    fields = dict(price_paid=5000, currency="EUR", source="purchase", external_ref="ext-9",
+    # No external_ref: a row with one takes grant_pack's own path (it claims the (source, ref) key).
+    fields = dict(price_paid=5000, currency="EUR", source="purchase",
                   relationship_manager_id=shop.ben, purchased_at="2026-01-10T08:30:00+02:00",
                   expiry_months=12, priority=50, product_codes=["x", "a"], status_label="drive",
                   notes='quote " and unicode é ✓')
     granted = db.write(lambda s: grant_pack(s, cs.PackCreate(
         holder={"kind": "office", "id": shop.berlin}, credit_type="credits", quantity=40, name="Same pack",
         idempotency_key="the-granted-one", **fields), actor=shop.actor).id)
-    row = (f"office,{shop.berlin},credits,40,Same pack,5000,EUR,,purchase,ext-9,{shop.ben},,"
+    row = (f"office,{shop.berlin},credits,40,Same pack,5000,EUR,,purchase,,{shop.ben},,"
            f"2026-01-10T08:30:00+02:00,,,12,50,x a,drive,\"quote \"\" and unicode é ✓\",the-imported-one")
     report = run_import(db, shop.actor, csv_text(row))
     assert (report.granted, report.error_count) == (1, 0)
@@ -278,7 +279,9 @@ def test_the_fast_path_stores_what_the_orm_would_store_text_for_text():
             codes = f"{text.split()[0] if text.split() else 'x'};a b" if j % 3 == 1 else ""
             lines.append(",".join(f'"{c}"' if any(ch in c for ch in ',"\n') else c for c in (
                 "office" if j % 2 else "user", "off_1" if j % 2 else "usr_1", "credits", str(10 + j),
-                text.replace('"', '""'), price, currency, "" if j % 4 else "yes", "purchase" if j % 2 else "",
+                text.replace('"', '""'), price, currency, "" if j % 4 else "yes",
+                # promotion: an external ref that claims no key (a keyed one takes grant_pack's path)
+                "promotion" if j % 2 else "",
                 text.replace('"', '""') if j % 2 else "", "usr_1" if j % 2 else "", "", date,
                 date if j % 5 == 2 else "", expires, months, str(j - 5), codes.replace('"', '""'),
                 text.replace('"', '""') if j % 3 else "", text.replace('"', '""') if j % 2 else "",
@@ -292,6 +295,24 @@ def test_the_fast_path_stores_what_the_orm_would_store_text_for_text():
     for event, pack in zip(python[1], python[0]):
         assert json.loads(_stored(AuditEvent.__table__, importer.EVENT_COLUMNS, event)[9]) == \
             _jsonable(dict(zip(importer.PACK_COLUMNS, pack)))
+
+
+def test_a_row_for_a_source_and_ref_that_has_a_pack_grants_nothing_twice(db):
+    """External refs are keys (credits.packs): the same grant again is skipped, another one is refused with
+    external_ref_taken naming the pack, whatever the rows' idempotency keys."""
+    shop = make_shop(db)
+    first = db.write(lambda s: grant_pack(s, cs.PackCreate(
+        holder={"kind": "office", "id": shop.berlin}, credit_type="credits", quantity=40, name="Deal pack",
+        source="crm_deal", external_ref="deal-981"), actor=shop.actor).id)
+    same = f"office,{shop.berlin},credits,40,Deal pack,,,,crm_deal,deal-981,,,,,,,,,,,key-1"
+    other = f"office,{shop.berlin},credits,41,Deal pack,,,,crm_deal,deal-981,,,,,,,,,,,key-2"
+    near = f"office,{shop.berlin},credits,40,Deal pack,,,,crm_deal,deal-9810,,,,,,,,,,,key-3"
+    report = run_import(db, shop.actor, csv_text(same, other, near))
+    assert (report.granted, report.skipped, report.error_count) == (1, 1, 1)
+    assert "external_ref_taken" in report.errors[0][1] and first in report.errors[0][1]
+    with db.read() as s:
+        refs = sorted(s.scalars(select(Pack.external_ref).where(Pack.workspace_id == shop.ws)))
+    assert refs == ["deal-981", "deal-9810"]
 
 
 def test_bulk_ids_keep_the_format_and_order():

@@ -120,6 +120,11 @@ WRITE_BODIES = {
     ("DELETE", "/v1/communication-templates/{template_id}"): None,
     ("POST", "/v1/invoices/{invoice_id}/communicate"): {"to": "stolen@example.com", "subject": "Stolen",
                                                         "body": "Stolen"},
+    # packs from CRM deals (issue 16)
+    ("PATCH", "/v1/integrations/hubspot/mappings/{mapping_id}"): {"note": "Stolen"},
+    ("DELETE", "/v1/integrations/hubspot/mappings/{mapping_id}"): None,
+    ("POST", "/v1/integrations/review-queue/{item_id}/retry"): None,
+    ("POST", "/v1/integrations/review-queue/{item_id}/dismiss"): {"reason": "Stolen"},
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -134,7 +139,8 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "preference_id": "payment_preference", "card_id": "payment_card", "charge_id": "gateway_charge",
                 "subscription_id": "subscription", "run_id": "billing_run", "threshold_id": "balance_threshold",
                 "activity_type_id": "activity_type", "activity_id": "activity",
-                "template_id": "communication_template", "communication_id": "communication"}
+                "template_id": "communication_template", "communication_id": "communication",
+                "mapping_id": "crm_mapping", "item_id": "crm_review_item"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
@@ -144,7 +150,8 @@ FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team"
                "payment_preference": "ppref", "payment_card": "card", "gateway_charge": "gch",
                "subscription": "sub", "billing_run": "brun", "balance_threshold": "thr",
                "activity_type": "atyp", "activity": "act",
-               "communication_template": "ctpl", "communication": "comm"}
+               "communication_template": "ctpl", "communication": "comm",
+               "crm_mapping": "crmm", "crm_review_item": "crmr"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -296,6 +303,7 @@ def world(db, live_server):
         "name": f"{MARK} template", "subject": f"{MARK} {{{{ invoice.number }}}}", "body": MARK})["id"]
     objs["communication"] = bm.post(f"/v1/invoices/{objs['posted_invoice']}/communicate", {
         "to": "secretb.bills@example.com", "template_id": objs["communication_template"]})["id"]
+    objs["crm_mapping"], objs["crm_review_item"] = _crm_objects(bm, base, b.id, objs)
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
@@ -303,6 +311,23 @@ def world(db, live_server):
            "a_account": a_account, "a_invoice": a_invoice["id"], "a_line": a_invoice["lines"][0]["id"]}
     am.client.close()
     bm.client.close()
+
+
+def _crm_objects(bm: Api, base: str, workspace_id: str, objs: dict) -> tuple[str, str]:
+    """B's HubSpot settings, a company mapping to B's customer, and a deal of B's in its review queue (sent by
+    HubSpot to B's webhook URL, signed with B's secret)."""
+    from tests.integrations.signing import body_of, deal_event, signed, webhook_url
+
+    _ok(bm.client.put("/v1/integrations/hubspot", json={"client_secret": "secretb-client-secret",
+                                                         "holder_property": MARK}), 200)
+    mapping = bm.post("/v1/integrations/hubspot/mappings", {"kind": "company", "external_id": MARK,
+                                                            "holder": {"kind": "customer", "id": objs["customer"]},
+                                                            "note": MARK})["id"]
+    body = body_of(deal_event(MARK, event_id=MARK, company=MARK))
+    url = webhook_url(workspace_id, base)
+    answer = _ok(httpx.post(url, content=body, headers=signed(body, url, secret="secretb-client-secret"),
+                            timeout=30), 200)
+    return mapping, answer["events"][0]["review_item_id"]
 
 
 def _card_and_charge(db, workspace_id: str, objs: dict) -> tuple[str, str]:
@@ -352,7 +377,9 @@ def _b_snapshot(db, w) -> dict:
                  "subscription": "/v1/subscriptions/{}", "billing_run": "/v1/billing-runs/{}",
                  "activity_type": "/v1/activity-types/{}", "activity": "/v1/activities/{}",
                  "communication_template": "/v1/communication-templates/{}",
-                 "communication": "/v1/communications/{}"}
+                 "communication": "/v1/communications/{}",
+                 "crm_mapping": "/v1/integrations/hubspot/mappings/{}",
+                 "crm_review_item": "/v1/integrations/review-queue/{}"}
         owner = {"prices": "price_plan", "balance": "account", "statement": "account", "wallet": "account",
                  "wallet_transactions": "account"}
         for name, path in paths.items():
@@ -363,6 +390,7 @@ def _b_snapshot(db, w) -> dict:
         snap["email_templates"] = _ok(c.get("/v1/email-templates"), 200)
         snap["balance_thresholds"] = _ok(c.get("/v1/balance-thresholds"), 200)
         snap["balance_crossings"] = _ok(c.get("/v1/balance-crossings"), 200)
+        snap["hubspot_settings"] = _ok(c.get("/v1/integrations/hubspot"), 200)
         key = _ok(c.get(f"/v1/api-keys/{objs['api_key']}"), 200)
         key.pop("last_used_at", None)
         snap["api_key"] = key
@@ -608,6 +636,16 @@ def test_authorization_matrix(db, live_server, world):
                                                              "body": "x"}),
             ("POST", "/v1/communication-templates/preview", {"invoice_id": w["a_invoice"],
                                                              "template_id": objs["communication_template"]}),
+            # packs from CRM deals: A's mappings naming B's holders or packages; B's webhook with A's key
+            ("POST", "/v1/integrations/hubspot/mappings", {"kind": "company", "external_id": "x",
+                                                           "holder": {"kind": "office", "id": objs["office"]}}),
+            ("POST", "/v1/integrations/hubspot/mappings", {"kind": "company", "external_id": "x",
+                                                           "holder": {"kind": "customer", "id": objs["customer"]}}),
+            ("POST", "/v1/integrations/hubspot/mappings", {"kind": "sku", "external_id": "x", "product": B_CT}),
+            ("POST", "/v1/integrations/hubspot/mappings", {"kind": "product", "external_id": "x",
+                                                           "product": objs["product"]}),
+            ("POST", f"/v1/integrations/hubspot/webhook?workspace={w['b'].id}",
+             [{"eventId": 1, "subscriptionType": "deal.propertyChange", "objectId": MARK}]),
         ]
         for method, path, body in refs:
             r = send(method, path, body)

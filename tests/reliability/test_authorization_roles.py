@@ -915,6 +915,70 @@ CASES += [
 ]
 
 
+# --- packs from CRM deals (README "Packs from CRM deals"): masters change the HubSpot settings and
+# mappings; whoever may grant packs imports deals and retries or dismisses review items; everyone reads. The
+# webhook is HubSpot's: no API key opens it (401 invalid_signature for every caller, nothing changed) ---
+
+def _crm_package(w) -> str:
+    if "crm_package" not in w.ids:
+        w.master.post("/v1/products", {"code": "matrix-crm-svc", "name": "Matrix service", "kind": "service",
+                                       "unit": "hour"})
+        w.master.post("/v1/products", {"code": "matrix-crm-pkg", "name": "Matrix hours", "kind": "credit_package",
+                                       "unit": "pack", "credit_package": {
+                                           "credit_type": "unit", "credit_quantity": 5,
+                                           "applicable_product_codes": ["matrix-crm-svc"],
+                                           "expiry": {"kind": "none"}}})
+        w.master.post("/v1/integrations/hubspot/mappings", {"kind": "sku", "external_id": "MATRIX-SKU",
+                                                            "product": "matrix-crm-pkg"})
+        w.ids["crm_package"] = "matrix-crm-pkg"
+    return w.ids["crm_package"]
+
+
+def fresh_crm_mapping(w, caller):
+    _crm_package(w)
+    return {"crm_mapping": w.master.post("/v1/integrations/hubspot/mappings", {
+        "kind": "product", "external_id": f"matrix-{secrets.token_hex(4)}", "product": "matrix-crm-pkg"})["id"]}
+
+
+def fresh_review_item(mapped: bool):
+    """A deal of an unknown company in the review queue (imported by the master); `mapped`: its company is
+    mapped since, so a Retry makes its pack."""
+    def make(w, caller):
+        _crm_package(w)
+        company = f"matrix-co-{secrets.token_hex(4)}"
+        result = w.master.post("/v1/deals/import", {"deals": [{"id": company, "company_id": company,
+                                                               "line_items": [{"sku": "MATRIX-SKU"}]}]})
+        if mapped:
+            w.master.post("/v1/integrations/hubspot/mappings", {"kind": "company", "external_id": company,
+                                                                "holder": {"kind": "office", "id": w.ids["o1"]}})
+        return {"crm_review_item": result["deals"][0]["review_item_id"]}
+    return make
+
+
+CASES += [
+    Case("hubspot.settings", "PUT", "/v1/integrations/hubspot", None,
+         {"client_secret": "matrix-client-secret", "won_stage": "closedwon"}, MASTER),
+    Case("crm_mapping.create", "POST", "/v1/integrations/hubspot/mappings", None,
+         {"kind": "sku", "external_id": "matrix-{uniq}", "product": "{crm_package}"}, MASTER,
+         fresh=lambda w, caller: {"crm_package": _crm_package(w)}),
+    Case("crm_mapping.update", "PATCH", "/v1/integrations/hubspot/mappings/{mapping_id}", "crm_mapping",
+         {"note": "Matrix"}, MASTER, fresh=fresh_crm_mapping),
+    Case("crm_mapping.delete", "DELETE", "/v1/integrations/hubspot/mappings/{mapping_id}", "crm_mapping", None,
+         MASTER, fresh=fresh_crm_mapping),
+    Case("crm_review.retry", "POST", "/v1/integrations/review-queue/{item_id}/retry", "crm_review_item", None,
+         GRANT, fresh=fresh_review_item(mapped=True)),
+    Case("crm_review.dismiss", "POST", "/v1/integrations/review-queue/{item_id}/dismiss", "crm_review_item",
+         {"reason": "Matrix"}, GRANT, fresh=fresh_review_item(mapped=False)),
+    Case("deals.import", "POST", "/v1/deals/import", None,
+         {"deals": [{"id": "matrix-{uniq}", "holder": {"kind": "office", "id": "{o2}"},
+                     "line_items": [{"sku": "MATRIX-SKU"}]}]}, GRANT, special={c: 200 for c in GRANT},
+         fresh=lambda w, caller: {"crm_package": _crm_package(w)}),
+    Case("hubspot.webhook", "POST", "/v1/integrations/hubspot/webhook", None,
+         [{"eventId": 1, "subscriptionType": "deal.propertyChange", "objectId": 1}], frozenset(), refused=401,
+         audited=False),
+]
+
+
 # --- the world ---------------------------------------------------------------------------------------
 
 def _answer(r: httpx.Response) -> dict:

@@ -117,6 +117,12 @@ def target(db, live_server):
     ids["inv_posted"] = _ok(c.post("/v1/invoices", json={"account_id": ids["acc1"], "lines": [line]}))["id"]
     _ok(c.post(f"/v1/invoices/{ids['inv_posted']}/post"))
     ids["pay1"] = _ok(c.post("/v1/payments", json={"account_id": ids["acc1"], "amount": 100, "allocations": []}))["id"]
+    # Packs from CRM deals: a company mapping, and a deal of an unknown company in the review queue.
+    ids["crmm1"] = _ok(c.post("/v1/integrations/hubspot/mappings", json={
+        "kind": "company", "external_id": "ma-co-1", "holder": {"kind": "customer", "id": ids["c1"]}}))["id"]
+    ids["crmr1"] = _ok(c.post("/v1/deals/import", json={"deals": [{"id": "ma-deal-0", "company_id": "ma-unknown",
+                                                                   "line_items": [{"sku": "ma-sku"}]}]}))[
+        "deals"][0]["review_item_id"]
     # An asset sold on a posted invoice (goods sold can be transferred and returned).
     _ok(c.post("/v1/products", json={"code": "ma-router", "name": "Router", "kind": "physical_good", "unit": "each"}))
     sold = _ok(c.post("/v1/invoices", json={"account_id": ids["acc1"], "lines": [
@@ -308,6 +314,20 @@ def _bases(ids: dict) -> dict:
             "invoice_id": ids["inv_posted"], "template_id": ids["ctpl1"]}),
         ("POST", "/v1/invoices/{invoice_id}/communicate"): (f"/v1/invoices/{ids['inv_posted']}/communicate", {
             "to": "bills@example.com", "subject": "S", "body": "B"}),
+        # Packs from CRM deals (the HubSpot webhook declares no body: HubSpot's payloads are read raw, signed,
+        # and their unknown fields ignored, as HubSpot adds fields over time)
+        ("PUT", "/v1/integrations/hubspot"): ("/v1/integrations/hubspot", {"client_secret": "ma-client-secret",
+                                                                           "won_stage": "closedwon"}),
+        ("POST", "/v1/integrations/hubspot/mappings"): ("/v1/integrations/hubspot/mappings", {
+            "kind": "company", "external_id": "ma-co-2", "holder": {"kind": "customer", "id": ids["c1"]}}),
+        ("PATCH", "/v1/integrations/hubspot/mappings/{mapping_id}"): (
+            f"/v1/integrations/hubspot/mappings/{ids['crmm1']}", {"note": "n", "holder": {"kind": "office",
+                                                                                        "id": ids["o1"]}}),
+        ("POST", "/v1/integrations/review-queue/{item_id}/dismiss"): (
+            f"/v1/integrations/review-queue/{ids['crmr1']}/dismiss", {"reason": "r"}),
+        ("POST", "/v1/deals/import"): ("/v1/deals/import", {"deals": [{
+            "id": "ma-deal-1", "holder": {"kind": "customer", "id": ids["c1"]},
+            "line_items": [{"sku": "ma-sku", "quantity": 1}]}]}),
     }
 
 

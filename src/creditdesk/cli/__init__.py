@@ -10,6 +10,7 @@ import typer
 from creditdesk.cli.billing import billing_app, periods_app
 from creditdesk.cli.credits import balance, consume, history, jobs_app, ledger_app, packs_app
 from creditdesk.cli.db import db_app
+from creditdesk.cli.deals import deals_app
 from creditdesk.cli.invoices import invoices_app
 from creditdesk.cli.notify import emails_app
 from creditdesk.cli.serve import serve
@@ -32,5 +33,6 @@ app.add_typer(periods_app, name="periods")
 app.add_typer(invoices_app, name="invoices")
 app.add_typer(billing_app, name="billing")
 app.add_typer(emails_app, name="emails")
+app.add_typer(deals_app, name="deals")
 
 __all__ = ["app"]

@@ -39,7 +39,7 @@ from creditdesk import clock, currencies
 from creditdesk.audit import Actor, AuditEvent, _jsonable
 from creditdesk.credits import governance, repository, schemas
 from creditdesk.credits.models import CreditType, Pack
-from creditdesk.credits.packs import add_months, grant_pack
+from creditdesk.credits.packs import UNKEYED_SOURCES, add_months, grant_or_find
 from creditdesk.errors import CreditdeskError
 from creditdesk.ids import new_ids
 from creditdesk.ledger import service as ledger
@@ -532,6 +532,10 @@ def _grantable(v: dict, ws: str, found: _Lookups, now: When) -> tuple[_TypeRef, 
     if ct.required_permission or v["source"] == "transfer" or (
             v["source"] == "purchase" and (v["external_ref"] or "").startswith(governance.SMS_PURCHASE_PREFIX)):
         return None
+    # A row with an external ref claims the (source, external ref) key: grant_pack decides (the pack granted
+    # before is the answer, or external_ref_taken), one rule in one place.
+    if v["external_ref"] and v["source"] not in UNKEYED_SOURCES:
+        return None
     kind, hid = v["kind"], v["holder_id"]
     if kind == "workspace":
         if hid not in (None, ws):
@@ -633,14 +637,17 @@ def _grant_one(session: Session, row: Row, *, actor: Actor, report: ImportReport
         return
     savepoint = session.begin_nested()
     try:
-        grant_pack(session, data, actor=actor, internal_key=row.key if row.derived else None)
+        _, created = grant_or_find(session, data, actor=actor, internal_key=row.key if row.derived else None)
         savepoint.commit()
     except CreditdeskError as exc:
         savepoint.rollback()
         report.error(row.line, f"{exc.message} ({exc.code})")
         return
     existing.add(row.slot)
-    report.granted += 1
+    if created:
+        report.granted += 1
+    else:  # granted before (its key, or its source and external ref)
+        report.skipped += 1
 
 
 # Column order of the rows written below (a test checks these against the models).
@@ -649,7 +656,7 @@ PACK_COLUMNS = ("id", "workspace_id", "holder_kind", "holder_id", "customer_id",
                 "project_manager_id", "purchased_at", "starts_at", "expires_at", "expiry_months", "priority",
                 "product_codes", "status", "status_label", "notes", "void_reason", "ledger_account_id",
                 "origin_pack_id", "credit_transfer_id", "idempotency_key", "internal_key", "created_at",
-                "updated_at", "wallet_id")
+                "updated_at", "wallet_id", "external_key")
 EVENT_COLUMNS = ("id", "workspace_id", "actor_kind", "actor_id", "api_key_id", "action", "object_type", "object_id",
                  "before", "after", "created_at")
 _TABLES = ((Pack.__table__, PACK_COLUMNS), (AuditEvent.__table__, EVENT_COLUMNS))
@@ -707,7 +714,7 @@ def _python_rows(clean, ids, *, actor: Actor, now: datetime) -> tuple[list, list
                 v["source"], v["external_ref"], v["name"], v["relationship_manager_id"], v["project_manager_id"],
                 purchased.at, starts.at, expires.at if expires else None, v["expiry_months"], v["priority"],
                 v["product_codes"], "active", v["status_label"], v["notes"], None, account_id, None, None,
-                None if row.derived else row.key, row.key if row.derived else None, now, now, None)
+                None if row.derived else row.key, row.key if row.derived else None, now, now, None, None)
         packs.append(pack)
         # audit.snapshot of the pack grant_pack would have made: every column, JSON-ready.
         events.append((event_ids[i],) + event_head
@@ -742,7 +749,8 @@ def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list]:
         packs.append((pack_id, ws, v["kind"], hid, customer, ct.id, unit, quantity, price, currency, int(paid),
                       v["source"], external_ref, name, rm, pm, purchased.stored, starts.stored,
                       expires.stored if expires else None, months, v["priority"], codes_json, "active",
-                      v["status_label"], v["notes"], None, account_id, None, None, key, internal, stamp, stamp, None))
+                      v["status_label"], v["notes"], None, account_id, None, None, key, internal, stamp, stamp, None,
+                      None))
         # json.dumps(audit.snapshot(pack)) of the pack grant_pack would have made (see _snapshot_json).
         after = (f'{{"id": "{pack_id}", "workspace_id": {q_ws}, "holder_kind": {q(v["kind"])}, '
                  f'"holder_id": {q(hid)}, "customer_id": {"null" if customer is None else q(customer)}, '
@@ -758,7 +766,7 @@ def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list]:
                  f'"notes": {_q(v["notes"])}, "void_reason": null, '
                  f'"ledger_account_id": "{account_id}", "origin_pack_id": null, "credit_transfer_id": null, '
                  f'"idempotency_key": {_opt(key)}, "internal_key": {_opt(internal)}, '
-                 f'"created_at": "{now_iso}", "updated_at": "{now_iso}", "wallet_id": null}}')
+                 f'"created_at": "{now_iso}", "updated_at": "{now_iso}", "wallet_id": null, "external_key": null}}')
         events.append((event_ids[i],) + event_head + (pack_id, "null", after, stamp))
     return packs, events
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -107,6 +108,12 @@ class Pack(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The account wallet whose money this pack is (billing.wallets); None for every other pack.
     wallet_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    # The pack's claim on its (source, external_ref): a grant for a source and external ref that already has
+    # a pack answers with that pack, or 409 external_ref_taken naming it, never a second grant (credits.packs).
+    # Set to external_ref by every grant that gives one, except transfers and promotions (their refs name
+    # what they came from, shared by many packs). None on packs that shared a ref with an older pack of the
+    # same source before migration crm1: the oldest keeps the key, the others were left as they were.
+    external_key: Mapped[str | None] = mapped_column(String(200))
 
 
 Index("uq_packs_workspace_id_internal_key", Pack.workspace_id, Pack.internal_key, unique=True)
@@ -118,6 +125,10 @@ Index("ix_packs_label", Pack.workspace_id, Pack.status_label, Pack.status, Pack.
 Index("ix_packs_ws_status_id", Pack.workspace_id, Pack.status, Pack.id)
 Index("ix_packs_customer", Pack.workspace_id, Pack.customer_id)
 Index("ix_packs_due", Pack.status, Pack.expires_at, Pack.id)
+Index("uq_packs_external_key", Pack.workspace_id, Pack.source, Pack.external_key, unique=True,
+      sqlite_where=text("external_key IS NOT NULL"), postgresql_where=text("external_key IS NOT NULL"))
+# GET /v1/packs?external_ref= (exact; every pack with the ref, transfers of a deal's pack included).
+Index("ix_packs_external_ref", Pack.workspace_id, Pack.external_ref)
 
 
 class Project(Base):

@@ -74,16 +74,38 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
+# Sources whose external_ref names what a pack came from rather than the grant itself: a transfer's pack
+# keeps its origin's ref, a promotion's names the package given (many packs each); they claim no key.
+UNKEYED_SOURCES = frozenset({"transfer", "promotion"})
+
+
+def external_key_of(data: schemas.PackCreate) -> str | None:
+    """The (source, external_ref) key this grant claims (Pack.external_key), if any."""
+    return data.external_ref if data.external_ref and data.source not in UNKEYED_SOURCES else None
+
+
 def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, internal_key: str | None = None,
                purchase_id: str | None = None, wallet_id: str | None = None) -> Pack:
-    """Create a pack and fund it: a ledger transfer from issuance to its account.
+    """Create a pack and fund it (see grant_or_find); the pack, new or the one granted before."""
+    return grant_or_find(session, data, actor=actor, internal_key=internal_key, purchase_id=purchase_id,
+                         wallet_id=wallet_id)[0]
+
+
+def grant_or_find(session: Session, data: schemas.PackCreate, *, actor: Actor, internal_key: str | None = None,
+                  purchase_id: str | None = None, wallet_id: str | None = None) -> tuple[Pack, bool]:
+    """Create a pack and fund it: a ledger transfer from issuance to its account. (pack, created): created
+    is False when the pack was granted before (a replay), and nothing was done now.
 
     `data.idempotency_key` is the user's key: the same request under it answers with the pack it made,
     another request is refused (idempotency_key_conflict, naming that pack). Internal callers give
     `internal_key` instead (the importer's content-derived keys), kept in a column of its own that no
     request can write. `purchase_id` is given by the SMS purchase flow only, once the purchase is paid:
     its pack (source purchase, keyed by the purchase) is the only way credits are bought. `wallet_id` is
-    given by billing.wallets only (a top up, which checked who may): the pack is that wallet's money."""
+    given by billing.wallets only (a top up, which checked who may): the pack is that wallet's money.
+
+    `data.external_ref` (with `data.source`, transfers and promotions aside) is a key of its own, whatever
+    the idempotency key: the same request for a source and ref that has a pack answers with that pack,
+    another request is refused (409 external_ref_taken, naming it). Two at once: one pack."""
     if wallet_id is not None:
         if data.source != "wallet" or internal_key is None:
             raise ValueError("a wallet's pack has the source wallet and an internal key")
@@ -98,9 +120,11 @@ def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, inte
     holder, customer_id = resolve_holder(session, ws, data.holder.kind, data.holder.id)
     if wallet_id is None:
         governance.authorize_grant(session, actor, ct, holder, data, paid_purchase=purchase_id is not None)
-    existing = _pack_by_key(session, ws, data, internal_key, ct, holder)
+    external_key = external_key_of(data)
+    existing = _pack_by_key(session, ws, data, internal_key, ct, holder) or \
+        _pack_by_ref(session, ws, data, external_key, ct, holder)
     if existing is not None:
-        return existing
+        return existing, False
     for user_id in (data.relationship_manager_id, data.project_manager_id):
         if user_id:
             get_in_workspace(session, User, ws, user_id)
@@ -120,22 +144,23 @@ def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, inte
         raise InvalidCredits("The pack would expire before it starts.", code="expiry_before_start")
     if data.price_paid and not data.currency:
         raise InvalidCredits("A price paid needs its currency.", code="currency_required")
-    if data.idempotency_key or internal_key:
+    if data.idempotency_key or internal_key or external_key:
         # Two grants with one key at once (PostgreSQL): the second waits on the unique key, then fails
         # on it. Insert under a savepoint, and on that failure answer as if the first had been seen.
         session.flush()
         try:
             with session.begin_nested():
                 account, pack = _insert_pack(session, data, ct, holder, customer_id, purchased_at, starts_at,
-                                             expires_at, now, internal_key)
+                                             expires_at, now, internal_key, external_key)
         except IntegrityError:
-            existing = _pack_by_key(session, ws, data, internal_key, ct, holder)
+            existing = _pack_by_key(session, ws, data, internal_key, ct, holder) or \
+                _pack_by_ref(session, ws, data, external_key, ct, holder)
             if existing is None:
                 raise
-            return existing
+            return existing, False
     else:
         account, pack = _insert_pack(session, data, ct, holder, customer_id, purchased_at, starts_at, expires_at,
-                                     now, internal_key)
+                                     now, internal_key, None)
     if wallet_id is not None:
         pack.wallet_id = wallet_id
     ledger.post(session, [TransferSpec(ct.issuance_account_id, account.id, data.quantity, GRANT,
@@ -143,7 +168,31 @@ def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, inte
                 workspace_id=ws, operation_id=pack.id, actor_id=actor.user_id, locked={account.id: account})
     audit.record(session, actor=actor, action="pack.create", object_type="pack", object_id=pack.id,
                  after=snapshot(pack))
-    return pack
+    return pack, True
+
+
+def pack_by_external_ref(session: Session, workspace_id: str, source: str, external_ref: str) -> Pack | None:
+    """The pack holding the key of this source and external ref, if any."""
+    return session.scalar(select(Pack).where(Pack.workspace_id == workspace_id, Pack.source == source,
+                                             Pack.external_key == external_ref))
+
+
+def _pack_by_ref(session: Session, workspace_id: str, data: schemas.PackCreate, external_key: str | None,
+                 ct: CreditType, holder: HolderRef) -> Pack | None:
+    """The pack already granted for this source and external ref: the answer when the request is the same,
+    a conflict naming it when it is not (whatever the idempotency key: one pack per ref)."""
+    if external_key is None:
+        return None
+    found = pack_by_external_ref(session, workspace_id, data.source, external_key)
+    if found is None:
+        return None
+    differ = grant_differences(session, found, data, ct, holder)
+    if differ:
+        raise Conflict(f"The external_ref {external_key!r} (source {data.source}) already has pack {found.id}, "
+                       f"granted with other values ({', '.join(differ)}). One pack per source and external ref: "
+                       "correct that pack instead, or use another ref.",
+                       code="external_ref_taken", pack_id=found.id, fields=differ)
+    return found
 
 
 def _pack_by_key(session: Session, workspace_id: str, data: schemas.PackCreate, internal_key: str | None,
@@ -208,11 +257,12 @@ def _instant(value) -> datetime | None:
 
 def _insert_pack(session: Session, data: schemas.PackCreate, ct: CreditType, holder: HolderRef,
                  customer_id: str | None, purchased_at: datetime, starts_at: datetime, expires_at: datetime | None,
-                 now: datetime, internal_key: str | None) -> tuple[LedgerAccount, Pack]:
+                 now: datetime, internal_key: str | None,
+                 external_key: str | None) -> tuple[LedgerAccount, Pack]:
     account = ledger.open_account(session, workspace_id=ct.workspace_id, unit=ct.code, code="pack",
                                   flags=DEBITS_MUST_NOT_EXCEED_CREDITS)
     pack = new_pack(data, ct, holder, customer_id, purchased_at, starts_at, expires_at, None, None, now, account.id,
-                    internal_key=internal_key)
+                    internal_key=internal_key, external_key=external_key)
     session.add(pack)
     session.flush()
     return account, pack
@@ -220,7 +270,8 @@ def _insert_pack(session: Session, data: schemas.PackCreate, ct: CreditType, hol
 
 def new_pack(data: schemas.PackCreate, ct, holder: HolderRef, customer_id: str | None, purchased_at: datetime,
              starts_at: datetime, expires_at: datetime | None, origin_pack_id: str | None, transfer_id: str | None,
-             now: datetime, account_id: str, *, internal_key: str | None = None) -> Pack:
+             now: datetime, account_id: str, *, internal_key: str | None = None,
+             external_key: str | None = None) -> Pack:
     """A pack's row as granted (not yet in any session)."""
     return Pack(
         id=new_id("pack"), workspace_id=ct.workspace_id, holder_kind=holder.kind, holder_id=holder.id,
@@ -233,7 +284,8 @@ def new_pack(data: schemas.PackCreate, ct, holder: HolderRef, customer_id: str |
         priority=data.priority, product_codes=list(data.product_codes), status="active",
         status_label=data.status_label, notes=data.notes, void_reason=None, ledger_account_id=account_id,
         origin_pack_id=origin_pack_id, credit_transfer_id=transfer_id,
-        idempotency_key=data.idempotency_key, internal_key=internal_key, created_at=now, updated_at=now)
+        idempotency_key=data.idempotency_key, internal_key=internal_key, created_at=now, updated_at=now,
+        external_key=external_key)
 
 
 def get_pack(session: Session, workspace_id: str, pack_id: str, *, for_update: bool = False,

@@ -95,7 +95,7 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
                remaining_min: int | None = None, remaining_max: int | None = None,
                expires_from: datetime | None = None, expires_to: datetime | None = None,
                q: str | None = None, status_label: str | None = None, sort: str = "created",
-               descending: bool = False) -> Page[tuple[Pack, LedgerAccount]]:
+               descending: bool = False, external_ref: str | None = None) -> Page[tuple[Pack, LedgerAccount]]:
     ws = actor.workspace_id
     stmt = (select(Pack, LedgerAccount).join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
             .where(Pack.workspace_id == ws))
@@ -136,6 +136,8 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
         stmt = stmt.where(Pack.expires_at <= clock.aware(expires_to))
     if status_label:
         stmt = stmt.where(Pack.status_label == status_label)
+    if external_ref is not None:
+        stmt = stmt.where(Pack.external_ref == external_ref)  # exact (q is the substring search)
     if q:
         stmt = stmt.where(text_search_clause(session, q, sqlite))
     if sort not in SORTS:

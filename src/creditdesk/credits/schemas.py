@@ -100,9 +100,11 @@ class PackCreate(Input):
     status_label: str = Field(default="", max_length=100)
     notes: str = Field(default="", max_length=10_000)
     idempotency_key: str | None = Field(default=None, max_length=255,
-                                        description="Grants with the same key create one pack; the key reused "
-                                                    "for another request is refused (409 "
-                                                    "idempotency_key_conflict, naming the pack).")
+                                        description="The Idempotency-Key header's rules: grants with the same "
+                                                    "key create one pack (a replay answers with it, "
+                                                    "Idempotent-Replayed: true); the key reused for another "
+                                                    "request is refused (409 idempotency_key_conflict, naming "
+                                                    "the pack).")
 
     @field_validator("product_codes")
     @classmethod

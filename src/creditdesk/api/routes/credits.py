@@ -99,9 +99,25 @@ def grant_pack(body: s.PackCreate, ctx: WriteContext = Depends(write_context)):
     """Grant a pack to a holder (office, user, customer, or the workspace pool).
 
     SMS credits (a credit type with a required_permission) are bought through POST /v1/sms/purchases; here
-    only master users grant them, to the pool or to a user who may send, never as source purchase. The body's
-    idempotency_key replays the same grant; under another request it answers 409 idempotency_key_conflict."""
-    return ctx.run(lambda db, actor: _pack_view(db, packs.grant_pack(db, body, actor=actor)), status_code=201)
+    only master users grant them, to the pool or to a user who may send, never as source purchase.
+
+    The body's idempotency_key follows the Idempotency-Key header's rules: the same grant again answers
+    with the pack it made (the same answer, with `Idempotent-Replayed: true`); another request under it is
+    refused, 409 idempotency_key_conflict naming that pack (`pack_id`, and the `fields` that differ).
+    `external_ref` with `source` is a key of its own (transfers and promotions aside), whatever the
+    idempotency key: the same grant for a source and ref that has a pack answers with that pack
+    (`Idempotent-Replayed: true`), another is refused, 409 external_ref_taken naming it."""
+    replayed = []
+
+    def run(db, actor):
+        pack, created = packs.grant_or_find(db, body, actor=actor)
+        if not created:
+            replayed.append(pack.id)
+        return _pack_view(db, pack)
+    response = ctx.run(run, status_code=201)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @router.post("/packs/batch", status_code=201, response_model=ListOf[s.PackOut], tags=["packs"])
@@ -135,6 +151,9 @@ def list_packs(
         "Expiring before this instant (exclusive); a bare date means the start of that day, UTC.")),
     status_label: str | None = Query(default=None, max_length=100),
     q: str | None = Query(default=None, max_length=200, description="Search name, notes, label, external ref."),
+    external_ref: str | None = Query(default=None, min_length=1, max_length=200, description=(
+        "Exactly this external ref (a CRM deal's `hubspot:deal:981` is not `hubspot:deal:9810`); `q` is a "
+        "substring search.")),
     sort: str = Query(default="created", pattern="^(created|expires_at|name|remaining|quantity|priority)$",
                       description="created, expires_at, name, remaining, quantity or priority."),
     order: str = Query(default="asc", pattern="^(asc|desc)$", description="asc or desc."),
@@ -145,7 +164,7 @@ def list_packs(
                             status=statuses(status, PACK_STATUSES),
                             credit_type=credit_type, remaining_min=remaining_min, remaining_max=remaining_max,
                             expires_from=expires_from, expires_to=expires_to, q=q, status_label=status_label,
-                            sort=sort, descending=order == "desc")
+                            sort=sort, descending=order == "desc", external_ref=external_ref)
     return {"object": "list", "data": reads.packs_out(session, page.items), "next_cursor": page.next_cursor}
 
 
