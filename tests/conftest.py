@@ -22,6 +22,9 @@ from creditdesk.db import Database, normalize_url
 from creditdesk.parties import service as parties
 
 PG_URL = os.environ.get("CREDITDESK_TEST_DATABASE_URL")
+# Webhook receivers in the tests listen on loopback (and `creditdesk serve` children inherit this);
+# tests of the refusal set it back to 0 (tests/webhooks).
+os.environ.setdefault("CREDITDESK_WEBHOOKS_ALLOW_PRIVATE", "1")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 

@@ -99,7 +99,8 @@ def planted(db):
         for i, payload in enumerate(PAYLOADS):
             pack = grant_pack(session, cs.PackCreate(
                 holder=cs.Holder(kind="office", id=office.id), credit_type="hours", quantity=1000 + i,
-                name=payload, notes=payload, status_label=payload, external_ref=payload,
+                name=payload, notes=payload, status_label=payload, external_ref=f"{payload}-{i}",
+                # (refs are keys: '\tx' and '\rx' both strip to 'x', hence the suffix)
                 relationship_manager_id=world.ids["Ann"]), actor=master)
             # The schemas strip leading whitespace; rows stored otherwise (older rows, an import) need not be.
             pack.notes = pack.status_label = payload

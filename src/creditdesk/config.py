@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Failed sends are retried after base * 2**(attempt-1) seconds, at most this many attempts in all.
     email_retry_base_seconds: int = 60
     email_max_attempts: int = 6
+    # Outbound webhooks (README "Outbound webhooks") go to public addresses only: an endpoint whose host
+    # resolves to a loopback, private or link-local address is refused (server-side request forgery).
+    # True allows them (tests, or receivers on the same private network).
+    webhooks_allow_private: bool = False
 
 
 @lru_cache

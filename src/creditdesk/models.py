@@ -32,3 +32,4 @@ import creditdesk.credits.low_balance_models  # noqa: F401,E402  (low-balance th
 import creditdesk.activities.models  # noqa: F401,E402  (activities, seed 002)
 import creditdesk.notify.communication_models  # noqa: F401,E402  (bill communications, seed 002)
 import creditdesk.integrations.models  # noqa: F401,E402  (packs from CRM deals)
+import creditdesk.webhooks.models  # noqa: F401,E402  (outbound webhooks: endpoints, deliveries, attempts)

@@ -125,6 +125,11 @@ WRITE_BODIES = {
     ("DELETE", "/v1/integrations/hubspot/mappings/{mapping_id}"): None,
     ("POST", "/v1/integrations/review-queue/{item_id}/retry"): None,
     ("POST", "/v1/integrations/review-queue/{item_id}/dismiss"): {"reason": "Stolen"},
+    # outbound webhooks (issue 16)
+    ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): {"description": "Stolen", "enabled": False},
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): None,
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): None,
+    ("POST", "/v1/webhook-deliveries/{delivery_id}/replay"): None,
 }
 # Which of B's objects an id parameter names (a captured hold for reverse, a pending one otherwise).
 PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "user", "team_id": "team",
@@ -140,7 +145,8 @@ PARAM_OBJECT = {"customer_id": "customer", "office_id": "office", "user_id": "us
                 "subscription_id": "subscription", "run_id": "billing_run", "threshold_id": "balance_threshold",
                 "activity_type_id": "activity_type", "activity_id": "activity",
                 "template_id": "communication_template", "communication_id": "communication",
-                "mapping_id": "crm_mapping", "item_id": "crm_review_item"}
+                "mapping_id": "crm_mapping", "item_id": "crm_review_item",
+                "endpoint_id": "webhook_endpoint", "delivery_id": "webhook_delivery"}
 FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team", "api_key": "key", "pack": "pack",
                "project": "prj", "consumption": "con", "hold": "hold", "captured_hold": "hold", "transfer": "xfer",
                "sms_purchase": "smsp", "message": "msg", "product_type": "ptyp", "product_family": "pfam",
@@ -151,7 +157,8 @@ FAKE_PREFIX = {"customer": "cus", "office": "off", "user": "usr", "team": "team"
                "subscription": "sub", "billing_run": "brun", "balance_threshold": "thr",
                "activity_type": "atyp", "activity": "act",
                "communication_template": "ctpl", "communication": "comm",
-               "crm_mapping": "crmm", "crm_review_item": "crmr"}
+               "crm_mapping": "crmm", "crm_review_item": "crmr",
+               "webhook_endpoint": "whep", "webhook_delivery": "whd"}
 KIND_OF_PREFIX = {"off": "office", "usr": "user", "cus": "customer", "prj": "project"}
 # Query parameters that search or filter by text: searched for B's names and codes.
 TEXT_PARAMS = {"q", "status_label", "action", "reference_id", "reference_kind", "credit_type", "object_type",
@@ -304,6 +311,12 @@ def world(db, live_server):
     objs["communication"] = bm.post(f"/v1/invoices/{objs['posted_invoice']}/communicate", {
         "to": "secretb.bills@example.com", "template_id": objs["communication_template"]})["id"]
     objs["crm_mapping"], objs["crm_review_item"] = _crm_objects(bm, base, b.id, objs)
+    # Outbound webhooks: B's endpoint (marked) and a failed delivery of it, written as the outbox would leave it
+    # (last in the world: no event of B follows, so nothing is delivered behind the matrix's back).
+    objs["webhook_endpoint"] = bm.post("/v1/webhook-endpoints", {"url": f"http://127.0.0.1:9/{MARK}",
+                                                                 "event_types": ["pack.created"],
+                                                                 "description": MARK})["id"]
+    objs["webhook_delivery"] = _webhook_delivery(db, b.id, objs["webhook_endpoint"])
     schema = httpx.get(base + "/openapi.json", timeout=30).json()
     yield {"a": a, "b": b, "callers": callers, "b_objs": objs, "schema": schema, "base": base,
            "a_office": a_office, "a_office2": a_office2, "a_pack": a_pack, "a_pack2": a_pack2, "a_team": a_team,
@@ -351,6 +364,22 @@ def _card_and_charge(db, workspace_id: str, objs: dict) -> tuple[str, str]:
     return db.write(write)
 
 
+def _webhook_delivery(db, workspace_id: str, endpoint_id: str) -> str:
+    from creditdesk import clock
+    from creditdesk.webhooks.models import WebhookDelivery
+
+    def write(session):
+        now = clock.now()
+        row = WebhookDelivery(id=new_id("whd"), workspace_id=workspace_id, endpoint_id=endpoint_id,
+                              event_id=new_id("whevt"), event_type="pack.created",
+                              body=f'{{"type":"pack.created","data":{{"name":"{MARK}"}}}}', status="failed",
+                              attempts=1, next_attempt_at=None, last_error=MARK, retry_from=now, created_at=now,
+                              updated_at=now)
+        session.add(row)
+        return row.id
+    return db.write(write)
+
+
 def _b_snapshot(db, w) -> dict:
     """Everything of B that a foreign caller might change, as B itself reads it."""
     b, objs = w["b"], w["b_objs"]
@@ -379,7 +408,8 @@ def _b_snapshot(db, w) -> dict:
                  "communication_template": "/v1/communication-templates/{}",
                  "communication": "/v1/communications/{}",
                  "crm_mapping": "/v1/integrations/hubspot/mappings/{}",
-                 "crm_review_item": "/v1/integrations/review-queue/{}"}
+                 "crm_review_item": "/v1/integrations/review-queue/{}",
+                 "webhook_endpoint": "/v1/webhook-endpoints/{}", "webhook_delivery": "/v1/webhook-deliveries/{}"}
         owner = {"prices": "price_plan", "balance": "account", "statement": "account", "wallet": "account",
                  "wallet_transactions": "account"}
         for name, path in paths.items():

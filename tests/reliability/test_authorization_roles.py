@@ -979,6 +979,64 @@ CASES += [
 ]
 
 
+# --- outbound webhooks (README "Outbound webhooks"): masters only. The endpoints here want balance.low, which
+# nothing emits yet, so no delivery runs behind the matrix's back; a replay's own delivery (to a closed
+# loopback port) is waited for before the next caller ---
+
+WEBHOOK_URL = "http://127.0.0.1:9/matrix"
+
+
+def fresh_webhook_endpoint(w, caller):
+    return {"webhook_endpoint": w.master.post("/v1/webhook-endpoints", {"url": WEBHOOK_URL,
+                                                                       "event_types": ["balance.low"]})["id"]}
+
+
+def fresh_webhook_delivery(w, caller):
+    """A failed delivery of an endpoint of the matrix (written as the outbox would leave it)."""
+    from creditdesk import clock
+    from creditdesk.ids import new_id
+    from creditdesk.webhooks.models import WebhookDelivery
+
+    endpoint = fresh_webhook_endpoint(w, caller)["webhook_endpoint"]
+
+    def write(session):
+        now = clock.now()
+        row = WebhookDelivery(id=new_id("whd"), workspace_id=w.ws.id, endpoint_id=endpoint, event_id=new_id("whevt"),
+                              event_type="balance.low", body='{"type":"balance.low","data":{}}', status="failed",
+                              attempts=1, next_attempt_at=None, last_error="HTTP 500", retry_from=now,
+                              created_at=now, updated_at=now)
+        session.add(row)
+        return row.id
+    return {"webhook_delivery": w.db.write(write)}
+
+
+def _replayed_delivery_done(w, caller, values) -> None:
+    """The replay's delivery runs in a thread of the server: wait until its outcome is recorded."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with w.db.read() as session:
+            made = session.execute(text("SELECT count(*) FROM webhook_attempts WHERE delivery_id = :id"),
+                                   {"id": values["webhook_delivery"]}).scalar_one()
+        if made:  # its outcome recorded (refused: the next retry is minutes away, and no job runs here)
+            return
+        time.sleep(0.05)
+    raise AssertionError("the replayed webhook delivery was never recorded")
+
+
+CASES += [
+    Case("webhook_endpoint.create", "POST", "/v1/webhook-endpoints", None,
+         {"url": WEBHOOK_URL + "/{uniq}", "event_types": ["balance.low"]}, MASTER),
+    Case("webhook_endpoint.update", "PATCH", "/v1/webhook-endpoints/{endpoint_id}", "webhook_endpoint",
+         {"description": "Matrix"}, MASTER, fresh=fresh_webhook_endpoint),
+    Case("webhook_endpoint.delete", "DELETE", "/v1/webhook-endpoints/{endpoint_id}", "webhook_endpoint", None,
+         MASTER, fresh=fresh_webhook_endpoint),
+    Case("webhook_endpoint.rotate_secret", "POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret",
+         "webhook_endpoint", None, MASTER, fresh=fresh_webhook_endpoint),
+    Case("webhook_delivery.replay", "POST", "/v1/webhook-deliveries/{delivery_id}/replay", "webhook_delivery", None,
+         MASTER, fresh=fresh_webhook_delivery, restore=_replayed_delivery_done),
+]
+
+
 # --- the world ---------------------------------------------------------------------------------------
 
 def _answer(r: httpx.Response) -> dict:

@@ -166,6 +166,8 @@ def target(db, live_server):
     ids["c_group"] = _ok(c.post("/v1/customers", json={"name": "Group member"}))["id"]
     ids["acc_parent"] = _ok(c.post("/v1/accounts", json={"customer_id": ids["c1"], "name": "Parent"}))["id"]
     ids["acc_member"] = _ok(c.post("/v1/accounts", json={"customer_id": ids["c_group"], "name": "Member"}))["id"]
+    ids["whep1"] = _ok(c.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/ma1",
+                                                             "event_types": ["balance.low"]}))["id"]
     yield {"ws": ws, "other": other, "ids": ids, "client": c}
     c.close()
 
@@ -328,6 +330,11 @@ def _bases(ids: dict) -> dict:
         ("POST", "/v1/deals/import"): ("/v1/deals/import", {"deals": [{
             "id": "ma-deal-1", "holder": {"kind": "customer", "id": ids["c1"]},
             "line_items": [{"sku": "ma-sku", "quantity": 1}]}]}),
+        # Outbound webhooks (balance.low: nothing emits it yet, so nothing is delivered behind the test's back)
+        ("POST", "/v1/webhook-endpoints"): ("/v1/webhook-endpoints", {"url": "http://127.0.0.1:9/ma",
+                                                                      "event_types": ["balance.low"]}),
+        ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): (f"/v1/webhook-endpoints/{ids['whep1']}",
+                                                           {"description": "changed"}),
     }
 
 

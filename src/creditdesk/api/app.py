@@ -134,6 +134,8 @@ def _include_optional(app: FastAPI) -> None:
     app.include_router(low_balance_routes.router, prefix="/v1")
     from creditdesk.api.routes import integrations as integration_routes  # packs from CRM deals (issue 16)
     app.include_router(integration_routes.router, prefix="/v1")
+    from creditdesk.api.routes import webhooks as webhook_routes  # outbound webhooks (issue 16)
+    app.include_router(webhook_routes.router, prefix="/v1")
 
 
 def create_server_app() -> FastAPI:

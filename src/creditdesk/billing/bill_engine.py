@@ -28,7 +28,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from creditdesk import audit, clock, rawsql
+from creditdesk import audit, clock, rawsql, webhooks
 from creditdesk.audit import Actor
 from creditdesk.billing import accounts, postings
 from creditdesk.billing.group_models import GroupMember, PricingAgreement
@@ -227,6 +227,8 @@ def bill_set(session: Session, subs: list, as_of: date, *, actor_for, accounts_b
         batch.write()
         rawsql.insert_many(session, AccountEntry.__table__, entry_rows)
         rawsql.insert_many(session, audit.AuditEvent.__table__, events)
+        for row in invoice_rows:
+            webhooks.emit(session, row["workspace_id"], "invoice.posted", lambda row=row: webhooks.invoice_data(row))
     svc_table, sub_table = SubscriptionService.__table__, Subscription.__table__
     at = rawsql.bind(session, svc_table.c.updated_at, now)
     rawsql.execute_many(session, "UPDATE subscription_services SET billed_through = :through, updated_at = :at "

@@ -29,7 +29,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from creditdesk import audit, clock, currencies
+from creditdesk import audit, clock, currencies, webhooks
 from creditdesk.audit import Actor, snapshot
 from creditdesk.billing import accounts, credit_control, lifecycle, postings
 from creditdesk.billing import groups  # group accounts and pricing agreements
@@ -450,7 +450,8 @@ def post_invoice(session: Session, invoice_id: str, *, actor: Actor, charge_firs
     if invoice.tax_total > 0:
         postings.post_account_entry(session, account, invoice.tax_total, "debit", "invoice_tax", ref,
                                     counterpart="tax", actor_id=actor.user_id)
-    settle_if_paid(invoice, now, session=session, actor=actor)
+    webhooks.emit(session, invoice.workspace_id, "invoice.posted", lambda: webhooks.invoice_data(invoice))
+    settle_if_paid(invoice, now, session=session, actor=actor)  # invoice.paid, when nothing is due
     from creditdesk.billing import assets  # physical goods bought become the account's assets (seed 004)
 
     assets.acquire_for_posted_invoice(session, invoice, actor=actor)
@@ -471,6 +472,8 @@ def settle_if_paid(invoice: Invoice, now, *, session: Session | None = None, act
             from creditdesk.billing import packages  # packages reads invoices: imported when first needed
 
             packages.grant_for_settled_invoice(session, invoice, actor=actor)
+        if session is not None:
+            webhooks.emit(session, invoice.workspace_id, "invoice.paid", lambda: webhooks.invoice_data(invoice))
 
 
 def void_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from creditdesk import audit, clock, rawsql
+from creditdesk import audit, clock, rawsql, webhooks
 from creditdesk.audit import Actor, snapshot
 from creditdesk.credits import burn, governance, low_balance, repository, schemas
 from creditdesk.credits.consumptions import check_reference, reference
@@ -126,6 +126,8 @@ def consume_many(session: Session, requests: Sequence[tuple[Actor, schemas.Consu
             reference=schemas.ReferenceOut(kind=consumption.reference_kind, id=consumption.reference_id,
                                            url=consumption.reference_url),
             status="posted", lines=lines, reversed_at=None, created_at=at)
+        webhooks.emit(session, item.actor.workspace_id, "consumption.created",
+                      lambda out=results[item.index]: out.model_dump(mode="json"))
     rawsql.insert_many(session, Consumption.__table__, consumptions)
     batch.write()
     mark_depleted(session, list(touched.items()), clock.now())

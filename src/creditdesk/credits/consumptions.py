@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from creditdesk import audit, clock
+from creditdesk import audit, clock, webhooks
 from creditdesk.audit import Actor, snapshot
 from creditdesk.credits import governance, schemas
 from creditdesk.credits.errors import AlreadyReversed
@@ -98,6 +98,7 @@ def return_to_packs(session: Session, *, actor: Actor, ct: CreditType, operation
                          after={"status": "expired", "breakage": amount, "held": 0})
             pack.status = "expired"
             pack.updated_at = now
+            webhooks.emit(session, pack.workspace_id, "pack.expired", {"id": pack.id, "breakage": amount, "held": 0})
     if breakage:
         ledger.post(session, breakage, workspace_id=actor.workspace_id, operation_id=operation_id,
                     actor_id=actor.user_id, locked=accounts)
@@ -136,6 +137,8 @@ def _reverse(session: Session, c: Consumption, ct: CreditType, *, actor: Actor, 
     c.reversed_at = clock.now()
     audit.record(session, actor=actor, action="consumption.reverse", object_type="consumption", object_id=c.id,
                  before=before, after=snapshot(c, reason=reason))
+    webhooks.emit(session, c.workspace_id, "consumption.reversed",
+                  lambda: {**consumption_out(session, c).model_dump(mode="json"), "reason": reason})
     return c
 
 

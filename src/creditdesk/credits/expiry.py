@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from creditdesk import audit, clock
+from creditdesk import audit, clock, webhooks
 from creditdesk.audit import Actor, AuditEvent, snapshot
 from creditdesk.credits.models import CreditType, Hold, Pack
 from creditdesk.credits.packs import refresh_status
@@ -92,6 +92,8 @@ def expire_packs(session: Session, pack_ids: list[str], *, now: datetime | None 
         (eid, account.workspace_id, "system", None, None, "pack.expire", "pack", pack_id, before,
          {"status": "expired", "breakage": available, "held": held}, now)
         for eid, (pack_id, _, account), (available, held) in zip(event_ids, due, left)])
+    for (pack_id, _, account), (available, held) in zip(due, left):
+        webhooks.emit(session, account.workspace_id, "pack.expired", {"id": pack_id, "breakage": available, "held": held})
     _forget(session, set(due_ids))
     return len(due)
 

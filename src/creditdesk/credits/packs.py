@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from creditdesk import audit, clock
+from creditdesk import audit, clock, webhooks
 from creditdesk.audit import Actor, snapshot
 from creditdesk.credits import governance, repository, schemas
 from creditdesk.credits.errors import InvalidCredits, PackNotActive
@@ -168,6 +168,7 @@ def grant_or_find(session: Session, data: schemas.PackCreate, *, actor: Actor, i
                 workspace_id=ws, operation_id=pack.id, actor_id=actor.user_id, locked={account.id: account})
     audit.record(session, actor=actor, action="pack.create", object_type="pack", object_id=pack.id,
                  after=snapshot(pack))
+    webhooks.emit(session, ws, "pack.created", lambda: webhooks.pack_data(pack))
     return pack, True
 
 
@@ -342,6 +343,7 @@ def void_pack(session: Session, pack_id: str, data: schemas.VoidPack, *, actor: 
     pack.updated_at = clock.now()
     audit.record(session, actor=actor, action="pack.void", object_type="pack", object_id=pack.id,
                  before=before, after=snapshot(pack))
+    webhooks.emit(session, pack.workspace_id, "pack.voided", lambda: {**webhooks.pack_data(pack), "reason": data.reason})
     return pack
 
 
@@ -382,9 +384,13 @@ def refresh_status(pack: Pack, account: LedgerAccount) -> None:
     if new != pack.status:
         pack.status = new
         pack.updated_at = clock.now()
+        if new == "depleted" and object_session(pack) is not None:
+            webhooks.emit(object_session(pack), pack.workspace_id, "pack.depleted", {"id": pack.id})
 
 
 def mark_depleted(session: Session, packs: list[tuple[str, ledger.AccountTotals]], now: datetime) -> None:
     """Active packs whose account was just emptied become depleted (SQL text: see consume)."""
-    repository.deplete_packs(session, [pack_id for pack_id, account in packs if _status_for(account) == "depleted"],
-                             now)
+    depleted = [(pack_id, account.workspace_id) for pack_id, account in packs if _status_for(account) == "depleted"]
+    repository.deplete_packs(session, [pack_id for pack_id, _ in depleted], now)
+    for pack_id, workspace_id in depleted:
+        webhooks.emit(session, workspace_id, "pack.depleted", {"id": pack_id})

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from creditdesk import audit, clock, rawsql
+from creditdesk import audit, clock, rawsql, webhooks
 from creditdesk.audit import Actor, snapshot
 from creditdesk.credits import burn, governance, packs, repository, schemas
 from creditdesk.credits.errors import InsufficientCredits, InvalidCredits, NothingToMove, PackNotActive
@@ -103,6 +103,7 @@ def transfer_credits(session: Session, data: schemas.TransferRequest, *, actor: 
         new_packs.append(new_pack)
         audit.record(session, actor=actor, action="pack.create", object_type="pack", object_id=new_pack.id,
                      after=snapshot(new_pack))
+        webhooks.emit(session, ws, "pack.created", lambda: webhooks.pack_data(new_pack))
         op.post(TransferSpec(pack.ledger_account_id, account_id, take, TRANSFER, Reference("credit_transfer", xfer.id)))
         result.lines.append({"from_pack_id": pack.id, "to_pack_id": new_pack.id, "amount": take})
     ledger.one_shot(session, op, accounts=accounts)
@@ -111,6 +112,8 @@ def transfer_credits(session: Session, data: schemas.TransferRequest, *, actor: 
     packs.mark_depleted(session, [(p.id, p.account) for p, _ in plan], now)
     audit.record(session, actor=actor, action="credit_transfer.create", object_type="credit_transfer",
                  object_id=xfer.id, after=snapshot(xfer, lines=result.lines))
+    webhooks.emit(session, ws, "transfer.created",
+                  lambda: transfer_out(session, xfer, result.lines).model_dump(mode="json"))
     return result
 
 

@@ -1,5 +1,5 @@
 """Background jobs: pack expiry, hold timeouts, the SMS purchase charges and message hand-overs whose
-request died after its commit, and forgetting expired idempotency keys and login-throttle windows. Each
+request died after its commit, webhook deliveries (retries and recoveries), and forgetting expired idempotency keys and login-throttle windows. Each
 batch is its own transaction.
 
 Safe on several nodes at once and safe to re-run: every batch re-checks, under the pack's ledger
@@ -114,6 +114,18 @@ def send_due_communications(db: Database) -> int:
         return 0
 
 
+def deliver_webhooks(db: Database) -> int:
+    """Webhook deliveries due (retries, and those whose process died after the commit): webhooks.delivery.
+    A failure here must not stop the other jobs: logged, and the next run retries."""
+    from creditdesk.webhooks import delivery
+
+    try:
+        return delivery.deliver_due(db)
+    except Exception:
+        log.exception("webhook deliveries failed")
+        return 0
+
+
 def run_all(db: Database) -> dict:
     # External calls first: a message still to hand over must not see its hold time out in this very run.
     result = {"sms_calls_completed": sms.complete_due_calls(db),
@@ -125,6 +137,7 @@ def run_all(db: Database) -> dict:
     result["periods_closed"] = close_due_periods(db)
     result["expiry_emails"] = send_expiry_emails(db)
     result["communications_completed"] = send_due_communications(db)
+    result["webhooks_delivered"] = deliver_webhooks(db)  # after the jobs above: their events are handed over
     result["login_throttle_purged"] = purge_login_throttle(db)
     refresh_planner_statistics(db)
     result["idempotency_keys_purged"] = purge_idempotency_keys(db)

@@ -21,6 +21,7 @@ from creditdesk.web import subscriptions as subscriptions_web  # subscriptions a
 from creditdesk.web import home as home_page  # what needs attention
 from creditdesk.web import activities as activities_web  # activities (seed 002)
 from creditdesk.web import integrations as integrations_web  # packs from CRM deals (issue 16)
+from creditdesk.web import webhooks as webhooks_web  # Settings > Webhooks (issue 16)
 from creditdesk.web.core import STATIC_DIR, WebRoute, read_session
 
 
@@ -35,7 +36,7 @@ def mount(app: FastAPI) -> None:
                    projects.router, activity.router, sms.router, catalog.router, finance.fixed, finance.router,
                    invoices.fixed, invoices.router, people.router, notify_pages.router, groups_web.router,
                    assets_web.router, wallets_web.router, subscriptions_web.router, activities_web.router,
-                   integrations_web.router,
+                   integrations_web.router, webhooks_web.router,
                    credit_control.router):  # after finance: its /accounts/{id}/{action} is the last to match
         app.include_router(router)
     from creditdesk.web import packages as package_pages  # credit packages sold (issue 13)

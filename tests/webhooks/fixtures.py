@@ -1,0 +1,14 @@
+"""The `receiver` fixture (tests/webhooks/receiver.py), for `pytest_plugins` of the webhook tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.webhooks.receiver import Receiver
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver().start()
+    yield r
+    r.stop()
