@@ -1,0 +1,22 @@
+"""SMS shared office credits (issue 17) (fill in: what this migration adds; an empty revision is dropped at merge time).
+
+Revision ID: 0030
+Revises: 0029
+Create Date: 2026-12-03 09:10:00
+"""
+from alembic import op
+import sqlalchemy as sa
+import creditdesk.db
+
+revision = '0030'
+down_revision = '0029'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
