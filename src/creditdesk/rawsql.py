@@ -149,9 +149,21 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     connection = session.connection()
     dialect = connection.dialect
     sql = _insert_sql_for(dialect.name, table, names)
-    processors = [(name, bind_processor(dialect, table.c[name])) for name in names]
-    params = [{name: (f(row[name]) if f is not None and row[name] is not None else row[name])
-               for name, f in processors} for row in rows]
+    params = [dict(row) for row in rows]
+    for name in names:
+        f = bind_processor(dialect, table.c[name])
+        if f is None:
+            continue
+        # Batch writers share one object for a column across rows (the batch's `now`, its issue date): it is
+        # converted once, not once per row (the conversion of datetimes was a fifth of a billing run's time).
+        last_in, last_out = None, None
+        for param in params:
+            value = param[name]
+            if value is None:
+                continue
+            if value is not last_in:
+                last_in, last_out = value, f(value)
+            param[name] = last_out
     cursor = connection.connection.dbapi_connection.cursor()
     if len(params) == 1:
         cursor.execute(sql, params[0])
