@@ -13,6 +13,7 @@ from sqlalchemy import select
 from creditdesk.audit import AuditEvent, _jsonable
 from creditdesk.credits import importer
 from creditdesk.credits import schemas as cs
+from creditdesk.credits.packs import grant_or_find as real_grant_or_find
 from creditdesk.credits.packs import grant_pack
 from creditdesk.credits.models import Pack
 from creditdesk.ledger import service as ledger
@@ -168,7 +169,6 @@ def test_errors_kept_are_capped_but_all_counted(db, monkeypatch):
 
 def test_an_imported_pack_is_recorded_like_a_granted_one(db, frozen_clock):
     shop = make_shop(db)
-    # No external_ref: a row with one takes grant_pack's own path (it claims the (source, ref) key).
     fields = dict(price_paid=5000, currency="EUR", source="purchase",
                   relationship_manager_id=shop.ben, purchased_at="2026-01-10T08:30:00+02:00",
                   expiry_months=12, priority=50, product_codes=["x", "a"], status_label="drive",
@@ -313,6 +313,57 @@ def test_a_row_for_a_source_and_ref_that_has_a_pack_grants_nothing_twice(db):
     with db.read() as s:
         refs = sorted(s.scalars(select(Pack.external_ref).where(Pack.workspace_id == shop.ws)))
     assert refs == ["deal-981", "deal-9810"]
+
+
+def test_rows_with_external_refs_take_the_bulk_path_and_keep_one_pack_per_ref(db, monkeypatch):
+    """External refs are keys on the bulk path too: a new ref is granted in bulk with its key (no row by row),
+    the same ref again in the file or from before is skipped when the grant is the same, refused
+    external_ref_taken when it is not; promotions claim no key."""
+    shop = make_shop(db)
+    before = db.write(lambda s: grant_pack(s, cs.PackCreate(
+        holder={"kind": "office", "id": shop.berlin}, credit_type="credits", quantity=40, name="Deal pack",
+        source="crm_deal", external_ref="deal-1"), actor=shop.actor).id)
+    one_by_one = []
+    monkeypatch.setattr(importer, "grant_or_find", lambda *a, **k: one_by_one.append(a[1].external_ref)
+                        or real_grant_or_find(*a, **k))
+    rows = [f"office,{shop.berlin},credits,40,Deal pack,,,,crm_deal,deal-1,,,,,,,,,,,k1",   # as before: skipped
+            f"office,{shop.berlin},credits,41,Deal pack,,,,crm_deal,deal-1,,,,,,,,,,,k2",   # differs: refused
+            f"office,{shop.berlin},credits,10,New deal,,,,crm_deal,deal-2,,,,,,,,,,,k3",    # new: bulk
+            f"office,{shop.berlin},credits,10,New deal,,,,crm_deal,deal-2,,,,,,,,,,,k4",    # same again: skipped
+            f"office,{shop.berlin},credits,12,New deal,,,,crm_deal,deal-2,,,,,,,,,,,k5",    # differs: refused
+            f"office,{shop.berlin},credits,5,Promo,,,,promotion,deal-2,,,,,,,,,,,k6",       # no key: bulk
+            f"office,{shop.berlin},credits,5,Promo,,,,promotion,deal-2,,,,,,,,,,,k7",       # no key: bulk
+            f"office,{shop.berlin},credits,7,Other deal,,,,crm_deal,deal-3,,,,,,,,,,,k8"]   # new: bulk
+    report = run_import(db, shop.actor, csv_text(*rows))
+    assert (report.granted, report.skipped, report.error_count) == (4, 2, 2)
+    assert [line for line, _ in report.errors] == [3, 6]
+    assert all("external_ref_taken" in message for _, message in report.errors)
+    assert sorted(one_by_one) == ["deal-1", "deal-1", "deal-2", "deal-2"]  # only the rows meeting a taken key
+    with db.read() as s:
+        made = {(p.source, p.external_ref, p.external_key, p.quantity) for p in s.scalars(
+            select(Pack).where(Pack.workspace_id == shop.ws, Pack.id != before))}
+    assert made == {("crm_deal", "deal-2", "deal-2", 10), ("crm_deal", "deal-3", "deal-3", 7),
+                    ("promotion", "deal-2", None, 5)}
+    verify_ok(db, shop.ws)
+
+
+def test_imported_packs_send_pack_created_like_granted_ones(db):
+    from creditdesk.webhooks import schemas as wss
+    from creditdesk.webhooks import service as hooks
+    from creditdesk.webhooks.models import WebhookDelivery
+
+    shop = make_shop(db)
+    db.write(lambda s: hooks.create_endpoint(s, wss.EndpointCreate(
+        url="http://127.0.0.1:9/hook", event_types=["pack.created"], enabled=True), actor=shop.actor))
+    rows = [f"office,{shop.berlin},credits,10,Bulk {n},,,,,,,,,,,,,,,,b{n}" for n in range(3)]
+    report = run_import(db, shop.actor, csv_text(*rows))
+    assert report.granted == 3
+    with db.read() as s:
+        bodies = [json.loads(d.body) for d in s.scalars(select(WebhookDelivery).where(
+            WebhookDelivery.workspace_id == shop.ws))]
+        ids = set(s.scalars(select(Pack.id).where(Pack.workspace_id == shop.ws)))
+    assert sorted(b["data"]["name"] for b in bodies) == ["Bulk 0", "Bulk 1", "Bulk 2"]
+    assert {b["data"]["id"] for b in bodies} == ids and {b["type"] for b in bodies} == {"pack.created"}
 
 
 def test_bulk_ids_keep_the_format_and_order():

@@ -27,6 +27,7 @@ from json.encoder import encode_basestring_ascii
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import NamedTuple
 from datetime import UTC, datetime
 
@@ -35,7 +36,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from creditdesk import clock, currencies
+from creditdesk import clock, currencies, webhooks
 from creditdesk.audit import Actor, AuditEvent, _jsonable
 from creditdesk.credits import governance, repository, schemas
 from creditdesk.credits.models import CreditType, Pack
@@ -532,10 +533,6 @@ def _grantable(v: dict, ws: str, found: _Lookups, now: When) -> tuple[_TypeRef, 
     if ct.required_permission or v["source"] == "transfer" or (
             v["source"] == "purchase" and (v["external_ref"] or "").startswith(governance.SMS_PURCHASE_PREFIX)):
         return None
-    # A row with an external ref claims the (source, external ref) key: grant_pack decides (the pack granted
-    # before is the answer, or external_ref_taken), one rule in one place.
-    if v["external_ref"] and v["source"] not in UNKEYED_SOURCES:
-        return None
     kind, hid = v["kind"], v["holder_id"]
     if kind == "workspace":
         if hid not in (None, ws):
@@ -584,6 +581,14 @@ def import_batch(session: Session, rows: list[Row], *, actor: Actor, report: Imp
         "SELECT internal_key FROM packs WHERE workspace_id = ? AND internal_key IN ({})", (ws,),
         [r.key for r in live if r.derived])}
     found = _lookups(session, ws, rows)
+    # (source, external ref) keys already claimed by a pack: such a row goes to grant_or_find, which answers
+    # with that pack or refuses external_ref_taken (one rule, in packs.py); an unclaimed one is granted here
+    # with its key, and a later row of the batch with the same key then meets it on the slow path.
+    claimed = set(_select(
+        session, lambda chunk: select(Pack.source, Pack.external_key).where(Pack.workspace_id == ws,
+                                                                          Pack.external_key.in_(chunk)),
+        "SELECT source, external_key FROM packs WHERE workspace_id = ? AND external_key IN ({})", (ws,),
+        {row.values["external_ref"] for row in live if row.values is not None and _external_key(row.values)}))
     now = _rendered(clock.now())
     # In line order: (row, values, grant) for a clean row, (row, None, None) for one the slow path takes.
     plan: list[tuple[Row, dict | None, tuple | None]] = []
@@ -597,9 +602,13 @@ def import_batch(session: Session, rows: list[Row], *, actor: Actor, report: Imp
             if row.slot in existing:
                 report.skipped += 1
                 continue
-            grant = _grantable(values, ws, found, now)
+            ref = _external_key(values)
+            grant = None if ref is not None and (values["source"], ref) in claimed else _grantable(values, ws,
+                                                                                                  found, now)
             if grant is not None:
                 existing.add(row.slot)
+                if ref is not None:
+                    claimed.add((values["source"], ref))
                 plan.append((row, values, grant))
                 continue
         # A later row with the same key must not overtake this one (the first line wins, as before).
@@ -621,6 +630,11 @@ def import_batch(session: Session, rows: list[Row], *, actor: Actor, report: Imp
     for row, _values, _grant in plan:
         if id(row) not in granted:
             _grant_one(session, row, actor=actor, report=report, existing=existing)
+
+
+def _external_key(v: dict) -> str | None:
+    """The (source, external ref) key a clean row claims (packs.external_key_of on the row's values)."""
+    return v["external_ref"] if v["external_ref"] and v["source"] not in UNKEYED_SOURCES else None
 
 
 def _grant_one(session: Session, row: Row, *, actor: Actor, report: ImportReport, existing: set) -> None:
@@ -682,6 +696,21 @@ def _insert(session: Session, clean: list[tuple[Row, dict, tuple]], *, actor: Ac
         tables = _python_rows(clean, ids, actor=actor, now=now.at)
         for (table, columns), rows in zip(_TABLES, tables):
             conn.execute(insert(table), [dict(zip(columns, r)) for r in rows])  # psycopg pipelines it
+    _emit_created(session, clean, ids[1], workspace_id=actor.workspace_id)
+
+
+def _emit_created(session: Session, clean, pack_ids, *, workspace_id: str) -> None:
+    """pack.created for each pack, as grant_pack emits it (webhooks.emit renders nothing when no endpoint of the
+    workspace wants the event)."""
+    for i, (_, v, (ct, hid, _customer, _purchased, starts, expires)) in enumerate(clean):
+        def data(i=i, v=v, ct=ct, hid=hid, starts=starts, expires=expires) -> dict:
+            price, paid = v["price_paid"], v["is_paid"]
+            return webhooks.pack_data(SimpleNamespace(
+                id=pack_ids[i], holder_kind=v["kind"], holder_id=hid, unit=ct.code, quantity=v["quantity"],
+                name=v["name"], source=v["source"], external_ref=v["external_ref"],
+                is_paid=price > 0 if paid is None else paid, price_paid=price, currency=v["currency"],
+                starts_at=starts.at, expires_at=expires.at if expires else None, status="active"))
+        webhooks.emit(session, workspace_id, "pack.created", data)
 
 
 def _post_grants(session: Session, clean, ids, *, actor: Actor, now: datetime) -> None:
@@ -714,7 +743,8 @@ def _python_rows(clean, ids, *, actor: Actor, now: datetime) -> tuple[list, list
                 v["source"], v["external_ref"], v["name"], v["relationship_manager_id"], v["project_manager_id"],
                 purchased.at, starts.at, expires.at if expires else None, v["expiry_months"], v["priority"],
                 v["product_codes"], "active", v["status_label"], v["notes"], None, account_id, None, None,
-                None if row.derived else row.key, row.key if row.derived else None, now, now, None, None)
+                None if row.derived else row.key, row.key if row.derived else None, now, now, None,
+                _external_key(v))
         packs.append(pack)
         # audit.snapshot of the pack grant_pack would have made: every column, JSON-ready.
         events.append((event_ids[i],) + event_head
@@ -746,11 +776,12 @@ def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list]:
         unit, currency, external_ref, name = ct.code, v["currency"], v["external_ref"], v["name"]
         rm, pm, months = v["relationship_manager_id"], v["project_manager_id"], v["expiry_months"]
         key, internal = (None, row.key) if row.derived else (row.key, None)
+        external_key = _external_key(v)
         packs.append((pack_id, ws, v["kind"], hid, customer, ct.id, unit, quantity, price, currency, int(paid),
                       v["source"], external_ref, name, rm, pm, purchased.stored, starts.stored,
                       expires.stored if expires else None, months, v["priority"], codes_json, "active",
                       v["status_label"], v["notes"], None, account_id, None, None, key, internal, stamp, stamp, None,
-                      None))
+                      external_key))
         # json.dumps(audit.snapshot(pack)) of the pack grant_pack would have made (see _snapshot_json).
         after = (f'{{"id": "{pack_id}", "workspace_id": {q_ws}, "holder_kind": {q(v["kind"])}, '
                  f'"holder_id": {q(hid)}, "customer_id": {"null" if customer is None else q(customer)}, '
@@ -766,7 +797,8 @@ def _sqlite_rows(clean, ids, *, actor: Actor, now: When) -> tuple[list, list]:
                  f'"notes": {_q(v["notes"])}, "void_reason": null, '
                  f'"ledger_account_id": "{account_id}", "origin_pack_id": null, "credit_transfer_id": null, '
                  f'"idempotency_key": {_opt(key)}, "internal_key": {_opt(internal)}, '
-                 f'"created_at": "{now_iso}", "updated_at": "{now_iso}", "wallet_id": null, "external_key": null}}')
+                 f'"created_at": "{now_iso}", "updated_at": "{now_iso}", "wallet_id": null, '
+                 f'"external_key": {_opt(external_key)}}}')
         events.append((event_ids[i],) + event_head + (pack_id, "null", after, stamp))
     return packs, events
 
