@@ -36,7 +36,7 @@ def test_settings_templates_preview_and_log(client, workspace, smtp_server, froz
                                                  "text_body": "x"}, headers=h | _key("t3"))
     assert r.status_code == 422
     listed = client.get("/v1/email-templates", headers=h).json()["data"]
-    assert {(t["event"], t["language"]) for t in listed} == {("warning", "de"), ("expired", "de")}
+    assert {(t["event"], t["language"]) for t in listed} == {("warning", "de"), ("expired", "de"), ("balance_low", "de")}
     [fr] = client.get("/v1/email-templates?event=expired&language=fr", headers=h).json()["data"]
     assert fr["is_default"] is True and fr["language"] == "fr"
 

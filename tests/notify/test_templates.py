@@ -53,7 +53,7 @@ def test_put_then_get_and_list(db):
         listed = service.list_templates(s, shop.workspace_id)
     assert (got.subject, got.is_default) == ("Expiré", False)
     assert [(t.event, t.language, t.is_default) for t in listed] == [
-        ("warning", "en", True), ("expired", "en", True), ("expired", "fr", False)]
+        ("warning", "en", True), ("expired", "en", True), ("expired", "fr", False), ("balance_low", "en", True)]
 
 
 def test_only_masters_change_templates_and_settings(db):

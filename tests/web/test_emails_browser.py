@@ -75,7 +75,7 @@ def test_settings_template_preview_send_log_and_the_message_as_sent(page, mail_s
     page.goto("/settings/emails")
 
     settings = page.locator("#email-settings")
-    settings.get_by_label("Send expiry emails").check()
+    settings.get_by_label("Send emails (on: the kinds ticked below)").check()
     settings.get_by_label("Warn before a package expires").check()
     settings.get_by_label("Days before the expiry").fill("x")
     settings.get_by_role("button", name="Save").click()

@@ -27,19 +27,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from creditdesk import clock
 from creditdesk.config import Settings, get_settings
 from creditdesk.amounts import format_amount
+from creditdesk.credits.low_balance_models import BalanceCrossing
 from creditdesk.credits.models import CreditType, Pack
 from creditdesk.db import Database
 from creditdesk.errors import CreditdeskError
 from creditdesk.ids import new_id
 from creditdesk.ledger.models import LedgerAccount
-from creditdesk.notify import service, smtp, templates
+from creditdesk.notify import low_balance_emails, service, smtp, templates
 from creditdesk.notify.models import EmailSend, EmailSettings
 from creditdesk.parties.models import Customer, Workspace
 
@@ -111,11 +112,12 @@ def _due_packs(session: Session, ws: EmailSettings, now: datetime, limit: int) -
     return due
 
 
-def _insert_claim(session: Session, values: dict) -> bool:
-    """Insert the send-log row unless (pack, event) has one; True when this transaction got it."""
+def _insert_claim(session: Session, values: dict, key: str = "pack_id") -> bool:
+    """Insert the send-log row unless (pack, event) has one (or (crossing, event), key="crossing_id"); True
+    when this transaction got it."""
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     stmt = (insert(EmailSend).values(**values)
-            .on_conflict_do_nothing(index_elements=["pack_id", "event"]).returning(EmailSend.id))
+            .on_conflict_do_nothing(index_elements=[key, "event"]).returning(EmailSend.id))
     return session.execute(stmt).scalar() is not None
 
 
@@ -178,10 +180,15 @@ def claim_due(session: Session, *, now: datetime, limit: int, workspace_id: str 
         handled += 1
         session.refresh(row)
         if row.subject is None:  # the template did not render last time: perhaps it was fixed since
-            pack = session.get(Pack, row.pack_id)
-            customer = session.get(Customer, pack.customer_id) if pack.customer_id else None
             try:
-                row.language, text = _render(session, pack, row.event, customer, by_ws[row.workspace_id], now)
+                if row.crossing_id is not None:
+                    crossing = session.get(BalanceCrossing, row.crossing_id)
+                    row.language, text = low_balance_emails.render(
+                        session, crossing, low_balance_emails.recipient_of(session, crossing), by_ws[row.workspace_id])
+                else:
+                    pack = session.get(Pack, row.pack_id)
+                    customer = session.get(Customer, pack.customer_id) if pack.customer_id else None
+                    row.language, text = _render(session, pack, row.event, customer, by_ws[row.workspace_id], now)
             except CreditdeskError as exc:
                 _record_failure_in(session, row, row.attempts, str(exc), now, settings)
                 continue
@@ -200,29 +207,48 @@ def claim_due(session: Session, *, now: datetime, limit: int, workspace_id: str 
                           recipient=customer.email if customer else None,
                           language=None, message_id=_message_id(send_id, settings), attempts=1,
                           created_at=now, updated_at=now)
-            reason = _skip_reason(pack, event, customer, session)
-            rendered = None
-            if reason is None:
-                try:
-                    values["language"], rendered = _render(session, pack, event, customer, ws, now)
-                except CreditdeskError as exc:
-                    reason = None
-                    values.update(state="retrying", error=str(exc), next_attempt_at=_backoff(1, now, settings))
-            if reason is not None:
-                values.update(state="skipped", error=reason)
-                log.info("expiry email %s for pack %s skipped: %s", event, pack.id, reason)
-            elif rendered is not None:
-                values.update(state="claimed", next_attempt_at=now + _lease(settings), subject=rendered.subject,
-                              text_body=rendered.text_body, html_body=rendered.html_body)
+            claim = _claim_values(values, _skip_reason(pack, event, customer, session),
+                                  lambda: _render(session, pack, event, customer, ws, now), now, settings)
             if not _insert_claim(session, values):
                 continue  # another job has it
             handled += 1
-            if values["state"] == "claimed":
-                claims.append(Claim(send_id, 1, smtp.Outgoing(to=values["recipient"], subject=rendered.subject,
-                                                              text_body=rendered.text_body,
-                                                              html_body=rendered.html_body,
-                                                              message_id=values["message_id"])))
+            if claim is not None:
+                claims.append(claim)
+        # Low-balance emails (notify.low_balance_emails): one per crossing, the same claim-before-send.
+        for crossing in low_balance_emails.due_crossings(session, ws, now, limit - handled):
+            recipient = low_balance_emails.recipient_of(session, crossing)
+            send_id = new_id("email")
+            values = dict(id=send_id, workspace_id=crossing.workspace_id, pack_id=None, crossing_id=crossing.id,
+                          event=low_balance_emails.EVENT, recipient=recipient.email, language=None,
+                          message_id=_message_id(send_id, settings), attempts=1, created_at=now, updated_at=now)
+            claim = _claim_values(values, low_balance_emails.skip_reason(recipient, crossing),
+                                  lambda: low_balance_emails.render(session, crossing, recipient, ws), now, settings)
+            if not _insert_claim(session, values, key="crossing_id"):
+                continue  # another job has it
+            handled += 1
+            if claim is not None:
+                claims.append(claim)
     return claims, handled
+
+
+def _claim_values(values: dict, reason: str | None, render: Callable[[], tuple[str, templates.TemplateText]],
+                  now: datetime, settings: Settings) -> Claim | None:
+    """Fill in a new send-log row: skipped with its reason, retrying when the template does not render, or
+    claimed with the message rendered (then the claim to send once the row is inserted)."""
+    if reason is not None:
+        values.update(state="skipped", error=reason)
+        log.info("%s email skipped: %s", values["event"], reason)
+        return None
+    try:
+        values["language"], rendered = render()
+    except CreditdeskError as exc:
+        values.update(state="retrying", error=str(exc), next_attempt_at=_backoff(1, now, settings))
+        return None
+    values.update(state="claimed", next_attempt_at=now + _lease(settings), subject=rendered.subject,
+                  text_body=rendered.text_body, html_body=rendered.html_body)
+    return Claim(values["id"], 1, smtp.Outgoing(to=values["recipient"], subject=rendered.subject,
+                                               text_body=rendered.text_body, html_body=rendered.html_body,
+                                               message_id=values["message_id"]))
 
 
 # --- 2. send, 3. record ----------------------------------------------------------------------------

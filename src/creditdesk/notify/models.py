@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditdesk.db import Base, UTCDateTime
 
-EVENTS = ("warning", "expired")
+EVENTS = ("warning", "expired", "balance_low")
+PACK_EVENTS = ("warning", "expired")  # about one pack; balance_low is about a holder's balance (a crossing)
 # claimed: the row is ours, nothing went out yet; sending: the SMTP conversation may have started;
 # sent: the server accepted it; retrying: failed, tried again at next_attempt_at; failed: gave up;
 # skipped: never sent, on purpose (no recipient, nothing left...): `error` says why.
@@ -33,6 +34,7 @@ class EmailSettings(Base):
     send_warning: Mapped[bool] = mapped_column(Boolean, default=True)
     warning_days: Mapped[int] = mapped_column(Integer, default=14)
     send_expired: Mapped[bool] = mapped_column(Boolean, default=True)
+    send_balance_low: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     default_language: Mapped[str] = mapped_column(String(16), default="en")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -55,14 +57,15 @@ class EmailTemplate(Base):
 
 
 class EmailSend(Base):
-    """The send log: one row per pack and event, ever."""
+    """The send log: one row per pack and event, or per balance crossing and event, ever."""
 
     __tablename__ = "email_sends"
-    __table_args__ = (UniqueConstraint("pack_id", "event"),)
+    __table_args__ = (UniqueConstraint("pack_id", "event"), UniqueConstraint("crossing_id", "event"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"))
-    pack_id: Mapped[str] = mapped_column(ForeignKey("packs.id"))
+    pack_id: Mapped[str | None] = mapped_column(ForeignKey("packs.id"))  # warning, expired
+    crossing_id: Mapped[str | None] = mapped_column(ForeignKey("balance_crossings.id"))  # balance_low
     event: Mapped[str] = mapped_column(String(20))
     state: Mapped[str] = mapped_column(String(12))
     recipient: Mapped[str | None] = mapped_column(String(320))

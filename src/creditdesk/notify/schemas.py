@@ -9,7 +9,7 @@ from pydantic import Field
 
 from creditdesk.parties.schemas import Input, Output
 
-Event = Literal["warning", "expired"]
+Event = Literal["warning", "expired", "balance_low"]
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
 
 
@@ -19,6 +19,8 @@ class EmailSettingsOut(Output):
     send_warning: bool
     warning_days: int
     send_expired: bool
+    send_balance_low: bool = Field(description="Email the holder's contacts when a balance falls below its "
+                                               "low-balance threshold (one email per crossing).")
     default_language: str
     smtp_configured: bool = Field(description="Whether CREDITDESK_SMTP_HOST is set (SMTP settings come from "
                                               "the environment, never from the database).")
@@ -29,6 +31,7 @@ class EmailSettingsUpdate(Input):
     send_warning: bool | None = None
     warning_days: int | None = Field(default=None, ge=1, le=365)
     send_expired: bool | None = None
+    send_balance_low: bool | None = None
     default_language: str | None = Field(default=None, max_length=16, pattern=LANGUAGE_PATTERN)
 
 
@@ -70,7 +73,8 @@ class PreviewOut(Output):
 class EmailSendOut(Output):
     id: str
     object: Literal["email_send"] = "email_send"
-    pack_id: str
+    pack_id: str | None = Field(description="The pack of an expiry warning or notice.")
+    crossing_id: str | None = Field(default=None, description="The balance crossing of a balance_low email.")
     event: str
     state: str
     recipient: str | None

@@ -30,7 +30,7 @@ def settings_for(session: Session, workspace_id: str, *, for_update: bool = Fals
     row = session.scalar(stmt)
     if row is None:
         row = EmailSettings(workspace_id=workspace_id, enabled=True, send_warning=True,
-                            warning_days=DEFAULT_WARNING_DAYS, send_expired=True,
+                            warning_days=DEFAULT_WARNING_DAYS, send_expired=True, send_balance_low=True,
                             default_language=templates.DEFAULT_LANGUAGE, updated_at=clock.now())
     return row
 
@@ -38,6 +38,7 @@ def settings_for(session: Session, workspace_id: str, *, for_update: bool = Fals
 def settings_out(row: EmailSettings) -> schemas.EmailSettingsOut:
     return schemas.EmailSettingsOut(enabled=row.enabled, send_warning=row.send_warning,
                                     warning_days=row.warning_days, send_expired=row.send_expired,
+                                    send_balance_low=row.send_balance_low is not False,
                                     default_language=row.default_language, smtp_configured=smtp.is_configured())
 
 
@@ -116,7 +117,7 @@ def put_template(session: Session, event: str, language: str, data: schemas.Emai
     _check_event(event)
     language = _normal_language(language)
     text = templates.TemplateText(subject=data.subject, text_body=data.text_body, html_body=data.html_body or None)
-    templates.check(text)
+    templates.check(text, event)
     row = stored_template(session, actor.workspace_id, event, language)
     before = snapshot(row) if row else None
     now = clock.now()

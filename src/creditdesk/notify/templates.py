@@ -81,10 +81,28 @@ DEFAULTS: dict[str, TemplateText] = {
         html_body=("<p>Hello {{ customer.name }},</p>"
                    "<p>your package <strong>{{ pack.name }}</strong> expired on {{ pack.expires_on }}. "
                    "Ask us about a new one.</p><p>{{ workspace.name }}</p>")),
+    "balance_low": TemplateText(
+        subject="{{ balance.holder }}: {{ balance.remaining }} {{ balance.unit }} left",
+        text_body=("Hello {{ customer.name }},\n\n"
+                   "the {{ balance.credit_type }} balance of {{ balance.holder }} has fallen below "
+                   "{{ balance.threshold }} {{ balance.unit }}: {{ balance.remaining }} {{ balance.unit }} are left. "
+                   "Top up in time to keep working without a break.\n\n{{ workspace.name }}\n"),
+        html_body=("<p>Hello {{ customer.name }},</p>"
+                   "<p>the {{ balance.credit_type }} balance of <strong>{{ balance.holder }}</strong> has fallen "
+                   "below {{ balance.threshold }} {{ balance.unit }}: <strong>{{ balance.remaining }} "
+                   "{{ balance.unit }}</strong> are left. Top up in time to keep working without a break.</p>"
+                   "<p>{{ workspace.name }}</p>")),
 }
 
-VARIABLES = ("customer.name", "customer.email", "pack.name", "pack.quantity", "pack.remaining", "pack.unit",
-             "pack.expires_on", "pack.id", "workspace.name", "days_left", "event")
+PACK_VARIABLES = ("customer.name", "customer.email", "pack.name", "pack.quantity", "pack.remaining", "pack.unit",
+                  "pack.expires_on", "pack.id", "workspace.name", "days_left", "event")
+BALANCE_VARIABLES = ("customer.name", "customer.email", "balance.holder", "balance.credit_type", "balance.unit",
+                     "balance.remaining", "balance.threshold", "workspace.name", "event")
+VARIABLES = PACK_VARIABLES  # the expiry emails' (kept for callers that name one list)
+
+
+def variables_for(event: str) -> tuple[str, ...]:
+    return BALANCE_VARIABLES if event == "balance_low" else PACK_VARIABLES
 
 
 def render_one(source: str, context: dict, *, html: bool, field: str) -> str:
@@ -110,10 +128,10 @@ def render(template: TemplateText, context: dict) -> TemplateText:
                                    if template.html_body else None))
 
 
-def check(template: TemplateText) -> None:
-    """Refuse a template that does not render on the sample pack (bad syntax, unsafe access, unknown
+def check(template: TemplateText, event: str = "warning") -> None:
+    """Refuse a template that does not render on the event's sample (bad syntax, unsafe access, unknown
     variable) before it is stored."""
-    render(template, sample_context("warning"))
+    render(template, sample_context(event))
 
 
 def context_for(*, event: str, customer_name: str, customer_email: str | None, pack_id: str, pack_name: str,
@@ -130,8 +148,25 @@ def context_for(*, event: str, customer_name: str, customer_email: str | None, p
     }
 
 
+def balance_context(*, customer_name: str, customer_email: str | None, holder_name: str, credit_type: str,
+                    unit: str, remaining: str, threshold: str, workspace_name: str) -> dict:
+    """What a balance_low template may use: the holder whose balance fell, and the amounts as people read them."""
+    return {
+        "event": "balance_low",
+        "customer": {"name": customer_name, "email": customer_email or ""},
+        "balance": {"holder": holder_name, "credit_type": credit_type, "unit": unit, "remaining": remaining,
+                    "threshold": threshold},
+        "workspace": {"name": workspace_name},
+    }
+
+
 def sample_context(event: str, *, workspace_name: str = "Your business") -> dict:
     from datetime import UTC, timedelta
+
+    if event == "balance_low":
+        return balance_context(customer_name="Ada Example", customer_email="ada@example.com",
+                               holder_name="London office", credit_type="Work hours", unit="hours",
+                               remaining="4.50", threshold="5.00", workspace_name=workspace_name)
 
     now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     expires = now + (timedelta(days=10) if event == "warning" else timedelta(days=-1))

@@ -19,7 +19,8 @@ from creditdesk.web.core import WebRoute, WebUser, csrf_form, current_user, db_o
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
-EVENT_LABELS = {"warning": "Expiry warning (before the expiry)", "expired": "Expired notice"}
+EVENT_LABELS = {"warning": "Expiry warning (before the expiry)", "expired": "Expired notice",
+                "balance_low": "Low balance (fell below its threshold)"}
 
 
 def _page(request: Request, user: WebUser, *, values: dict | None = None, errors: dict | None = None,
@@ -31,9 +32,10 @@ def _page(request: Request, user: WebUser, *, values: dict | None = None, errors
         current = service.settings_out(service.settings_for(session, user.workspace_id))
         listed = service.list_templates(session, user.workspace_id)
         log = service.list_sends(session, actor=user.actor, limit=100, state=state).items
-        pack_names = _pack_names(session, user.workspace_id, {e.pack_id for e in log})
+        pack_names = _pack_names(session, user.workspace_id, {e.pack_id for e in log if e.pack_id})
+        crossing_names = _crossing_names(session, user.workspace_id, {e.crossing_id for e in log if e.crossing_id})
     return render(request, "emails.html", nav="settings", settings=current, templates=listed, log=log,
-                  pack_names=pack_names,
+                  pack_names=pack_names, crossing_names=crossing_names,
                   state=state, states=SEND_STATES, event_labels=EVENT_LABELS, values=values or current.model_dump(),
                   errors=errors or {}, can_write=user.actor.is_master, status_code=status_code)
 
@@ -50,6 +52,22 @@ def _pack_names(session, workspace_id: str, pack_ids: set[str]) -> dict[str, str
                                                                  Pack.id.in_(pack_ids))).all())
 
 
+def _crossing_names(session, workspace_id: str, crossing_ids: set[str]) -> dict[str, str]:
+    """A low-balance email's line names whose balance fell, in which credit type."""
+    if not crossing_ids:
+        return {}
+    from sqlalchemy import select
+
+    from creditdesk.credits.low_balance_models import BalanceCrossing
+    from creditdesk.credits.models import CreditType
+    from creditdesk.notify.low_balance_emails import recipient_of
+
+    rows = session.execute(select(BalanceCrossing, CreditType.name).join(
+        CreditType, CreditType.id == BalanceCrossing.credit_type_id).where(
+        BalanceCrossing.workspace_id == workspace_id, BalanceCrossing.id.in_(crossing_ids))).all()
+    return {c.id: f"{recipient_of(session, c).holder_name}: {name}" for c, name in rows}
+
+
 @router.get("/settings/emails", response_class=HTMLResponse)
 def emails_page(request: Request, user: WebUser = Depends(current_user)):
     return _page(request, user)
@@ -59,6 +77,7 @@ def emails_page(request: Request, user: WebUser = Depends(current_user)):
 def save_settings(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
     values = {"enabled": form.get("enabled") == "on", "send_warning": form.get("send_warning") == "on",
               "send_expired": form.get("send_expired") == "on",
+              "send_balance_low": form.get("send_balance_low") == "on",
               "warning_days": forms.text(form, "warning_days", limit=10),
               "default_language": forms.text(form, "default_language", limit=20)}
 
@@ -82,7 +101,7 @@ def _template_page(request: Request, user: WebUser, event: str, language: str, *
         current = service.get_template(session, user.workspace_id, event, language)
     return render(request, "email_template.html", nav="settings", tpl=current, event_label=EVENT_LABELS[event],
                   values=values or current.model_dump(), errors=errors or {}, preview=preview,
-                  variables=templates.VARIABLES, can_write=user.actor.is_master, status_code=status_code)
+                  variables=templates.variables_for(event), can_write=user.actor.is_master, status_code=status_code)
 
 
 def _checked(event: str, language: str) -> None:
