@@ -5,6 +5,7 @@ signature; nothing for a change that rolls back or is refused; nothing at all wi
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -162,3 +163,38 @@ def test_the_secret_is_never_in_the_audit_log(db, shop):
 def test_unknown_event_type_is_a_bug(db, shop):
     with db.read() as session, pytest.raises(ValueError):
         webhooks.emit(session, shop.ws, "pack.exploded", {})
+
+
+def test_pack_expiring_once_per_pack_n_days_before(db, shop, receiver, frozen_clock):
+    """pack.expiring: the workspace's warning lead (14 days by default) before a pack expires, once per pack,
+    also with two jobs at once; nothing for a workspace without an endpoint that wants it."""
+    from datetime import timedelta
+
+    from creditdesk import clock
+    from creditdesk.webhooks import expiring
+
+    ep, secret = endpoint(db, shop.actor, receiver.url, types=["pack.expiring"])
+    receiver.secret = secret
+    soon = grant(db, shop.actor, "office", shop.berlin, 10, name="Soon", expires_at=clock.now() + timedelta(days=10))
+    later = grant(db, shop.actor, "office", shop.berlin, 10, name="Later", expires_at=clock.now() + timedelta(days=20))
+    grant(db, shop.actor, "office", shop.berlin, 10, name="Never")
+    other = make_shop(db, "No endpoint shop")
+    grant(db, other.actor, "office", other.berlin, 10, name="Elsewhere", expires_at=clock.now() + timedelta(days=2))
+    results = []
+    jobs = [threading.Thread(target=lambda: results.append(expiring.emit_all_due(db))) for _ in range(2)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    got = receiver.wait_for(1)
+    assert delivery.wait_idle(10)
+    assert [(k, d["id"], d["days_left"]) for k, d in events(got)] == [("pack.expiring", soon, 10)]
+    assert all(r.verified for r in got)
+    assert expiring.emit_all_due(db) == 0  # once per pack
+    frozen_clock.advance(days=7)
+    assert expiring.emit_all_due(db) == 1
+    got = receiver.wait_for(2)
+    assert delivery.wait_idle(10)
+    assert [d["id"] for _, d in events(got)] == [soon, later]
+    assert deliveries(db, other.ws) == []
+    assert {r.endpoint_id for r in deliveries(db, shop.ws)} == {ep}

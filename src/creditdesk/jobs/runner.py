@@ -114,6 +114,17 @@ def send_due_communications(db: Database) -> int:
         return 0
 
 
+def emit_pack_expiring(db: Database) -> int:
+    """pack.expiring events that are due (webhooks.expiring); a failure is logged and the next run retries."""
+    from creditdesk.webhooks import expiring
+
+    try:
+        return expiring.emit_all_due(db)
+    except Exception:
+        log.exception("pack.expiring events failed")
+        return 0
+
+
 def deliver_webhooks(db: Database) -> int:
     """Webhook deliveries due (retries, and those whose process died after the commit): webhooks.delivery.
     A failure here must not stop the other jobs: logged, and the next run retries."""
@@ -137,6 +148,7 @@ def run_all(db: Database) -> dict:
     result["periods_closed"] = close_due_periods(db)
     result["expiry_emails"] = send_expiry_emails(db)
     result["communications_completed"] = send_due_communications(db)
+    result["pack_expiring_events"] = emit_pack_expiring(db)
     result["webhooks_delivered"] = deliver_webhooks(db)  # after the jobs above: their events are handed over
     result["login_throttle_purged"] = purge_login_throttle(db)
     refresh_planner_statistics(db)

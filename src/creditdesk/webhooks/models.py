@@ -94,3 +94,15 @@ class WebhookAttempt(Base):
 
 
 Index("ix_webhook_attempts_delivery", WebhookAttempt.delivery_id, WebhookAttempt.id)
+
+
+class PackExpiringEvent(Base):
+    """One row per pack whose `pack.expiring` event was emitted (webhooks.expiring): inserted with the event, in
+    its transaction, and its primary key is what makes the event go out once per pack."""
+
+    __tablename__ = "pack_expiring_events"
+
+    pack_id: Mapped[str] = mapped_column(ForeignKey("packs.id"), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"))
+    event_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from creditdesk.parties.schemas import Input
 
-# Every event type an endpoint may subscribe to. balance.low and pack.expiring are declared for the
-# low-balance and expiry-warning work that will emit them; the others are emitted today.
+# Every event type an endpoint may subscribe to (pack.expiring: webhooks.expiring; balance.low:
+# credits.low_balance).
 EVENT_TYPES = ("pack.created", "pack.depleted", "pack.expired", "pack.voided", "pack.expiring",
                "consumption.created", "consumption.reversed", "transfer.created", "balance.low",
                "invoice.posted", "invoice.paid")
