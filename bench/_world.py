@@ -72,7 +72,8 @@ def write_packs_csv(path: str, world: World, rows: int, *, seed: int = 1, credit
     now = now or datetime.now(UTC)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
-        out.writerow(["holder_kind", "holder_id", "credit_type", "quantity", "name", "price_paid", "currency",
+        # Integers of the smallest unit (quantity_minor, price_paid_minor), as scripts write them.
+        out.writerow(["holder_kind", "holder_id", "credit_type", "quantity_minor", "name", "price_paid_minor", "currency",
                       "purchased_at", "expires_at", "priority", "product_codes", "status_label", "external_ref"])
         for i in range(rows):
             if rnd.random() < 0.5:

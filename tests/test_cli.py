@@ -398,3 +398,41 @@ def test_json_output_for_scripts(cli_db):
     assert [(w["id"], w["name"], w["users"]) for w in listed] == [(made["workspace_id"], "Scripted", 1)]
     packs = json.loads(run("packs", "list", "--workspace", made["workspace_id"], "--json").stdout)
     assert packs == {"object": "list", "data": [], "next_cursor": None}
+
+
+def test_packs_import_template_and_dry_run_write_nothing(cli_db, tmp_path):
+    """Issue 17: the CLI offers what the back office does: a template with a sample row for this workspace, and a
+    dry run that says what the file would grant and refuse and writes nothing; then the import itself."""
+    from creditdesk.credits.models import Pack
+
+    run("db", "upgrade")
+    created = run("workspace", "create", "Import Co", "--master-email", "boss@example.com")
+    key = KEY.findall(created.output)[0]
+    db = get_database(cli_db)
+    with db.read() as session:
+        ws_id = session.scalar(select(Workspace.id).where(Workspace.name == "Import Co"))
+    with api(cli_db) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        assert client.post("/v1/credit-types", json={"code": "hours", "name": "Hours", "scale": 2},
+                           headers={**headers, "Idempotency-Key": "ct"}).status_code == 201
+        assert client.post("/v1/offices", json={"name": "Sydney office"},
+                           headers={**headers, "Idempotency-Key": "off"}).status_code == 201
+    template = run("packs", "import", "--template", "--workspace", ws_id).output
+    header, sample = template.splitlines()[:2]
+    assert header.split(",")[:3] == ["holder", "credit_type", "quantity"]
+    assert sample.startswith("Sydney office,hours,")
+    path = tmp_path / "packs.csv"
+    path.write_text(template + "Nobody,hours,5,Lost pack,,,,,\n")
+
+    dry = run("packs", "import", str(path), "--dry-run", "--workspace", ws_id, ok=False)
+    assert dry.exit_code == 1  # a refused line
+    assert "1 pack(s) would be granted" in dry.output and "1 error(s)" in dry.output
+    assert "line 3" in dry.output and "Nobody" in dry.output
+    with db.read() as session:
+        assert session.scalar(select(Pack.id).where(Pack.workspace_id == ws_id)) is None
+
+    real = run("packs", "import", str(path), "--workspace", ws_id, ok=False)
+    assert "1 pack(s) granted" in real.output
+    with db.read() as session:
+        packs = session.scalars(select(Pack).where(Pack.workspace_id == ws_id)).all()
+        assert [(p.holder_kind, p.quantity) for p in packs] == [("office", 1000)]

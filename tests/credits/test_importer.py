@@ -91,7 +91,7 @@ def test_rows_are_granted_errors_have_line_numbers_and_a_rerun_grants_nothing(db
 def test_header_problems_are_reported_on_line_1(db):
     shop = make_shop(db)
     report = run_import(db, shop.actor, "holder_kind,credit_type,name\noffice,credits,x\n")
-    assert report.errors == [(1, "missing column(s): quantity")]
+    assert report.errors == [(1, "missing column(s): quantity or quantity_minor")]
     report = run_import(db, shop.actor, "holder_kind,credit_type,quantity,name,colour\n")
     assert report.errors == [(1, "unknown column(s): colour")]
 
@@ -176,7 +176,7 @@ def test_an_imported_pack_is_recorded_like_a_granted_one(db, frozen_clock):
     granted = db.write(lambda s: grant_pack(s, cs.PackCreate(
         holder={"kind": "office", "id": shop.berlin}, credit_type="credits", quantity=40, name="Same pack",
         idempotency_key="the-granted-one", **fields), actor=shop.actor).id)
-    row = (f"office,{shop.berlin},credits,40,Same pack,5000,EUR,,purchase,,{shop.ben},,"
+    row = (f"office,{shop.berlin},credits,40,Same pack,50.00,EUR,,purchase,,{shop.ben},,"
            f"2026-01-10T08:30:00+02:00,,,12,50,x a,drive,\"quote \"\" and unicode é ✓\",the-imported-one")
     report = run_import(db, shop.actor, csv_text(row))
     assert (report.granted, report.error_count) == (1, 0)
@@ -400,7 +400,7 @@ def test_keys_derived_from_content_are_what_they_always_were():
     expected, counts = [], {}
     reader = csv.DictReader(io.StringIO(text, newline=""))
     for record in reader:
-        raw = {c: ((record.get(c) or "").strip() or None) for c in importer.COLUMNS}
+        raw = {c: ((record.get(c) or "").strip() or None) for c in importer.KEYED_COLUMNS}
         content = "\x1f".join(v or "" for v in raw.values())
         digest = hashlib.sha256(content.encode()).hexdigest()[:40]
         counts[digest] = counts.get(digest, 0) + 1

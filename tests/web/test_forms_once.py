@@ -175,24 +175,30 @@ def test_void_acts_once(web, db, world):
 
 
 def test_import_form_acts_once(web, db, world):
+    """The upload only previews (writes nothing); the preview's confirmation is the money form, acted on once."""
+    from tests.web.test_import import confirm_form
+
     client = logged_in(web, world.master_email)
     content = ("holder_kind,holder_id,credit_type,quantity,name\n"
-               f"office,{world.leeds_id},hours,100,Imported once A\n"
-               f"office,{world.leeds_id},hours,200,Imported once B\n").encode()
-    form = form_of(client, "/packs/import")
+               f"office,{world.leeds_id},hours,1,Imported once A\n"
+               f"office,{world.leeds_id},hours,2,Imported once B\n").encode()
+    form = {"csrf_token": csrf_of(client.get("/packs/import").text)}
     before = effects(db, world.workspace_id)
+    shown = client.post("/packs/import", data=form, files={"file": ("packs.csv", content, "text/csv")},
+                        follow_redirects=False)
+    assert shown.status_code == 200 and effects(db, world.workspace_id) == before
+    confirm = confirm_form(shown.text)
 
-    def upload(data):
-        return client.post("/packs/import", data=data, files={"file": ("packs.csv", content, "text/csv")},
-                           follow_redirects=False)
+    def submit(data):
+        return client.post("/packs/import/confirm", data=data, follow_redirects=False)
 
-    stale = upload({"csrf_token": form["csrf_token"]})
+    stale = submit({k: v for k, v in confirm.items() if k != "idempotency_key"})
     assert stale.status_code == 422 and "out of date" in stale.text
     assert effects(db, world.workspace_id) == before
-    first = upload(form)
+    first = submit(confirm)
     assert first.status_code == 200 and "2</strong> packs granted" in first.text
     assert effects(db, world.workspace_id)["packs"] == before["packs"] + 2
-    second = upload(form)
+    second = submit(confirm)
     assert second.status_code == 303
     assert effects(db, world.workspace_id)["packs"] == before["packs"] + 2
     landing = client.get(second.headers["location"]).text
@@ -259,7 +265,7 @@ def test_send_sms_form_acts_once(web, db, people):
 
 
 @pytest.mark.parametrize("page, form_id", [
-    ("/packs/new", "grant-form"), ("/packs/import", "import-form"), ("/sms/messages", "send-form"),
+    ("/packs/new", "grant-form"), ("/sms/messages", "send-form"),
     ("/sms/purchase", "purchase-form"),
 ])
 def test_every_render_of_a_form_has_a_new_key(web, world, page, form_id):

@@ -11,12 +11,14 @@ from __future__ import annotations
 import html as html_text
 import io
 import re
+from html import unescape
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from creditdesk.credits import importer
 from creditdesk.credits.models import Pack
+from creditdesk.parties.models import User
 from tests.web.conftest import csrf_of, logged_in, once_key_of
 
 HEADER = "holder_kind,holder_id,credit_type,quantity,name,notes,idempotency_key\n"
@@ -27,10 +29,26 @@ def packs(db, workspace_id: str) -> int:
         return session.scalar(select(func.count()).select_from(Pack).where(Pack.workspace_id == workspace_id))
 
 
-def upload(client, content: str):
+def preview(client, content: str):
     html = client.get("/packs/import").text
-    return client.post("/packs/import", data={"csrf_token": csrf_of(html), "idempotency_key": once_key_of(html)},
+    return client.post("/packs/import", data={"csrf_token": csrf_of(html)},
                        files={"file": ("packs.csv", content.encode(), "text/csv")}, follow_redirects=False)
+
+
+def confirm_form(html: str) -> dict:
+    """The preview page's confirm form, as the browser would send it."""
+    form = html.split('id="confirm-import"', 1)[1].split("</form>", 1)[0]
+    fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', form))
+    return {**{k: unescape(v) for k, v in fields.items()}, "csrf_token": csrf_of(html),
+            "idempotency_key": once_key_of(form)}
+
+
+def upload(client, content: str):
+    """Preview the file, then confirm the import (a file that cannot be read stops at the preview)."""
+    shown = preview(client, content)
+    if shown.status_code != 200 or 'id="confirm-import"' not in shown.text:
+        return shown
+    return client.post("/packs/import/confirm", data=confirm_form(shown.text), follow_redirects=False)
 
 
 def table(html: str, css: str) -> list[tuple[int, str]]:
@@ -58,18 +76,18 @@ def test_a_field_too_large_after_600_rows_imports_nothing_and_names_its_line(web
 def test_a_wrong_header_imports_nothing(web, db, world):
     client = logged_in(web, world.master_email)
     before = packs(db, world.workspace_id)
-    response = upload(client, "holder,credit_type,quantity,name\noffice,hours,1,x\n")
+    response = upload(client, "credit_type,quantity,name\nhours,1,x\n")
     assert response.status_code == 422 and "Nothing was imported" in response.text
-    assert "missing column(s): holder_kind" in response.text
+    assert "missing column(s): holder_kind or holder" in response.text
     assert packs(db, world.workspace_id) == before
 
 
 def test_a_key_reused_with_other_content_is_an_error_row_not_a_skip(web, db, world):
     client = logged_in(web, world.master_email)
-    content = HEADER + (f"office,{world.leeds_id},hours,500,Five,,k1\n"
-                        f"office,{world.leeds_id},hours,700,Seven,,k1\n"
-                        f"office,{world.leeds_id},hours,300,Three,,k2\n"
-                        f"office,{world.leeds_id},hours,300,Three,,k2\n")
+    content = HEADER + (f"office,{world.leeds_id},hours,5,Five,,k1\n"
+                        f"office,{world.leeds_id},hours,7.00,Seven,,k1\n"
+                        f"office,{world.leeds_id},hours,3,Three,,k2\n"
+                        f"office,{world.leeds_id},hours,3,Three,,k2\n")
     before = packs(db, world.workspace_id)
     response = upload(client, content)
     assert response.status_code == 200, response.text[-2000:]
@@ -100,11 +118,11 @@ def test_every_skipped_and_refused_row_is_reported_with_its_line(web, db, world)
     assert [line for line, _ in table(first.text, "errors")] == [3, 4]
     assert packs(db, world.workspace_id) == before + 2
 
-    # The same file again (a new form, so a new key): the imported rows are skipped, each one said so.
+    # The same file again: its preview says the imported rows would be skipped, each one with why, and offers
+    # nothing to import.
     again = upload(client, content)
-    assert again.status_code == 200
-    assert "<strong>0</strong> packs granted" in again.text
-    assert "<strong>2</strong> already imported before (skipped)" in again.text
+    assert again.status_code == 200 and 'id="confirm-import"' not in again.text
+    assert '<strong id="preview-create">0</strong>' in again.text
     skipped = table(again.text, "skipped")
     assert [line for line, _ in skipped] == [2, 5]
     assert all(importer.SKIPPED_BEFORE in why for _, why in skipped)
@@ -117,6 +135,74 @@ def test_every_skipped_and_refused_row_is_reported_with_its_line(web, db, world)
     assert [line for line, _ in errors] == [2]
     assert "'own-1'" in errors[0][1] and "other content" in errors[0][1]
     assert packs(db, world.workspace_id) == before + 2
+
+
+def test_the_preview_writes_nothing_and_the_confirmation_imports_exactly_that_file(web, db, world):
+    client = logged_in(web, world.master_email)
+    content = ("holder,credit_type,quantity,name,price_paid,currency\n"
+               "Leeds,hours,12.5,Twelve and a half,\"1,200.00\",AUD\n"
+               "Nowhere,hours,1,Nobody,,\n"
+               "Leeds,hours,1.234,Too precise,,\n")
+    before = packs(db, world.workspace_id)
+    shown = preview(client, content)
+    assert shown.status_code == 200 and packs(db, world.workspace_id) == before
+    assert '<strong id="preview-create">1</strong>' in shown.text
+    rows = shown.text.split('class="to-create"', 1)[1].split("</table>", 1)[0]
+    assert "Leeds" in rows and "12.50" in rows and "1,200.00 AUD" in rows
+    errors = table(shown.text, "errors")
+    assert [line for line, _ in errors] == [3, 4]
+    assert "holder_not_found" in errors[0][1] and "too_many_decimals" in errors[1][1]
+    form = confirm_form(shown.text)
+    # A changed file is not imported: the signature is the previewed file's.
+    import base64
+    import zlib
+    forged = {**form, "content": base64.b64encode(zlib.compress(content.replace("12.5", "99").encode())).decode()}
+    refused = client.post("/packs/import/confirm", data=forged, follow_redirects=False)
+    assert refused.status_code == 422 and "Upload the file again" in refused.text
+    assert packs(db, world.workspace_id) == before
+    done = client.post("/packs/import/confirm", data=form, follow_redirects=False)
+    assert done.status_code == 200 and "<strong>1</strong> pack granted" in done.text
+    again = client.post("/packs/import/confirm", data=form, follow_redirects=False)  # a double submit
+    assert again.status_code == 303
+    assert packs(db, world.workspace_id) == before + 1
+    with db.read() as session:
+        pack = session.scalar(select(Pack).where(Pack.workspace_id == world.workspace_id,
+                                                 Pack.name == "Twelve and a half"))
+        assert (pack.holder_id, pack.quantity, pack.price_paid, pack.currency) == (world.leeds_id, 1250, 120000,
+                                                                                   "AUD")
+
+
+def test_the_template_has_a_sample_row_that_imports_as_it_is(web, db, world):
+    client = logged_in(web, world.master_email)
+    template = client.get("/packs/import/template.csv")
+    assert template.status_code == 200 and template.headers["content-type"].startswith("text/csv")
+    lines = template.text.splitlines()
+    assert lines[0].split(",")[:4] == ["holder", "credit_type", "quantity", "name"] and len(lines) == 2
+    before = packs(db, world.workspace_id)
+    done = upload(client, template.text)
+    assert done.status_code == 200 and "<strong>1</strong> pack granted" in done.text, done.text[-3000:]
+    assert packs(db, world.workspace_id) == before + 1
+
+
+def test_holders_by_name_or_email_and_an_ambiguous_name_is_refused(web, db, world):
+    client = logged_in(web, world.master_email)
+    # Two offices named alike make the name ambiguous; an email names one user.
+    from creditdesk.parties import schemas as ps
+    from creditdesk.parties import service as parties
+
+    def twin(session):
+        actor = parties.actor_for_user(session, session.scalar(select(User).where(User.email == world.master_email)))
+        parties.create_office(session, ps.OfficeCreate(name="Leeds", customer_id=world.customer_id), actor=actor)
+    db.write(twin)
+    shown = preview(client, "holder,credit_type,quantity,name\n"
+                             f"{world.manager_email.upper()},hours,2,By email\n"
+                             "leeds,hours,1,Ambiguous\n"
+                             "London,hours,1,By name\n")
+    assert '<strong id="preview-create">2</strong>' in shown.text
+    errors = table(shown.text, "errors")
+    assert [line for line, _ in errors] == [3] and "holder_ambiguous" in errors[0][1]
+    rows = shown.text.split('class="to-create"', 1)[1].split("</table>", 1)[0]
+    assert "Max Manager" in rows and "London" in rows
 
 
 def test_validate_file_reads_the_whole_file_and_writes_nothing():

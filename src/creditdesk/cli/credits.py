@@ -105,9 +105,13 @@ def jobs_run(database_url: str = DatabaseOption):
 # --- packs ---
 
 @packs_app.command("import")
-def packs_import(path: str = typer.Argument(..., help="CSV file with a header row (see README)."),
+def packs_import(path: str = typer.Argument(None, help="CSV file with a header row (see README)."),
                  workspace_id: str = WorkspaceOption, as_user: str = UserOption,
                  batch_size: int = typer.Option(5000, help="Rows per transaction."),
+                 dry_run: bool = typer.Option(False, "--dry-run",
+                                              help="Show what the file would grant, skip and refuse; write nothing."),
+                 template: bool = typer.Option(False, "--template",
+                                               help="Print a CSV template with a sample row for this workspace."),
                  database_url: str = DatabaseOption):
     """Grant packs from a CSV file, streamed. Bad rows are reported with their line numbers; valid rows
     are committed; re-running the same file grants nothing twice."""
@@ -116,6 +120,15 @@ def packs_import(path: str = typer.Argument(..., help="CSV file with a header ro
 
     db = open_schema_db(database_url)
     actor = actor_for(db, workspace_id, as_user)
+    if template:
+        with db.read() as session:
+            typer.echo(importer.template_csv(session, actor.workspace_id), nl=False)
+        return
+    if not path:
+        fail("Give the CSV file to import (or --template for a template).")
+    if dry_run:
+        _packs_import_dry_run(db, path, actor, batch_size)
+        return
     size = os.path.getsize(path)
     with open(path, newline="", encoding="utf-8-sig") as handle, progress_bar() as progress:
         task = progress.add_task("Importing packs (bytes)", total=size)
@@ -135,6 +148,34 @@ def packs_import(path: str = typer.Argument(..., help="CSV file with a header ro
     console.print(f"{report.granted} pack(s) granted, {report.skipped} already imported, "
                       f"{report.error_count} error(s).")
     if report.error_count:
+        raise typer.Exit(1)
+
+
+def _packs_import_dry_run(db, path: str, actor, batch_size: int) -> None:
+    """The file imported in a transaction that is rolled back (the back office's preview): what it would do."""
+    from creditdesk.credits import importer
+    from creditdesk.errors import CreditdeskError
+
+    with db.read() as session:
+        units = importer.units_of(session, actor.workspace_id)
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        check = importer.validate_file(handle, units=units)
+    if check.file_error:
+        fail(check.file_error)
+    try:
+        preview = importer.preview_rows(db, check.rows, actor=actor, skipped=check.skipped, batch_size=batch_size)
+    except CreditdeskError as exc:
+        fail(f"{exc.message} ({exc.code})")
+    for row in preview.to_create[:200]:
+        raw = row.raw or {}
+        console.print(f"line {row.line}: would grant {raw.get('name')!r} ({raw.get('credit_type')})")
+    for line, why in preview.skipped[:200]:
+        console.print(f"line {line}: would skip: {why}")
+    for line, message in preview.errors[:200]:
+        err.print(f"[red]line {line}[/red]: {message}")
+    console.print(f"Dry run, nothing written: {preview.create_count} pack(s) would be granted, "
+                  f"{len(preview.skipped)} skipped, {preview.error_count} error(s).")
+    if preview.error_count:
         raise typer.Exit(1)
 
 

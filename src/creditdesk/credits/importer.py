@@ -47,10 +47,20 @@ from creditdesk.ledger import service as ledger
 from creditdesk.ledger.models import DEBITS_MUST_NOT_EXCEED_CREDITS
 from creditdesk.parties.models import Customer, Office, User
 
-COLUMNS = ["holder_kind", "holder_id", "credit_type", "quantity", "name", "price_paid", "currency", "is_paid",
-           "source", "external_ref", "relationship_manager_id", "project_manager_id", "purchased_at", "starts_at",
-           "expires_at", "expiry_months", "priority", "product_codes", "status_label", "notes", "idempotency_key"]
-REQUIRED = {"holder_kind", "credit_type", "quantity", "name"}
+# The columns a row's content key is made of, as they always were (a file imported by an earlier version maps
+# onto the same packs), then the columns added since (in the key only when a row fills one of them).
+KEYED_COLUMNS = ["holder_kind", "holder_id", "credit_type", "quantity", "name", "price_paid", "currency",
+                 "is_paid", "source", "external_ref", "relationship_manager_id", "project_manager_id",
+                 "purchased_at", "starts_at", "expires_at", "expiry_months", "priority", "product_codes",
+                 "status_label", "notes", "idempotency_key"]
+# holder: a customer, office or user by name or email instead of holder_kind/holder_id; quantity_minor and
+# price_paid_minor: the amounts as integers of the smallest unit (for scripts), instead of quantity and
+# price_paid in the units people use ("12.5" hours, "1,200.00" AUD).
+EXTRA_COLUMNS = ["holder", "quantity_minor", "price_paid_minor"]
+COLUMNS = KEYED_COLUMNS + EXTRA_COLUMNS
+REQUIRED = {"credit_type", "name"}
+# Each needs one of its columns in the header.
+REQUIRED_ONE_OF = (("holder_kind", "holder"), ("quantity", "quantity_minor"))
 DEFAULT_BATCH = 5000
 # Errors kept for display; beyond this only counted (a file of a million bad rows stays flat in memory).
 MAX_KEPT_ERRORS = 10_000
@@ -61,11 +71,17 @@ class ImportReport:
     skipped: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     error_count: int = 0
+    skipped_lines: list[int] = field(default_factory=list)  # the first MAX_KEPT_ERRORS of them
 
     def error(self, line: int, message: str) -> None:
         self.error_count += 1
         if len(self.errors) < MAX_KEPT_ERRORS:
             self.errors.append((line, message))
+
+    def skip(self, line: int) -> None:
+        self.skipped += 1
+        if len(self.skipped_lines) < MAX_KEPT_ERRORS:
+            self.skipped_lines.append(line)
 
     def merge(self, other: "ImportReport") -> None:
         self.granted += other.granted
@@ -73,6 +89,7 @@ class ImportReport:
         room = MAX_KEPT_ERRORS - len(self.errors)
         self.errors.extend(other.errors[:max(room, 0)])
         self.error_count += other.error_count
+        self.skipped_lines.extend(other.skipped_lines[:max(MAX_KEPT_ERRORS - len(self.skipped_lines), 0)])
 
 
 @dataclass(slots=True)
@@ -150,7 +167,86 @@ class _SeenDigests:
         return count
 
 
-def read_rows(stream: io.TextIOBase, *, source_name: str = "") -> Iterator[Row]:
+@dataclass
+class Units:
+    """What turns a row's cells as people write them into what a grant takes: `quantity` in the credit type's
+    unit ("12.5" hours -> 1250 at scale 2) and `price_paid` in the currency ("1,200.00" AUD -> 120000), parsed
+    like the grant form (amounts.parse_amount: never rounded, an ambiguous comma refused), and `holder` (a name
+    or an email) into holder_kind/holder_id. Read once per import from the workspace (`units_of`)."""
+
+    scales: dict[str, int]  # credit type code -> scale
+    holders: dict[str, list[tuple[str, str]]]  # lower-case name or email -> [(kind, id)]
+
+    def apply(self, raw: dict) -> str | None:
+        """Rewrite the row's cells in place; the row's error, if one cannot be read."""
+        from creditdesk.amounts import parse_amount
+
+        name = raw["holder"]
+        if name is not None:
+            found = self.holders.get(name.lower(), [])
+            if not found:
+                return (f"holder {name!r}: no customer, office or user of this workspace has that name or email "
+                        "(holder_not_found)")
+            if len(found) > 1:
+                listed = ", ".join(f"{kind} {hid}" for kind, hid in found[:5])
+                return (f"holder {name!r} is ambiguous: it names {len(found)} holders ({listed}); give "
+                        "holder_kind and holder_id instead (holder_ambiguous)")
+            kind, hid = found[0]
+            if (raw["holder_kind"] or kind, raw["holder_id"] or hid) != (kind, hid):
+                return f"holder {name!r} is {kind} {hid}, not the holder_kind/holder_id of this row (holder_mismatch)"
+            raw["holder_kind"], raw["holder_id"] = kind, hid
+        try:
+            for column, minor in (("quantity", "quantity_minor"), ("price_paid", "price_paid_minor")):
+                text = raw[column]
+                if raw[minor] is not None:
+                    if text is not None:
+                        return f"give {column} or {minor}, not both (ambiguous_column)"
+                    raw[column] = raw[minor]
+                    continue
+                if text is None:
+                    continue
+                if column == "quantity":
+                    scale = self.scales.get(raw["credit_type"] or "")
+                    if scale is None:
+                        return (f"credit_type {raw['credit_type']!r} does not exist in this workspace "
+                                "(unknown_credit_type)")
+                else:
+                    if raw["currency"] is None:
+                        return "price_paid needs a currency, e.g. AUD (currency_required)"
+                    if raw["currency"] not in currencies.known_codes():
+                        return f"currency {raw['currency']!r} is not an ISO 4217 currency code (unknown_currency)"
+                    scale = currencies.minor_units(raw["currency"])
+                # Plain digits (most rows of a big file) need no parser.
+                if text.isascii() and text.isdigit() and len(text) <= 15:
+                    raw[column] = str(int(text) * 10 ** scale)
+                else:
+                    raw[column] = str(parse_amount(text, scale, label=column, allow_zero=column == "price_paid"))
+        except CreditdeskError as exc:
+            return f"{exc.message} ({exc.code})"
+        return None
+
+
+def units_of(session: Session, workspace_id: str) -> Units:
+    """The workspace's credit types' scales and its customers, offices and users by name and email."""
+    scales = dict(session.execute(select(CreditType.code, CreditType.scale).where(
+        CreditType.workspace_id == workspace_id)).all())
+    holders: dict[str, list[tuple[str, str]]] = {}
+
+    def add(text: str | None, kind: str, hid: str) -> None:
+        if text:
+            found = holders.setdefault(text.strip().lower(), [])
+            if (kind, hid) not in found:
+                found.append((kind, hid))
+    for kind, model, has_email in (("customer", Customer, True), ("office", Office, True), ("user", User, True)):
+        columns = [model.id, model.name] + ([model.email] if has_email else [])
+        for hid, name, *email in session.execute(select(*columns).where(model.workspace_id == workspace_id)):
+            add(name, kind, hid)
+            for address in email:
+                add(address, kind, hid)
+    return Units(scales, holders)
+
+
+def read_rows(stream: io.TextIOBase, *, source_name: str = "", units: Units | None = None) -> Iterator[Row]:
     """Parse a CSV stream one row at a time. Each row gets a stable idempotency key derived from its
     content and how many identical rows came before it, so a re-run maps onto the same packs."""
     reader = csv.reader(stream)
@@ -159,7 +255,7 @@ def read_rows(stream: io.TextIOBase, *, source_name: str = "") -> Iterator[Row]:
     except StopIteration:
         fieldnames = []
     header = set(fieldnames)
-    missing = REQUIRED - header
+    missing = (REQUIRED - header) | {" or ".join(group) for group in REQUIRED_ONE_OF if not header & set(group)}
     if missing:
         yield Row(1, error=f"missing column(s): {', '.join(sorted(missing))}")
         return
@@ -178,6 +274,7 @@ def read_rows(stream: io.TextIOBase, *, source_name: str = "") -> Iterator[Row]:
     seen = _SeenDigests()
     sha256, occurrence = hashlib.sha256, seen.occurrence
     key_column = COLUMNS.index("idempotency_key")
+    keyed = len(KEYED_COLUMNS)
     for cells in reader:
         if not cells:
             continue  # blank lines are no rows (as csv.DictReader has it)
@@ -190,12 +287,20 @@ def read_rows(stream: io.TextIOBase, *, source_name: str = "") -> Iterator[Row]:
             del cells[missing_cell:]  # cells beyond the header are ignored
             cells.append("")
         stripped = [c.strip() for c in pick(cells)]
-        # The content: "\x1f".join of the stripped cells in COLUMNS order, empty for missing ones.
-        digest = sha256("\x1f".join(stripped).encode()).digest()
+        # The content: "\x1f".join of the stripped cells in KEYED_COLUMNS order, empty for missing ones, and
+        # the newer columns after "\x1e" when the row fills one.
+        content = "\x1f".join(stripped[:keyed])
+        if any(stripped[keyed:]):
+            content += "\x1e" + "\x1f".join(stripped[keyed:])
+        digest = sha256(content.encode()).digest()
         raw = dict(zip(COLUMNS, [c or None for c in stripped]))
         n = occurrence(digest)  # counted for every row, own key or not (as it always was)
         own = stripped[key_column]
         key = own or f"import:{digest.hex()[:40]}:{n}"
+        error = None if units is None else units.apply(raw)
+        if error is not None:
+            yield Row(reader.line_num, raw=raw, key=key, error=error, derived=not own)
+            continue
         yield Row(reader.line_num, raw=raw, key=key, values=_checked(raw), derived=not own)
 
 
@@ -234,7 +339,7 @@ class _CountedLines:
         return line
 
 
-def validate_file(stream: io.TextIOBase) -> FileCheck:
+def validate_file(stream: io.TextIOBase, *, units: Units | None = None) -> FileCheck:
     """Read and check every row of a file, in memory (for files that fit: the back office takes 1 MB),
     before anything is written: a csv.Error (such as a field over csv.field_size_limit) with its line,
     the schema's verdict on every row (the same as import_batch's), and rows repeating an
@@ -242,7 +347,7 @@ def validate_file(stream: io.TextIOBase) -> FileCheck:
     lines = _CountedLines(stream)
     check = FileCheck()
     try:
-        for row in read_rows(lines):
+        for row in read_rows(lines, units=units):
             if row.raw is None:  # the header is wrong: no row of the file can be read
                 return FileCheck(file_error=f"line {row.line}: {row.error}")
             check.rows.append(row)
@@ -251,6 +356,9 @@ def validate_file(stream: io.TextIOBase) -> FileCheck:
     first_with_key: dict[str, Row] = {}
     kept: list[Row] = []
     for row in check.rows:
+        if row.error is not None:  # a cell that could not be read (Units.apply)
+            kept.append(row)
+            continue
         try:
             row.data = _row_to_pack(row.raw)
         except ValidationError as exc:
@@ -600,7 +708,7 @@ def import_batch(session: Session, rows: list[Row], *, actor: Actor, report: Imp
         values = row.values
         if values is not None and row.slot not in slow_keys:
             if row.slot in existing:
-                report.skipped += 1
+                report.skip(row.line)
                 continue
             ref = _external_key(values)
             grant = None if ref is not None and (values["source"], ref) in claimed else _grantable(values, ws,
@@ -647,7 +755,7 @@ def _grant_one(session: Session, row: Row, *, actor: Actor, report: ImportReport
         report.error(row.line, f"{where}: {first.get('msg')}")
         return
     if row.slot in existing:
-        report.skipped += 1
+        report.skip(row.line)
         return
     savepoint = session.begin_nested()
     try:
@@ -661,7 +769,7 @@ def _grant_one(session: Session, row: Row, *, actor: Actor, report: ImportReport
     if created:
         report.granted += 1
     else:  # granted before (its key, or its source and external ref)
-        report.skipped += 1
+        report.skip(row.line)
 
 
 # Column order of the rows written below (a test checks these against the models).
@@ -921,6 +1029,8 @@ def import_stream(db, stream: io.TextIOBase, *, actor: Actor, batch_size: int = 
     governance.require_grant(actor)
     report = ImportReport()
     tuning = _SqliteTuning() if db.is_sqlite else None
+    with db.read() as session:
+        units = units_of(session, actor.workspace_id)
 
     def write(rows: list[Row], last: bool) -> ImportReport:
         def run(session: Session) -> ImportReport:
@@ -952,7 +1062,7 @@ def import_stream(db, stream: io.TextIOBase, *, actor: Actor, batch_size: int = 
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="creditdesk-import") as pool:
             pending = None
-            for number, (batch, last) in enumerate(_batches(read_rows(stream), batch_size), 1):
+            for number, (batch, last) in enumerate(_batches(read_rows(stream, units=units), batch_size), 1):
                 if pending is not None:
                     collect(pending)
                 pending = (batch, pool.submit(write, batch, last))
@@ -970,3 +1080,80 @@ def import_stream(db, stream: io.TextIOBase, *, actor: Actor, batch_size: int = 
             except Exception:  # noqa: BLE001 - best effort; the import's own error is what matters
                 pass
     return report
+
+
+# --- preview: what an import would do, written nothing ----------------------------------------------------
+
+@dataclass
+class Preview:
+    """An import run in a transaction that is rolled back: the rows it would grant (`to_create`, in line order,
+    the first MAX_KEPT_ERRORS kept), the rows it would skip with why, and the refused ones with why."""
+
+    to_create: list[Row] = field(default_factory=list)
+    create_count: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    error_count: int = 0
+
+
+class _RolledBack(Exception):
+    """Carries a preview out of its write transaction, which the exception rolls back."""
+
+
+def preview_rows(db, rows: list[Row], *, actor: Actor, skipped: list[tuple[int, str]] | None = None,
+                 batch_size: int = DEFAULT_BATCH) -> Preview:
+    """Run import_batch over the rows exactly as an import would, in one transaction that is then rolled back
+    (nothing is written, no number or key is taken), and say what it would have done."""
+    governance.require_grant(actor)
+
+    def run(session: Session) -> None:
+        remaining, already = validate_against_workspace(session, actor.workspace_id, rows)
+        report = ImportReport()
+        for start in range(0, len(remaining), batch_size):
+            import_batch(session, remaining[start:start + batch_size], actor=actor, report=report)
+        raise _RolledBack(remaining, already, report)
+    try:
+        db.write(run)
+    except _RolledBack as done:
+        remaining, already, report = done.args
+    else:  # pragma: no cover - run always raises
+        raise AssertionError("the preview's transaction was not rolled back")
+    refused = {line for line, _ in report.errors}
+    skipped_lines = set(report.skipped_lines)
+    out = Preview(errors=sorted(report.errors), error_count=report.error_count)
+    out.skipped = sorted([*(skipped or []), *already,
+                          *((line, "already has its pack (the same grant: not granted twice)")
+                            for line in report.skipped_lines)])
+    for row in remaining:
+        if row.line in refused or row.line in skipped_lines:
+            continue
+        out.create_count += 1
+        if len(out.to_create) < MAX_KEPT_ERRORS:
+            out.to_create.append(row)
+    return out
+
+
+# --- a template to start from ------------------------------------------------------------------------------
+
+TEMPLATE_COLUMNS = ["holder", "credit_type", "quantity", "name", "price_paid", "currency", "expiry_months",
+                    "product_codes", "notes"]
+
+
+def template_csv(session: Session, workspace_id: str) -> str:
+    """A CSV with the columns an office uses and one sample row that imports as it is in this workspace (its
+    first office by name, its first credit type, 10 in that type's unit, a price in its default currency)."""
+    office = session.execute(select(Office.name).where(Office.workspace_id == workspace_id)
+                             .order_by(Office.created_at, Office.id).limit(1)).scalar()
+    code = session.execute(select(CreditType.code).where(CreditType.workspace_id == workspace_id,
+                                                         CreditType.required_permission.is_(None))
+                           .order_by(CreditType.created_at, CreditType.id).limit(1)).scalar()
+    from creditdesk.billing.models import BillingSettings
+
+    currency = session.execute(select(BillingSettings.default_currency).where(
+        BillingSettings.workspace_id == workspace_id)).scalar() or "AUD"
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(TEMPLATE_COLUMNS)
+    writer.writerow([office or "London office", code or "hours", "10", "Sample pack", "1,200.00", currency, "12",
+                     "", "A sample row: change it or delete it"])
+    return out.getvalue()

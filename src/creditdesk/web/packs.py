@@ -4,7 +4,9 @@ void, grant, and bulk import from CSV. Every change goes through the credits ser
 
 from __future__ import annotations
 
+import base64
 import io
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -483,6 +485,7 @@ def grant(request: Request, user: WebUser = Depends(current_user), form: FormDat
 # --- bulk import from CSV ---------------------------------------------------------------------------
 
 IMPORT_BATCH = 500
+MAX_IMPORT_BYTES = 1_000_000  # the body limit (CREDITDESK_MAX_BODY_BYTES' default): a file the upload took
 
 
 @dataclass
@@ -522,16 +525,14 @@ def import_form(request: Request, user: WebUser = Depends(current_user)):
 
 @fixed.get("/packs/import/template.csv")
 def import_template(request: Request, user: WebUser = Depends(current_user)):
-    return Response(",".join(importer.COLUMNS) + "\n", media_type="text/csv; charset=utf-8",
+    """The columns an office uses, with a sample row that imports as it is in this workspace."""
+    with reading(db_of(request)) as session:
+        text = importer.template_csv(session, user.workspace_id)
+    return Response(text, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="packs-template.csv"'})
 
 
-def _read_upload(upload) -> tuple[importer.FileCheck | None, str | None]:
-    """The whole file read and checked before anything is written, or why nothing of it can be."""
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        return None, "Choose a CSV file to upload."
-    raw = upload.file.read()
-    upload.file.seek(0)  # the form's fingerprint reads it too
+def _read_text(raw: bytes) -> tuple[str | None, str | None]:
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -540,21 +541,104 @@ def _read_upload(upload) -> tuple[importer.FileCheck | None, str | None]:
         return None, "The file contains NUL characters; it does not look like a CSV file."
     if not content.strip():
         return None, "The file is empty."
-    check = importer.validate_file(io.StringIO(content, newline=""))
+    return content, None
+
+
+def _check(content: str, units: importer.Units) -> tuple[importer.FileCheck | None, str | None]:
+    """The whole file read and checked before anything is written, or why nothing of it can be."""
+    check = importer.validate_file(io.StringIO(content, newline=""), units=units)
     if check.file_error:
         return None, f"Nothing was imported: {check.file_error}. Fix the file and upload it again."
     return check, None
 
 
+def _signature(user: WebUser, filename: str, content: str) -> str:
+    """What ties a confirmed import to the file its preview showed, for this user: an HMAC of the file under a key
+    of its own derived from the server's secret (the page carries the file; a changed file fails the check)."""
+    import hashlib
+    import hmac
+
+    from creditdesk.config import get_settings
+
+    key = hashlib.sha256(b"creditdesk-import-preview\x00" + get_settings().secret_key.encode()).digest()
+    message = "\x1f".join((user.workspace_id, user.actor.user_id or "", filename, content)).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
 @fixed.post("/packs/import", response_class=HTMLResponse)
 def import_packs(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
-    """The whole file is read and checked first (a file that cannot be read imports nothing), then its
-    rows are written in one transaction: the good ones granted, each bad one reported with its line and
-    each skipped one with why. An upload is at most 1 MB (a few thousand rows): one transaction holds it."""
+    """Step 1, the preview: the whole file read and checked, then imported in a transaction that is rolled back,
+    so the page shows exactly what the import would create, skip and refuse; nothing is written. The page
+    carries the file, signed, to step 2."""
     governance.require_grant(user.actor)
     upload = form.get("file")
-    filename = getattr(upload, "filename", "") or ""
-    check, error = _read_upload(upload)
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return _import_page(request, error="Choose a CSV file to upload.")
+    filename = upload.filename
+    content, error = _read_text(upload.file.read())
+    if error:
+        return _import_page(request, error=error, filename=filename)
+    db = db_of(request)
+    with reading(db) as session:
+        units = importer.units_of(session, user.workspace_id)
+    check, error = _check(content, units)
+    if error:
+        return _import_page(request, error=error, filename=filename)
+    try:
+        preview = importer.preview_rows(db, check.rows, actor=user.actor, skipped=check.skipped,
+                                        batch_size=IMPORT_BATCH)
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        return _import_page(request, error=exc.message, filename=filename)
+    with reading(db) as session:
+        names = Names(session, user.workspace_id)
+        rows = [_preview_row(row, names, units) for row in preview.to_create[:500]]
+    return render(request, "import_preview.html", nav="credits", preview=preview, rows=rows, filename=filename,
+                  content_b64=base64.b64encode(zlib.compress(content.encode(), 6)).decode(),
+                  signature=_signature(user, filename, content))
+
+
+def _preview_row(row: importer.Row, names, units: importer.Units) -> dict:
+    raw = row.raw
+    scale = units.scales.get(raw["credit_type"] or "", 0)
+    price = int(raw["price_paid"] or 0)
+    currency = raw["currency"]
+    from creditdesk import currencies
+
+    return {"line": row.line, "holder": names.holder(raw["holder_kind"], raw["holder_id"] or names.workspace_id),
+            "credit_type": raw["credit_type"], "quantity": fmt_amount(int(raw["quantity"]), scale),
+            "name": raw["name"], "price": (fmt_amount(price, currencies.minor_units(currency)) + f" {currency}")
+            if price and currency else "",
+            "expires": raw["expires_at"] or (f"{raw['expiry_months']} months after purchase"
+                                             if raw["expiry_months"] else "never")}
+
+
+@fixed.post("/packs/import/confirm", response_class=HTMLResponse)
+def confirm_import(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
+    """Step 2: the previewed file (checked against its signature) imported, once per form. Its rows are written
+    in one transaction: the good ones granted, each bad one reported with its line and each skipped one with why.
+    An upload is at most 1 MB (a few thousand rows): one transaction holds it."""
+    import hmac
+
+    governance.require_grant(user.actor)
+    filename = forms.text(form, "filename", limit=300)
+    # The file travels compressed (a 1 MB upload stays under the body limit) and base64-encoded (a form field's
+    # line breaks would come back as CRLF); at most the upload limit once inflated.
+    try:
+        inflate = zlib.decompressobj()
+        content = inflate.decompress(base64.b64decode(form.get("content") or "", validate=True),
+                                     MAX_IMPORT_BYTES + 1)
+        content = content.decode() if len(content) <= MAX_IMPORT_BYTES and inflate.eof else None
+    except (ValueError, TypeError, UnicodeDecodeError, zlib.error):
+        content = None
+    if content is None or not hmac.compare_digest(
+            _signature(user, filename, content), forms.text(form, "signature", limit=200)):
+        return _import_page(request, error="This preview cannot be imported (it was changed, or made for someone "
+                                           "else). Upload the file again.", filename=filename)
+    with reading(db_of(request)) as session:
+        units = importer.units_of(session, user.workspace_id)
+    check, error = _check(content, units)
     if error:
         return _import_page(request, error=error, filename=filename)
 
