@@ -125,3 +125,35 @@ def test_write_off_closes_the_debt_through_the_ledger(db):
     # An account in credit has no debt either.
     db.write(lambda s: postings.post_account_entry(s, s.get(BillingAccount, account.id), 5, "credit", "payment"))
     refused(db, "nothing_to_write_off", lifecycle.write_off, account.id, "In credit", actor=books.actor)
+
+
+def test_write_off_closes_the_open_invoices_it_was_made_of(db):
+    """The walker's finding: after a write-off the balance was 0 but the invoices stayed posted and overdue.
+    The debt's invoices are closed, oldest due first, up to the amount written off; verify agrees."""
+    from creditdesk.billing import verify
+    from tests.billing.factories import Shop
+
+    shop = Shop(db)
+    account = shop.account()
+    first = shop.posted(account, lines=(("hours", "2"),))    # 330.00 with GST
+    second = shop.posted(account, lines=(("hours", "1"),))   # 165.00
+    shop.pay(account, 10_000, allocations=[(first.id, 10_000)])  # 100.00 of the first paid
+    assert balance(db, account.id) == 33_000 + 16_500 - 10_000
+    out = act(db, lifecycle.write_off, account.id, "Customer gone", actor=shop.actor)
+    assert out.amount == 39_500
+    one, two = shop.get(first), shop.get(second)
+    assert (one.status, one.amount_due, one.amount_written_off, one.amount_paid) == ("settled", 0, 23_000, 10_000)
+    assert (two.status, two.amount_due, two.amount_written_off) == ("settled", 0, 16_500)
+    [event] = audit_rows(db, shop.ws.id, action="account.write_off")
+    assert event.after["invoices"] == [{"number": one.number, "amount": 23_000},
+                                       {"number": two.number, "amount": 16_500}]
+    assert len(audit_rows(db, shop.ws.id, action="invoice.write_off")) == 2
+    with db.read() as s:
+        checked, problems = verify.verify_invoices(s, workspace_id=shop.ws.id)
+        assert checked == 2 and problems == []
+        # verify reads the invoices' written-off part against the write-off entries.
+        tampered = s.get(type(one), one.id)
+        tampered.total += 1
+        tampered.amount_written_off += 1
+        s.flush()
+        assert any("write-off entries" in p for p in verify.verify_invoices(s, workspace_id=shop.ws.id)[1])

@@ -99,6 +99,11 @@ def test_another_address_is_checked_and_a_draft_is_refused(web, db, smtp_server)
     bad = post_form(client, url, {"template_id": desk.template, "recipient": "other", "other": "not an email",
                                   "subject": "S", "body": "B"}, page=url)
     assert bad.status_code == 422 and 'id="err-other"' in bad.text and desk.count() == 0
+    # An address typed while a known one is ticked: asked, never sent silently to the ticked one.
+    mixed = post_form(client, url, {"template_id": desk.template, "recipient": desk.email,
+                                    "other": "typed@elsewhere.example.com", "subject": "S", "body": "B"}, page=url)
+    assert mixed.status_code == 422 and 'id="err-other"' in mixed.text and "Another address" in mixed.text
+    assert desk.count() == 0 and smtp_server.to(desk.email) == []
     good = post_form(client, url, {"template_id": desk.template, "recipient": "other",
                                    "other": "boss@elsewhere.example.com", "subject": "S", "body": "B"}, page=url)
     assert good.status_code == 303 and len(smtp_server.to("boss@elsewhere.example.com")) == 1

@@ -189,7 +189,7 @@ def bill_set(session: Session, subs: list, as_of: date, *, actor_for, accounts_b
             "customer_id": account.customer_id, "number": number, "status": "posted", "currency": account.currency,
             "price_plan_id": None, "issue_date": issue, "due_date": accounts.due_date(account, issue),
             "notes": f"Subscription {bill.sub.number}", "subtotal": subtotal, "tax_total": tax_total, "total": total,
-            "credits_value": 0, "amount_paid": 0, "amount_credited": 0, "amount_due": total, "posted_at": now,
+            "credits_value": 0, "amount_paid": 0, "amount_credited": 0, "amount_written_off": 0, "amount_due": total, "posted_at": now,
             "settled_at": None, "voided_at": None, "created_by": actor.user_id, "created_at": now, "updated_at": now,
             "subscription_id": bill.sub.id, "period_start": start, "period_end": end})
         ref = Reference(kind="invoice", id=invoice_id)

@@ -29,8 +29,10 @@ class Invoice(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "number"),
         CheckConstraint("status IN ('draft', 'posted', 'settled', 'void')", name="status_known"),
-        CheckConstraint("amount_due >= 0 AND amount_paid >= 0 AND amount_credited >= 0", name="amounts_not_negative"),
-        CheckConstraint("amount_due = total - amount_paid - amount_credited", name="due_is_what_is_left"),
+        CheckConstraint("amount_due >= 0 AND amount_paid >= 0 AND amount_credited >= 0 AND amount_written_off >= 0",
+                        name="amounts_not_negative"),
+        CheckConstraint("amount_due = total - amount_paid - amount_credited - amount_written_off",
+                        name="due_is_what_is_left"),
         # A number is given when posting, and only then.
         CheckConstraint("(status IN ('draft', 'void') AND number IS NULL) OR "
                         "(status IN ('posted', 'settled') AND number IS NOT NULL)", name="numbered_when_posted"),
@@ -54,6 +56,8 @@ class Invoice(Base):
     credits_value: Mapped[int] = mapped_column(BigInteger, default=0)  # gross of the units paid with credits
     amount_paid: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_credited: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Closed by the account's write-off (billing.lifecycle.write_off): debt that will never be collected.
+    amount_written_off: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     amount_due: Mapped[int] = mapped_column(BigInteger, default=0)
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -132,6 +132,7 @@ class InvoiceOut(BaseModel):
     credits_value: int
     amount_paid: int
     amount_credited: int
+    amount_written_off: int = 0  # closed by the account's write-off
     amount_due: int
     lines: list[LineOut]
     subscription_id: str | None = Field(default=None, description="A bill: the subscription it bills.")

@@ -147,7 +147,8 @@ def _total(session: Session, invoice: Invoice) -> None:
     invoice.tax_total = sum(line.tax for line in lines)
     invoice.total = sum(line.gross for line in lines)
     invoice.credits_value = sum(line.credits_value for line in lines)
-    invoice.amount_due = invoice.total - invoice.amount_paid - invoice.amount_credited
+    invoice.amount_due = (invoice.total - invoice.amount_paid - invoice.amount_credited
+                          - invoice.amount_written_off)
     invoice.updated_at = clock.now()
 
 
@@ -553,7 +554,7 @@ def invoice_out(session: Session, invoice: Invoice) -> s.InvoiceOut:
         issue_date=invoice.issue_date, due_date=invoice.due_date, overdue=is_overdue(invoice), notes=invoice.notes,
         subtotal=invoice.subtotal, tax_total=invoice.tax_total, total=invoice.total,
         credits_value=invoice.credits_value, amount_paid=invoice.amount_paid, amount_credited=invoice.amount_credited,
-        amount_due=invoice.amount_due, lines=[line_out(line) for line in lines_of(session, invoice.id)],
+        amount_written_off=invoice.amount_written_off, amount_due=invoice.amount_due, lines=[line_out(line) for line in lines_of(session, invoice.id)],
         subscription_id=invoice.subscription_id, period_start=invoice.period_start, period_end=invoice.period_end,
         pending_charge_id=_pending_charge_id(session, invoice), posted_at=clock.aware(invoice.posted_at), settled_at=clock.aware(invoice.settled_at),
         voided_at=clock.aware(invoice.voided_at), created_at=clock.aware(invoice.created_at),
@@ -588,8 +589,8 @@ def money(amount: int, currency: str) -> str:
 # --- export ---
 
 EXPORT_COLUMNS = ["number", "id", "status", "account_number", "customer_id", "currency", "issue_date", "due_date",
-                  "subtotal", "tax_total", "total", "credits_value", "amount_paid", "amount_credited", "amount_due",
-                  "overdue", "posted_at"]
+                  "subtotal", "tax_total", "total", "credits_value", "amount_paid", "amount_credited", "amount_written_off",
+                  "amount_due", "overdue", "posted_at"]
 
 
 def count_invoices(session: Session, *, actor: Actor, **filters) -> int:
@@ -627,6 +628,7 @@ def export_rows(session: Session, *, actor: Actor, **filters):
         yield [inv.number, inv.id, inv.status, numbers.get(inv.account_id), inv.customer_id, inv.currency,
                inv.issue_date.isoformat(), inv.due_date.isoformat(),
                *(csvexport.amount(v, scale) for v in (inv.subtotal, inv.tax_total, inv.total, inv.credits_value,
-                                                      inv.amount_paid, inv.amount_credited, inv.amount_due)),
+                                                      inv.amount_paid, inv.amount_credited, inv.amount_written_off,
+                                                      inv.amount_due)),
                "yes" if is_overdue(inv, today) else "no",
                clock.aware(inv.posted_at).isoformat() if inv.posted_at else None]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from creditdesk import audit, clock, currencies
@@ -156,10 +157,41 @@ def write_off(session: Session, account_id: str, reason: str, *, actor: Actor) -
     reference = Reference(kind=WRITE_OFF_KIND, id=new_id("wo"))
     entry = postings.post_account_entry(session, account, balance, "credit", WRITE_OFF_KIND, reference,
                                         counterpart="adjustments", actor_id=actor.user_id)
+    closed = _write_off_invoices(session, account, balance, actor=actor, write_off_id=reference.id)
     account.updated_at = clock.now()
     session.flush()
     audit.record(session, actor=actor, action="account.write_off", object_type="account", object_id=account.id,
                  before=before, after=snapshot(account, balance=0, written_off=balance, reason=reason,
-                                               write_off_id=reference.id, transfer_id=entry.transfer_id))
+                                               write_off_id=reference.id, transfer_id=entry.transfer_id,
+                                               invoices=closed))
     return cs.WriteOffOut(account=accounts.account_out(account), amount=balance, currency=account.currency,
                           reason=reason, transfer_id=entry.transfer_id, entry_id=entry.id)
+
+
+def _write_off_invoices(session: Session, account, amount: int, *, actor: Actor, write_off_id: str) -> list[dict]:
+    """The open invoices the written-off debt was made of, oldest due first, closed up to `amount`: each one's
+    amount due moves to amount_written_off, and one with nothing left due is settled (no packages are granted
+    and no invoice.paid is sent: nobody paid). Returns [{number, amount}] for the audit row."""
+    from creditdesk.billing.invoice_models import Invoice
+
+    left = amount
+    closed: list[dict] = []
+    now = clock.now()
+    open_invoices = session.scalars(select(Invoice).where(
+        Invoice.workspace_id == account.workspace_id, Invoice.account_id == account.id, Invoice.status == "posted",
+        Invoice.amount_due > 0).order_by(Invoice.due_date, Invoice.id).with_for_update())
+    for invoice in open_invoices:
+        if left == 0:
+            break
+        take = min(left, invoice.amount_due)
+        before = snapshot(invoice)
+        invoice.amount_written_off += take
+        invoice.amount_due -= take
+        invoice.updated_at = now
+        if invoice.amount_due == 0:
+            invoice.status, invoice.settled_at = "settled", now
+        left -= take
+        closed.append({"number": invoice.number, "amount": take})
+        audit.record(session, actor=actor, action="invoice.write_off", object_type="invoice", object_id=invoice.id,
+                     before=before, after=snapshot(invoice, write_off_id=write_off_id))
+    return closed

@@ -110,6 +110,8 @@ def render_invoice(session: Session, invoice: Invoice) -> bytes:
         rows.append(("Credited (credit notes)", -invoice.amount_credited, False))
     if invoice.amount_paid:
         rows.append(("Paid", -invoice.amount_paid, False))
+    if invoice.amount_written_off:
+        rows.append(("Written off", -invoice.amount_written_off, False))
     if invoice.status in ("posted", "settled"):
         rows.append(("Amount due", invoice.amount_due, True))
     pdf.ln(2)

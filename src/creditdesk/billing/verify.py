@@ -68,14 +68,17 @@ def verify_invoices(session: Session, *, workspace_id: str | None = None) -> tup
                                     .group_by(CreditNote.invoice_id)).tuples().all())
     checked = 0
     billed: dict[str, int] = {}
+    written_off: dict[str, int] = {}  # per account: what its invoices say was written off
     for inv in session.scalars(select(Invoice).where(*scope).order_by(Invoice.id)).yield_per(1000):
         checked += 1
         p, c = int(paid.get(inv.id) or 0), int(credited.get(inv.id) or 0)
         name = f"invoice {inv.number or inv.id}"
-        if inv.amount_due != inv.total - p - c or (inv.amount_paid, inv.amount_credited) != (p, c):
+        w = inv.amount_written_off
+        if inv.amount_due != inv.total - p - c - w or (inv.amount_paid, inv.amount_credited) != (p, c):
             problems.append(f"{name}: amount due {inv.amount_due} (paid {inv.amount_paid}, credited "
-                            f"{inv.amount_credited}); its allocations say paid {p}, its credit notes {c}, so "
-                            f"{inv.total - p - c} due")
+                            f"{inv.amount_credited}, written off {w}); its allocations say paid {p}, its credit "
+                            f"notes {c}, so {inv.total - p - c - w} due")
+        written_off[inv.account_id] = written_off.get(inv.account_id, 0) + w
         if inv.status in ("posted", "settled"):
             billed[inv.account_id] = billed.get(inv.account_id, 0) + inv.total
             if (inv.status == "settled") != (inv.amount_due == 0):
@@ -110,6 +113,11 @@ def verify_invoices(session: Session, *, workspace_id: str | None = None) -> tup
         for what, amount in expected.items():
             if posted[what] != amount:
                 problems.append(f"account {number}: its {what} add up to {amount}, its entries to {posted[what]}")
+        # A write-off closes the whole debt; its invoices' part of it can be less (debt outside invoices), never more.
+        entries_written_off = -by_kind.get("write_off", 0)
+        if written_off.get(acc_id, 0) > entries_written_off:
+            problems.append(f"account {number}: its invoices say {written_off[acc_id]} was written off, its "
+                            f"write-off entries {entries_written_off}")
         ledger_balance = int(session.scalar(
             select(func.coalesce(func.sum(case((t.debit_account_id == la, t.amount), else_=-t.amount)), 0))
             .where((t.debit_account_id == la) | (t.credit_account_id == la),

@@ -77,6 +77,10 @@ def communicate(invoice_id: str, request: Request, user: WebUser = Depends(curre
         to = values["other"] if values["recipient"] == OTHER else values["recipient"]
         if not to:
             raise InvalidInput("Choose an address, or type another one.", field="other")
+        if values["recipient"] != OTHER and values["other"] and values["other"].lower() != to.lower():
+            # Sending to the ticked address while another one is typed would surprise the person: ask.
+            raise InvalidInput(f"You typed {values['other']} but {to} is chosen: choose \"Another address\" to "
+                               "send to what you typed, or clear it.", field="other")
         try:
             data = validated(cs.CommunicateIn, {"to": to, "template_id": values["template_id"] or None,
                                                 "subject": values["subject"], "body": values["body"]})

@@ -89,6 +89,14 @@
     }, 0);
   });
 
+  // Typing in a field that belongs to a choice (Communicate: "Other address") ticks that choice.
+  document.addEventListener("input", function (event) {
+    var target = event.target;
+    var id = target && target.getAttribute && target.getAttribute("data-selects");
+    var choice = id && document.getElementById(id);
+    if (choice && target.value) { choice.checked = true; }
+  });
+
   // Drop-down menus: one open at a time; a click elsewhere or Escape closes them.
   document.addEventListener("click", function (event) {
     Array.prototype.forEach.call(document.querySelectorAll("details.menu[open]"), function (menu) {
