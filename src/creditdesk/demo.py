@@ -52,7 +52,7 @@ def ensure_demo(session: Session) -> DemoInfo:
 def create_demo(session: Session) -> DemoInfo:
     ws, master, _key, secret = parties.create_workspace(
         session, name=DEMO_WORKSPACE, master_name="Morgan Master", master_email=DEMO_EMAIL,
-        master_password=DEMO_PASSWORD)
+        master_password=DEMO_PASSWORD, time_zone="Australia/Sydney")
     actor = parties.actor_for_user(session, master)
 
     head_office = parties.create_office(session, ps.OfficeCreate(name="Head Office"), actor=actor)

@@ -72,7 +72,8 @@ def test_the_same_deal_twice_makes_one_pack(client, api, db, workspace, crm):
     assert (pack["holder"], pack["quantity"], pack["source"], pack["external_ref"]) == (
         {"kind": "customer", "id": crm["customer"]}, 10, "crm_deal", "hubspot:deal:981")
     assert (pack["price_paid"], pack["currency"], pack["is_paid"]) == (120000, "GBP", True)
-    assert pack["expires_at"].startswith("2028-01-15T00:00:00")  # the package's 12 months from the close date
+    # The package's 12 months from the close date: to the end of that day (the workspace's zone, UTC here).
+    assert pack["expires_at"].startswith("2028-01-15T23:59:59")
     # Another delivery of the deal (a new event id), and the same event again.
     again = send(client, workspace.id, body_of(deal_event(981, event_id=1002)))["events"][0]
     assert (again["outcome"], again["pack_id"]) == ("pack_exists", first["pack_id"])

@@ -164,6 +164,8 @@ def test_full_funding_bills_the_parent(db):
     assert (inv.account_id, inv.customer_id, inv.status, inv.total) == (g.parent.id, g.customer_id, "posted", 3000)
     assert balance(db, g.parent) == 3000 and balance(db, g.member) == 0
     assert audit_rows(db, g.ws.id, action="invoice.billed_to_parent")
+    # The invoice says why it is the parent's.
+    assert f"Charges of member account {g.member.number}, funded by its group" in inv.notes
 
 
 def test_partial_funding_splits_the_invoice(db):
@@ -175,6 +177,8 @@ def test_partial_funding_splits_the_invoice(db):
     [funded] = invoices_of(db, g.parent)
     assert (funded.status, funded.total, funded.customer_id) == ("posted", 5000 + 4000, g.customer_id)
     assert sorted(line.product_code for line in invoices_lines(db, funded)) == ["diesel", "ticket"]
+    # The member's invoice says where its funded lines went.
+    assert f"billed to the parent account {g.parent.number} on invoice {funded.number}" in inv.notes
     assert balance(db, g.parent) == 9000 and balance(db, g.member) == 1000
     # Nothing funded: the member's invoice is its own.
     own = g.posted(g.member, lines=(("widget", "2"),))

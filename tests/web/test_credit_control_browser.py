@@ -70,3 +70,20 @@ def test_finance_settings_pages_show_the_demo_ratings_and_rule(page):
     page.get_by_role("menuitem", name="Override rules").click()
     expect(page.locator("table#override-rules")).to_contain_text("Corporate invoices may exceed a Watch limit")
     shot(page, "credit-03-rules")
+
+
+def test_the_account_actions_menu_fits_a_phone_screen(page):
+    """The walker's finding: at 390 px the account's Actions menu ran off the left edge of the screen."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page)
+    page.goto("/accounts")
+    page.locator("table#accounts").get_by_role("link", name="ACC-000002").click()
+    page.locator("#account-actions summary").click()
+    menu = page.locator("#account-actions > ul")
+    expect(menu).to_be_visible()
+    box = menu.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    for item in page.locator("#account-actions > ul a").all():
+        item_box = item.bounding_box()
+        assert item_box["x"] >= 0 and item_box["x"] + item_box["width"] <= 390, (item.inner_text(), item_box)
+    shot(page, "credit-03-actions-390")

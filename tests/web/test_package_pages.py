@@ -71,6 +71,12 @@ def test_drop_down_only_on_covered_lines_with_balance_and_refusals(web, db, worl
     row = customer[customer.index(f'data-pack="{pack_id}"'):]
     row = row[:row.index("</tr>")]
     assert ">8<" in row and f"/invoices/{bought}" in row and f"/invoices/{draft}" in row
+    # The pack's history names the invoices by number (bought on, spent on), never an invoice line's id.
+    history = client.get(f"/packs/{pack_id}").text
+    bought_number = re.search(r"INV-\d+", client.get(f"/invoices/{bought}").text).group(0)
+    assert f"Bought on invoice {bought_number}, line 1" in history and f'href="/invoices/{bought}"' in history
+    assert "Invoice (draft), line 1" in history and f'href="/invoices/{draft}"' in history
+    assert "inl_" not in history.split('id="history"', 1)[-1]
     edit = client.get(f"/packs/{pack_id}/package-edit")
     assert edit.status_code == 200
     no_reason = post_form(client, f"/packs/{pack_id}/package-edit", {"remaining": "1", "reason": "",

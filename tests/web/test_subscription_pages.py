@@ -64,7 +64,7 @@ def test_create_preview_submit_remove(web, db, world):
     assert f'value="{service_id}"' in client.get(url).text
     refused = post_form(client, f"{url}/remove-services", {"service_id": service_id, "action": "remove",
                                                            "effective_on": "2027-02-10"}, page=url)
-    assert refused.status_code == 422 and "billed through 2027-03-01" in refused.text
+    assert refused.status_code == 422 and "billed up to and including 2027-02-28" in refused.text and "from 2027-03-01 or later" in refused.text
     removed = post_form(client, f"{url}/remove-services", {"service_id": service_id, "action": "remove",
                                                            "effective_on": "2027-03-01"}, page=url)
     assert removed.status_code == 303

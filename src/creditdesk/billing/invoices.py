@@ -404,6 +404,9 @@ def remove_line_credits(session: Session, invoice_id: str, line_id: str, *, acto
 
 # --- post and void ---
 
+def _add_note(invoice: Invoice, text: str) -> None:
+    invoice.notes = f"{invoice.notes}\n{text}" if invoice.notes else text
+
 def post_invoice(session: Session, invoice_id: str, *, actor: Actor, charge_first: bool = True) -> Invoice:
     """Post a draft: numbered, on the account, its packages and assets made once settled. Over the credit limit
     with a preference opted in for purchases, that preference pays first (billing.payment_preferences): a
@@ -411,9 +414,18 @@ def post_invoice(session: Session, invoice_id: str, *, actor: Actor, charge_firs
     payment_preferences.pending_charge). `charge_first=False` is the charge's own completion."""
     invoice = _draft(session, actor, invoice_id, "post invoices")
     # Group accounts (billing.groups): a member's funded lines are billed to its parent, posted first.
+    member_account_id = invoice.account_id
     funded = groups.bill_funded_lines(session, invoice, actor=actor)
     if funded is not None:
-        post_invoice(session, funded.id, actor=actor)
+        funded = post_invoice(session, funded.id, actor=actor)
+        parent = session.get(BillingAccount, funded.account_id)
+        # Said on the member's invoice (its page and PDF), so nobody wonders where the lines went.
+        _add_note(invoice, f"Lines funded by the group are billed to the parent account {parent.number} on "
+                           f"invoice {funded.number or '(draft: a card charge is pending)'}.")
+    elif invoice.account_id != member_account_id:
+        member = session.get(BillingAccount, member_account_id)
+        _add_note(invoice, f"Charges of member account {member.number}, funded by its group: billed to the parent "
+                           "account.")
     lines = lines_of(session, invoice.id)
     if not lines:
         raise Conflict("An invoice without lines cannot be posted.", code="invoice_empty")

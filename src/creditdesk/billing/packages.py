@@ -23,12 +23,12 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from creditdesk import audit, clock
+from creditdesk import audit, clock, timezones
 from creditdesk.audit import Actor, snapshot
 from creditdesk.billing.invoice_models import QUANTITY_SCALE, CreditNote as _Note, Invoice, InvoiceLine
 from creditdesk.catalog import service as catalog
@@ -49,8 +49,14 @@ KEY_PREFIX = "invoice_line_package:"
 LINE_REFERENCE = "invoice_line"
 
 
-def expiry_instant(day: date | None) -> datetime | None:
-    return None if day is None else datetime.combine(day, time(0), tzinfo=timezone.utc)
+def expiry_instant(session: Session, workspace_id: str, day: date | None) -> datetime | None:
+    """A package's expiry day as the end of that day where the business is (timezones)."""
+    return None if day is None else timezones.end_of_day(day, timezones.workspace_zone(session, workspace_id))
+
+
+def purchase_day(session: Session, workspace_id: str, at: datetime) -> date:
+    """The day a package was bought, where the business is (its expiry counts from it)."""
+    return timezones.local_day(at, timezones.workspace_zone(session, workspace_id))
 
 
 def _package_lines(session: Session, invoice: Invoice) -> list[tuple[InvoiceLine, Product]]:
@@ -105,7 +111,8 @@ def grant_line_pack(session: Session, invoice: Invoice, line: InvoiceLine, produ
         name=product.name if units == 1 else f"{product.name} x{units}", price_paid=line.gross,
         currency=invoice.currency, is_paid=True, source="purchase", external_ref=line.id,
         purchased_at=purchased_at, starts_at=purchased_at,
-        expires_at=expiry_instant(catalog.package_expiry(product, purchased_at.date())),
+        expires_at=expiry_instant(session, invoice.workspace_id, catalog.package_expiry(
+            product, purchase_day(session, invoice.workspace_id, purchased_at))),
         product_codes=list(product.applicable_product_codes or []))
     return packs.grant_pack(session, data, actor=actor, internal_key=KEY_PREFIX + line.id)
 
@@ -154,7 +161,8 @@ def grant_free(session: Session, product_ref: str, holder: cs.Holder, *, actor: 
         holder=holder, credit_type=ct.code, quantity=product.credit_quantity * count,
         name=product.name if count == 1 else f"{product.name} x{count}", price_paid=0, is_paid=False,
         source="promotion", external_ref=f"product:{product.code}", purchased_at=now, starts_at=now,
-        expires_at=expiry_instant(catalog.package_expiry(product, now.date())),
+        expires_at=expiry_instant(session, actor.workspace_id, catalog.package_expiry(
+            product, purchase_day(session, actor.workspace_id, now))),
         product_codes=list(product.applicable_product_codes or []), notes=notes)
     return packs.grant_pack(session, data, actor=actor)
 
@@ -270,7 +278,7 @@ def edit_package(session: Session, pack_id: str, *, actor: Actor, expires_on: da
         packs.update_pack(session, pack.id, cs.PackUpdate(**fields), actor=actor)
     if expires_on is not None or clear_expiry:
         governance.require_not_wallet_money(session.get(CreditType, pack.credit_type_id), "a change of expiry")
-        new = None if clear_expiry else expiry_instant(expires_on)
+        new = None if clear_expiry else expiry_instant(session, actor.workspace_id, expires_on)
         if new is not None and new <= clock.aware(pack.starts_at):
             raise InvalidCredits("The pack would expire before it starts.", code="expiry_before_start")
         if pack.status in ("voided", "expired"):

@@ -25,7 +25,7 @@ the resume day), terminate. Every action is audited with before and after.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -321,8 +321,11 @@ def _service(session: Session, sub: Subscription, service_id: str) -> Subscripti
 
 def _end_service(svc: SubscriptionService, on: date, field: str) -> None:
     if svc.billed_through is not None and on < svc.billed_through:
-        raise InvalidInput(f"The service is billed through {svc.billed_through} (the day before it is paid for): "
-                           f"remove it from {svc.billed_through} or later, or credit its bill with a credit note.",
+        # billed_through is the first day not billed yet: the last billed day is the one before it.
+        last_billed = svc.billed_through - timedelta(days=1)
+        raise InvalidInput(f"The service is billed up to and including {last_billed} (the end of a period already "
+                           f"billed): remove it from {svc.billed_through} or later, or credit its bill with a "
+                           "credit note.",
                            code="effective_in_billed_period", field=field, billed_through=str(svc.billed_through))
     svc.end_on = max(on, svc.start_on)
     svc.removed_at = svc.updated_at = clock.now()

@@ -21,6 +21,9 @@ def workspace_create(
     master_name: str = typer.Option("Administrator", "--master-name", help="Name of the first master user."),
     password: str = typer.Option(None, "--password", envvar="CREDITDESK_MASTER_PASSWORD",
                                  help="Back-office password of the master user (generated and printed if omitted)."),
+    time_zone: str = typer.Option("UTC", "--time-zone",
+                                  help="Where the business is (IANA name, e.g. Australia/Sydney): bare dates are "
+                                       "days there, times are shown in it."),
     database_url: str = DatabaseOption,
     as_json: bool = JsonOption,
 ):
@@ -32,7 +35,8 @@ def workspace_create(
     generated = password is None
     password = password or secrets.token_urlsafe(12)
     ws, user, key, secret = run_service(db, lambda s: parties.create_workspace(
-        s, name=name, master_name=master_name, master_email=master_email, master_password=password))
+        s, name=name, master_name=master_name, master_email=master_email, master_password=password,
+        time_zone=time_zone))
     if as_json:
         typer.echo(json.dumps({"workspace_id": ws.id, "name": ws.name, "master_user_id": user.id,
                                "master_email": user.email, "password": password if generated else None,

@@ -29,14 +29,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import NamedTuple
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, tzinfo
 
 from pydantic import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from creditdesk import clock, currencies, webhooks
+from creditdesk import clock, currencies, timezones, webhooks
 from creditdesk.audit import Actor, AuditEvent, _jsonable
 from creditdesk.credits import governance, repository, schemas
 from creditdesk.credits.models import CreditType, Pack
@@ -176,10 +176,21 @@ class Units:
 
     scales: dict[str, int]  # credit type code -> scale
     holders: dict[str, list[tuple[str, str]]]  # lower-case name or email -> [(kind, id)]
+    zone: tzinfo = UTC  # the workspace's: a bare date is a day there (expires_at its end, the others its start)
 
     def apply(self, raw: dict) -> str | None:
         """Rewrite the row's cells in place; the row's error, if one cannot be read."""
         from creditdesk.amounts import parse_amount
+
+        for column in ("expires_at", "purchased_at", "starts_at"):
+            text = raw[column]
+            if text is not None and len(text) == 10 and _BARE_DATE.fullmatch(text):
+                try:
+                    day = date.fromisoformat(text)
+                except ValueError:
+                    return f"{column}: {text!r} is not a date (invalid_date)"
+                at = (timezones.end_of_day if column == "expires_at" else timezones.start_of_day)(day, self.zone)
+                raw[column] = at.isoformat()
 
         name = raw["holder"]
         if name is not None:
@@ -226,6 +237,9 @@ class Units:
         return None
 
 
+_BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def units_of(session: Session, workspace_id: str) -> Units:
     """The workspace's credit types' scales and its customers, offices and users by name and email."""
     scales = dict(session.execute(select(CreditType.code, CreditType.scale).where(
@@ -243,7 +257,7 @@ def units_of(session: Session, workspace_id: str) -> Units:
             add(name, kind, hid)
             for address in email:
                 add(address, kind, hid)
-    return Units(scales, holders)
+    return Units(scales, holders, timezones.workspace_zone(session, workspace_id))
 
 
 def read_rows(stream: io.TextIOBase, *, source_name: str = "", units: Units | None = None) -> Iterator[Row]:

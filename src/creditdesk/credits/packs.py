@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session
 
-from creditdesk import audit, clock, webhooks
+from creditdesk import audit, clock, timezones, webhooks
 from creditdesk.audit import Actor, snapshot
 from creditdesk.credits import governance, repository, schemas
 from creditdesk.credits.errors import InvalidCredits, PackNotActive
@@ -91,6 +91,18 @@ def grant_pack(session: Session, data: schemas.PackCreate, *, actor: Actor, inte
                          wallet_id=wallet_id)[0]
 
 
+def dates_in_workspace_zone(session: Session, workspace_id: str, data: schemas.PackCreate) -> schemas.PackCreate:
+    """The grant with its bare dates made moments where the business is: expires_at the end of that day,
+    purchased_at and starts_at its start (the form, the import, the API and packages all mean that)."""
+    bare = {name: value for name in ("purchased_at", "starts_at", "expires_at")
+            if timezones.is_bare_date(value := getattr(data, name))}
+    if not bare:
+        return data
+    where = timezones.workspace_zone(session, workspace_id)
+    return data.model_copy(update={name: (timezones.end_of_day if name == "expires_at" else timezones.start_of_day)(
+        day, where) for name, day in bare.items()})
+
+
 def grant_or_find(session: Session, data: schemas.PackCreate, *, actor: Actor, internal_key: str | None = None,
                   purchase_id: str | None = None, wallet_id: str | None = None) -> tuple[Pack, bool]:
     """Create a pack and fund it: a ledger transfer from issuance to its account. (pack, created): created
@@ -116,6 +128,7 @@ def grant_or_find(session: Session, data: schemas.PackCreate, *, actor: Actor, i
             raise ValueError("a purchase's pack has the source purchase and the purchase as external_ref")
         internal_key = f"sms_purchase:{purchase_id}"
     ws = actor.workspace_id
+    data = dates_in_workspace_zone(session, ws, data)
     ct = credit_type_by_code(session, ws, data.credit_type)
     holder, customer_id = resolve_holder(session, ws, data.holder.kind, data.holder.id)
     if wallet_id is None:

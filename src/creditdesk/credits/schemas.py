@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import re
+from datetime import date, datetime
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from creditdesk.parties.schemas import Input, Output
+from creditdesk.parties.schemas import Input, Output, no_number_for_a_date
 
 HolderKind = Literal["office", "user", "customer", "workspace"]
 ContextKind = Literal["project", "user", "office", "customer", "workspace"]
@@ -77,6 +78,18 @@ class CreditTypeOut(Output):
     created_at: datetime
 
 
+def _bare_date(value):
+    value = no_number_for_a_date(value)  # the Input check cannot see through Annotated
+    if isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+        return date.fromisoformat(value.strip())
+    return value
+
+
+# A moment, or a bare date (YYYY-MM-DD): the grant reads a bare date in the workspace's time zone, as the end of
+# that day for expires_at and its start for purchased_at and starts_at (creditdesk.timezones).
+DateOrTime = Annotated[datetime | date, BeforeValidator(_bare_date)]
+
+
 class PackCreate(Input):
     holder: Holder
     credit_type: str = Field(min_length=1, max_length=40, description="Credit type code, e.g. sms.")
@@ -90,9 +103,12 @@ class PackCreate(Input):
     external_ref: str | None = Field(default=None, max_length=200)
     relationship_manager_id: str | None = Field(default=None, max_length=40)
     project_manager_id: str | None = Field(default=None, max_length=40)
-    purchased_at: datetime | None = None
-    starts_at: datetime | None = None
-    expires_at: datetime | None = None
+    purchased_at: DateOrTime | None = Field(default=None, description="A bare date: its start in the workspace's "
+                                                                       "time zone.")
+    starts_at: DateOrTime | None = Field(default=None, description="A bare date: its start in the workspace's "
+                                                                    "time zone.")
+    expires_at: DateOrTime | None = Field(default=None, description="A bare date (2027-01-31): the end of that day "
+                                                                     "in the workspace's time zone.")
     expiry_months: int | None = Field(default=None, ge=1, le=600,
                                       description="Expire N months after purchase (instead of expires_at).")
     priority: int = Field(default=100, ge=-1_000_000, le=1_000_000, description="Smaller burns first.")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from pydantic import ValidationError
@@ -35,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from creditdesk import audit, clock
+from creditdesk import audit, clock, timezones
 from creditdesk.audit import Actor, snapshot
 from creditdesk.catalog import service as catalog
 from creditdesk.catalog.models import Product
@@ -303,7 +303,7 @@ def pack_request(session: Session, ws: str, deal: s.DealIn, settings: CrmIntegra
         currency = currency if price else None
     closed = clock.aware(deal.closed_at) or clock.aware(made_at)
     purchased_at = closed or clock.now()
-    expiry = catalog.package_expiry(first, purchased_at.date())
+    expiry = catalog.package_expiry(first, timezones.local_day(purchased_at, timezones.workspace_zone(session, ws)))
     ct = session.get(CreditType, first.credit_type_id)
     if len(lines) == 1 and lines[0][0].quantity == 1:
         name = first.name
@@ -317,7 +317,7 @@ def pack_request(session: Session, ws: str, deal: s.DealIn, settings: CrmIntegra
         price_paid=price, currency=currency, is_paid=price > 0, source=SOURCE,
         # Without a close date the grant's own "now" (left out: not compared when the deal comes again).
         external_ref=external_ref(deal.crm, deal.id), purchased_at=closed, starts_at=closed,
-        expires_at=None if expiry is None else datetime.combine(expiry, time(0), tzinfo=timezone.utc),
+        expires_at=expiry,  # a day: the grant makes it the end of that day in the workspace's time zone
         product_codes=list(first.applicable_product_codes or []),
         notes=f"{crm_name} deal {deal.id}" + (f": {deal.name}" if deal.name else ""))
 

@@ -31,7 +31,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from creditdesk import clock
+from creditdesk import clock, timezones
 from creditdesk.config import Settings, get_settings
 from creditdesk.amounts import format_amount
 from creditdesk.credits.low_balance_models import BalanceCrossing
@@ -138,7 +138,8 @@ def _render(session: Session, pack: Pack, event: str, customer: Customer | None,
                                     pack_name=pack.name, quantity=format_amount(pack.quantity, scale),
                                     remaining=format_amount(max(0, account.available) if account else 0, scale),
                                     unit=pack.unit,
-                                    expires_at=pack.expires_at, now=now, workspace_name=workspace.name)
+                                    expires_at=clock.aware(pack.expires_at), now=now, workspace_name=workspace.name,
+                                    where=timezones.zone(workspace.time_zone))
     return language, templates.render(template, context)
 
 

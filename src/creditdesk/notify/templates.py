@@ -4,11 +4,12 @@ Python internals), the shipped defaults, and which template a pack's email uses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from creditdesk import timezones
 from creditdesk.errors import InvalidInput
 
 MAX_REPEAT = 10_000
@@ -136,13 +137,14 @@ def check(template: TemplateText, event: str = "warning") -> None:
 
 def context_for(*, event: str, customer_name: str, customer_email: str | None, pack_id: str, pack_name: str,
                 quantity: int | str, remaining: int | str, unit: str, expires_at: datetime | None, now: datetime,
-                workspace_name: str) -> dict:
+                workspace_name: str, where: tzinfo = UTC) -> dict:
+    """`where`: the workspace's time zone; the expiry day is that day there (a pack "expiring on the 31st")."""
     days_left = max(0, (expires_at - now).days + (1 if (expires_at - now).seconds else 0)) if expires_at else 0
     return {
         "event": event,
         "customer": {"name": customer_name, "email": customer_email or ""},
         "pack": {"id": pack_id, "name": pack_name, "quantity": quantity, "remaining": remaining, "unit": unit,
-                 "expires_on": expires_at.date().isoformat() if expires_at else ""},
+                 "expires_on": timezones.local_day(expires_at, where).isoformat() if expires_at else ""},
         "workspace": {"name": workspace_name},
         "days_left": days_left,
     }

@@ -26,6 +26,8 @@ class Workspace(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     settings: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # Where its people are (IANA name): what a bare date means and how times are shown (creditdesk.timezones).
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -87,11 +87,14 @@ class WorkspaceOut(Output):
     id: str
     name: str
     settings: dict
+    time_zone: str = Field(default="UTC", description="IANA time zone: a bare date (an expiry on 2027-01-31) is "
+                                                      "that day's end here; the back office shows times in it.")
     created_at: datetime
 
 
 class WorkspaceUpdate(Input):
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    time_zone: str | None = Field(default=None, max_length=64, description="IANA name, e.g. Australia/Sydney.")
 
 
 class CustomerCreate(Input):

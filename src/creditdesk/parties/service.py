@@ -75,8 +75,11 @@ def _actor(workspace_id: str, user_id: str, role: str, permissions, primary_offi
 # --- workspaces ----------------------------------------------------------------------------------
 
 def create_workspace(session: Session, *, name: str, master_name: str, master_email: str,
-                     master_password: str | None = None) -> tuple[Workspace, User, ApiKey, str]:
+                     master_password: str | None = None, time_zone: str = "UTC") -> tuple[Workspace, User, ApiKey, str]:
     """A new tenant with its first master user and an API key acting as that user (shown once)."""
+    from creditdesk import timezones
+
+    time_zone = timezones.check_name(time_zone)
     # The CLI calls this directly, without the API's request schemas: check what they would have checked.
     name = name.strip()
     if not name or len(name) > 200:
@@ -87,7 +90,7 @@ def create_workspace(session: Session, *, name: str, master_name: str, master_em
         raise InvalidInput(f"{master_email!r} is not an email address; the master user logs in with it.",
                            code="invalid_email") from None
     now = clock.now()
-    ws = Workspace(id=new_id("ws"), name=name, settings=dict(DEFAULT_WORKSPACE_SETTINGS),
+    ws = Workspace(id=new_id("ws"), name=name, settings=dict(DEFAULT_WORKSPACE_SETTINGS), time_zone=time_zone,
                    created_at=now, updated_at=now)
     session.add(ws)
     session.flush()
@@ -118,6 +121,10 @@ def update_workspace(session: Session, data: schemas.WorkspaceUpdate, *, actor: 
     before = snapshot(ws)
     if data.name is not None:
         ws.name = data.name
+    if data.time_zone is not None:
+        from creditdesk import timezones
+
+        ws.time_zone = timezones.check_name(data.time_zone)
     ws.updated_at = clock.now()
     audit.record(session, actor=actor, action="workspace.update", object_type="workspace", object_id=ws.id,
                  before=before, after=snapshot(ws))

@@ -127,8 +127,8 @@ def new_activity_form(request: Request, user: WebUser = Depends(current_user)):
     return _form_page(request, user, values)
 
 
-def _when(form: FormData, name: str) -> str | None:
-    """A datetime-local field (no zone: the back office works in UTC, as its labels say)."""
+def _when(form: FormData, name: str, where=UTC) -> str | None:
+    """A datetime-local field: a wall-clock time where the business is (`where`, the workspace's time zone)."""
     text = forms.text(form, name, limit=40)
     if not text:
         return None
@@ -136,7 +136,7 @@ def _when(form: FormData, name: str) -> str | None:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise FieldErrors({name: "Type a date and time like 2027-03-01 09:00."}) from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=where)).astimezone(UTC).isoformat()
 
 
 def _form_values(form: FormData) -> dict:
@@ -159,9 +159,9 @@ def _body(session, user: WebUser, form: FormData, values: dict) -> dict:
                         "email": values["contact_email"] or None} if values["contact_name"] else None,
             "link": {"kind": values["link_kind"], "id": values["link_id"]} if values["link_id"] else None,
             "unit": {"kind": unit_kind, "id": unit_id} if unit_id else None,
-            "starts_at": _when(form, "starts_at"),
-            "estimated_completion_at": _when(form, "estimated_completion_at"),
-            "expected_completion_at": _when(form, "expected_completion_at")}
+            "starts_at": _when(form, "starts_at", user.zone),
+            "estimated_completion_at": _when(form, "estimated_completion_at", user.zone),
+            "expected_completion_at": _when(form, "expected_completion_at", user.zone)}
     if values["add_type_services"] and values["type"]:
         # The type's services, then the rows (a row naming one of them sets its quantity).
         activity_type = session.scalar(select(ActivityType).where(ActivityType.workspace_id == user.workspace_id,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
-from creditdesk import audit, clock, csvexport
+from creditdesk import audit, clock, csvexport, timezones
 from creditdesk.credits import credit_types
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties import schemas as ps
@@ -24,7 +24,6 @@ from creditdesk.web.core import (
     current_user,
     db_of,
     reading,
-    fmt_datetime,
     next_day,
     parse_date,
     read_session,
@@ -81,8 +80,9 @@ def log_filters(request: Request) -> tuple[dict, dict]:
     params = request.query_params
     echo = {k: (params.get(k) or "").strip()[:100] for k in FILTERS}
     kwargs = {k: echo[k] or None for k in ("action", "object_type", "object_id", "actor_id")}
-    kwargs["since"] = start_of(parse_date(echo["since"], label="From"))
-    kwargs["until"] = next_day(parse_date(echo["until"], label="To"))  # "to" the whole day
+    where = request.state.web_user.zone
+    kwargs["since"] = start_of(parse_date(echo["since"], label="From"), where)
+    kwargs["until"] = next_day(parse_date(echo["until"], label="To"), where)  # "to" the whole day
     return echo, kwargs
 
 
@@ -193,7 +193,7 @@ def _settings_page(request: Request, user: WebUser, *, error: str | None = None,
         offices = repository.offices_by_customer(session, user.workspace_id)
     return render(request, "settings.html", nav="settings", workspace=workspace, types=types, keys=key_rows,
                   own_offices=[o for o, c in offices if o.customer_id is None], error=error,
-                  status_code=status_code, fmt_datetime=fmt_datetime)
+                  status_code=status_code, time_zones=timezones.known_names())
 
 
 @router.get("/settings", response_class=HTMLResponse)
@@ -204,13 +204,14 @@ def settings(request: Request, user: WebUser = Depends(current_user)):
 @router.post("/settings/workspace", response_class=HTMLResponse)
 def rename_workspace(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
     try:
-        data = forms.validated(ps.WorkspaceUpdate, name=forms.text(form, "name", limit=300))
+        data = forms.validated(ps.WorkspaceUpdate, name=forms.text(form, "name", limit=300),
+                               time_zone=forms.text(form, "time_zone", limit=64) or None)
         db_of(request).write(lambda session: parties.update_workspace(session, data, actor=user.actor))
     except NotPermitted:
         raise
     except CreditdeskError as exc:
         return _settings_page(request, user, error=exc.message, status_code=422)
-    return redirect(request, "/settings", flash="Workspace renamed.")
+    return redirect(request, "/settings", flash="Workspace saved.")
 
 
 def _changed_own_login(request: Request, user: WebUser, data: ps.UserUpdate, flash: str):

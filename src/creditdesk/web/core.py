@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -27,11 +27,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from creditdesk import amounts, clock
+from creditdesk import amounts, clock, timezones
 from creditdesk.audit import Actor
 from creditdesk.config import get_settings
 from creditdesk.credits import governance
@@ -80,18 +81,45 @@ def parse_amount(text: str, scale: int, *, label: str = "Amount", allow_zero: bo
     return amounts.parse_amount(text, scale, label=label, allow_zero=allow_zero)
 
 
-def fmt_date(value: datetime | date | None) -> str:
+def fmt_date(value: datetime | date | None, where: tzinfo = UTC) -> str:
+    """A date, or the day of a moment where the business is (`where`, the workspace's time zone)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
-        value = value.astimezone(UTC)
+        value = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(where)
     return value.strftime("%Y-%m-%d")
 
 
-def fmt_datetime(value: datetime | None) -> str:
+def fmt_datetime(value: datetime | None, where: tzinfo = UTC) -> str:
+    """A moment in the workspace's time zone, with the zone's abbreviation (AEDT)."""
     if value is None:
         return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(where)
+    return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "UTC")
+
+
+def _zone_in(context) -> tzinfo:
+    user = context.get("user")
+    return timezones.zone(getattr(user, "time_zone", None))
+
+
+@pass_context
+def _fmt_date_here(context, value) -> str:
+    return fmt_date(value, _zone_in(context))
+
+
+@pass_context
+def _fmt_datetime_here(context, value) -> Markup | str:
+    """In a page: the moment in the workspace's zone, the UTC moment in the tooltip and the machine attribute."""
+    if value is None:
+        return ""
+    where = _zone_in(context)
+    text = fmt_datetime(value, where)
+    if where is UTC:
+        return text
+    moment = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        moment.isoformat().replace("+00:00", "Z"), moment.strftime("%Y-%m-%d %H:%M UTC"), text)
 
 
 def parse_date(text: str | None, *, label: str) -> date | None:
@@ -104,17 +132,18 @@ def parse_date(text: str | None, *, label: str) -> date | None:
         raise InvalidInput(f"{label}: {text!r} is not a date (YYYY-MM-DD).", code="invalid_date") from None
 
 
-def start_of(day: date | None) -> datetime | None:
-    return datetime.combine(day, time(0, 0), tzinfo=UTC) if day else None
+def start_of(day: date | None, where: tzinfo = UTC) -> datetime | None:
+    """The first moment of a day where the business is (`where`: the workspace's time zone), in UTC."""
+    return timezones.start_of_day(day, where) if day else None
 
 
-def end_of(day: date | None) -> datetime | None:
-    """The last moment of a day: a pack "expiring on the 31st" can be used all of the 31st."""
-    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC) if day else None
+def end_of(day: date | None, where: tzinfo = UTC) -> datetime | None:
+    """The last moment of a day where the business is: a pack "expiring on the 31st" can be used all of the 31st."""
+    return timezones.end_of_day(day, where) if day else None
 
 
-def next_day(day: date | None) -> datetime | None:
-    return start_of(day + timedelta(days=1)) if day else None
+def next_day(day: date | None, where: tzinfo = UTC) -> datetime | None:
+    return start_of(day + timedelta(days=1), where) if day else None
 
 
 # --- signed cookies ---------------------------------------------------------------------------------
@@ -204,6 +233,11 @@ class WebUser:
     actor: Actor
     csrf: str
     can: dict[str, bool] = field(default_factory=dict)
+    time_zone: str = "UTC"  # the workspace's (IANA name)
+
+    @property
+    def zone(self) -> tzinfo:
+        return timezones.zone(self.time_zone)
 
 
 def _load_user(db: Database, data: dict) -> WebUser | None:
@@ -231,7 +265,7 @@ def _load_user(db: Database, data: dict) -> WebUser | None:
         return WebUser(id=user.id, name=user.name, email=user.email or "", role=user.role,
                        permissions=list(user.permissions or []), workspace_id=workspace_id,
                        workspace_name=workspace.name if workspace else "", actor=actor, csrf=data.get("csrf", ""),
-                       can=can)
+                       can=can, time_zone=(workspace.time_zone if workspace else None) or "UTC")
 
 
 def current_user(request: Request) -> WebUser:
@@ -300,7 +334,7 @@ def period_text(start, end) -> str:
 
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
-_env.globals.update(fmt_amount=fmt_amount, fmt_date=fmt_date, fmt_datetime=fmt_datetime, query_string=query_string,
+_env.globals.update(fmt_amount=fmt_amount, fmt_date=_fmt_date_here, fmt_datetime=_fmt_datetime_here, query_string=query_string,
                     currency_exponent=currency_exponent, period_text=period_text)
 
 

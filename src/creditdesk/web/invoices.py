@@ -223,14 +223,16 @@ def edit_invoice(invoice_id: str, request: Request, user: WebUser = Depends(curr
 def post_invoice(invoice_id: str, request: Request, user: WebUser = Depends(current_user),
                  form: FormData = Depends(csrf_form)):
     def action(session) -> once.Done:
+        notes_before = invoices.get_invoice(session, user.workspace_id, invoice_id).notes or ""
         invoice = invoices.post_invoice(session, invoice_id, actor=user.actor)
+        group_note = (invoice.notes or "")[len(notes_before):].strip()  # what posting said (group funding)
         if invoice.status == "draft":  # over the credit limit: an opted-in card is charged first
             from creditdesk.billing import payment_preferences
 
             charge = payment_preferences.pending_charge(session, invoice.id)
             return _back(invoice_id, f"Over the credit limit: charging {currencies.format_money(charge.amount, charge.currency)} "
                                      "to the account's card first; the invoice posts when the charge succeeds.")
-        return _back(invoice_id, f"Posted as {invoice.number}.")
+        return _back(invoice_id, f"Posted as {invoice.number}." + (f" {group_note}" if group_note else ""))
     return _act(request, user, form, invoice_id, action)
 
 

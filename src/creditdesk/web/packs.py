@@ -173,7 +173,7 @@ def export_report(request: Request, user: WebUser = Depends(current_user)):
                     batch.append([
                         v.id, v.name, v.holder["kind"], row.holder.name, row.customer_name, v.credit_type,
                         csvexport.amount(v.remaining, row.scale), csvexport.amount(v.held, row.scale),
-                        csvexport.amount(v.quantity, row.scale), fmt_date(v.expires_at), v.status,
+                        csvexport.amount(v.quantity, row.scale), fmt_date(v.expires_at, user.zone), v.status,
                         v.status_label, v.notes, row.relationship_manager, row.project_manager, v.source,
                         v.external_ref or "", "; ".join(name for _, name in row.projects)])
             yield from batch
@@ -198,6 +198,11 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
     project_ids = {e.reference.id for e in entries if e.reference.kind == "project" and e.reference.id}
     names.load("project", project_ids)
     pack = session.get(Pack, pack_id)
+    # Invoice lines (credits spent on an invoice, a package bought on one) by their invoice's number.
+    line_ids = {e.reference.id for e in entries if e.reference.kind == "invoice_line" and e.reference.id}
+    if pack.source == "purchase" and (pack.external_ref or "").startswith("inl_"):
+        line_ids.add(pack.external_ref)
+    invoice_lines = _invoice_lines(session, user.workspace_id, line_ids)
     reversible = set()
     if governance.can_manage_packs(user.actor):  # the service decides at reversal (governed types: masters)
         reversible = repository.posted_consumption_ids(
@@ -214,12 +219,18 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
             if pack.source == "purchase" and pack.external_ref and \
                     pack.internal_key == f"sms_purchase:{pack.external_ref}":  # the purchase's own pack
                 link, link_text = f"/sms/purchases/{pack.external_ref}", "SMS purchase (receipt)"
+            elif pack.external_ref in invoice_lines:  # a credit package bought on an invoice
+                invoice_id, label = invoice_lines[pack.external_ref]
+                link, link_text = f"/invoices/{invoice_id}", f"Bought on {label}"
             else:
                 link_text = SOURCE_LABELS.get(pack.source, pack.source or "")
                 if pack.external_ref:
                     link_text += f" {pack.external_ref}"
         elif ref.kind == "sms_message" and ref.id:
             link, link_text = "/sms/messages", "SMS message"
+        elif ref.kind == "invoice_line" and ref.id in invoice_lines:
+            invoice_id, label = invoice_lines[ref.id]
+            link, link_text = f"/invoices/{invoice_id}", label.capitalize()
         elif ref.kind and ref.id:
             link_text = f"{ref.kind.replace('_', ' ').capitalize()} {ref.id}"
         detail = []
@@ -248,6 +259,21 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
                     "reverse": (f"/consumptions/{e.operation_id}/reverse?back=/packs/{pack_id}"
                                 if e.kind == "consume" and e.operation_id in reversible else None)})
     return out
+
+
+def _invoice_lines(session, workspace_id: str, line_ids: set[str]) -> dict[str, tuple[str, str]]:
+    """line id -> (invoice id, "invoice INV-000012, line 2") for lines of this workspace."""
+    if not line_ids:
+        return {}
+    from sqlalchemy import select
+
+    from creditdesk.billing.invoice_models import Invoice, InvoiceLine
+
+    rows = session.execute(select(InvoiceLine.id, InvoiceLine.position, Invoice.id, Invoice.number)
+                           .join(Invoice, Invoice.id == InvoiceLine.invoice_id)
+                           .where(Invoice.workspace_id == workspace_id, InvoiceLine.id.in_(sorted(line_ids))))
+    return {line_id: (invoice_id, f"invoice {number or '(draft)'}, line {position}")
+            for line_id, position, invoice_id, number in rows}
 
 
 SOURCE_LABELS = {"purchase": "Purchase", "crm_deal": "CRM deal", "manual": "Granted manually", "transfer": "Transfer",
@@ -453,9 +479,10 @@ def grant_request(form, types: dict) -> s.PackCreate:
     purchased = parse_date(forms.text(form, "purchased_at"), label="Purchased on")
     starts = parse_date(forms.text(form, "starts_at"), label="Starts on")
     expires = parse_date(forms.text(form, "expires_at"), label="Expires on")
-    data["purchased_at"] = start_of(purchased)
-    data["starts_at"] = start_of(starts)
-    data["expires_at"] = end_of(expires)
+    # Bare days: the grant reads them in the workspace's time zone (expiry: the end of that day).
+    data["purchased_at"] = purchased
+    data["starts_at"] = starts
+    data["expires_at"] = expires
     data["expiry_months"] = forms.integer(form, "expiry_months", label="Expiry in months")
     codes = forms.text(form, "product_codes", limit=5000).replace(",", " ").replace(";", " ").split()
     data["product_codes"] = codes
