@@ -68,6 +68,11 @@ def test_settings_template_preview_send_log_and_the_message_as_sent(page, mail_s
     form.get_by_role("button", name="Preview").click()
     expect(page.locator("#preview-subject")).to_contain_text("Heads up: ")
     expect(page.locator("#preview-subject")).not_to_contain_text("{{")
+    # The HTML preview is readable: as wide as its card, not the iframe's default 300 x 150.
+    frame = page.locator("iframe#preview-html")
+    expect(frame).to_be_visible()
+    box = frame.bounding_box()
+    assert box["width"] > 400 and box["height"] >= 300, box
     page.locator("#template-form").get_by_label("Subject").fill("Heads up: {{ pack.name }} ends {{ pack.expires_on }}")
     page.locator("#template-form").get_by_role("button", name="Save").click()
     expect(page.locator(".flash.success")).to_be_visible()

@@ -31,7 +31,12 @@ def test_finance_menu_lists_the_demo_accounts_with_balances(page):
     expect(table).not_to_contain_text("ACC-000001")
     table.get_by_role("link", name="ACC-000002").click()
     expect(page.locator("#account-balance")).to_have_text(format_money(136_715, "EUR"))
-    expect(page.locator("table#statement")).to_contain_text("opening_balance")
+    statement = page.locator("table#statement")
+    expect(statement).to_contain_text("Opening balance")
+    # Documents by their numbers, linked; no bare ids.
+    expect(statement.get_by_role("link", name=re.compile(r"^Invoice INV-\d+$")).first).to_be_visible()
+    expect(statement).not_to_contain_text("inv_")
+    expect(statement).not_to_contain_text("pay_")
     shot(page, "finance-01-account")
 
 

@@ -138,6 +138,42 @@ def new_account(request: Request, user: WebUser = Depends(current_user), form: F
 
 # --- the account page ---
 
+KIND_LABELS = {"invoice": "Invoice", "invoice_tax": "Invoice (tax)", "credit_note": "Credit note",
+               "credit_note_tax": "Credit note (tax)", "payment": "Payment", "write_off": "Write-off",
+               "opening_balance": "Opening balance"}
+
+
+def statement_references(session, workspace_id: str, lines) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(reference kind, id) -> (what people call it, a link): invoices and credit notes by number, payments by
+    method and reference; never a bare id."""
+    from sqlalchemy import select
+
+    from creditdesk.billing.invoice_models import CreditNote, Invoice, Payment
+
+    wanted: dict[str, set[str]] = {}
+    for line in lines:
+        if line.reference_kind and line.reference_id:
+            wanted.setdefault(line.reference_kind, set()).add(line.reference_id)
+    out: dict[tuple[str, str], tuple[str, str | None]] = {}
+    if wanted.get("invoice"):
+        for iid, number in session.execute(select(Invoice.id, Invoice.number).where(
+                Invoice.workspace_id == workspace_id, Invoice.id.in_(sorted(wanted["invoice"])))):
+            out[("invoice", iid)] = (f"Invoice {number or '(draft)'}", f"/invoices/{iid}")
+    if wanted.get("credit_note"):
+        for cid, number, iid in session.execute(select(CreditNote.id, CreditNote.number, CreditNote.invoice_id).where(
+                CreditNote.workspace_id == workspace_id, CreditNote.id.in_(sorted(wanted["credit_note"])))):
+            out[("credit_note", cid)] = (f"Credit note {number}", f"/invoices/{iid}")
+    if wanted.get("payment"):
+        for pid, method, reference in session.execute(select(Payment.id, Payment.method, Payment.reference).where(
+                Payment.workspace_id == workspace_id, Payment.id.in_(sorted(wanted["payment"])))):
+            label = f"Payment, {method.replace('_', ' ')}" + (f": {reference}" if reference else "")
+            out[("payment", pid)] = (label, None)
+    for kind, ids in wanted.items():
+        for rid in ids:
+            out.setdefault((kind, rid), (KIND_LABELS.get(kind, kind.replace("_", " ").capitalize()), None))
+    return out
+
+
 @router.get("/accounts/{account_id}", response_class=HTMLResponse)
 def account_page(account_id: str, request: Request, user: WebUser = Depends(current_user)):
     cursor = request.query_params.get("cursor") or None
@@ -148,6 +184,7 @@ def account_page(account_id: str, request: Request, user: WebUser = Depends(curr
         balance = accounts.account_balance(session, account)
         outstanding = accounts.account_outstanding(session, account)
         lines, next_cursor = accounts.statement_page(session, account, limit=50, cursor=cursor)
+        references = statement_references(session, user.workspace_id, lines)
         billing = settings.get_settings(session, user.workspace_id)
         from creditdesk.web.invoices import account_sections  # the account's invoices and payments
 
@@ -164,7 +201,9 @@ def account_page(account_id: str, request: Request, user: WebUser = Depends(curr
         credit.update(wallets_web.account_context(session, user, account))
     return render(request, "account.html", nav="finance", account=account, customer=customer,
                   address=addresses.one_line(address), balance=balance, outstanding=outstanding, lines=lines,
-                  next_cursor=next_cursor, billing=billing, may_edit=may_open_accounts(user), **sections, **credit)
+                  next_cursor=next_cursor, billing=billing, may_edit=may_open_accounts(user), references=references,
+                  statement_kinds=KIND_LABELS,
+                  **sections, **credit)
 
 
 @router.get("/accounts/{account_id}/statement.csv")
