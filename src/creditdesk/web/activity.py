@@ -23,6 +23,7 @@ from creditdesk.web.core import (
     csrf_form,
     current_user,
     db_of,
+    fmt_amount,
     reading,
     next_day,
     parse_date,
@@ -76,6 +77,25 @@ def object_labels(session, workspace_id: str, names, events) -> dict[tuple[str, 
 FILTERS = ("action", "object_type", "object_id", "actor_id", "since", "until")
 
 
+def object_id_of(session, workspace_id: str, text: str) -> str:
+    """The id of the invoice, credit note, account or subscription whose number this is (people type numbers);
+    anything else as typed."""
+    from sqlalchemy import func, select
+
+    from creditdesk.billing.invoice_models import CreditNote, Invoice
+    from creditdesk.billing.models import BillingAccount
+    from creditdesk.billing.subscription_models import Subscription
+
+    if "_" in text:  # ids are prefix_...; numbers never have an underscore
+        return text
+    for model in (Invoice, CreditNote, BillingAccount, Subscription):
+        found = session.scalar(select(model.id).where(model.workspace_id == workspace_id,
+                                                      func.upper(model.number) == text.upper()).limit(1))
+        if found:
+            return found
+    return text
+
+
 def log_filters(request: Request) -> tuple[dict, dict]:
     params = request.query_params
     echo = {k: (params.get(k) or "").strip()[:100] for k in FILTERS}
@@ -89,20 +109,56 @@ def log_filters(request: Request) -> tuple[dict, dict]:
 NAMING_KEYS = ("name", "override_rule_name", "event", "reason")
 
 
-def changes(event) -> list[str]:
-    """What changed, in one line per field (before -> after); creations list nothing but their name."""
+# Fields of audit rows that are amounts: money in the row's currency, or credits in its credit type's unit.
+MONEY_FIELDS = {"amount", "total", "subtotal", "tax_total", "amount_due", "amount_paid", "amount_credited",
+                "amount_written_off", "balance", "credit_limit", "price_paid", "unit_price", "written_off",
+                "unallocated", "opening_balance", "credits_value"}
+CREDIT_FIELDS = {"quantity", "remaining", "available", "held", "threshold", "balance_moved", "top_up_quantity"}
+
+
+def amount_formatter(units: dict[str, tuple[str, int]]):
+    """(event, key, value) -> the amount as people read it ("10.00 hours", "$1,234.56"), or None when the
+    field is not an amount or its unit is not known (then the raw value is shown)."""
+    from creditdesk import currencies
+
+    def fmt(event, key: str, value):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+        row = {**(event.before or {}), **(event.after or {})}
+        credits = event.object_type in ("consumption", "hold", "credit_transfer")
+        if key in CREDIT_FIELDS or (credits and key in ("amount", "amount_requested", "captured")):
+            ref = row.get("unit") or row.get("credit_type") or row.get("credit_type_id")
+            if isinstance(ref, str) and ref in units:
+                code, scale = units[ref]
+                return f"{fmt_amount(value, scale)} {code}"
+            return None
+        if key in MONEY_FIELDS:
+            currency = row.get("currency")
+            if isinstance(currency, str) and currency in currencies.known_codes():
+                return currencies.format_money(value, currency)
+        return None
+    return fmt
+
+
+def changes(event, fmt=None) -> list[str]:
+    """What changed, in one line per field (before -> after); creations list nothing but their name. `fmt`
+    (amount_formatter) shows amounts in their unit; without it (the CSV export) values stay as stored."""
     before, after = event.before or {}, event.after or {}
+
+    def show(key, value) -> str:
+        formatted = fmt(event, key, value) if fmt is not None else None
+        return formatted if formatted is not None else _short(value)
     if not before:
         # A creation or a one-off event: what names it (an override names its rule and the event it let through).
-        return [f"{key.replace('_', ' ')}: {_short(after[key])}" for key in NAMING_KEYS if after.get(key)]
+        return [f"{key.replace('_', ' ')}: {show(key, after[key])}" for key in NAMING_KEYS if after.get(key)]
     out = []
     for key, value in after.items():
         if key in ("updated_at",) or before.get(key) == value or key not in before:
             continue
-        out.append(f"{key.replace('_', ' ')}: {_short(before.get(key))} → {_short(value)}")
+        out.append(f"{key.replace('_', ' ')}: {show(key, before.get(key))} → {show(key, value)}")
     for key in ("reason", "balance_moved"):
         if key in after and key not in before and after[key] not in ("", None):
-            out.append(f"{key.replace('_', ' ')}: {_short(after[key])}")
+            out.append(f"{key.replace('_', ' ')}: {show(key, after[key])}")
     return out
 
 
@@ -122,6 +178,8 @@ def activity(request: Request, user: WebUser = Depends(current_user)):
         echo, kwargs, error = {k: (request.query_params.get(k) or "")[:100] for k in FILTERS}, None, exc.message
     with reading(db_of(request)) as session:
         if kwargs is not None:
+            if kwargs.get("object_id"):  # a document's number (INV-000012) finds its rows as its id does
+                kwargs["object_id"] = object_id_of(session, user.workspace_id, kwargs["object_id"])
             try:
                 page = audit.list_audit_events(session, actor=user.actor, limit=50, cursor=cursor, **kwargs)
             except NotPermitted:
@@ -135,9 +193,12 @@ def activity(request: Request, user: WebUser = Depends(current_user)):
         names = Names(session, user.workspace_id)
         names.load("user", {e.actor_id for e in events if e.actor_id})
         labels = object_labels(session, user.workspace_id, names, events)
+        types = credit_types.list_credit_types(session, actor=user.actor)
+        fmt = amount_formatter({**{ct.code: (ct.code, ct.scale) for ct in types},
+                                **{ct.id: (ct.code, ct.scale) for ct in types}})
         rows = [{"e": e, "actor": names.get("user", e.actor_id) if e.actor_id else e.actor_kind,
                  "label": labels.get((e.object_type, e.object_id)),
-                 "url": OBJECT_URLS.get(e.object_type, "").format(e.object_id) or None, "changes": changes(e)}
+                 "url": OBJECT_URLS.get(e.object_type, "").format(e.object_id) or None, "changes": changes(e, fmt)}
                 for e in events]
         staff = [(u.id, u.name) for u in parties.list_users(session, actor=user.actor, is_staff=True,
                                                               limit=500).items]
