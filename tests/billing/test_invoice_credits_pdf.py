@@ -158,3 +158,20 @@ def test_draft_pdf_has_no_number(db, shop):
         notes = credit_notes.notes_of(s, inv.id)
     text = PdfReader(io.BytesIO(body)).pages[0].extract_text()
     assert "DRAFT INVOICE" in text and "none until posted" in text and notes == []
+
+
+def test_pdf_names_the_seller_with_address_and_tax_number(db, shop):
+    """A tax invoice names who sells: the workspace's seller details (the same as on SMS receipts)."""
+    from creditdesk.sms import schemas as ss
+    from creditdesk.sms import service as sms
+
+    db.write(lambda s: sms.update_settings(s, ss.SmsSettingsUpdate(seller=ss.SellerDetails(
+        name="Seller Pty Ltd", address="9 Pitt St\nSydney NSW 2000", tax_id="ABN 51 824 753 556",
+        email="accounts@seller.example.com")), actor=shop.actor))
+    inv = shop.post(shop.invoice(shop.account(), [("widget", "1")]))
+    with db.read() as s:
+        body = pdf.render_invoice(s, invoices.get_invoice(s, shop.ws.id, inv.id))
+    text = " ".join(PdfReader(io.BytesIO(body)).pages[0].extract_text().split())
+    for expected in ("Seller Pty Ltd", "9 Pitt St", "Sydney NSW 2000", "ABN 51 824 753 556",
+                     "accounts@seller.example.com"):
+        assert expected in text, expected

@@ -55,7 +55,12 @@ def render_invoice(session: Session, invoice: Invoice) -> bytes:
     bill_to = [customer.name if customer else "", f"Account {account.number} - {account.name}",
                *_address(session, account.billing_address_id)]
     left_bottom = top
-    for column, (heading, details) in enumerate((("From", [workspace.name]), ("Bill to", bill_to))):
+    # The seller's details (name, address, tax number: a tax invoice names them) are the workspace's, the same
+    # as on SMS receipts (PATCH /v1/sms/settings {"seller": ...}).
+    seller = ((workspace.settings or {}).get("sms") or {}).get("seller") or {}
+    from_lines = [seller.get("name") or workspace.name, *(seller.get("address") or "").splitlines(),
+                  *([seller["tax_id"]] if seller.get("tax_id") else []), *([seller["email"]] if seller.get("email") else [])]
+    for column, (heading, details) in enumerate((("From", from_lines), ("Bill to", bill_to))):
         pdf.set_xy(pdf.l_margin + column * half, top)
         pdf.font(10, bold=True)
         pdf.cell(half - 4, 6, heading, new_x=XPos.LEFT, new_y=YPos.NEXT)
