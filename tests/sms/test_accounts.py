@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from creditdesk.errors import InvalidInput, NotFound, NotPermitted
+from creditdesk.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from creditdesk.sms import schemas as s
 from creditdesk.sms import service as sms
 from tests.api.helpers import audit_rows
@@ -104,13 +104,20 @@ def test_only_masters_change_the_sms_credit_mode(world, who):
                                                         actor=world.actor(who)))
 
 
-def test_changing_the_sms_credit_mode_is_audited(world):
-    out = world.write(lambda session: sms.update_settings(session, s.SmsSettingsUpdate(credit_mode="shared"),
-                                                          actor=world.actor("master")))
+def test_changing_the_sms_credit_mode_is_confirmed_and_audited(world):
+    # Without the confirmation: refused, saying what the change leaves where it is; nothing changes.
+    with pytest.raises(Conflict) as exc:
+        world.write(lambda session: sms.update_settings(session, s.SmsSettingsUpdate(credit_mode="shared"),
+                                                        actor=world.actor("master")))
+    assert exc.value.code == "mode_change_unconfirmed" and "Nothing is moved" in exc.value.message
+    assert audit_rows(world.db, world.ws, action="workspace.sms_credit_mode") == []
+    out = world.write(lambda session: sms.update_settings(session, s.SmsSettingsUpdate(
+        credit_mode="shared", confirm_mode_change=True), actor=world.actor("master")))
     assert out.credit_mode == "shared"
     (row,) = audit_rows(world.db, world.ws, action="workspace.sms_credit_mode")
     assert (row.before, row.after, row.actor_id) == (
-        {"sms_credit_mode": "individual"}, {"sms_credit_mode": "shared"}, world.master_id)
+        {"sms_credit_mode": "individual"}, {"sms_credit_mode": "shared", "holders": 0, "credits": 0},
+        world.master_id)
     from tests.api.helpers import workspace_row
 
     assert workspace_row(world.db, world.ws).settings["sms_credit_mode"] == "shared"

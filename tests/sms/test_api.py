@@ -49,7 +49,12 @@ def accounts(api, world, who) -> dict:
 def test_settings_read_by_anyone_changed_by_masters_only(api, world):
     assert api["Ann"].get("/v1/sms/settings").json()["credit_mode"] == "individual"
     problem(api["Mia"].patch("/v1/sms/settings", {"credit_mode": "shared"}), 403, "not_permitted")
-    out = api["master"].patch("/v1/sms/settings", {"credit_mode": "shared", "unit_price": 12}, status=200).json()
+    # A change of mode is confirmed: without it, 409 with what the change leaves where it is, and nothing changes.
+    problem(api["master"].patch("/v1/sms/settings", {"credit_mode": "shared", "unit_price": 12}), 409,
+            "mode_change_unconfirmed")
+    assert api["Ann"].get("/v1/sms/settings").json()["unit_price"] != 12
+    out = api["master"].patch("/v1/sms/settings", {"credit_mode": "shared", "unit_price": 12,
+                                                   "confirm_mode_change": True}, status=200).json()
     assert (out["credit_mode"], out["unit_price"]) == ("shared", 12)
     assert audit_rows(world.db, world.ws, action="workspace.sms_credit_mode")
     problem(api["master"].patch("/v1/sms/settings", {"credit_mode": "pooled"}), 422, "validation_error")

@@ -257,8 +257,8 @@ def test_purchases_are_visible_to_the_buyer_and_managers_of_the_account_only(wor
 
 
 def test_individual_purchases_need_individual_mode(world):
-    world.write(lambda session: sms.update_settings(session, s.SmsSettingsUpdate(credit_mode="shared"),
-                                                    actor=world.actor("master")))
+    world.write(lambda session: sms.update_settings(session, s.SmsSettingsUpdate(
+        credit_mode="shared", confirm_mode_change=True), actor=world.actor("master")))
     with pytest.raises(Conflict) as exc:
         world.buy("Ann", "user", "Ann", 10)
     assert exc.value.code == "sms_credit_mode_shared"

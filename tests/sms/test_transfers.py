@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from creditdesk.credits.errors import InsufficientCredits
-from creditdesk.errors import Conflict, InvalidInput, NotFound, NotPermitted
+from creditdesk.errors import InvalidInput, NotFound, NotPermitted
 from creditdesk.sms import schemas as s
 from creditdesk.sms import service as sms
 from tests.api.helpers import audit_rows
@@ -144,11 +144,12 @@ def test_transfers_are_audited_with_the_agreement(funded):
     assert audit_rows(funded.db, funded.ws, action="credit_transfer.create", object_id=xfer.id)
 
 
-def test_transfers_need_individual_mode(funded):
-    funded.write(lambda session: sms.update_settings(session, s.SmsSettingsUpdate(credit_mode="shared"),
-                                                     actor=funded.actor("master")))
-    with pytest.raises(Conflict):
+def test_shared_mode_moves_credits_to_office_pools_not_users(funded):
+    funded.write(lambda session: sms.update_settings(session, s.SmsSettingsUpdate(
+        credit_mode="shared", confirm_mode_change=True), actor=funded.actor("master")))
+    with pytest.raises(InvalidInput) as exc:
         funded.move("master", "pool", "Ann", 10)
+    assert exc.value.code == "invalid_sms_account"
 
 
 # --- frozen credits ---------------------------------------------------------------------------------------

@@ -264,13 +264,19 @@ def test_master_switches_the_sms_credit_mode_audited_and_the_box_says_so(web, db
     from creditdesk.audit import AuditEvent
 
     master = logged_in(web, people["emails"]["master"])
-    response = post_form(master, "/settings/sms", {"credit_mode": "shared"})
+    # First a question: what the change does and leaves where it is; nothing changes yet.
+    asked = post_form(master, "/settings/sms", {"credit_mode": "shared"})
+    assert asked.status_code == 200 and 'id="confirm-mode-change"' in asked.text and "Nothing is moved" in asked.text
+    with db.read() as session:
+        assert sms.sms_settings(session.get(Workspace, people["ws"]))["credit_mode"] == "individual"
+    response = post_form(master, "/settings/sms", {"credit_mode": "shared", "confirm": "yes"})
     assert response.status_code == 303
     assert "shared office SMS credits" in master.get("/sms").text
     with db.read() as session:
         events = session.scalars(select(AuditEvent).where(AuditEvent.workspace_id == people["ws"],
                                                           AuditEvent.action == "workspace.sms_credit_mode")).all()
-        assert [e.after for e in events] == [{"sms_credit_mode": "shared"}]
+        assert [e.after["sms_credit_mode"] for e in events] == ["shared"]
+        assert set(events[0].after) == {"sms_credit_mode", "holders", "credits"}
     # In shared mode individual user credits are not in use: a purchase for a user is refused, clearly.
     html = master.get("/sms/purchase").text
     refused = master.post("/sms/purchase/pay", data={"for": people["ids"]["Ann"], "quantity": "5", **BILLING,

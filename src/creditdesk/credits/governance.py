@@ -26,6 +26,12 @@ Two layers, both checked here:
    - reads (packs, balances, eligibility, history): a viewer sees the governed credits of the users
      in their scope (`scope_of`) and, for master users only, of the pool.
 
+Shared office SMS credits (the workspace's SMS credit mode `shared`, seed 003's other configuration): the
+holders are the workspace pool and the business's own offices; a message is paid from the sender's office pool,
+then the pool; purchases and transfers go to office pools (`check_purchase_shared`, `check_transfer_shared`).
+Credits users still hold from the individual mode stay theirs: a master or their office manager moves them into
+a pool (a switch of mode moves nothing by itself).
+
 Each rule is one function; the services call them, and a future batch writer calls the same ones.
 """
 
@@ -44,6 +50,7 @@ from creditdesk.parties.service import team_mate_ids
 
 GOVERNED = "credit_type_governed"  # the code of a refusal by a governed type's rules
 SMS_HOLDER_KINDS = ("workspace", "user")
+SHARED_HOLDER_KINDS = ("workspace", "office")  # shared office SMS credits
 SMS_PURCHASE_PREFIX = "smsp_"  # ids of SMS purchases: a pack's external_ref naming one is the purchase's own
 
 
@@ -103,6 +110,7 @@ class Scope:
 
     kind: str
     user_ids: frozenset[str]  # empty for master: everyone
+    office_ids: frozenset[str] = frozenset()  # the viewer's offices: their pools in shared mode
 
     def covers(self, user_id: str) -> bool:
         return self.kind == "master" or user_id in self.user_ids
@@ -111,6 +119,8 @@ class Scope:
         """Whether governed credits of this holder are visible (and manageable) in this scope."""
         if self.kind == "master":
             return True
+        if holder_kind == "office":
+            return holder_id in self.office_ids
         return holder_kind == "user" and holder_id in self.user_ids
 
 
@@ -129,10 +139,11 @@ def scope_of(session: Session, actor: Actor) -> Scope:
         return Scope("master", frozenset())
     if actor.user_id is None:
         return Scope("team", frozenset())
+    offices = frozenset(actor.office_ids or ())
     if actor.has("manage_office_credits"):
         ids = office_user_ids(session, actor.workspace_id, actor.office_ids) | {actor.user_id}
-        return Scope("office", frozenset(ids))
-    return Scope("team", frozenset(team_mate_ids(session, actor.user_id)))
+        return Scope("office", frozenset(ids), offices)
+    return Scope("team", frozenset(team_mate_ids(session, actor.user_id)), offices)
 
 
 def who_can_move_for(session: Session, workspace_id: str, user_id: str) -> list[User]:
@@ -165,10 +176,74 @@ def require_pool_manager(actor: Actor) -> None:
                            code="pool_master_only")
 
 
-def require_sms_holder(holder) -> None:
-    if holder.kind not in SMS_HOLDER_KINDS:
+def require_sms_holder(holder, *, shared: bool = False) -> None:
+    if shared and holder.kind not in SHARED_HOLDER_KINDS:
+        raise InvalidInput("With shared office SMS credits, SMS credits are held by the workspace pool and the "
+                           "business's offices only.", code="invalid_sms_account")
+    if not shared and holder.kind not in SMS_HOLDER_KINDS:
         raise InvalidInput("SMS credits are held by the workspace pool and users only.",
                            code="invalid_sms_account")
+
+
+def is_shared_mode(session: Session, workspace_id: str) -> bool:
+    ws = session.get(Workspace, workspace_id)
+    return (ws.settings or {}).get("sms_credit_mode", "individual") == "shared"
+
+
+def require_own_office(session: Session, workspace_id: str, office_id: str | None):
+    """An office of the business (not a customer's): the only offices that hold shared SMS credits."""
+    from creditdesk.parties.models import Office
+
+    office = session.get(Office, office_id or "")
+    if office is None or office.workspace_id != workspace_id:
+        raise NotFound(f"No office with id {office_id!r} in this workspace.", object_id=office_id)
+    if office.customer_id is not None:
+        raise InvalidInput(f"{office.name} is a customer's office; shared SMS credits are held by the business's own "
+                           "offices.", code="invalid_sms_account")
+    return office
+
+
+def check_purchase_shared(session: Session, actor: Actor, holder) -> None:
+    """Shared mode: master users buy for the pool or any office; users with manage_office_credits for their
+    offices; others ask one of them."""
+    require_sms_holder(holder, shared=True)
+    if holder.kind == "workspace":
+        require_pool_manager(actor)
+        return
+    require_own_office(session, actor.workspace_id, holder.id)
+    if actor.is_master:
+        return
+    if actor.has("manage_office_credits") and holder.id in (actor.office_ids or ()):
+        return
+    raise NotPermitted("With shared office SMS credits, master users buy for any office and users with "
+                       "manage_office_credits for their own offices.", code="not_permitted")
+
+
+def check_transfer_shared(session: Session, actor: Actor, source, to) -> None:
+    """Shared mode: between the pool and offices (master users), between one's own offices (manage_office_credits).
+    Credits a user still holds from the individual mode may only leave, into a pool, moved by a master user or
+    an office manager of that user's offices."""
+    if to.kind not in SHARED_HOLDER_KINDS or source.kind not in (*SHARED_HOLDER_KINDS, "user"):
+        raise InvalidInput("With shared office SMS credits, credits move between the workspace pool and the "
+                           "business's offices (a user's own credits only into a pool).", code="invalid_sms_account")
+    for side in (source, to):
+        if side.kind == "office":
+            require_own_office(session, actor.workspace_id, side.id)
+    if actor.is_master:
+        return
+    if "workspace" in (source.kind, to.kind):
+        require_pool_manager(actor)
+    if not actor.has("manage_office_credits"):
+        raise NotPermitted("With shared office SMS credits, master users and users with manage_office_credits "
+                           "move credits between office pools.", code="not_permitted")
+    mine = set(actor.office_ids or ())
+    if source.kind == "user":
+        if not scope_of(session, actor).covers(source.id):
+            raise NotPermitted("You can move only the credits of users of your offices.", code="not_permitted")
+    elif source.id not in mine:
+        raise NotPermitted("You can transfer SMS credits only between your own offices.", code="not_permitted")
+    if to.id not in mine:
+        raise NotPermitted("You can transfer SMS credits only between your own offices.", code="not_permitted")
 
 
 def require_recipient(user: User) -> None:
@@ -280,10 +355,13 @@ def authorize_grant(session: Session, actor: Actor, ct, holder, data, *, paid_pu
         raise NotPermitted(f"{ct.code} credits are bought through POST /v1/sms/purchases (granted once paid, with "
                            "a receipt) and moved with POST /v1/sms/transfers; only master users grant them "
                            "directly.", code=GOVERNED)
-    require_sms_holder(holder)
+    shared = is_shared_mode(session, actor.workspace_id)
+    require_sms_holder(holder, shared=shared)
     if holder.kind == "user":
         _require_individual_mode_for(session, actor)
         require_recipient(session.get(User, holder.id))
+    elif holder.kind == "office":
+        require_own_office(session, actor.workspace_id, holder.id)
 
 
 def authorize_spend(session: Session, actor: Actor, ct, context_kind: str, context_id: str | None) -> None:
@@ -291,6 +369,15 @@ def authorize_spend(session: Session, actor: Actor, ct, context_kind: str, conte
     require_consume(actor)
     require_not_wallet_money(ct, "consuming or holding credits")
     if not is_governed(ct):
+        return
+    if is_shared_mode(session, actor.workspace_id):
+        # Shared: a sender spends their office's pool, then the workspace's.
+        user = session.get(User, actor.user_id) if actor.user_id else None
+        if user is None or not may_send_sms(user):
+            raise NotPermitted(f"{ct.code} credits are spent by users who may send SMS.", code="not_permitted")
+        if not ((context_kind == "office" and context_id in (actor.office_ids or ())) or context_kind == "workspace"):
+            raise NotPermitted(f"With shared office SMS credits, {ct.code} credits are spent from your office's "
+                               "pool or the workspace pool.", code="own_credits_only")
         return
     if context_kind != "user" or actor.user_id is None or context_id != actor.user_id:
         raise NotPermitted(f"{ct.code} credits are spent only by the user who holds them, on their own account "
@@ -307,7 +394,9 @@ def authorize_transfer(session: Session, actor: Actor, ct, source, to,
     require_manage_packs(actor, what)
     require_not_wallet_money(ct, "a transfer")
     if is_governed(ct):
-        _require_individual_mode_for(session, actor)
+        if is_shared_mode(session, actor.workspace_id):
+            check_transfer_shared(session, actor, source, to)
+            return
         check_transfer(session, actor, source, to)
 
 
@@ -337,7 +426,8 @@ def visible_clause(session: Session, actor: Actor, type_column, kind_column, id_
     if not governed:
         return None
     scope = scope_of(session, actor)
-    return or_(type_column.not_in(governed), and_(kind_column == "user", id_column.in_(sorted(scope.user_ids))))
+    return or_(type_column.not_in(governed), and_(kind_column == "user", id_column.in_(sorted(scope.user_ids))),
+               and_(kind_column == "office", id_column.in_(sorted(scope.office_ids))))
 
 
 def visible_packs_clause(session: Session, actor: Actor):

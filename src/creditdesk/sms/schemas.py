@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from creditdesk.parties.schemas import Input
 
 CreditMode = Literal["individual", "shared"]
-AccountKind = Literal["workspace", "user"]
+AccountKind = Literal["workspace", "user", "office"]  # office: shared office SMS credits
 Action = Literal["purchase", "transfer_to", "transfer_from", "logs"]
 
 
@@ -38,6 +38,10 @@ class SmsSettingsUpdate(Input):
     tax_rate_bp: int | None = Field(default=None, ge=0, le=10_000, description="Tax rate in basis points (1000 = 10 %).")
     tax_label: str | None = Field(default=None, min_length=1, max_length=40, description="GST, VAT, Tax ...")
     seller: SellerDetails | None = Field(default=None, description="Seller details printed on receipts.")
+    confirm_mode_change: bool = Field(
+        default=False, description="Must be true to change credit_mode: the change moves no credit, and the answer "
+                                   "without it (409 mode_change_unconfirmed) says which credits the new mode leaves "
+                                   "where they are.")
 
 
 class SmsSettingsOut(BaseModel):

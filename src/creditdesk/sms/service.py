@@ -139,6 +139,12 @@ def update_settings(session: Session, data: schemas.SmsSettingsUpdate, *, actor:
             raise InvalidInput(f"{name} cannot be null.", code="field_not_nullable", field=name)
     settings = dict(ws.settings or {})
     stored = dict(settings.get("sms") or {})
+    left = None
+    if "credit_mode" in fields and data.credit_mode != before["credit_mode"]:
+        left = credits_left_by_mode_change(session, ws.id, data.credit_mode)
+        if not data.confirm_mode_change:
+            raise Conflict(mode_change_question(data.credit_mode, left), code="mode_change_unconfirmed",
+                           credit_mode=data.credit_mode, **left)
     if "credit_mode" in fields:
         settings["sms_credit_mode"] = data.credit_mode
     for name in ("unit_price", "currency", "tax_rate_bp", "tax_label"):
@@ -155,8 +161,31 @@ def update_settings(session: Session, data: schemas.SmsSettingsUpdate, *, actor:
     if before["credit_mode"] != after["credit_mode"]:
         audit.record(session, actor=actor, action="workspace.sms_credit_mode", object_type="workspace",
                      object_id=ws.id, before={"sms_credit_mode": before["credit_mode"]},
-                     after={"sms_credit_mode": after["credit_mode"]})
+                     after={"sms_credit_mode": after["credit_mode"], **(left or {})})
     return settings_out(ws)
+
+
+def credits_left_by_mode_change(session: Session, workspace_id: str, new_mode: str) -> dict:
+    """What a change of mode leaves where it is (it moves nothing): to shared, the credits users hold (only a
+    pool is spent there); to individual, the credits office pools hold. {"holders": n, "credits": total}."""
+    ct = find_sms_credit_type(session, workspace_id)
+    kind = "user" if new_mode == "shared" else "office"
+    if ct is None:
+        return {"holders": 0, "credits": 0}
+    balances = {key: value for key, value in _balances(session, ct, None, workspace_id).items()
+                if key[0] == kind and (value[0] or value[1])}
+    return {"holders": len(balances), "credits": sum(v[0] + v[1] for v in balances.values())}
+
+
+def mode_change_question(new_mode: str, left: dict) -> str:
+    what = ("shared office SMS credits: messages are paid from office pools, then the workspace pool"
+            if new_mode == "shared" else "individual user SMS credits: each user pays with their own credits")
+    text = f"Switching to {what}. Nothing is moved."
+    if left["credits"]:
+        whose = "users" if new_mode == "shared" else "office pools"
+        text += (f" {left['credits']} credit(s) held by {left['holders']} {whose} stay where they are and are not "
+                 f"spent in the new mode until a master user transfers them.")
+    return text + " Confirm the change (confirm_mode_change: true)."
 
 
 # --- who manages whom ------------------------------------------------------------------------------
@@ -167,6 +196,9 @@ scope_of = governance.scope_of
 
 
 def _account(session: Session, actor: Actor, ref: schemas.AccountRef) -> tuple[HolderRef, User | None]:
+    if ref.kind == "office":
+        office = governance.require_own_office(session, actor.workspace_id, ref.id)
+        return HolderRef("office", office.id), None
     if ref.kind == "workspace":
         if ref.id not in (None, actor.workspace_id):
             raise NotFound("The workspace pool is this workspace's own; give no id.")
@@ -184,6 +216,12 @@ _require_recipient = governance.require_recipient
 def authorize_purchase(session: Session, actor: Actor, ref: schemas.AccountRef) -> HolderRef:
     """Who may buy for whom (seed 003: governance.check_purchase). Returns the holder the credits go to."""
     holder, user = _account(session, actor, ref)
+    if governance.is_shared_mode(session, actor.workspace_id):
+        governance.check_purchase_shared(session, actor, holder)
+        return holder
+    if holder.kind == "office":
+        raise InvalidInput("Offices hold SMS credits only with shared office SMS credits; this workspace uses "
+                           "individual user credits.", code="invalid_sms_account")
     governance.check_purchase(session, actor, holder, user)
     return holder
 
@@ -244,7 +282,7 @@ def create_purchase(session: Session, data: schemas.PurchaseCreate, *, actor: Ac
     pack, source "purchase") only if the method answers paid; pending waits for `settle_purchase`."""
     ws = _workspace(session, actor)
     if data.for_.kind == "user":
-        _require_individual(ws)
+        _require_individual(ws)  # shared: purchases go to office pools
     method = payments.get_payment_method(data.payment_method)
     if method is None:
         raise InvalidInput(f"Unknown payment method {data.payment_method!r}; use one of "
@@ -324,7 +362,7 @@ def _apply_payment(session: Session, purchase: SmsPurchase, result: payments.Pay
     ct = sms_credit_type(session, purchase.workspace_id)
     purchase.number = _next_number(session, purchase.workspace_id)
     pack = packs.grant_pack(session, cs.PackCreate(
-        holder=cs.Holder(kind=purchase.for_kind, id=purchase.for_id if purchase.for_kind == "user" else None),
+        holder=cs.Holder(kind=purchase.for_kind, id=None if purchase.for_kind == "workspace" else purchase.for_id),
         credit_type=ct.code, quantity=purchase.quantity, name=f"SMS credits, receipt {receipt_number(purchase)}",
         price_paid=purchase.subtotal, currency=purchase.currency, is_paid=purchase.subtotal > 0, source="purchase",
         external_ref=purchase.id), actor=actor, purchase_id=purchase.id)
@@ -408,6 +446,11 @@ def purchase_receipt(session: Session, purchase_id: str, *, actor: Actor) -> tup
 def holder_name(session: Session, kind: str, holder_id: str) -> str:
     if kind == "workspace":
         return "Unallocated (workspace pool)"
+    if kind == "office":
+        from creditdesk.parties.models import Office
+
+        office = session.get(Office, holder_id)
+        return f"{office.name} (office pool)" if office is not None else holder_id
     user = session.get(User, holder_id)
     return user.name if user is not None else holder_id
 
@@ -421,16 +464,17 @@ def transfer(session: Session, data: schemas.SmsTransferCreate, *, actor: Actor)
                            "(agree_to_conditions: true; the conditions are in GET /v1/sms/settings).",
                            code="conditions_not_agreed", conditions=TRANSFER_CONDITIONS)
     ws = _workspace(session, actor)
-    _require_individual(ws)
     source, _ = _account(session, actor, data.from_)
     to, _ = _account(session, actor, data.to)
     ct = sms_credit_type(session, ws.id)
     request = cs.TransferRequest.model_validate({
-        "from": {"kind": source.kind, "id": source.id if source.kind == "user" else None},
-        "to": {"kind": to.kind, "id": to.id if to.kind == "user" else None},
+        "from": {"kind": source.kind, "id": None if source.kind == "workspace" else source.id},
+        "to": {"kind": to.kind, "id": None if to.kind == "workspace" else to.id},
         "credit_type": ct.code, "amount": data.quantity, "memo": data.memo})
+    shared = governance.is_shared_mode(session, ws.id)
+    check = governance.check_transfer_shared if shared else authorize_transfer
     result = transfers.transfer_credits(session, request, actor=actor,
-                                      authorize=lambda s, a, src, dst, _ct: authorize_transfer(s, a, src, dst))
+                                      authorize=lambda s, a, src, dst, _ct: check(s, a, src, dst))
     audit.record(session, actor=actor, action="sms_transfer.create", object_type="credit_transfer",
                  object_id=result.transfer.id,
                  after={"from": source.as_dict(), "to": to.as_dict(), "quantity": data.quantity,
@@ -455,7 +499,7 @@ def send_message(session: Session, data: schemas.MessageCreate, *, actor: Actor,
         raise NotPermitted("Sending SMS needs the send_sms permission. Any SMS credits you hold are frozen "
                            "until transferred to a user who may send.", code="not_permitted")
     ws = _workspace(session, actor)
-    _require_individual(ws)
+    shared = governance.is_shared_mode(session, ws.id)
     user = get_in_workspace(session, User, actor.workspace_id, actor.user_id)
     if not may_send_sms(user):
         raise CreditsFrozen("Your SMS credits are frozen: you no longer have permission to send SMS (or your user "
@@ -478,13 +522,22 @@ def send_message(session: Session, data: schemas.MessageCreate, *, actor: Actor,
     session.add(message)
     session.flush()
     spender = _with_permission(actor, "consume_credits")
-    try:
-        hold = holds.create_hold(session, cs.HoldRequest(
-            context=cs.Context(kind="user", id=user.id), credit_type=ct.code, amount=count.segments,
-            reference=cs.ReferenceIn(kind="sms_message", id=message.id), timeout_seconds=HOLD_TIMEOUT_SECONDS),
-            actor=spender)
-    except InsufficientCredits as exc:
-        raise _no_credits(exc.details.get("available", 0), count.segments) from exc
+    # Individual: the sender's own credits. Shared: the sender's office pool, then the workspace pool.
+    payers = [cs.Context(kind="user", id=user.id)] if not shared else [
+        *([cs.Context(kind="office", id=user.primary_office_id)] if user.primary_office_id else []),
+        cs.Context(kind="workspace", id=None)]
+    available = 0
+    for n, payer in enumerate(payers):
+        try:
+            hold = holds.create_hold(session, cs.HoldRequest(
+                context=payer, credit_type=ct.code, amount=count.segments,
+                reference=cs.ReferenceIn(kind="sms_message", id=message.id), timeout_seconds=HOLD_TIMEOUT_SECONDS),
+                actor=spender)
+            break
+        except InsufficientCredits as exc:
+            available = max(available, exc.details.get("available", 0))
+            if n == len(payers) - 1:
+                raise _no_credits(available, count.segments) from exc
     message.hold_id = hold.id
     message.send_due_at = now + _call_lease(1)
     message.send_attempts = 1
@@ -620,10 +673,14 @@ def _balances(session: Session, ct: CreditType | None, holders: list[HolderRef] 
     stmt = (select(Pack.holder_kind, Pack.holder_id, Pack.status, Pack.starts_at, Pack.expires_at, LedgerAccount)
             .join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
             .where(Pack.workspace_id == workspace_id, Pack.credit_type_id == ct.id,
-                   Pack.status.in_(("active", "expired", "voided")), Pack.holder_kind.in_(("workspace", "user"))))
+                   Pack.status.in_(("active", "expired", "voided")),
+                   Pack.holder_kind.in_(("workspace", "user", "office"))))
     if holders is not None:
         users = [h.id for h in holders if h.kind == "user"]
+        offices = [h.id for h in holders if h.kind == "office"]
         conds = [and_(Pack.holder_kind == "user", Pack.holder_id.in_(users))] if users else []
+        if offices:
+            conds.append(and_(Pack.holder_kind == "office", Pack.holder_id.in_(offices)))
         if any(h.kind == "workspace" for h in holders):
             conds.append(Pack.holder_kind == "workspace")
         if not conds:
@@ -648,6 +705,8 @@ def list_accounts(session: Session, *, actor: Actor) -> list[schemas.SmsAccountO
     ws = _workspace(session, actor)
     scope = scope_of(session, actor)
     ct = find_sms_credit_type(session, ws.id)
+    if governance.is_shared_mode(session, ws.id):
+        return _shared_accounts(session, actor, ws, scope, ct)
     stmt = select(User).where(User.workspace_id == ws.id)
     if scope.kind != "master":
         stmt = stmt.where(User.id.in_(scope.user_ids))
@@ -694,6 +753,59 @@ def list_accounts(session: Session, *, actor: Actor) -> list[schemas.SmsAccountO
     return rows + people
 
 
+def _shared_accounts(session: Session, actor: Actor, ws: Workspace, scope, ct) -> list[schemas.SmsAccountOut]:
+    """Shared office SMS credits: the pool (master users), the business's offices in the viewer's reach (every
+    one for a master, their own for others), and users still holding credits from the individual mode (to be
+    moved into a pool by those who may)."""
+    from creditdesk.parties.models import Office
+
+    offices = list(session.scalars(select(Office).where(Office.workspace_id == ws.id, Office.customer_id.is_(None))
+                                   .order_by(Office.name, Office.id)))
+    if scope.kind != "master":
+        offices = [o for o in offices if o.id in scope.office_ids]
+    balances = _balances(session, ct, None, ws.id)
+    rows: list[schemas.SmsAccountOut] = []
+    if scope.kind == "master":
+        available, held = balances.get(("workspace", ws.id), [0, 0])
+        rows.append(schemas.SmsAccountOut(
+            kind="workspace", id=ws.id, name=holder_name(session, "workspace", ws.id), email=None, is_self=False,
+            is_active=True, can_send_sms=False, available=available, held=held, frozen=0,
+            actions=["purchase", "transfer_to", "transfer_from", "logs"]))
+    manages = scope.kind == "master" or actor.has("manage_office_credits")
+    for office in offices:
+        available, held = balances.get(("office", office.id), [0, 0])
+        actions = (["purchase", "transfer_to", "transfer_from"] if manages else []) + ["logs"]
+        rows.append(schemas.SmsAccountOut(
+            kind="office", id=office.id, name=office.name, email=office.email, is_self=False, is_active=True,
+            can_send_sms=True, available=available, held=held, frozen=0, actions=actions))
+    if manages:
+        users = {u.id: u for u in session.scalars(select(User).where(User.workspace_id == ws.id))}
+        for (kind, holder_id), (available, held) in sorted(balances.items()):
+            user = users.get(holder_id)
+            if kind != "user" or user is None or not (available or held) or not scope.covers(holder_id):
+                continue
+            rows.append(schemas.SmsAccountOut(
+                kind="user", id=user.id, name=user.name, email=user.email, is_self=user.id == actor.user_id,
+                is_active=user.is_active, can_send_sms=False, available=0, held=held, frozen=available,
+                actions=["transfer_from", "logs"]))
+    return rows
+
+
+def shared_payers(session: Session, actor: Actor) -> list[tuple[str, int]]:
+    """Shared mode: what pays the actor's messages, in order, with what each has available: their office's pool,
+    then the workspace pool."""
+    ct = find_sms_credit_type(session, actor.workspace_id)
+    user = session.get(User, actor.user_id) if actor.user_id else None
+    balances = _balances(session, ct, None, actor.workspace_id)
+    out = []
+    if user is not None and user.primary_office_id:
+        out.append((holder_name(session, "office", user.primary_office_id),
+                    balances.get(("office", user.primary_office_id), [0, 0])[0]))
+    out.append((holder_name(session, "workspace", actor.workspace_id),
+                balances.get(("workspace", actor.workspace_id), [0, 0])[0]))
+    return out
+
+
 def get_account(session: Session, *, actor: Actor, kind: str, account_id: str | None) -> schemas.SmsAccountOut:
     target = actor.workspace_id if kind == "workspace" else account_id
     for row in list_accounts(session, actor=actor):
@@ -717,7 +829,8 @@ def _log_holders(session: Session, actor: Actor, account: str | None) -> list[Ho
     scope = scope_of(session, actor)
     wanted = None
     if account is not None:
-        wanted = HolderRef("workspace", actor.workspace_id) if account == "workspace" else HolderRef("user", account)
+        wanted = (HolderRef("workspace", actor.workspace_id) if account == "workspace" else
+                  HolderRef("office", account) if account.startswith("off_") else HolderRef("user", account))
     if scope.kind == "master":
         return None if wanted is None else [wanted]
     reach = [HolderRef(a.kind, a.id) for a in list_accounts(session, actor=actor) if "logs" in a.actions]
@@ -741,11 +854,14 @@ def list_logs(session: Session, *, actor: Actor, account: str | None = None, lim
         return Page(items=[], next_cursor=None)
     since = clock.now() - timedelta(days=LOG_DAYS)
     t = LedgerTransfer
-    if holders is None:  # a master's "all accounts": every SMS holder (users and the pool)
-        conds = [Pack.holder_kind.in_(("user", "workspace"))]
+    if holders is None:  # a master's "all accounts": every SMS holder (users, offices and the pool)
+        conds = [Pack.holder_kind.in_(("user", "workspace", "office"))]
     else:
         users = [h.id for h in holders if h.kind == "user"]
+        offices = [h.id for h in holders if h.kind == "office"]
         conds = [and_(Pack.holder_kind == "user", Pack.holder_id.in_(users))] if users else []
+        if offices:
+            conds.append(and_(Pack.holder_kind == "office", Pack.holder_id.in_(offices)))
         if any(h.kind == "workspace" for h in holders):
             conds.append(Pack.holder_kind == "workspace")
     stmt = (select(t, Pack)

@@ -52,7 +52,10 @@ def _name(row: s.SmsAccountOut) -> str:
 
 
 def _ref(key: str) -> s.AccountRef:
-    return s.AccountRef(kind="workspace") if key == POOL else s.AccountRef(kind="user", id=key[:40])
+    if key == POOL:
+        return s.AccountRef(kind="workspace")
+    # Office pools (shared office SMS credits) by their office id; users by theirs.
+    return s.AccountRef(kind="office" if key.startswith("off_") else "user", id=key[:40])
 
 
 def _accounts(request: Request, user: WebUser) -> tuple[list[s.SmsAccountOut], dict, Workspace]:
@@ -141,7 +144,7 @@ def purchase_proceed(request: Request, user: WebUser = Depends(current_user), fo
             sms.authorize_purchase(session, user.actor, data.for_)
             settings = sms.get_settings(session, actor=user.actor)
             for_name = (POOL_NAME if data.for_.kind == "workspace"
-                        else sms.holder_name(session, "user", data.for_.id))
+                        else sms.holder_name(session, data.for_.kind, data.for_.id))
     except CreditdeskError as exc:
         return _purchase_page(request, user, values, error=exc.message, status_code=422)
     subtotal = settings.unit_price * data.quantity
@@ -174,7 +177,7 @@ def _purchase_view(request: Request, user: WebUser, purchase_id: str):
     with reading(db_of(request)) as session:
         purchase = sms.get_purchase(session, purchase_id, actor=user.actor)
         for_name = (POOL_NAME if purchase.for_kind == "workspace"
-                    else sms.holder_name(session, "user", purchase.for_id))
+                    else sms.holder_name(session, purchase.for_kind, purchase.for_id))
     return purchase, for_name
 
 
@@ -327,7 +330,9 @@ def _messages_page(request: Request, user: WebUser, values: dict, *, error: str 
                                                        if m.on_behalf_of_user_id}
         names = {i: sms.holder_name(session, "user", i) for i in ids}
         people = repository.users_for_select(session, user.workspace_id)
+        payers = sms.shared_payers(session, user.actor) if settings.credit_mode == "shared" else None
     return render(request, "sms_messages.html", nav="sms", own=own, messages=messages, names=names, people=people,
+                  payers=payers,
                   values=values, error=error, status_code=status_code, sms_alphabet=SMS_ALPHABET)
 
 
@@ -380,11 +385,15 @@ def send(request: Request, user: WebUser = Depends(current_user), form: FormData
 def sms_settings(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
     """Change the SMS credit mode (individual or shared): master users only, audited by the service."""
     try:
-        data = forms.validated(s.SmsSettingsUpdate, credit_mode=forms.text(form, "credit_mode", limit=20))
+        data = forms.validated(s.SmsSettingsUpdate, credit_mode=forms.text(form, "credit_mode", limit=20),
+                               confirm_mode_change=form.get("confirm") == "yes")
         db_of(request).write(lambda session: sms.update_settings(session, data, actor=user.actor))
     except NotPermitted:
         raise
     except CreditdeskError as exc:
+        if exc.code == "mode_change_unconfirmed":  # say what the change does and leaves, then ask
+            return render(request, "sms_mode_confirm.html", nav="settings", mode=data.credit_mode,
+                          question=exc.message.rsplit(" Confirm the change", 1)[0], left=exc.details)
         return redirect(request, "/settings", flash=exc.message, level="error")
     label = "individual user" if data.credit_mode == "individual" else "shared office"
     return redirect(request, "/settings", flash=f"SMS credit mode: {label} SMS credits.")
