@@ -327,6 +327,13 @@ def test_the_pages_javascript_still_works_under_the_policy(watched, served, demo
     expect(page.locator("#user-menu")).to_have_attribute("open", "")
     page.keyboard.press("Escape")
     expect(page.locator("#user-menu")).not_to_have_attribute("open", "")
+    # An inline editor of the report (status label) closes with Escape too, focus back on what opened it.
+    editor = page.locator("table#packs details.inline-edit").first
+    editor.locator("summary").click()
+    expect(editor).to_have_attribute("open", "")
+    page.keyboard.press("Escape")
+    expect(editor).not_to_have_attribute("open", "")
+    expect(editor.locator("summary")).to_be_focused()
     assert watched.violations() == []
     assert watched.errors == [], watched.errors
 

@@ -105,11 +105,14 @@
   });
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") { return; }
-    Array.prototype.forEach.call(document.querySelectorAll("details.menu[open]"), function (menu) {
-      menu.removeAttribute("open");
-      var summary = menu.querySelector("summary");
-      if (summary) { summary.focus(); }
-    });
+    // Menus and inline editors (a pack's status label and notes in the report) close; focus goes back to
+    // what opened them.
+    Array.prototype.forEach.call(document.querySelectorAll("details.menu[open], details.inline-edit[open]"),
+      function (menu) {
+        menu.removeAttribute("open");
+        var summary = menu.querySelector("summary");
+        if (summary) { summary.focus(); }
+      });
   });
 
   if (dialog) {
