@@ -90,12 +90,50 @@ def office_holder_clause(workspace_id: str, office_id: str):
 
 
 def list_packs(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
-               holder_kind: str | None = None, holder_id: str | None = None, office_id: str | None = None,
-               customer_id: str | None = None, status: list[str] | None = None, credit_type: str | None = None,
-               remaining_min: int | None = None, remaining_max: int | None = None,
-               expires_from: datetime | None = None, expires_to: datetime | None = None,
-               q: str | None = None, status_label: str | None = None, sort: str = "created",
-               descending: bool = False, external_ref: str | None = None) -> Page[tuple[Pack, LedgerAccount]]:
+               sort: str = "created", descending: bool = False, **filters) -> Page[tuple[Pack, LedgerAccount]]:
+    """Packs of the workspace the actor may see, filtered (`_filtered_packs`), a page at a time in `sort` order."""
+    ws = actor.workspace_id
+    stmt, sqlite = _filtered_packs(session, actor, **filters)
+    available = _available_expr()
+    if sort not in SORTS:
+        raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", code="invalid_sort")
+    if sort == "remaining":
+        page = _page_by_remaining(session, stmt, ws=ws, limit=limit,
+                                  cursor=cursor, descending=descending, sqlite=sqlite)
+        if page is not None:
+            return page
+    # Remaining is a ledger expression; keyset pagination keys on (value, id) all the same.
+    column = available if sort == "remaining" else SORTS[sort]
+    page = paginate(session, stmt, id_column=Pack.id, limit=limit, cursor=cursor,
+                    sort_column=None if sort == "created" else column, descending=descending,
+                    row_key=lambda row: (_sort_value(row, sort), row[0].id))
+    page.items = [(row[0], row[1]) for row in page.items]
+    return page
+
+
+def pack_totals(session: Session, *, actor: Actor, cap: int = 20_000, **filters) -> tuple[int, bool, dict]:
+    """How many packs the filters find and, per credit type, their count, remaining and original quantity:
+    (count, capped, {unit: (count, remaining, quantity)}). Bounded: past `cap` packs it says only "more than
+    cap" (capped True, no sums), so a page view never adds up a million packs."""
+    stmt, _ = _filtered_packs(session, actor, **filters)
+    probe = stmt.with_only_columns(Pack.id).limit(cap + 1).subquery()
+    count = int(session.scalar(select(func.count()).select_from(probe)) or 0)
+    if count > cap:
+        return cap, True, {}
+    available = _available_expr()
+    rows = session.execute(stmt.with_only_columns(Pack.unit, func.count(Pack.id), func.sum(available),
+                                                  func.sum(Pack.quantity)).group_by(Pack.unit).order_by(Pack.unit))
+    return count, False, {unit: (int(n), int(left or 0), int(total or 0)) for unit, n, left, total in rows}
+
+
+def _filtered_packs(session: Session, actor: Actor, *, holder_kind: str | None = None, holder_id: str | None = None,
+                    office_id: str | None = None, customer_id: str | None = None, status: list[str] | None = None,
+                    credit_type: str | None = None, remaining_min: int | None = None,
+                    remaining_max: int | None = None, expires_from: datetime | None = None,
+                    expires_to: datetime | None = None, q: str | None = None, status_label: str | None = None,
+                    external_ref: str | None = None, left_below: int | None = None, not_started: bool = False):
+    """The packs (with their ledger accounts) the actor may see, filtered; (statement, is SQLite).
+    `left_below`: less than that percentage of the original quantity remains; `not_started`: starts later."""
     ws = actor.workspace_id
     stmt = (select(Pack, LedgerAccount).join(LedgerAccount, LedgerAccount.id == Pack.ledger_account_id)
             .where(Pack.workspace_id == ws))
@@ -140,20 +178,11 @@ def list_packs(session: Session, *, actor: Actor, limit: int | None = None, curs
         stmt = stmt.where(Pack.external_ref == external_ref)  # exact (q is the substring search)
     if q:
         stmt = stmt.where(text_search_clause(session, q, sqlite))
-    if sort not in SORTS:
-        raise InvalidInput(f"sort must be one of {', '.join(SORTS)}", code="invalid_sort")
-    if sort == "remaining":
-        page = _page_by_remaining(session, stmt, ws=ws, limit=limit,
-                                  cursor=cursor, descending=descending, sqlite=sqlite)
-        if page is not None:
-            return page
-    # Remaining is a ledger expression; keyset pagination keys on (value, id) all the same.
-    column = available if sort == "remaining" else SORTS[sort]
-    page = paginate(session, stmt, id_column=Pack.id, limit=limit, cursor=cursor,
-                    sort_column=None if sort == "created" else column, descending=descending,
-                    row_key=lambda row: (_sort_value(row, sort), row[0].id))
-    page.items = [(row[0], row[1]) for row in page.items]
-    return page
+    if left_below is not None:
+        stmt = stmt.where(available * 100 < Pack.quantity * left_below)
+    if not_started:
+        stmt = stmt.where(Pack.starts_at > clock.now())
+    return stmt, sqlite
 
 
 # Up to this many pack accounts in a remaining range (or of one remaining value), reading them off the

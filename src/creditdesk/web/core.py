@@ -109,6 +109,15 @@ def _fmt_date_here(context, value) -> str:
 
 
 @pass_context
+def _days_until_here(context, value) -> int | None:
+    """Whole days from today to the day of `value`, both where the business is (0: today)."""
+    if value is None:
+        return None
+    where = _zone_in(context)
+    return (timezones.local_day(value, where) - timezones.local_day(clock.now(), where)).days
+
+
+@pass_context
 def _fmt_datetime_here(context, value) -> Markup | str:
     """In a page: the moment in the workspace's zone, the UTC moment in the tooltip and the machine attribute."""
     if value is None:
@@ -334,7 +343,8 @@ def period_text(start, end) -> str:
 
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
-_env.globals.update(fmt_amount=fmt_amount, fmt_date=_fmt_date_here, fmt_datetime=_fmt_datetime_here, query_string=query_string,
+_env.globals.update(fmt_amount=fmt_amount, fmt_date=_fmt_date_here, fmt_datetime=_fmt_datetime_here,
+                    days_until=_days_until_here, query_string=query_string,
                     currency_exponent=currency_exponent, period_text=period_text)
 
 

@@ -51,7 +51,8 @@ fixed = APIRouter(route_class=WebRoute, include_in_schema=False)
 REPORT_SORTS = {"expires_at": "Expiry", "remaining": "Remaining", "name": "Name", "created": "Created",
                 "quantity": "Original", "priority": "Priority"}
 FILTER_KEYS = ("q", "credit_type", "office_id", "status_label", "remaining_min", "remaining_max", "expires_from",
-               "expires_to", "sort", "order")
+               "expires_to", "left_below", "not_started", "sort", "order")
+TRAIL_KEPT = 20  # previous pages remembered in the URL for "Previous" (keyset pages cannot go back by themselves)
 PAGE_SIZES = (25, 50, 100, 200)
 
 
@@ -64,7 +65,12 @@ class ReportFilters:
     errors: list[str]
 
 
-def report_filters(request: Request, types: dict) -> ReportFilters:
+def report_filters(request: Request, types: dict, where=None) -> ReportFilters:
+    """The report's filters from the URL (a view can be bookmarked and shared). `where`: the workspace's time
+    zone, in which the expiry dates are days."""
+    from datetime import UTC
+
+    where = where or UTC
     params = request.query_params
     echo = {k: (params.get(k) or "").strip()[:200] for k in FILTER_KEYS}
     errors: list[str] = []
@@ -105,7 +111,15 @@ def report_filters(request: Request, types: dict) -> ReportFilters:
             errors.append(exc.message)
             continue
         if day:
-            kwargs[key] = convert(day)
+            kwargs[key] = convert(day, where)
+    if echo["left_below"]:
+        if echo["left_below"].isdigit() and 1 <= int(echo["left_below"]) <= 100:
+            kwargs["left_below"] = int(echo["left_below"])
+        else:
+            errors.append("Less than ... % left: a whole percentage from 1 to 100.")
+    if echo["not_started"]:
+        echo["not_started"] = "1"
+        kwargs["not_started"] = True
     if echo["sort"] not in REPORT_SORTS:
         echo["sort"] = "expires_at"
     if echo["order"] not in ("asc", "desc"):
@@ -123,15 +137,38 @@ def _page_size(request: Request) -> int:
     return size if size in PAGE_SIZES else 50
 
 
+TOTALS_CAP = 20_000  # past this many packs the report says "more than" instead of adding them up
+
+
+def report_presets(today) -> list[tuple[str, str, dict]]:
+    """(id, label, filters) of the report's one-click views."""
+    from datetime import timedelta
+
+    return [("expiring-30", "Expiring in 30 days", {"expires_from": today.isoformat(),
+                                                     "expires_to": (today + timedelta(days=30)).isoformat()}),
+            ("left-20", "Under 20 % left", {"left_below": "20"}),
+            ("not-started", "Not started", {"not_started": "1"})]
+
+
 @router.get("/credits", response_class=HTMLResponse)
 def report(request: Request, user: WebUser = Depends(current_user)):
+    from creditdesk import clock, timezones
+
     db = db_of(request)
     cursor = request.query_params.get("cursor") or None
+    trail = [c for c in (request.query_params.get("trail") or "").split(",") if c][-TRAIL_KEPT:]
+    try:
+        page_number = max(1, int(request.query_params.get("page") or 1))
+    except ValueError:
+        page_number = 1
+    if not cursor:
+        page_number, trail = 1, []
     limit = _page_size(request)
+    today = timezones.local_day(clock.now(), user.zone)
     with reading(db) as session:
         types = credit_types(session, user.actor)
-        filters = report_filters(request, types)
-        rows, next_cursor = [], None
+        filters = report_filters(request, types, user.zone)
+        rows, next_cursor, totals = [], None, None
         if not filters.errors:
             try:
                 page = reads.list_packs(session, actor=user.actor, limit=limit, cursor=cursor, **filters.kwargs)
@@ -140,12 +177,40 @@ def report(request: Request, user: WebUser = Depends(current_user)):
             else:
                 rows = pack_rows(session, user.actor, page.items)
                 next_cursor = page.next_cursor
+                counted = {k: v for k, v in filters.kwargs.items() if k not in ("sort", "descending")}
+                count, capped, by_type = reads.pack_totals(session, actor=user.actor, cap=TOTALS_CAP, **counted)
+                totals = {"count": count, "capped": capped,
+                          "by_type": [(types[code].name if code in types else code, fmt_amount(left, _scale(types, code)),
+                                       fmt_amount(total, _scale(types, code)), code, n)
+                                      for code, (n, left, total) in by_type.items()]}
         choices = holder_choices(session, user.workspace_id)
         labels = reads.status_labels(session, actor=user.actor, status=["active"])
+    first = (page_number - 1) * limit + 1
+    position = {"first": first, "last": first + len(rows) - 1, "page": page_number}
+    # Previous: the cursor before this one (the first page has none); the trail is what lies before it.
+    previous = None
+    if cursor:
+        previous = {"cursor": trail[-1] if trail and page_number > 2 else "",
+                    "trail": ",".join(trail[:-1]) if page_number > 2 else "", "page": page_number - 1}
+        if page_number > 2 and not trail:  # the trail was cut: back to the start
+            previous = {"cursor": "", "trail": "", "page": 1}
+    following = None
+    if next_cursor:
+        following = {"cursor": next_cursor, "trail": ",".join([*trail, cursor][-TRAIL_KEPT:]) if cursor else "",
+                     "page": page_number + 1}
+    presets = report_presets(today)
+    active = next((pid for pid, _, values in presets
+                   if all(filters.echo.get(k) == v for k, v in values.items())), None)
     return render(request, "credits.html", nav="credits", rows=rows, filters=filters.echo, errors=filters.errors,
                   next_cursor=next_cursor, cursor=cursor, limit=limit, types=types, offices=choices["offices"],
-                  labels=labels, sorts=REPORT_SORTS, page_sizes=PAGE_SIZES,
+                  labels=labels, sorts=REPORT_SORTS, page_sizes=PAGE_SIZES, totals=totals, position=position,
+                  previous=previous, following=following, presets=presets, active_preset=active,
+                  now=clock.now(), today=today,
                   here=request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+
+
+def _scale(types: dict, code: str) -> int:
+    return types[code].scale if code in types else 0
 
 
 EXPORT_COLUMNS = ["pack_id", "name", "holder_kind", "holder", "customer", "credit_type", "remaining", "held",
@@ -158,7 +223,7 @@ def export_report(request: Request, user: WebUser = Depends(current_user)):
     """The filtered report as CSV, streamed page by page (one short read transaction per page)."""
     db = db_of(request)
     with reading(db) as session:
-        filters = report_filters(request, credit_types(session, user.actor))
+        filters = report_filters(request, credit_types(session, user.actor), user.zone)
     if filters.errors:
         raise InvalidInput(" ".join(filters.errors), code="invalid_filters")
 
