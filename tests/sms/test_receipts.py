@@ -41,7 +41,7 @@ def test_receipt_pdf_has_number_date_seller_buyer_quantity_unit_price_tax_and_to
         "Ann Example", "1 Harbour St", "Sydney NSW 2000", "Tax ID: ABN 12 345 678 901", "ann@example.com",
         "SMS credits for Ben", "1,250", "AUD 0.08",  # quantity and unit price
         "Subtotal", "AUD 100.00", "GST (10%)", "AUD 10.00", "Total", "AUD 110.00",
-        "Purchased by: Ann", purchase.id,
+        "Purchased by: Ann", purchase.id, "PAID (Invoice (paid on account)",  # the method in words, not its code
     ):
         assert expected in text, f"{expected!r} not in the receipt:\n{text}"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from creditdesk.sms import payments
 from creditdesk.sms.models import SmsPurchase
 
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
@@ -101,7 +102,9 @@ def render_receipt(purchase: SmsPurchase, *, account_name: str, number: str, buy
     paid_on = (purchase.paid_at or purchase.created_at).strftime("%Y-%m-%d")
     pdf.line_of(f"Receipt number: {number}", bold=True)
     pdf.line_of(f"Date: {paid_on}")
-    pdf.line_of(f"Status: PAID ({purchase.payment_method}"
+    method = payments.get_payment_method(purchase.payment_method)
+    method_label = method.label if method is not None else purchase.payment_method.replace("_", " ")
+    pdf.line_of(f"Status: PAID ({method_label}"
                 + (f", reference {purchase.payment_reference})" if purchase.payment_reference else ")"))
     pdf.ln(4)
 

@@ -343,7 +343,11 @@ def period_text(start, end) -> str:
 
 _env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=select_autoescape(["html"]),
                    trim_blocks=True, lstrip_blocks=True)
-_env.globals.update(fmt_amount=fmt_amount, fmt_date=_fmt_date_here, fmt_datetime=_fmt_datetime_here,
+# Where a pack came from, in words (the report, the pack page, the customer's packages).
+SOURCE_LABELS = {"purchase": "Purchase", "crm_deal": "CRM deal", "manual": "Granted manually", "transfer": "Transfer",
+                 "promotion": "Promotion", "subscription": "Subscription", "import": "CSV import",
+                 "wallet": "Wallet top-up"}
+_env.globals.update(source_labels=SOURCE_LABELS, fmt_amount=fmt_amount, fmt_date=_fmt_date_here, fmt_datetime=_fmt_datetime_here,
                     days_until=_days_until_here, query_string=query_string,
                     currency_exponent=currency_exponent, period_text=period_text)
 

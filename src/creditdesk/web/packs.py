@@ -24,6 +24,7 @@ from creditdesk.ledger.models import LedgerAccount
 from creditdesk.parties import service as parties
 from creditdesk.web import forms, once, repository
 from creditdesk.web.core import (
+    SOURCE_LABELS,
     WebRoute,
     WebUser,
     csrf_form,
@@ -341,8 +342,6 @@ def _invoice_lines(session, workspace_id: str, line_ids: set[str]) -> dict[str, 
             for line_id, position, invoice_id, number in rows}
 
 
-SOURCE_LABELS = {"purchase": "Purchase", "crm_deal": "CRM deal", "manual": "Granted manually", "transfer": "Transfer",
-                 "promotion": "Promotion", "subscription": "Subscription", "import": "CSV import"}
 
 KIND_LABELS = {"grant": "Granted", "consume": "Consumed", "hold": "Held", "capture": "Captured",
                "release": "Released", "reversal": "Returned (reversal)", "transfer_in": "Transferred in",
