@@ -349,7 +349,8 @@ def test_grant_a_pack(page):
     form.get_by_label("Credit type").select_option("hours")
     form.get_by_label("Quantity").fill("1.555")
     form.get_by_role("button", name="Grant the pack").click()
-    expect(page.get_by_role("alert")).to_contain_text("more decimal places than this credit type allows (2)")
+    expect(page.locator("#err-quantity")).to_contain_text("more decimal places than this credit type allows (2)")
+    expect(page.get_by_label("Quantity")).to_have_attribute("aria-invalid", "true")
 
 
 def test_import_packs_from_csv(page, tmp_path):

@@ -81,6 +81,20 @@ def test_grant_form_refuses_bad_amounts(web, world, field, value):
     assert r.headers["content-type"].startswith("text/html")
 
 
+def test_grant_form_says_every_problem_next_to_its_field_at_once(web, db, world):
+    """Issue 17: errors next to their field, all at once, in plain sentences; nothing granted."""
+    client = logged_in(web, world.master_email)
+    data = {"holder": "", "credit_type": "hours", "quantity": "1.555", "name": "", "currency": "EUR",
+            "price_paid": "1,5", "expires_at": "2027-02-30", "priority": "x"}
+    r = post_form(client, "/packs/new", data, page="/packs/new")
+    assert r.status_code == 422, r.text[:500]
+    for field in ("holder", "quantity", "name", "price_paid", "expires_at", "priority"):
+        assert f'id="err-{field}"' in r.text, field
+        assert f"aria-describedby=\"err-{field}\"" in r.text, field
+    assert "Input should" not in r.text and "greater than" not in r.text
+    assert "more decimal places" in r.text and "Nothing was granted" in r.text
+
+
 def test_grant_form_takes_thousands_separators(web, db, world):
     client = logged_in(web, world.master_email)
     data = {"holder": f"office:{world.london_id}", "credit_type": "hours", "quantity": "1,500.25",

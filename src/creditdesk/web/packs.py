@@ -495,13 +495,16 @@ GRANT_FIELDS = ("holder", "credit_type", "quantity", "name", "price_paid", "curr
 
 
 def _grant_page(request: Request, user: WebUser, values: dict, *, error: str | None = None,
-                status_code: int = 200) -> HTMLResponse:
+                errors: dict | None = None, status_code: int = 200) -> HTMLResponse:
     with reading(db_of(request)) as session:
         types = credit_types(session, user.actor)
         choices = holder_choices(session, user.workspace_id)
         staff = [(u.id, u.name) for u in parties.list_users(session, actor=user.actor, is_staff=True,
                                                               limit=500).items]
-    return render(request, "grant.html", nav="credits", values=values, error=error, types=types, choices=choices,
+    if errors and not error:
+        error = "Nothing was granted: correct the fields marked below."
+    return render(request, "grant.html", nav="credits", values=values, error=error, errors=errors or {},
+                  types=types, choices=choices,
                   staff=staff, sources=[x for x in s.Source.__args__ if x != "transfer"], status_code=status_code)
 
 
@@ -516,41 +519,63 @@ def grant_form(request: Request, user: WebUser = Depends(current_user)):
 
 
 def grant_request(form, types: dict) -> s.PackCreate:
-    kind, holder_id = forms.holder_value(forms.text(form, "holder", limit=100))
+    """The grant form read field by field: every field's problem is collected (shown next to it, all at once);
+    then the schema's own checks, each placed next to its field too."""
+    from creditdesk.web.catalog import FieldErrors, validated
+
+    errors: dict[str, str] = {}
+
+    def read(name: str, parse):
+        try:
+            return parse()
+        except InvalidInput as exc:
+            errors[name] = exc.message
+            return None
+    holder = read("holder", lambda: forms.holder_value(forms.text(form, "holder", limit=100)))
+    kind, holder_id = holder if holder else (None, None)
     code = forms.text(form, "credit_type", limit=40)
     if code not in types:
-        raise InvalidInput("Choose a credit type.", code="credit_type_required")
-    scale = types[code].scale
-    data: dict = {
-        "holder": {"kind": kind, "id": holder_id}, "credit_type": code,
-        "quantity": parse_amount(forms.text(form, "quantity"), scale, label="Quantity"),
-        "name": forms.text(form, "name", limit=300), "source": forms.text(form, "source") or "manual",
-        "status_label": forms.text(form, "status_label", limit=200), "notes": forms.text(form, "notes", limit=20_000),
-        "priority": forms.integer(form, "priority", label="Priority", default=100),
-        "idempotency_key": forms.optional(form, "idempotency_key"),
-    }
+        errors["credit_type"] = "Choose a credit type."
+    quantity = None
+    if code in types:
+        quantity = read("quantity", lambda: parse_amount(forms.text(form, "quantity"), types[code].scale,
+                                                          label="Quantity"))
     currency = forms.text(form, "currency", limit=10).upper() or None
     price = forms.text(form, "price_paid")
+    data: dict = {
+        "holder": {"kind": kind, "id": holder_id}, "credit_type": code, "quantity": quantity,
+        "name": forms.text(form, "name", limit=300), "source": forms.text(form, "source") or "manual",
+        "status_label": forms.text(form, "status_label", limit=200), "notes": forms.text(form, "notes", limit=20_000),
+        "priority": read("priority", lambda: forms.integer(form, "priority", label="Priority", default=100)),
+        "idempotency_key": forms.optional(form, "idempotency_key"), "currency": currency,
+        # Bare days: the grant reads them in the workspace's time zone (expiry: the end of that day).
+        "purchased_at": read("purchased_at", lambda: parse_date(forms.text(form, "purchased_at"),
+                                                                label="Purchased on")),
+        "starts_at": read("starts_at", lambda: parse_date(forms.text(form, "starts_at"), label="Starts on")),
+        "expires_at": read("expires_at", lambda: parse_date(forms.text(form, "expires_at"), label="Expires on")),
+        "expiry_months": read("expiry_months", lambda: forms.integer(form, "expiry_months",
+                                                                     label="Expiry in months")),
+        "product_codes": forms.text(form, "product_codes", limit=5000).replace(",", " ").replace(";", " ").split(),
+    }
+    if data["priority"] is None:
+        data["priority"] = 100
     if price:
-        data["price_paid"] = parse_amount(price, forms.currency_exponent(currency), label="Price paid",
-                                          allow_zero=True)
-    data["currency"] = currency
+        data["price_paid"] = read("price_paid", lambda: parse_amount(
+            price, forms.currency_exponent(currency), label="Price paid", allow_zero=True))
     paid = forms.text(form, "is_paid")
     if paid in ("paid", "free"):
         data["is_paid"] = paid == "paid"
     for name in ("external_ref", "relationship_manager_id", "project_manager_id"):
         data[name] = forms.optional(form, name)
-    purchased = parse_date(forms.text(form, "purchased_at"), label="Purchased on")
-    starts = parse_date(forms.text(form, "starts_at"), label="Starts on")
-    expires = parse_date(forms.text(form, "expires_at"), label="Expires on")
-    # Bare days: the grant reads them in the workspace's time zone (expiry: the end of that day).
-    data["purchased_at"] = purchased
-    data["starts_at"] = starts
-    data["expires_at"] = expires
-    data["expiry_months"] = forms.integer(form, "expiry_months", label="Expiry in months")
-    codes = forms.text(form, "product_codes", limit=5000).replace(",", " ").replace(";", " ").split()
-    data["product_codes"] = codes
-    return forms.validated(s.PackCreate, **data)
+    if not data["name"]:
+        errors["name"] = "Give the pack a name."
+    if errors:
+        raise FieldErrors(errors)
+    try:
+        return validated(s.PackCreate, data)
+    except FieldErrors as exc:  # the schema's words, next to the same fields
+        exc.errors = {("holder" if key.startswith("holder") else key): message for key, message in exc.errors.items()}
+        raise
 
 
 @fixed.post("/packs/new", response_class=HTMLResponse)
@@ -570,7 +595,10 @@ def grant(request: Request, user: WebUser = Depends(current_user), form: FormDat
     except NotPermitted:
         raise
     except CreditdeskError as exc:
-        return _grant_page(request, user, values, error=exc.message, status_code=422)
+        from creditdesk.web.catalog import errors_of
+
+        errors = errors_of(exc)
+        return _grant_page(request, user, values, error=errors.pop("", None), errors=errors, status_code=422)
 
 
 # --- bulk import from CSV ---------------------------------------------------------------------------
