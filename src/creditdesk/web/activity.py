@@ -42,6 +42,20 @@ COMMON_ACTIONS = ["pack.create", "pack.update", "pack.change_holder", "pack.void
                   "consumption.create", "consumption.reverse", "credit_transfer.create", "hold.create",
                   "hold.capture", "hold.release", "project.create", "project.update", "customer.create",
                   "office.create", "user.create", "user.update", "api_key.create", "workspace.update"]
+VERBS = {"create": "created", "update": "changed", "delete": "deleted", "void": "voided", "expire": "expired",
+         "change_holder": "holder changed", "reverse": "reversed", "capture": "captured", "release": "released",
+         "write_off": "written off", "post": "posted", "suspend": "suspended", "reactivate": "reactivated",
+         "terminate": "terminated", "credit": "credited", "pay": "paid", "allocate": "allocated", "revoke": "revoked",
+         "sms_credit_mode": "SMS credit mode changed", "sms_settings": "SMS settings changed", "login": "logged in",
+         "logout": "logged out", "complete": "completed", "start": "started", "cancel": "cancelled"}
+
+
+def action_label(action: str) -> str:
+    """An audit action in words: "account.write_off" -> "Account written off" (the code stays in the title)."""
+    what, _, verb = action.partition(".")
+    return f"{what.replace('_', ' ').capitalize()} {VERBS.get(verb, verb.replace('_', ' '))}".strip()
+
+
 OBJECT_TYPES = ["pack", "consumption", "credit_transfer", "hold", "project", "customer", "office", "user", "team",
                 "api_key", "credit_type", "workspace"]
 OBJECT_URLS = {"pack": "/packs/{}", "project": "/projects/{}", "office": "/offices/{}", "user": "/users/{}",
@@ -205,6 +219,7 @@ def activity(request: Request, user: WebUser = Depends(current_user)):
     last_30 = {"since": (clock.now() - timedelta(days=30)).strftime("%Y-%m-%d")}
     return render(request, "activity.html", nav="activity", rows=rows, filters=echo, next_cursor=next_cursor,
                   cursor=cursor, error=error, actions=COMMON_ACTIONS, object_types=OBJECT_TYPES, staff=staff,
+                  action_label=action_label,
                   last_30=last_30)
 
 
