@@ -176,10 +176,10 @@ def _mark_watched(session: Session, credit_type_id: str) -> None:
     session.flush([ct])
 
 
-def _require_master(actor: Actor) -> None:
-    from creditdesk.parties.service import require_master
+def require_master(actor: Actor) -> None:
+    from creditdesk.parties import service as parties
 
-    require_master(actor, "set low-balance thresholds")
+    parties.require_master(actor, "set low-balance thresholds")
 
 
 def set_threshold(session: Session, data, *, actor: Actor) -> BalanceThreshold:
@@ -188,7 +188,7 @@ def set_threshold(session: Session, data, *, actor: Actor) -> BalanceThreshold:
     from creditdesk.credits import packs
     from creditdesk.credits.credit_types import credit_type_by_code
 
-    _require_master(actor)
+    require_master(actor)
     ct = credit_type_by_code(session, actor.workspace_id, data.credit_type)
     if data.holder is None:
         kind, holder_id = ANY
@@ -239,7 +239,7 @@ def list_crossings(session: Session, *, actor: Actor, holder_kind: str | None = 
 
 def delete_threshold(session: Session, threshold_id: str, *, actor: Actor) -> bool:
     """True when deleted; False when switched off (its crossings name it)."""
-    _require_master(actor)
+    require_master(actor)
     row = session.scalar(select(BalanceThreshold).where(BalanceThreshold.workspace_id == actor.workspace_id,
                                                         BalanceThreshold.id == threshold_id))
     if row is None:

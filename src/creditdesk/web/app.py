@@ -43,4 +43,8 @@ def mount(app: FastAPI) -> None:
     app.include_router(package_pages.router)
     from creditdesk.web import communications as communication_pages  # communicate a bill (seed 002)
     app.include_router(communication_pages.router)
+    from creditdesk.web import billing_settings as billing_settings_pages  # Settings > Billing (issue 17)
+    app.include_router(billing_settings_pages.router)
+    from creditdesk.web import low_balance as low_balance_pages  # Settings > Low balance (issue 16's thresholds)
+    app.include_router(low_balance_pages.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
