@@ -106,6 +106,13 @@ def _install_openapi(app: FastAPI) -> None:
     app.openapi = openapi
 
 
+def _browser_page(request: Request) -> bool:
+    """A browser asking for a page outside the API (the API's clients always get problem+json)."""
+    path = request.url.path
+    return (request.method == "GET" and not path.startswith(("/v1", "/openapi", "/docs"))
+            and "text/html" in request.headers.get("accept", ""))
+
+
 def install(app: FastAPI) -> None:
     _install_openapi(app)
 
@@ -137,6 +144,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         code = _HTTP_CODES.get(exc.status_code, "http_error")
+        if exc.status_code == 404 and _browser_page(request):
+            # A mistyped back-office address in a browser: a page with the way back, not a JSON document.
+            from creditdesk.errors import NotFound
+            from creditdesk.web.core import error_page
+
+            return error_page(request, NotFound("There is no page at this address."))
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         return problem_response(problem(exc.status_code, code, detail, detail, instance=request.url.path),
                                 getattr(exc, "headers", None))
