@@ -4,8 +4,11 @@ API calls; who may is decided there (the forms are only hidden from those the se
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from creditdesk import currencies
@@ -14,12 +17,13 @@ from creditdesk.billing import accounts, addresses, credit_control, settings
 from creditdesk.billing import schemas as bs
 from creditdesk.billing.models import BillingAccount, CustomerAddress
 from creditdesk.csvexport import response as csv_response
-from creditdesk.errors import CreditdeskError, NotPermitted
+from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties import service as parties
 from creditdesk.parties.models import Customer
 from creditdesk.repository import get_in_workspace
 from creditdesk.web import core, forms, once
 from creditdesk.web import credit_control as credit_control_web
+from creditdesk.web.catalog import FieldErrors, errors_of
 from creditdesk.web.core import WebRoute, WebUser, csrf_form, current_user, db_of, reading, render
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -49,6 +53,72 @@ def may_open_accounts(user: WebUser) -> bool:
 
 def may_set_credit_period(user: WebUser) -> bool:
     return _may(lambda a: settings.require_finance(a, "change credit periods"), user.actor)
+
+
+# --- every problem next to its field (the billing forms) ---
+
+def _plain(exc: CreditdeskError) -> str | None:
+    """A service's refusal in the words of a form, where its own message names API fields or endpoints."""
+    details, field = exc.details, str(exc.details.get("field") or "")
+    if exc.code == "field_not_nullable":
+        return f"{forms.label_of([field]) if field else 'This field'} is required."
+    if exc.code == "credit_period_out_of_range":
+        return f"The credit period must be between {details.get('min_days')} and {details.get('max_days')} days."
+    if exc.code == "unknown_country":
+        return "Type the country's two-letter code, like AU, NZ or GB."
+    if exc.code == "unknown_currency":
+        return "Type a currency code, like AUD, EUR or USD."
+    if exc.code == "billing_settings_required":
+        return "No account can be opened yet: the billing settings come first (see the message above)."
+    return None
+
+
+def form_errors(exc: CreditdeskError, *, fields: dict[str, str] | None = None) -> dict[str, str]:
+    """Where each message of a refused form goes: a form's own problems as they are; a service's refusal next
+    to the field it names (called as in `fields` when the form names it otherwise), in plain words."""
+    if isinstance(exc, FieldErrors):
+        return exc.errors
+    [(field, message)] = errors_of(exc).items()
+    return {(fields or {}).get(field, field): _plain(exc) or message}
+
+
+class Problems:
+    """A form read field by field: each field's problem is kept (the first one), so that every problem is shown
+    next to its field at once and nothing is written while there is one."""
+
+    def __init__(self, labels: dict[str, str] | None = None):
+        self.errors: dict[str, str] = {}
+        self.labels = labels or {}
+
+    def add(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, message)
+
+    def read(self, name: str, parse) -> Any:
+        """`parse()`, or None with its problem next to `name`."""
+        try:
+            return parse()
+        except FieldErrors as exc:
+            for key, message in exc.errors.items():
+                self.add(key or name, message)
+        except InvalidInput as exc:
+            self.add(name, _plain(exc) or exc.message)
+        return None
+
+    def schema(self, model: type[BaseModel], data: dict, *, where: dict[str, str] | None = None):
+        """The request schema, or None with each of its errors next to its field (the field's label, never
+        pydantic's words); `where` places a schema field on the form's field of another name."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
+                name = (where or {}).get(loc[0], loc[0]) if loc else ""
+                self.add(name, forms.sentence(err, self.labels.get(name) or forms.label_of(loc)))
+            return None
+
+    def check(self) -> None:
+        if self.errors:
+            raise FieldErrors(dict(self.errors))
 
 
 def _customers(session, user: WebUser) -> list[Customer]:
@@ -92,8 +162,12 @@ def accounts_list(request: Request, user: WebUser = Depends(current_user)):
 
 # --- open an account ---
 
+ACCOUNT_LABELS = {"customer_id": "Customer", "name": "Name", "currency": "Currency", "classification": "Classification",
+                  "billing_address_id": "Billing address", "credit_period_days": "Credit period"}
+
+
 def _account_form(request: Request, user: WebUser, values: dict, *, account: BillingAccount | None = None,
-                   error: str | None = None, status_code: int = 200) -> HTMLResponse:
+                  errors: dict | None = None, status_code: int = 200) -> HTMLResponse:
     with reading(db_of(request)) as session:
         billing = settings.get_settings(session, user.workspace_id)
         customers = _customers(session, user) if account is None else []
@@ -103,7 +177,33 @@ def _account_form(request: Request, user: WebUser, values: dict, *, account: Bil
     return render(request, "account_form.html", nav="finance", values=values, account=account, customer=customer,
                   customers=customers, addresses=book, one_line=addresses.one_line, billing=billing,
                   currencies=settings.allowed_currencies(billing) if billing else [],
-                  may_set_credit_period=may_set_credit_period(user), error=error, status_code=status_code)
+                  may_set_credit_period=may_set_credit_period(user), errors=errors or {}, status_code=status_code)
+
+
+def _credit_period(problems: Problems, values: dict, billing, current: int | None) -> int | None:
+    """The credit period typed, checked against the default credit terms by the service's own check."""
+    days = problems.read("credit_period_days", lambda: forms.integer(values, "credit_period_days",
+                                                                     label="Credit period (days)"))
+    if days is not None and billing is not None and days != current:
+        problems.read("credit_period_days", lambda: accounts.check_credit_period(billing, days))
+    return days
+
+
+def account_create_request(values: dict, billing) -> bs.AccountCreate:
+    problems = Problems(ACCOUNT_LABELS)
+    if not values["customer_id"]:
+        problems.add("customer_id", "Choose the customer.")
+    if not values["name"]:
+        problems.add("name", "Give the account a name.")
+    days = _credit_period(problems, values, billing, billing.credit_period_days if billing else None)
+    if billing is not None and values["currency"]:
+        problems.read("currency", lambda: accounts.check_account_currency(billing, values["currency"]))
+    data = problems.schema(bs.AccountCreate, {
+        "customer_id": values["customer_id"], "name": values["name"], "currency": values["currency"] or None,
+        "classification": values["classification"] or None,
+        "billing_address_id": values["billing_address_id"] or None, "credit_period_days": days})
+    problems.check()
+    return data
 
 
 @fixed.get("/accounts/new", response_class=HTMLResponse)
@@ -118,10 +218,10 @@ def new_account(request: Request, user: WebUser = Depends(current_user), form: F
     values = {k: forms.text(form, k, limit=300) for k in ("customer_id", "name", "currency", "classification",
                                                            "billing_address_id", "credit_period_days")}
     try:
-        days = forms.integer(form, "credit_period_days", label="Credit period (days)")
-        data = forms.validated(bs.AccountCreate, customer_id=values["customer_id"], name=values["name"],
-                               currency=values["currency"] or None, classification=values["classification"] or None,
-                               billing_address_id=values["billing_address_id"] or None, credit_period_days=days)
+        parties.require_manager(user.actor, "open accounts")
+        with reading(db_of(request)) as session:
+            billing = settings.get_settings(session, user.workspace_id)
+        data = account_create_request(values, billing)
 
         def open_once(session) -> once.Done:
             account = accounts.create_account(session, data, actor=user.actor)
@@ -132,7 +232,9 @@ def new_account(request: Request, user: WebUser = Depends(current_user), form: F
     except CreditdeskError as exc:
         if exc.http_status == 404 and exc.code != "not_found":
             raise
-        return _account_form(request, user, values, error=exc.message, status_code=exc.http_status
+        errors = ({"customer_id": "Choose the customer from the list."} if exc.code == "not_found"
+                  else form_errors(exc))
+        return _account_form(request, user, values, errors=errors, status_code=exc.http_status
                              if exc.http_status in (404, 409, 422) else 422)
 
 
@@ -237,38 +339,61 @@ def edit_account(account_id: str, request: Request, user: WebUser = Depends(curr
                                                            "credit_period_days")}
     with reading(db_of(request)) as session:
         account = accounts.get_account(session, user.workspace_id, account_id)
+        billing = settings.get_settings(session, user.workspace_id)
     try:
+        parties.require_manager(user.actor, "change accounts")
+        problems = Problems(ACCOUNT_LABELS)
+        if not values["name"]:
+            problems.add("name", "Give the account a name.")
         fields = {"name": values["name"], "classification": values["classification"] or None,
                   "billing_address_id": values["billing_address_id"] or None}
-        days = forms.integer(form, "credit_period_days", label="Credit period (days)")
+        days = _credit_period(problems, values, billing, account.credit_period_days)
         if days is not None and days != account.credit_period_days:
             fields["credit_period_days"] = days
-        data = forms.validated(bs.AccountUpdate, **fields)
+        data = problems.schema(bs.AccountUpdate, fields)
+        problems.check()
         db_of(request).write(lambda session: accounts.update_account(session, account_id, data, actor=user.actor))
     except NotPermitted:
         raise
     except CreditdeskError as exc:
-        return _account_form(request, user, values, account=account, error=exc.message, status_code=422)
+        return _account_form(request, user, values, account=account, errors=form_errors(exc), status_code=422)
     return core.redirect(request, f"/accounts/{account_id}", flash=f"Saved account {account.number}.")
 
 
 # --- addresses ---
 
 ADDRESS_FIELDS = ("type", "line1", "line2", "city", "region", "postcode", "country")
+ADDRESS_LABELS = {"type": "Type", "line1": "Address line 1", "line2": "Address line 2", "city": "City",
+                  "region": "State / region", "postcode": "Postcode", "country": "Country", "is_primary": "Primary"}
 
 
 def _address_form(request: Request, user: WebUser, customer_id: str, values: dict, *,
-                  address_id: str | None = None, error: str | None = None, status_code: int = 200) -> HTMLResponse:
+                  address_id: str | None = None, errors: dict | None = None, status_code: int = 200) -> HTMLResponse:
     with reading(db_of(request)) as session:
         customer = get_in_workspace(session, Customer, user.workspace_id, customer_id)
     return render(request, "address_form.html", nav="clients", customer=customer, values=values,
-                  address_id=address_id, types=bs.AddressType.__args__, error=error, status_code=status_code)
+                  address_id=address_id, types=bs.AddressType.__args__, errors=errors or {}, status_code=status_code)
 
 
 def _address_values(form: FormData) -> dict:
     values = {k: forms.text(form, k, limit=300) for k in ADDRESS_FIELDS}
     values["is_primary"] = form.get("is_primary") == "yes"
     return values
+
+
+def address_request(values: dict, model: type[BaseModel]) -> BaseModel:
+    """The address form as the API's body, every problem next to its field (the country checked by the
+    service's own check)."""
+    problems = Problems(ADDRESS_LABELS)
+    for name in ("line1", "city", "country"):
+        if not values[name]:
+            problems.add(name, f"{ADDRESS_LABELS[name]} is required.")
+    if values["country"]:
+        problems.read("country", lambda: addresses.check_country(values["country"]))
+    body = {k: (v or None) if k in ("line2", "region", "postcode") else v for k, v in values.items()}
+    data = problems.schema(model, body)
+    problems.check()
+    return data
 
 
 @router.get("/customers/{customer_id}/addresses/new", response_class=HTMLResponse)
@@ -283,8 +408,7 @@ def new_address(customer_id: str, request: Request, user: WebUser = Depends(curr
     parties.require_manager(user.actor, "change customers' addresses")
     values = _address_values(form)
     try:
-        data = forms.validated(bs.AddressCreate, **{k: (v or None) if k in ("line2", "region", "postcode") else v
-                                                    for k, v in values.items()})
+        data = address_request(values, bs.AddressCreate)
 
         def add_once(session) -> once.Done:
             address = addresses.create_address(session, customer_id, data, actor=user.actor)
@@ -295,7 +419,7 @@ def new_address(customer_id: str, request: Request, user: WebUser = Depends(curr
     except CreditdeskError as exc:
         if exc.http_status == 404:
             raise
-        return _address_form(request, user, customer_id, values, error=exc.message, status_code=422)
+        return _address_form(request, user, customer_id, values, errors=form_errors(exc), status_code=422)
 
 
 @router.get("/customers/{customer_id}/addresses/{address_id}/edit", response_class=HTMLResponse)
@@ -313,7 +437,8 @@ def edit_address(customer_id: str, address_id: str, request: Request, user: WebU
                  form: FormData = Depends(csrf_form)):
     values = _address_values(form)
     try:
-        data = forms.validated(bs.AddressUpdate, **values)
+        parties.require_manager(user.actor, "change customers' addresses")
+        data = address_request(values, bs.AddressUpdate)
         db_of(request).write(lambda session: addresses.update_address(session, customer_id, address_id, data,
                                                                       actor=user.actor))
     except NotPermitted:
@@ -321,7 +446,7 @@ def edit_address(customer_id: str, address_id: str, request: Request, user: WebU
     except CreditdeskError as exc:
         if exc.http_status == 404:
             raise
-        return _address_form(request, user, customer_id, values, address_id=address_id, error=exc.message,
+        return _address_form(request, user, customer_id, values, address_id=address_id, errors=form_errors(exc),
                              status_code=422)
     return core.redirect(request, f"/customers/{customer_id}#addresses", flash="Saved the address.")
 
