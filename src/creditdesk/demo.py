@@ -276,10 +276,10 @@ def _groups_demo(session: Session, actor: Actor) -> None:
             is None:
         return  # a demo without billing or the catalogue: nothing to group
     parent = accounts.create_account(session, bs.AccountCreate(
-        customer_id=names["Initech"].id, name="Initech fleet (AUD)", currency="AUD", classification="Corporate"),
+        customer_id=names["Initech"].id, name="Initech fleet", currency="AUD", classification="Corporate"),
         actor=actor)
     member = accounts.create_account(session, bs.AccountCreate(
-        customer_id=names["Globex Corporation"].id, name="Globex Sydney drivers (AUD)", currency="AUD"), actor=actor)
+        customer_id=names["Globex Corporation"].id, name="Globex Sydney drivers", currency="AUD"), actor=actor)
     plan = catalog.create_price_plan(session, cats.PricePlanCreate(code="initech-deal", name="Initech agreement",
                                                                    currency="AUD"), actor=actor)
     catalog.set_price(session, plan.id, cats.PriceSet(product="consulting-hour", unit_price=15000), actor=actor)
@@ -295,7 +295,7 @@ def _initech_fleet(session: Session, actor: Actor):
     from creditdesk.billing.models import BillingAccount
 
     return session.scalar(select(BillingAccount).where(BillingAccount.workspace_id == actor.workspace_id,
-                                                       BillingAccount.name == "Initech fleet (AUD)"))
+                                                       BillingAccount.name == "Initech fleet"))
 
 
 def _wallet_demo(session: Session, actor: Actor) -> None:
