@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from creditdesk import amounts
-from creditdesk.errors import InvalidInput
+from creditdesk.errors import CreditdeskError, InvalidInput
+from creditdesk.parties.models import PERMISSIONS
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -51,7 +53,12 @@ def sentence(err: dict, label: str) -> str:
     if kind == "value_error" and "email" in str(err.get("msg", "")):
         return f"{label} is not an email address (like name@example.com)."
     if kind == "value_error":
-        return str(err.get("msg", "")).removeprefix("Value error, ") or f"{label} is not valid."
+        said = str(err.get("msg", "")).removeprefix("Value error, ").rstrip(".")
+        if not said:
+            return f"{label} is not valid."
+        if said[0].islower():  # a validator's words about the value ("a phone number: ..."): name the field
+            return f"{label} must be {said}." if said.startswith(("a ", "an ")) else f"{label}: {said}."
+        return said + "."
     if kind in ("literal_error", "enum"):
         return f"{label}: choose from the list."
     return f"{label} is not valid."
@@ -77,6 +84,60 @@ def validated(model: type[M], **data: Any) -> M:
                      if loc else "Input")
             messages.append(sentence(err, label))
         raise InvalidInput("; ".join(messages), code="invalid_form") from None
+
+
+def schema_errors(model: type[M], data: dict, *, fields: dict[str, str] | None = None,
+                  labels: dict[str, str] | None = None) -> tuple[M | None, dict[str, str]]:
+    """Build a request schema from form values, or say what is wrong with them field by field: each schema error
+    in words (`sentence`), keyed by the form field it is about. `fields` maps a schema location ("billing.email",
+    "for") to the form's field name (else the location's first part is the name; "" is the form as a whole);
+    `labels` names the fields a message speaks of, where FIELD_LABELS does not fit the form."""
+    try:
+        return model.model_validate(data), {}
+    except ValidationError as exc:
+        fields, labels, errors = fields or {}, labels or {}, {}
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
+            name = fields.get(".".join(loc), fields.get(loc[0], loc[0])) if loc else ""
+            errors.setdefault(name, sentence(err, labels.get(name) or label_of(loc)))
+        return None, errors
+
+
+def placed(exc: CreditdeskError, by_code: dict[str, str] | None = None, *, fields: dict[str, str] | None = None,
+           words: dict[str, str] | None = None) -> dict[str, str]:
+    """Where a service's refusal goes on a form, in plain words: next to the field it names (details["field"],
+    renamed by `fields` to the form's name) or the one its code is about (`by_code`), else the top (""). `words`
+    says some refusals the form's own way, by code (an unknown id: "choose from the list")."""
+    field = exc.details.get("field")
+    if field:
+        name = (fields or {}).get(str(field), str(field))
+    else:
+        name = (by_code or {}).get(exc.code, "")
+    return {name: (words or {}).get(exc.code) or plain(exc.message)}
+
+
+# Services word their refusals for API clients too: an aside naming an endpoint or a JSON field to set
+# ("(agree_to_conditions: true; the conditions are in GET /v1/sms/settings)"), a permission by its code.
+_API_ASIDE = re.compile(r"\s*\((?=[^()]*(?:/v1/|\b[a-z]+_[a-z_]+: ))[^()]*\)")
+_ENDPOINT = re.compile(r"\b(?:(?:GET|POST|PUT|PATCH|DELETE) )?/v1/[\w/{}.-]*")
+_PERMISSION = re.compile(r"\b(" + "|".join(map(re.escape, PERMISSIONS)) + r")\b")
+
+
+def plain(message: str) -> str:
+    """A service's message as a person reads it on a form: without the API's asides, endpoints said as "the
+    API", permissions by the label the Users page shows ("Send SMS", not send_sms)."""
+    from creditdesk.web.people import PERMISSION_LABELS  # the one list of labels (that module imports this one)
+
+    text = _API_ASIDE.sub("", message)
+    text = _ENDPOINT.sub("the API", text)
+    return _PERMISSION.sub(lambda m: f"“{PERMISSION_LABELS.get(m.group(1), m.group(1))}”", text)
+
+
+def worded(exc: CreditdeskError) -> CreditdeskError:
+    """The same refusal, its message in plain words (for the error page a refused form shows)."""
+    exc.message = plain(exc.message)
+    exc.args = (exc.message,)
+    return exc
 
 
 def text(form, name: str, *, limit: int = 10_000) -> str:

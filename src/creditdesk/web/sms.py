@@ -20,6 +20,7 @@ from creditdesk.sms import schemas as s
 from creditdesk.sms import segments
 from creditdesk.sms import service as sms
 from creditdesk.web import forms, once, repository
+from creditdesk.web.catalog import FieldErrors, errors_of
 from creditdesk.web.core import (
     WebRoute,
     WebUser,
@@ -101,25 +102,60 @@ def _purchase_values(form) -> dict:
     }
 
 
+# Where the service's refusals of a purchase go on the form (by their code); the rest at the top.
+PURCHASE_FIELDS = {"not_permitted": "for", "pool_master_only": "for", "recipient_cannot_send_sms": "for",
+                   "invalid_sms_account": "for", "sms_credit_mode_shared": "for", "account_id_required": "for",
+                   "not_found": "for"}
+BILLING_FIELDS = {"for": "for", "billing.name": "billing_name", "billing.address": "billing_address",
+                  "billing.email": "billing_email", "billing.tax_id": "billing_tax_id", "billing": "billing_name",
+                  "payment_method": ""}
+
+
 def _purchase_request(values: dict) -> s.PurchaseCreate:
+    """The purchase form read field by field: every problem (ours and the schema's) next to its field, all at
+    once."""
+    errors: dict[str, str] = {}
     if not values["for"]:
-        raise InvalidInput("Choose whom the SMS credits are for: System credits or a user.")
-    quantity = forms.integer(values, "quantity", label="Quantity")
-    if quantity is None:
-        raise InvalidInput("Quantity: enter the number of SMS credits to buy.")
-    return forms.validated(s.PurchaseCreate, **{
-        "for": _ref(values["for"]).model_dump(), "quantity": quantity,
+        errors["for"] = "Choose whom the SMS credits are for: System credits or a user."
+    quantity = None
+    try:
+        quantity = forms.integer(values, "quantity", label="Quantity")
+        if quantity is None:
+            errors["quantity"] = "Enter the number of SMS credits to buy."
+    except InvalidInput as exc:
+        errors["quantity"] = exc.message
+    data, schema = forms.schema_errors(s.PurchaseCreate, {
+        "for": _ref(values["for"]).model_dump() if values["for"] else {"kind": "workspace"},
+        "quantity": quantity if quantity is not None else 1,
         "billing": {"name": values["billing_name"], "address": values["billing_address"],
                     "tax_id": values["billing_tax_id"] or None, "email": values["billing_email"]},
-        "payment_method": values["payment_method"]})
+        "payment_method": values["payment_method"]}, fields=BILLING_FIELDS)
+    for name, message in schema.items():
+        errors.setdefault(name, message)
+    if errors:
+        raise FieldErrors(errors)
+    return data
 
 
-def _purchase_page(request: Request, user: WebUser, values: dict, *, error: str | None = None,
+def _purchase_page(request: Request, user: WebUser, values: dict, *, errors: dict | None = None,
                    status_code: int = 200) -> HTMLResponse:
     rows, settings, _ = _accounts(request, user)
     options = [(_key(r), _name(r)) for r in rows if "purchase" in r.actions]
+    errors = dict(errors or {})
+    error = errors.pop("", None) or ("Nothing was bought: correct the fields marked below." if errors else None)
     return render(request, "sms_purchase.html", nav="sms", values=values, options=options, settings=settings,
-                  price=_money(settings.unit_price, settings.currency), error=error, status_code=status_code)
+                  price=_money(settings.unit_price, settings.currency), error=error, errors=errors,
+                  status_code=status_code)
+
+
+def _purchase_refused(request: Request, user: WebUser, values: dict, exc: CreditdeskError, *,
+                      paying: bool = False) -> HTMLResponse:
+    """The details form again, each problem next to its field. Not permitted at the payment step stays a 403:
+    the details step said nothing against it, so the form was not the one the page offered."""
+    errors = errors_of(exc) if isinstance(exc, FieldErrors) else forms.placed(
+        exc, PURCHASE_FIELDS, words={"not_found": "Choose whom the SMS credits are for from the list."})
+    return _purchase_page(request, user, values, errors=errors,
+                          status_code=403 if paying and isinstance(exc, NotPermitted) else 422)
 
 
 @router.get("/sms/purchase", response_class=HTMLResponse)
@@ -146,7 +182,7 @@ def purchase_proceed(request: Request, user: WebUser = Depends(current_user), fo
             for_name = (POOL_NAME if data.for_.kind == "workspace"
                         else sms.holder_name(session, data.for_.kind, data.for_.id))
     except CreditdeskError as exc:
-        return _purchase_page(request, user, values, error=exc.message, status_code=422)
+        return _purchase_refused(request, user, values, exc)
     subtotal = settings.unit_price * data.quantity
     tax = sms.compute_tax(subtotal, settings.tax_rate_bp)
     methods = [(code, _method_label(code)) for code in settings.payment_methods]
@@ -167,10 +203,8 @@ def purchase_pay(request: Request, user: WebUser = Depends(current_user), form: 
             purchase = sms.create_purchase(session, data, actor=user.actor)
             return once.Done(f"/sms/purchases/{purchase.id}")
         return once.run(request, user, form, buy)
-    except NotPermitted:
-        raise
     except CreditdeskError as exc:
-        return _purchase_page(request, user, values, error=exc.message, status_code=422)
+        return _purchase_refused(request, user, values, exc, paying=True)
 
 
 def _purchase_view(request: Request, user: WebUser, purchase_id: str):
@@ -216,7 +250,7 @@ def receipt(purchase_id: str, request: Request, user: WebUser = Depends(current_
 # --- transfer ---------------------------------------------------------------------------------------
 
 def _transfer_page(request: Request, user: WebUser, key: str, direction: str, values: dict, *,
-                   error: str | None = None, status_code: int = 200) -> HTMLResponse:
+                   errors: dict | None = None, status_code: int = 200) -> HTMLResponse:
     rows, settings, _ = _accounts(request, user)
     account = _find(rows, key)
     needed = "transfer_from" if direction == "from" else "transfer_to"
@@ -233,9 +267,11 @@ def _transfer_page(request: Request, user: WebUser, key: str, direction: str, va
         with reading(db_of(request)) as session:
             helpers = [u.name for u in governance.who_can_move_for(session, user.actor.workspace_id, account.id)
                        if u.id != user.actor.user_id]
+    errors = dict(errors or {})
+    error = errors.pop("", None) or ("Nothing was transferred: correct the fields marked below." if errors else None)
     return render(request, "sms_transfer.html", nav="sms", account=account, account_key=key, helpers=helpers,
                   account_name=_name(account), direction=direction, others=others, values=values,
-                  conditions=settings.transfer_conditions, error=error, status_code=status_code)
+                  conditions=settings.transfer_conditions, error=error, errors=errors, status_code=status_code)
 
 
 @router.get("/sms/transfer", response_class=HTMLResponse)
@@ -245,6 +281,38 @@ def transfer_form(request: Request, user: WebUser = Depends(current_user)):
     return _transfer_page(request, user, key, direction, {"other": "", "quantity": "", "memo": "", "agree": False})
 
 
+# Where the service's refusals of a transfer go on the form (by their code); the rest at the top.
+TRANSFER_FIELDS = {"insufficient_credits": "quantity", "conditions_not_agreed": "agree", "not_found": "other",
+                   "same_holder": "other", "recipient_cannot_send_sms": "other", "invalid_sms_account": "other",
+                   "account_id_required": "other"}
+
+
+def _transfer_request(key: str, direction: str, values: dict) -> s.SmsTransferCreate:
+    """The transfer form read field by field: every problem next to its field, all at once."""
+    errors: dict[str, str] = {}
+    if not values["other"]:
+        errors["other"] = "Choose the account to transfer " + ("to." if direction == "from" else "from.")
+    quantity = None
+    try:
+        quantity = forms.integer(values, "quantity", label="Quantity")
+        if quantity is None:
+            errors["quantity"] = "Enter the number of SMS credits to transfer."
+    except InvalidInput as exc:
+        errors["quantity"] = exc.message
+    if not values["agree"]:
+        errors["agree"] = "Tick the box to agree to the transfer conditions before you transfer."
+    source, to = (key, values["other"] or POOL) if direction == "from" else (values["other"] or POOL, key)
+    data, schema = forms.schema_errors(s.SmsTransferCreate, {
+        "from": _ref(source).model_dump(), "to": _ref(to).model_dump(),
+        "quantity": quantity if quantity is not None else 1, "agree_to_conditions": True, "memo": values["memo"]},
+        fields={"from": "" if direction == "from" else "other", "to": "other" if direction == "from" else ""})
+    for name, message in schema.items():
+        errors.setdefault(name, message)
+    if errors:
+        raise FieldErrors(errors)
+    return data
+
+
 @router.post("/sms/transfer", response_class=HTMLResponse)
 def transfer(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
     key = forms.text(form, "account", limit=40)
@@ -252,28 +320,30 @@ def transfer(request: Request, user: WebUser = Depends(current_user), form: Form
     values = {"other": forms.text(form, "other", limit=40), "quantity": forms.text(form, "quantity", limit=20),
               "memo": forms.text(form, "memo", limit=2000), "agree": form.get("agree") == "yes"}
     try:
-        if not values["other"]:
-            raise InvalidInput("Choose the account to transfer " + ("to." if direction == "from" else "from."))
-        quantity = forms.integer(values, "quantity", label="Quantity")
-        if quantity is None:
-            raise InvalidInput("Quantity: enter the number of SMS credits to transfer.")
-        if not values["agree"]:
-            raise InvalidInput("Tick the box to agree to the transfer conditions before you transfer.")
+        data = _transfer_request(key, direction, values)
         source, to = (key, values["other"]) if direction == "from" else (values["other"], key)
-        data = forms.validated(s.SmsTransferCreate, **{
-            "from": _ref(source).model_dump(), "to": _ref(to).model_dump(), "quantity": quantity,
-            "agree_to_conditions": values["agree"], "memo": values["memo"]})
 
         def move(session) -> once.Done:
             sms.transfer(session, data, actor=user.actor)
             names = [POOL_NAME if k == POOL else sms.holder_name(session, "user", k) for k in (source, to)]
-            return once.Done("/sms", flash=f"Transferred {quantity:,} SMS credits from {names[0]} to {names[1]}. "
-                                           "The credits are applied.")
+            return once.Done("/sms", flash=f"Transferred {data.quantity:,} SMS credits from {names[0]} to "
+                                           f"{names[1]}. The credits are applied.")
         return once.run(request, user, form, move)
-    except NotPermitted as exc:
-        return _transfer_page(request, user, key, direction, values, error=exc.message, status_code=403)
     except CreditdeskError as exc:
-        return _transfer_page(request, user, key, direction, values, error=exc.message, status_code=422)
+        if isinstance(exc, FieldErrors):
+            errors = errors_of(exc)
+        else:
+            # The other side is the recipient only when credits go from this account.
+            by_code = dict(TRANSFER_FIELDS)
+            if exc.code == "recipient_cannot_send_sms" and exc.details.get("user_id") != values["other"]:
+                by_code.pop("recipient_cannot_send_sms")
+            errors = forms.placed(exc, by_code, words={
+                "not_found": "Choose the account to transfer " + ("to" if direction == "from" else "from")
+                             + " from the list.",
+                "insufficient_credits": f"Only {exc.details.get('available', 0):,} SMS credits are available to "
+                                        f"transfer; nothing was transferred."})
+        return _transfer_page(request, user, key, direction, values, errors=errors,
+                              status_code=403 if isinstance(exc, NotPermitted) else 422)
 
 
 # --- logs -------------------------------------------------------------------------------------------
@@ -320,7 +390,7 @@ def logs_csv(request: Request, user: WebUser = Depends(current_user)):
 # --- send an SMS / the outbox -------------------------------------------------------------------------
 
 def _messages_page(request: Request, user: WebUser, values: dict, *, error: str | None = None,
-                   status_code: int = 200) -> HTMLResponse:
+                   errors: dict | None = None, status_code: int = 200) -> HTMLResponse:
     rows, settings, _ = _accounts(request, user)
     own = next((r for r in rows if r.kind == "user" and r.is_self), None)
     with reading(db_of(request)) as session:
@@ -331,9 +401,11 @@ def _messages_page(request: Request, user: WebUser, values: dict, *, error: str 
         names = {i: sms.holder_name(session, "user", i) for i in ids}
         people = repository.users_for_select(session, user.workspace_id)
         payers = sms.shared_payers(session, user.actor) if settings.credit_mode == "shared" else None
+    errors = dict(errors or {})
+    error = error or errors.pop("", None) or ("Nothing was sent: correct the fields marked below." if errors else None)
     return render(request, "sms_messages.html", nav="sms", own=own, messages=messages, names=names, people=people,
-                  payers=payers,
-                  values=values, error=error, status_code=status_code, sms_alphabet=SMS_ALPHABET)
+                  payers=payers, values=values, error=error, errors=errors, status_code=status_code,
+                  sms_alphabet=SMS_ALPHABET)
 
 
 # The live counter on Send SMS (static/sms_counter.js) counts with the server's own alphabet and limits
@@ -355,8 +427,18 @@ def send(request: Request, user: WebUser = Depends(current_user), form: FormData
     values = {"to": forms.text(form, "to", limit=40), "body": body,
               "on_behalf_of": forms.text(form, "on_behalf_of", limit=40)}
     try:
-        data = forms.validated(s.MessageCreate, to=values["to"], body=body,
-                               on_behalf_of_user_id=values["on_behalf_of"] or None)
+        errors: dict[str, str] = {}
+        if not values["to"]:
+            errors["to"] = "Enter the phone number to send to, like +61400000000."
+        if not body.strip():
+            errors["body"] = "Type the message to send."
+        data, schema = forms.schema_errors(s.MessageCreate, {
+            "to": values["to"], "body": body, "on_behalf_of_user_id": values["on_behalf_of"] or None},
+            fields={"on_behalf_of_user_id": "on_behalf_of"}, labels={"on_behalf_of": "On behalf of"})
+        for name, message in schema.items():
+            errors.setdefault(name, message)
+        if errors:
+            raise FieldErrors(errors)
 
         def send_once(session) -> once.Done:
             message = sms.send_message(session, data, actor=user.actor)
@@ -375,7 +457,10 @@ def send(request: Request, user: WebUser = Depends(current_user), form: FormData
                                                     "outbox below.", first=first_answer)
         return once.run(request, user, form, send_once)
     except CreditdeskError as exc:
-        return _messages_page(request, user, values, error=exc.message,
+        errors = errors_of(exc) if isinstance(exc, FieldErrors) else forms.placed(exc, {
+            "message_too_long": "body", "not_found": "on_behalf_of"}, words={
+            "not_found": "Choose whom the message is sent for from the list, or Myself."})
+        return _messages_page(request, user, values, errors=errors,
                               status_code=403 if isinstance(exc, NotPermitted) else 422)
 
 
@@ -394,6 +479,6 @@ def sms_settings(request: Request, user: WebUser = Depends(current_user), form: 
         if exc.code == "mode_change_unconfirmed":  # say what the change does and leaves, then ask
             return render(request, "sms_mode_confirm.html", nav="settings", mode=data.credit_mode,
                           question=exc.message.rsplit(" Confirm the change", 1)[0], left=exc.details)
-        return redirect(request, "/settings", flash=exc.message, level="error")
+        return redirect(request, "/settings", flash=forms.plain(exc.message), level="error")
     label = "individual user" if data.credit_mode == "individual" else "shared office"
     return redirect(request, "/settings", flash=f"SMS credit mode: {label} SMS credits.")
