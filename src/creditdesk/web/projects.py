@@ -16,6 +16,7 @@ from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties.models import Customer, Office
 from creditdesk.repository import get_in_workspace
 from creditdesk.web import forms, once, repository
+from creditdesk.web.catalog import FieldErrors, errors_of
 from creditdesk.web.core import (
     WebRoute,
     WebUser,
@@ -50,18 +51,39 @@ def projects(request: Request, user: WebUser = Depends(current_user)):
                   q=q, office_id=office_id, offices=offices, office_names=office_names)
 
 
-def _project_form(request: Request, user: WebUser, values: dict, *, error: str | None = None,
+def _project_form(request: Request, user: WebUser, values: dict, *, errors: dict | None = None,
                   status_code: int = 200) -> HTMLResponse:
     with reading(db_of(request)) as session:
         offices = repository.offices_by_customer(session, user.workspace_id)
         people = repository.users_for_select(session, user.workspace_id)
+    errors = dict(errors or {})
+    error = errors.pop("", None) or ("Nothing was created: correct the fields marked below." if errors else None)
     return render(request, "project_new.html", nav="projects", values=values, offices=offices, people=people,
-                  error=error, status_code=status_code)
+                  error=error, errors=errors, status_code=status_code)
+
+
+def _project_request(values: dict) -> s.ProjectCreate:
+    """The new project form read field by field: every problem next to its field, all at once."""
+    errors: dict[str, str] = {}
+    if not values["name"]:
+        errors["name"] = "Give the project a name."
+    if not values["office_id"]:
+        errors["office_id"] = "Choose the office the project is for."
+    data, schema = forms.schema_errors(s.ProjectCreate, values, labels={"office_id": "Office",
+                                                                       "contact_ids": "Project contacts"})
+    for name, message in schema.items():
+        errors.setdefault(name, message)
+    if errors:
+        raise FieldErrors(errors)
+    return data
 
 
 @fixed.get("/projects/new", response_class=HTMLResponse)
 def new_project_form(request: Request, user: WebUser = Depends(current_user)):
-    governance.require_consume(user.actor)
+    try:
+        governance.require_consume(user.actor)
+    except NotPermitted as exc:
+        raise forms.worded(exc) from None
     return _project_form(request, user, {"office_id": request.query_params.get("office_id", "")[:40],
                                          "contact_ids": []})
 
@@ -71,17 +93,24 @@ def new_project(request: Request, user: WebUser = Depends(current_user), form: F
     values = {"name": forms.text(form, "name", limit=300), "office_id": forms.text(form, "office_id", limit=40),
               "contact_ids": [str(v)[:40] for v in form.getlist("contact_ids")][:200]}
     try:
-        data = forms.validated(s.ProjectCreate, **values)
+        data = _project_request(values)
         project = db_of(request).write(lambda session: create_project(session, data, actor=user.actor))
-    except NotPermitted:
-        raise
+    except NotPermitted as exc:
+        raise forms.worded(exc) from None
     except CreditdeskError as exc:
-        return _project_form(request, user, values, error=exc.message, status_code=422)
+        if isinstance(exc, FieldErrors):
+            errors = errors_of(exc)
+        elif exc.code == "not_found":  # an office or a contact that is not (or no longer) in this workspace
+            errors = {"contact_ids" if exc.details.get("object_id") in values["contact_ids"] else "office_id":
+                      "Choose from the list: this one is not in the workspace (any more)."}
+        else:
+            errors = forms.placed(exc)
+        return _project_form(request, user, values, errors=errors, status_code=422)
     return redirect(request, f"/projects/{project.id}", flash=f"Created project {project.name}.")
 
 
 def _project_view(request: Request, user: WebUser, project_id: str, *, credit_type: str | None,
-                  product_code: str | None, consume_values: dict | None = None, error: str | None = None,
+                  product_code: str | None, consume_values: dict | None = None, errors: dict | None = None,
                   status_code: int = 200) -> HTMLResponse:
     with reading(db_of(request)) as session:
         project = get_in_workspace(session, Project, user.workspace_id, project_id)
@@ -127,11 +156,13 @@ def _project_view(request: Request, user: WebUser, project_id: str, *, credit_ty
         pack_names = repository.names(session, user.workspace_id, Pack,
                                       {line.pack_id for r in consumption_rows for line in r["c"].lines})
     scale = types[credit_type].scale if credit_type in types else 0
+    errors = dict(errors or {})
+    error = errors.pop("", None) or ("Nothing was consumed: correct the fields marked below." if errors else None)
     return render(request, "project.html", nav="projects", project=project, office=office, customer=customer,
                   contacts=[(cid, names.get("user", cid)) for cid in contacts], types=types,
                   credit_type=credit_type, product_code=product_code or "", result=result, eligible=eligible,
                   misses=misses, scale=scale, consumptions=consumption_rows, pack_names=pack_names,
-                  consume=consume_values or {}, error=error, status_code=status_code)
+                  consume=consume_values or {}, error=error, errors=errors, status_code=status_code)
 
 
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
@@ -139,6 +170,34 @@ def project_page(project_id: str, request: Request, user: WebUser = Depends(curr
     params = request.query_params
     return _project_view(request, user, project_id, credit_type=(params.get("credit_type") or "")[:40] or None,
                          product_code=(params.get("product_code") or "").strip()[:100] or None)
+
+
+def _consume_request(project_id: str, values: dict, types: dict) -> s.ConsumeRequest:
+    """The consume form read field by field: every problem next to its field, all at once (the credit type and
+    product come from the choice above the form: a problem with them is said at the top)."""
+    errors: dict[str, str] = {}
+    credit_type = values["credit_type"]
+    amount = None
+    if credit_type not in types:
+        errors[""] = "Choose a credit type above and press Show, then consume."
+    if not values["amount"]:
+        errors["amount"] = "Enter the amount to consume."
+    elif credit_type in types:
+        try:
+            amount = parse_amount(values["amount"], types[credit_type].scale, label="Amount")
+        except InvalidInput as exc:
+            errors["amount"] = exc.message
+    data, schema = forms.schema_errors(s.ConsumeRequest, {
+        "context": {"kind": "project", "id": project_id}, "credit_type": credit_type or "-",
+        "amount": amount if amount is not None else 1, "product_code": values["product_code"] or None,
+        "reference": {"kind": "project", "id": project_id}, "allow_partial": values["allow_partial"] == "yes"},
+        fields={"amount": "amount", "context": "", "credit_type": "", "product_code": "", "reference": "",
+                "allow_partial": ""})
+    for name, message in schema.items():
+        errors.setdefault(name, message)
+    if errors:
+        raise FieldErrors(errors)
+    return data
 
 
 @router.post("/projects/{project_id}/consume", response_class=HTMLResponse)
@@ -152,14 +211,8 @@ def consume(project_id: str, request: Request, user: WebUser = Depends(current_u
         with reading(db) as session:
             get_in_workspace(session, Project, user.workspace_id, project_id)
             types = credit_types(session, user.actor)
-        if credit_type not in types:
-            raise InvalidInput("Choose a credit type.", code="credit_type_required")
+        data = _consume_request(project_id, values, types)
         scale = types[credit_type].scale
-        amount = parse_amount(values["amount"], scale, label="Amount")
-        data = forms.validated(s.ConsumeRequest, context={"kind": "project", "id": project_id},
-                               credit_type=credit_type, amount=amount, product_code=product_code,
-                               reference={"kind": "project", "id": project_id},
-                               allow_partial=values["allow_partial"] == "yes")
         query = f"?credit_type={credit_type}" + (f"&product_code={product_code}" if product_code else "")
 
         def consume_once(session) -> once.Done:
@@ -174,14 +227,18 @@ def consume(project_id: str, request: Request, user: WebUser = Depends(current_u
             return once.Done(f"/projects/{project_id}{query}",
                              flash=f"Consumed {consumed} {credit_type}{partial}, from {paid_by}.")
         return once.run(request, user, form, consume_once)
-    except NotPermitted:
-        raise
+    except NotPermitted as exc:
+        raise forms.worded(exc) from None
     except CreditdeskError as exc:
         if exc.http_status == 404:
             raise
-        message = exc.message
-        if exc.code == "insufficient_credits" and "available" in exc.details and credit_type in types:
-            message = (f"Not enough {credit_type}: {fmt_amount(exc.details['available'], types[credit_type].scale)} "
-                       f"available for this project, {values['amount']} requested. Nothing was consumed.")
+        if isinstance(exc, FieldErrors):
+            errors = errors_of(exc)
+        elif exc.code == "insufficient_credits" and "available" in exc.details and credit_type in types:
+            errors = {"amount": f"Not enough {credit_type}: "
+                                f"{fmt_amount(exc.details['available'], types[credit_type].scale)} available for "
+                                f"this project, {values['amount']} requested. Nothing was consumed."}
+        else:
+            errors = forms.placed(exc, {"insufficient_credits": "amount"}, fields={"amount": "amount"})
         return _project_view(request, user, project_id, credit_type=credit_type, product_code=product_code,
-                             consume_values=values, error=message, status_code=409 if exc.http_status == 409 else 422)
+                             consume_values=values, errors=errors, status_code=409 if exc.http_status == 409 else 422)
