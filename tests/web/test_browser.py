@@ -311,8 +311,9 @@ def test_project_why_not_and_consume(page):
     # Too much: nothing is consumed and the form says why.
     page.get_by_label("Amount (hours)").fill("5000")
     page.get_by_role("button", name="Consume").click()
-    expect(page.locator("#consume .flash.error")).to_contain_text("Not enough hours")
     expect(page.locator("#consume .flash.error")).to_contain_text("Nothing was consumed")
+    expect(page.locator("#consume #err-amount")).to_contain_text("Not enough hours")
+    expect(page.get_by_label("Amount (hours)")).to_have_attribute("aria-invalid", "true")
 
 
 def test_grant_a_pack(page):

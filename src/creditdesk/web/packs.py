@@ -398,41 +398,72 @@ def edit_pack(pack_id: str, request: Request, user: WebUser = Depends(current_us
 
 # --- change holder and void (with a confirmation that says what will happen) -----------------------
 
+# Where the service's refusals of a change of holder go on the form (by their code); the rest at the top.
+CHANGE_HOLDER_FIELDS = {"not_found": "holder", "same_holder": "holder", "holder_id_required": "holder",
+                        "recipient_cannot_send_sms": "holder", "invalid_sms_account": "holder",
+                        "holder_required": "holder"}
+
+
+def _with_message(errors: dict[str, str], fallback: str) -> tuple[str | None, dict[str, str]]:
+    """The top message of a form and the messages of its fields."""
+    errors = dict(errors)
+    return errors.pop("", None) or (fallback if errors else None), errors
+
+
 @router.get("/packs/{pack_id}/change-holder", response_class=HTMLResponse)
 def change_holder_form(pack_id: str, request: Request, user: WebUser = Depends(current_user)):
-    governance.require_manage_packs(user.actor, "change a pack's holder")
+    try:
+        governance.require_manage_packs(user.actor, "change a pack's holder")
+    except NotPermitted as exc:
+        raise forms.worded(exc) from None
     with reading(db_of(request)) as session:
         pack, account = _load_pack(session, user, pack_id)
         row = pack_rows(session, user.actor, [(pack, account)])[0]
         choices = holder_choices(session, user.workspace_id)
     return render(request, "change_holder.html", nav="credits", row=row, choices=choices, confirm=None,
-                  error=None, selected="", reason="")
+                  error=None, errors={}, selected="", reason="")
 
 
 @router.post("/packs/{pack_id}/change-holder", response_class=HTMLResponse)
 def change_holder(pack_id: str, request: Request, user: WebUser = Depends(current_user),
                   form: FormData = Depends(csrf_form)):
-    governance.require_manage_packs(user.actor, "change a pack's holder")
+    try:
+        governance.require_manage_packs(user.actor, "change a pack's holder")
+    except NotPermitted as exc:
+        raise forms.worded(exc) from None
     earlier = once.answered(request, user, form)  # this form (either step) was already done
     if earlier is not None:
         return earlier
     db = db_of(request)
     selected, reason = forms.text(form, "holder", limit=100), forms.text(form, "reason", limit=2000)
     confirmed = forms.text(form, "confirm") == "yes"
-    error = None
+    errors: dict[str, str] = {}
+    data = target = None
+    words = {"not_found": "Choose the new holder from the list.", "holder_required": "Choose the new holder."}
     with reading(db) as session:
         pack, account = _load_pack(session, user, pack_id)
         row = pack_rows(session, user.actor, [(pack, account)])[0]
         choices = holder_choices(session, user.workspace_id)
+        # Every field checked before answering: the holder, then the schema (the reason's length).
         try:
             kind, holder_id = forms.holder_value(selected)
-            data = forms.validated(s.ChangeHolder, holder={"kind": kind, "id": holder_id}, reason=reason)
-            target = Names(session, user.workspace_id).holder(kind, holder_id or user.workspace_id)
-            packs.resolve_holder(session, user.workspace_id, kind, holder_id)
-        except CreditdeskError as exc:
-            if isinstance(exc, NotPermitted):
-                raise
-            error, data, target = exc.message, None, None
+        except InvalidInput as exc:
+            kind, holder_id = None, None
+            errors.update(forms.placed(exc, CHANGE_HOLDER_FIELDS, words=words))
+        data, schema = forms.schema_errors(s.ChangeHolder, {
+            "holder": {"kind": kind or "workspace", "id": holder_id}, "reason": reason}, fields={"holder": "holder"})
+        for name, message in schema.items():
+            errors.setdefault(name, message)
+        if not errors:
+            try:
+                target = Names(session, user.workspace_id).holder(kind, holder_id or user.workspace_id)
+                packs.resolve_holder(session, user.workspace_id, kind, holder_id)
+            except NotPermitted as exc:
+                raise forms.worded(exc) from None
+            except CreditdeskError as exc:
+                errors.update(forms.placed(exc, CHANGE_HOLDER_FIELDS, words=words))
+        if errors:
+            data = target = None
     if data is not None and confirmed:
         def move(session) -> once.Done:
             moved = transfers.change_holder(session, pack_id, data, actor=user.actor)
@@ -443,14 +474,15 @@ def change_holder(pack_id: str, request: Request, user: WebUser = Depends(curren
                                    f"new pack now; the original keeps its history.")
         try:
             return once.run(request, user, form, move)
-        except NotPermitted:
-            raise
+        except NotPermitted as exc:
+            raise forms.worded(exc) from None
         except CreditdeskError as exc:
-            error = exc.message
+            errors = forms.placed(exc, CHANGE_HOLDER_FIELDS, words=words)
+    error, errors = _with_message(errors, "Nothing was moved: correct the fields marked below.")
     # The confirmation carries the key of the form it confirms.
     return render(request, "change_holder.html", nav="credits", row=row, choices=choices,
-                  confirm=target if error is None else None, error=error, selected=selected, reason=reason,
-                  once_key=once.key_of(form), status_code=200 if error is None else 422)
+                  confirm=target if not error else None, error=error, errors=errors, selected=selected,
+                  reason=reason, once_key=once.key_of(form), status_code=200 if not error else 422)
 
 
 @router.post("/packs/{pack_id}/void", response_class=HTMLResponse)
@@ -459,16 +491,19 @@ def void_pack(pack_id: str, request: Request, user: WebUser = Depends(current_us
     db = db_of(request)
     reason = forms.text(form, "reason", limit=2000)
     confirmed = forms.text(form, "confirm") == "yes"
-    governance.require_manage_packs(user.actor, "void packs")
+    try:
+        governance.require_manage_packs(user.actor, "void packs")
+    except NotPermitted as exc:
+        raise forms.worded(exc) from None
     earlier = once.answered(request, user, form)  # this form (either step) was already done
     if earlier is not None:
         return earlier
     with reading(db) as session:
         pack, account = _load_pack(session, user, pack_id)
         row = pack_rows(session, user.actor, [(pack, account)])[0]
-    error = None
+    errors: dict[str, str] = {}
     if not reason:
-        error = "Give the reason for voiding: it is kept in the pack's history and the activity log."
+        errors["reason"] = "Give the reason for voiding: it is kept in the pack's history and the activity log."
     elif confirmed:
         def void(session) -> once.Done:
             packs.void_pack(session, pack_id, s.VoidPack(reason=reason), actor=user.actor)
@@ -477,13 +512,14 @@ def void_pack(pack_id: str, request: Request, user: WebUser = Depends(current_us
                                    f"{row.view.credit_type} went to breakage.")
         try:
             return once.run(request, user, form, void)
-        except NotPermitted:
-            raise
+        except NotPermitted as exc:
+            raise forms.worded(exc) from None
         except CreditdeskError as exc:
-            error = exc.message
+            errors = forms.placed(exc, fields={"reason": "reason"})
+    error, errors = _with_message(errors, "Nothing was voided: correct the fields marked below.")
     # The confirmation carries the key of the form it confirms.
-    return render(request, "void.html", nav="credits", row=row, reason=reason, error=error,
-                  once_key=once.key_of(form), status_code=200 if error is None else 422)
+    return render(request, "void.html", nav="credits", row=row, reason=reason, error=error, errors=errors,
+                  once_key=once.key_of(form), status_code=200 if not error else 422)
 
 
 # --- grant a pack ----------------------------------------------------------------------------------
