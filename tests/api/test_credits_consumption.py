@@ -265,7 +265,7 @@ def test_consumptions_list_and_filters(world, db, workspace):
     ({"pack_id": "pack_x"}, 422, "unknown_field"),
     ({"workspace_id": "ws_x"}, 422, "unknown_field"),
     ({"context": {"kind": "project", "id": "prj_nope"}}, 404, "not_found"),
-    ({"context": {"kind": "project"}}, 404, "not_found"),
+    ({"context": {"kind": "project"}}, 422, "context_id_required"),
     ({"context": {"kind": "galaxy", "id": "x"}}, 422, "validation_error"),
 ])
 def test_bad_consumptions_answer_a_stable_code_and_write_nothing(world, db, workspace, change, status, code):

@@ -355,3 +355,14 @@ def test_openapi_lists_every_credits_path_and_is_consistent(client):
     pack_create = doc["components"]["schemas"]["PackCreate"]
     assert pack_create.get("additionalProperties") is False
     assert not {"remaining", "status", "workspace_id", "ledger_account_id"} & set(pack_create["properties"])
+
+
+def test_eligibility_without_the_contexts_id_says_so(world, db, workspace):
+    """Every context but the workspace names its object; a missing id is a 422 naming the field, not a 404 for
+    the project ''."""
+    for kind in ("project", "user", "office", "customer"):
+        body = problem(world.api.get("/v1/eligibility", {"context_kind": kind}, status=None), 422,
+                       "context_id_required")
+        assert body["field"] == "context_id" and kind in body["detail"], body
+    whole = world.api.get("/v1/eligibility", {"context_kind": "workspace", "credit_type": "credits"})
+    assert whole.status_code == 200 and whole.json()["context"]["kind"] == "workspace"

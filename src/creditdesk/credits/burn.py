@@ -16,6 +16,7 @@ from creditdesk.credits.models import CreditType, Pack, Project
 from creditdesk.credits.packs import HolderRef, resolve_holder
 from creditdesk.credits.projects import project_contact_ids
 from creditdesk.credits.repository import Candidate
+from creditdesk.errors import InvalidInput
 from creditdesk.ledger import service as ledger
 from creditdesk.parties.models import Customer, Office, User
 from creditdesk.repository import get_in_workspace
@@ -35,6 +36,9 @@ class ResolvedContext:
 def resolve_context(session: Session, workspace_id: str, kind: str, context_id: str | None) -> ResolvedContext:
     """Whose packs may pay: a project (its office and its contacts), a user, an office, a customer
     (the customer's own packs and its offices'), or the workspace pool."""
+    if kind != "workspace" and not context_id:
+        raise InvalidInput(f"Say which {kind}: an id is required for every context but the workspace.",
+                           code="context_id_required", field="context_id")
     if kind == "project":
         project = get_in_workspace(session, Project, workspace_id, context_id or "")
         office = session.get(Office, project.office_id)
