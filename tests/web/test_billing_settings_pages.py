@@ -10,7 +10,7 @@ import re
 from sqlalchemy import func, select
 
 from creditdesk.billing import settings
-from creditdesk.billing.models import BillingSettings, ConversionRate
+from creditdesk.billing.models import ConversionRate
 from creditdesk.parties.models import Workspace
 from tests.billing.factories import configure
 from tests.parties.factories import master_actor
@@ -41,7 +41,8 @@ def error_of(html: str, name: str) -> str | None:
         return None
     field = re.search(rf'<(input|select|textarea)[^>]*name="{name}"[^>]*>', html)
     assert field, f"no field {name}"
-    assert 'aria-invalid="true"' in field.group(0) and f'aria-describedby="err-{name}"' in field.group(0), field.group(0)
+    tag = field.group(0)
+    assert 'aria-invalid="true"' in tag and f'aria-describedby="err-{name}"' in tag, tag
     return match.group(1)
 
 
@@ -100,9 +101,9 @@ def test_a_master_sets_everything_from_the_page(web, db, world):
     no_raw_wording(forged.text)
     assert stored(db, world.workspace_id) == before
     # Seller details: on invoices and receipts.
-    seller = post_form(client, f"{PAGE}/seller", {"seller_name": "Widget Pty Ltd", "seller_address": "1 Main St\nSydney",
-                                                  "seller_tax_id": "ABN 1", "seller_email": "billing@widget.example"},
-                       page=PAGE)
+    seller = post_form(client, f"{PAGE}/seller", {
+        "seller_name": "Widget Pty Ltd", "seller_address": "1 Main St\nSydney", "seller_tax_id": "ABN 1",
+        "seller_email": "billing@widget.example"}, page=PAGE)
     assert seller.status_code == 303, seller.text
     assert stored(db, world.workspace_id)[1] == {"name": "Widget Pty Ltd", "address": "1 Main St\nSydney",
                                                  "tax_id": "ABN 1", "email": "billing@widget.example"}
@@ -160,7 +161,8 @@ def test_the_api_and_the_page_agree_on_who(web, app, db, world):
 
     with TestClient(app) as api:
         body = {"default_currency": "AUD"}
-        manager = api.patch("/v1/billing/settings", json=body, headers={"Authorization": f"Bearer {secrets_['manager']}"})
+        manager = api.patch("/v1/billing/settings", json=body,
+                            headers={"Authorization": f"Bearer {secrets_['manager']}"})
         assert manager.status_code == 403
         master = api.patch("/v1/billing/settings", json=body, headers={"Authorization": f"Bearer {secrets_['master']}"})
         assert master.status_code == 200

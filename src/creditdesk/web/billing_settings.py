@@ -73,7 +73,8 @@ def _settings_values(row: BillingSettings | None) -> dict:
     if row is None:
         return {"default_currency": "", "multi_currency": False, "enabled_currencies": "",
                 "credit_period_days": str(settings.DEFAULT_CREDIT_PERIOD_DAYS),
-                "min_days": str(settings.DEFAULT_CREDIT_PERIOD_DAYS), "max_days": str(settings.DEFAULT_CREDIT_PERIOD_DAYS),
+                "min_days": str(settings.DEFAULT_CREDIT_PERIOD_DAYS),
+                "max_days": str(settings.DEFAULT_CREDIT_PERIOD_DAYS),
                 "period_frequency": "", "period_start": ""}
     return {"default_currency": row.default_currency, "multi_currency": row.multi_currency,
             "enabled_currencies": ", ".join(row.enabled_currencies or []),

@@ -17,7 +17,7 @@ from creditdesk.billing import accounts, addresses, credit_control, settings
 from creditdesk.billing import schemas as bs
 from creditdesk.billing.models import BillingAccount, CustomerAddress
 from creditdesk.csvexport import response as csv_response
-from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
+from creditdesk.errors import CreditdeskError, InvalidInput, NotFound, NotPermitted
 from creditdesk.parties import service as parties
 from creditdesk.parties.models import Customer
 from creditdesk.repository import get_in_workspace
@@ -68,17 +68,29 @@ def _plain(exc: CreditdeskError) -> str | None:
         return "Type the country's two-letter code, like AU, NZ or GB."
     if exc.code == "unknown_currency":
         return "Type a currency code, like AUD, EUR or USD."
+    if exc.code == "gateway_not_configured":
+        return "Card payments are not set up on this server yet: whoever runs creditdesk configures the gateway."
     if exc.code == "billing_settings_required":
         return "No account can be opened yet: the billing settings come first (see the message above)."
     return None
 
 
-def form_errors(exc: CreditdeskError, *, fields: dict[str, str] | None = None) -> dict[str, str]:
+def form_errors(exc: CreditdeskError, *, fields: dict[str, str] | None = None, values: dict | None = None,
+                labels: dict[str, str] | None = None, by_code: dict[str, str] | None = None) -> dict[str, str]:
     """Where each message of a refused form goes: a form's own problems as they are; a service's refusal next
-    to the field it names (called as in `fields` when the form names it otherwise), in plain words."""
+    to the field it names (called as in `fields` when the form names it otherwise; by its code in `by_code`
+    when it names none), in plain words. A "not found" about a value the form chose (in `values`) goes next to
+    that field; any other is raised (404)."""
     if isinstance(exc, FieldErrors):
         return exc.errors
+    if isinstance(exc, NotFound):
+        for name, value in (values or {}).items():
+            if value and value == exc.details.get("object_id"):
+                label = (labels or {}).get(name) or forms.label_of([name])
+                return {name: f"{label}: it no longer exists; choose one from the list."}
+        raise exc
     [(field, message)] = errors_of(exc).items()
+    field = field or (by_code or {}).get(exc.code, "")  # a refusal about one field that does not name it
     return {(fields or {}).get(field, field): _plain(exc) or message}
 
 
@@ -112,7 +124,8 @@ class Problems:
         except ValidationError as exc:
             for err in exc.errors():
                 loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
-                name = (where or {}).get(loc[0], loc[0]) if loc else ""
+                where = where or {}
+                name = (where.get(".".join(loc)) or where.get(loc[0]) or loc[0]) if loc else ""
                 self.add(name, forms.sentence(err, self.labels.get(name) or forms.label_of(loc)))
             return None
 
@@ -278,6 +291,13 @@ def statement_references(session, workspace_id: str, lines) -> dict[tuple[str, s
 
 @router.get("/accounts/{account_id}", response_class=HTMLResponse)
 def account_page(account_id: str, request: Request, user: WebUser = Depends(current_user)):
+    return render_account(request, user, account_id)
+
+
+def render_account(request: Request, user: WebUser, account_id: str, *, form: str | None = None,
+                   values: dict | None = None, errors: dict | None = None, status_code: int = 200) -> HTMLResponse:
+    """The account page; `form` names the form of one of its sections (wallet, assets) shown again with what
+    was typed (`values`) and every problem next to its field (`errors`)."""
     cursor = request.query_params.get("cursor") or None
     with reading(db_of(request)) as session:
         account = accounts.get_account(session, user.workspace_id, account_id)
@@ -304,7 +324,8 @@ def account_page(account_id: str, request: Request, user: WebUser = Depends(curr
     return render(request, "account.html", nav="finance", account=account, customer=customer,
                   address=addresses.one_line(address), balance=balance, outstanding=outstanding, lines=lines,
                   next_cursor=next_cursor, billing=billing, may_edit=may_open_accounts(user), references=references,
-                  statement_kinds=KIND_LABELS,
+                  statement_kinds=KIND_LABELS, form_values={form: values or {}} if form else {},
+                  form_errors={form: errors or {}} if form else {}, status_code=status_code,
                   **sections, **credit)
 
 
