@@ -142,6 +142,8 @@ def _purchase_page(request: Request, user: WebUser, values: dict, *, errors: dic
     rows, settings, _ = _accounts(request, user)
     options = [(_key(r), _name(r)) for r in rows if "purchase" in r.actions]
     errors = dict(errors or {})
+    if not options and errors:  # no form to show them next to (nobody to buy for): all at the top
+        errors = {"": " ".join(errors.values())}
     error = errors.pop("", None) or ("Nothing was bought: correct the fields marked below." if errors else None)
     return render(request, "sms_purchase.html", nav="sms", values=values, options=options, settings=settings,
                   price=_money(settings.unit_price, settings.currency), error=error, errors=errors,
