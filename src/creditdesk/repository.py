@@ -1,7 +1,9 @@
-"""Lookups shared by every domain: a row of this workspace by id, or NotFound."""
+"""Lookups shared by every domain: a row of this workspace by id (or NotFound); a column equal to one of
+several values."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -10,6 +12,12 @@ from sqlalchemy.orm import Session
 from creditdesk.errors import NotFound
 
 M = TypeVar("M")
+
+
+def one_of(column, value: str | Sequence[str]):
+    """`column` equal to `value`, or to any of several values: a list filter's `status` may be given
+    once (the back office) or as several values (the API: `?status=a,b`)."""
+    return column.in_([value] if isinstance(value, str) else list(value))
 
 
 def get_in_workspace(session: Session, model: type[M], workspace_id: str, object_id: str, *,

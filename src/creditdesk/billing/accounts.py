@@ -11,7 +11,7 @@ transaction; its money is only ever there (see billing.postings)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -30,7 +30,7 @@ from creditdesk.ledger.models import POST_PENDING, POSTED, LedgerTransfer
 from creditdesk.pagination import Page, paginate
 from creditdesk.parties.models import Customer
 from creditdesk.parties.service import require_manager
-from creditdesk.repository import get_in_workspace
+from creditdesk.repository import get_in_workspace, one_of
 
 NUMBER_PREFIX = "ACC-"
 LEDGER_CODE = "billing_account"
@@ -138,7 +138,7 @@ def update_account(session: Session, account_id: str, data: schemas.AccountUpdat
 
 
 def list_accounts(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
-                  customer_id: str | None = None, status: str | None = None,
+                  customer_id: str | None = None, status: str | Sequence[str] | None = None,
                   currency: str | None = None, credit_limit_status: str | None = None) -> Page[BillingAccount]:
     stmt = select(BillingAccount).where(BillingAccount.workspace_id == actor.workspace_id)
     if credit_limit_status:
@@ -148,7 +148,7 @@ def list_accounts(session: Session, *, actor: Actor, limit: int | None = None, c
     if customer_id:
         stmt = stmt.where(BillingAccount.customer_id == customer_id)
     if status:
-        stmt = stmt.where(BillingAccount.status == status)
+        stmt = stmt.where(one_of(BillingAccount.status, status))
     if currency:
         stmt = stmt.where(BillingAccount.currency == currency.upper())
     return paginate(session, stmt, id_column=BillingAccount.id, limit=limit, cursor=cursor)

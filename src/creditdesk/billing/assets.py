@@ -12,6 +12,8 @@ user reads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -27,6 +29,7 @@ from creditdesk.errors import Conflict, InvalidInput, NotFound
 from creditdesk.ids import new_id
 from creditdesk.pagination import Page, paginate
 from creditdesk.parties.service import require_manager
+from creditdesk.repository import one_of
 
 PHYSICAL = "physical_good"
 
@@ -176,7 +179,8 @@ def history(session: Session, asset: Asset) -> list[AssetEvent]:
     return list(session.scalars(select(AssetEvent).where(AssetEvent.asset_id == asset.id).order_by(AssetEvent.id)))
 
 
-def list_assets(session: Session, *, actor: Actor, account_id: str | None = None, status: str | None = None,
+def list_assets(session: Session, *, actor: Actor, account_id: str | None = None,
+                status: str | Sequence[str] | None = None,
                 owned_before_by: str | None = None, limit: int | None = None, cursor: str | None = None) -> Page:
     """Assets of the workspace; `account_id`: its current assets; `owned_before_by`: the assets an account
     transferred or returned (its asset history)."""
@@ -188,7 +192,7 @@ def list_assets(session: Session, *, actor: Actor, account_id: str | None = None
             AssetEvent.workspace_id == actor.workspace_id, AssetEvent.from_account_id == owned_before_by)),
             or_(Asset.account_id != owned_before_by, Asset.status == "returned"))
     if status:
-        stmt = stmt.where(Asset.status == status)
+        stmt = stmt.where(one_of(Asset.status, status))
     return paginate(session, stmt, id_column=Asset.id, limit=limit, cursor=cursor)
 
 

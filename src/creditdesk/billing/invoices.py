@@ -23,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -47,7 +48,7 @@ from creditdesk.ids import new_id
 from creditdesk.ledger.batch import Reference
 from creditdesk.pagination import Page, paginate
 from creditdesk.parties.service import require_manager
-from creditdesk.repository import get_in_workspace
+from creditdesk.repository import get_in_workspace, one_of
 
 NUMBER_PREFIX = "INV-"
 LINE_REFERENCE = "invoice_line"
@@ -510,8 +511,8 @@ def void_invoice(session: Session, invoice_id: str, *, actor: Actor) -> Invoice:
 # --- reads ---
 
 def list_invoices(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
-                  status: str | None = None, account_id: str | None = None, customer_id: str | None = None,
-                  due_before: date | None = None, due_after: date | None = None,
+                  status: str | Sequence[str] | None = None, account_id: str | None = None,
+                  customer_id: str | None = None, due_before: date | None = None, due_after: date | None = None,
                   overdue: bool | None = None, bills_only: bool = False, subscription_id: str | None = None,
                   period_on: date | None = None) -> Page[Invoice]:
     """Newest first. `due_before`/`due_after` are inclusive; `overdue`: posted, not settled, past due.
@@ -613,8 +614,9 @@ def count_invoices(session: Session, *, actor: Actor, **filters) -> int:
 def _filtered(workspace_id: str, *, status=None, account_id=None, customer_id=None, due_before=None, due_after=None,
               overdue=None):
     stmt = select(Invoice).where(Invoice.workspace_id == workspace_id)
-    for column, value in ((Invoice.status, status), (Invoice.account_id, account_id),
-                          (Invoice.customer_id, customer_id)):
+    if status:
+        stmt = stmt.where(one_of(Invoice.status, status))
+    for column, value in ((Invoice.account_id, account_id), (Invoice.customer_id, customer_id)):
         if value:
             stmt = stmt.where(column == value)
     if due_before:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -49,7 +50,7 @@ from creditdesk.integrations import schemas as s
 from creditdesk.integrations.models import CrmIntegration, CrmMapping, CrmReviewItem
 from creditdesk.pagination import Page, paginate
 from creditdesk.parties.service import require_master
-from creditdesk.repository import get_in_workspace
+from creditdesk.repository import get_in_workspace, one_of
 
 SOURCE = "crm_deal"
 HUBSPOT = "hubspot"
@@ -414,11 +415,12 @@ def get_review_item(session: Session, workspace_id: str, item_id: str) -> CrmRev
     return get_in_workspace(session, CrmReviewItem, workspace_id, item_id, label="review item")
 
 
-def list_review_items(session: Session, *, actor: Actor, status: str | None = None, limit: int | None = None,
+def list_review_items(session: Session, *, actor: Actor, status: str | Sequence[str] | None = None,
+                      limit: int | None = None,
                       cursor: str | None = None) -> Page[CrmReviewItem]:
     stmt = select(CrmReviewItem).where(CrmReviewItem.workspace_id == actor.workspace_id)
     if status:
-        stmt = stmt.where(CrmReviewItem.status == status)
+        stmt = stmt.where(one_of(CrmReviewItem.status, status))
     return paginate(session, stmt, id_column=CrmReviewItem.id, limit=limit, cursor=cursor, descending=True)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -389,7 +390,7 @@ def complete_due(db: Database, *, workspace_id: str | None = None, batch_size: i
 
 def list_communications(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
                         customer_id: str | None = None, invoice_id: str | None = None,
-                        status: str | None = None) -> Page[Communication]:
+                        status: str | Sequence[str] | None = None) -> Page[Communication]:
     """Newest first. Every staff user of the workspace may read them."""
     stmt = select(Communication).where(Communication.workspace_id == actor.workspace_id)
     if customer_id:
@@ -397,10 +398,13 @@ def list_communications(session: Session, *, actor: Actor, limit: int | None = N
     if invoice_id:
         stmt = stmt.where(Communication.invoice_id == invoice_id)
     if status:
-        if status not in COMMUNICATION_STATUSES:
-            raise InvalidInput(f"Unknown status {status!r}; use one of {', '.join(COMMUNICATION_STATUSES)}.",
-                               code="unknown_communication_status", field="status")
-        stmt = stmt.where(Communication.status == status)
+        wanted = [status] if isinstance(status, str) else list(status)
+        unknown = [value for value in wanted if value not in COMMUNICATION_STATUSES]
+        if unknown:
+            raise InvalidInput(f"Unknown status {', '.join(map(repr, unknown))}; use one of "
+                               f"{', '.join(COMMUNICATION_STATUSES)}.", code="unknown_communication_status",
+                               field="status")
+        stmt = stmt.where(Communication.status.in_(wanted))
     return paginate(session, stmt, id_column=Communication.id, limit=limit, cursor=cursor, descending=True)
 
 

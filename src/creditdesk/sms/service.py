@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import and_, func, or_, select
@@ -48,7 +49,7 @@ from creditdesk.pagination import Page, paginate
 from creditdesk.parties.models import User, Workspace
 from creditdesk.parties import service as parties
 from creditdesk.parties.service import require_master
-from creditdesk.repository import get_in_workspace
+from creditdesk.repository import get_in_workspace, one_of
 from creditdesk.sms import payments, schemas
 from creditdesk.sms.models import SmsMessage, SmsPurchase
 from creditdesk.sms.segments import count_segments
@@ -404,14 +405,14 @@ def get_purchase(session: Session, purchase_id: str, *, actor: Actor) -> SmsPurc
 
 
 def list_purchases(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
-                   status: str | None = None) -> Page[SmsPurchase]:
+                   status: str | Sequence[str] | None = None) -> Page[SmsPurchase]:
     stmt = select(SmsPurchase).where(SmsPurchase.workspace_id == actor.workspace_id)
     scope = scope_of(session, actor)
     if scope.kind != "master":
         stmt = stmt.where(or_(SmsPurchase.actor_id == actor.user_id,
                               and_(SmsPurchase.for_kind == "user", SmsPurchase.for_id.in_(scope.user_ids))))
     if status:
-        stmt = stmt.where(SmsPurchase.status == status)
+        stmt = stmt.where(one_of(SmsPurchase.status, status))
     return paginate(session, stmt, id_column=SmsPurchase.id, limit=limit, cursor=cursor, descending=True)
 
 
@@ -640,7 +641,7 @@ def _message_filter(session: Session, actor: Actor):
 
 
 def list_messages(session: Session, *, actor: Actor, limit: int | None = None, cursor: str | None = None,
-                  status: str | None = None, sender_user_id: str | None = None) -> Page[SmsMessage]:
+                  status: str | Sequence[str] | None = None, sender_user_id: str | None = None) -> Page[SmsMessage]:
     """The outbox: messages the viewer may see (master: all; office managers: their offices' users';
     others: their own and those sent on their behalf), newest first."""
     stmt = select(SmsMessage).where(SmsMessage.workspace_id == actor.workspace_id)
@@ -648,7 +649,7 @@ def list_messages(session: Session, *, actor: Actor, limit: int | None = None, c
     if cond is not None:
         stmt = stmt.where(cond)
     if status:
-        stmt = stmt.where(SmsMessage.status == status)
+        stmt = stmt.where(one_of(SmsMessage.status, status))
     if sender_user_id:
         stmt = stmt.where(SmsMessage.sender_user_id == sender_user_id)
     return paginate(session, stmt, id_column=SmsMessage.id, limit=limit, cursor=cursor, descending=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
 from sqlalchemy import select
@@ -25,7 +25,7 @@ from creditdesk.audit import Actor, snapshot
 from creditdesk.errors import Conflict, NotFound, NotPermitted
 from creditdesk.ids import new_id
 from creditdesk.pagination import Page, paginate
-from creditdesk.repository import get_in_workspace
+from creditdesk.repository import get_in_workspace, one_of
 from creditdesk.webhooks import delivery
 from creditdesk.webhooks import schemas as s
 from creditdesk.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -245,7 +245,8 @@ def endpoint_of(session: Session, row: WebhookDelivery) -> WebhookEndpoint:
     return session.get(WebhookEndpoint, row.endpoint_id)
 
 
-def list_deliveries(session: Session, *, actor: Actor, endpoint_id: str | None = None, status: str | None = None,
+def list_deliveries(session: Session, *, actor: Actor, endpoint_id: str | None = None,
+                    status: str | Sequence[str] | None = None,
                     event_type: str | None = None, limit: int | None = None, cursor: str | None = None
                     ) -> Page[WebhookDelivery]:
     """The delivery log, newest first."""
@@ -254,7 +255,7 @@ def list_deliveries(session: Session, *, actor: Actor, endpoint_id: str | None =
     if endpoint_id:
         stmt = stmt.where(WebhookDelivery.endpoint_id == endpoint_id)
     if status:
-        stmt = stmt.where(WebhookDelivery.status == status)
+        stmt = stmt.where(one_of(WebhookDelivery.status, status))
     if event_type:
         stmt = stmt.where(WebhookDelivery.event_type == event_type)
     return paginate(session, stmt, id_column=WebhookDelivery.id, limit=limit, cursor=cursor, descending=True)
