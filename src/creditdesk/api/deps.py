@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,10 +19,59 @@ from creditdesk.api.problems import PROBLEM_MEDIA_TYPE, error_problem
 from creditdesk.audit import Actor
 from creditdesk.db import Database
 from creditdesk.errors import Conflict, CreditdeskError, IdempotencyInProgress, InvalidInput, Unauthenticated
+from creditdesk.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from creditdesk.parties import service as parties
 from creditdesk.parties.key_usage import touch_api_key
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cdk_...`")
+
+# --- query and path parameters shared by many endpoints, described once (issue 17) ---
+
+Limit = Query(default=None, ge=1, le=MAX_LIMIT, description=(
+    f"How many items one page holds, from 1 to {MAX_LIMIT}; {DEFAULT_LIMIT} when omitted."))
+Cursor = Query(default=None, max_length=500, description=(
+    "Where the page starts: the `next_cursor` of the previous page, sent with the same filters and sort. "
+    "Omit it for the first page; the last page answers `next_cursor: null`. Cursors are keyset positions "
+    "signed by the server, so rows added meanwhile shift nothing; a cursor not made by this server "
+    "answers 400 invalid_cursor."))
+BARE_DATE = ("A bare date (`2026-01-15`) means the start of that day, UTC, as does an instant without an offset; "
+             "in a URL write an offset's `+` as `%2B` (`%2B02:00`), a bare `+` reads as a space (422).")
+
+
+def status_query(allowed: Sequence[str], *, what: str) -> Any:
+    """The `status` filter of a list: any of `allowed`, repeated or comma-separated (`statuses` reads it)."""
+    listed = ", ".join(f"`{v}`" for v in allowed[:-1]) + f" or `{allowed[-1]}`"
+    return Query(default=None, description=(
+        f"Only {what} in one of these statuses: {listed}. Give several by repeating the parameter "
+        f"(`status={allowed[0]}&status={allowed[1]}`) or separated by commas (`status={allowed[0]},{allowed[1]}`); "
+        f"omitted: every status. An unknown status answers 422 invalid_status."))
+
+
+def statuses(values: list[str] | None, allowed: Sequence[str]) -> list[str] | None:
+    """`status` given repeated (`?status=a&status=b`) or comma-separated (`?status=a,b`), or both."""
+    if not values:
+        return None
+    wanted = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    unknown = sorted(set(wanted) - set(allowed))
+    if unknown:
+        raise InvalidInput(f"Unknown status {', '.join(unknown)}: use one or more of {', '.join(allowed)}.",
+                           code="invalid_status", allowed=list(allowed))
+    return wanted or None
+
+
+def path_id(what: str, *, more: str = "") -> Any:
+    """A path parameter naming one object of the caller's workspace."""
+    return Annotated[str, Path(description=(
+        f"The id of the {what}, as its `id` field gives it{more}. Objects of other workspaces are not found "
+        f"(404)."))]
+
+
+AccountId = path_id("account", more=" (not its number, ACC-000001)")
+CustomerId = path_id("customer")
+InvoiceId = path_id("invoice", more=" (not its number, INV-000001)")
+PackId = path_id("pack")
+ProductRef = Annotated[str, Path(description=(
+    "The product's `id` or its `code`. Products of other workspaces are not found (404)."))]
 
 
 def get_db(request: Request) -> Database:

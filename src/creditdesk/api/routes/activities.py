@@ -3,25 +3,31 @@ completed, or cancelled); completing one bills its services on a posted invoice.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from typing import Annotated, get_args
+
+from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy.orm import Session
 
 from creditdesk.activities import schemas as s
 from creditdesk.activities import service as activities
-from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
+from creditdesk.api.deps import (Cursor, Limit, WriteContext, get_actor, read_session, status_query, statuses,
+                                 write_context)
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 
 router = APIRouter()
 
-Limit = Query(default=None, ge=1, le=500)
-Cursor = Query(default=None, max_length=500)
+ACTIVITY_STATUSES = get_args(s.ActivityStatus)
+ActivityTypeId = Annotated[str, Path(description="The id of the activity type, as its `id` field gives it.")]
+ActivityId = Annotated[str, Path(description="The id of the activity, as its `id` field gives it.")]
 
 
 # --- activity types ---
 
 @router.get("/activity-types", response_model=ListOf[s.ActivityTypeOut], tags=["activities"])
-def list_activity_types(limit: int | None = Limit, cursor: str | None = Cursor, active: bool | None = None,
+def list_activity_types(limit: int | None = Limit, cursor: str | None = Cursor,
+                        active: bool | None = Query(default=None, description=(
+                            "`true`: only types in use; `false`: only those switched off; omitted: both.")),
                         actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     page = activities.list_types(session, actor=actor, active=active, limit=limit, cursor=cursor)
     return list_of(page.items, page.next_cursor, lambda t: activities.type_out(session, t))
@@ -36,13 +42,13 @@ def create_activity_type(body: s.ActivityTypeCreate, ctx: WriteContext = Depends
 
 
 @router.get("/activity-types/{activity_type_id}", response_model=s.ActivityTypeOut, tags=["activities"])
-def get_activity_type(activity_type_id: str, actor: Actor = Depends(get_actor),
+def get_activity_type(activity_type_id: ActivityTypeId, actor: Actor = Depends(get_actor),
                       session: Session = Depends(read_session)):
     return activities.type_out(session, activities.get_type(session, actor.workspace_id, activity_type_id))
 
 
 @router.patch("/activity-types/{activity_type_id}", response_model=s.ActivityTypeOut, tags=["activities"])
-def update_activity_type(activity_type_id: str, body: s.ActivityTypeUpdate,
+def update_activity_type(activity_type_id: ActivityTypeId, body: s.ActivityTypeUpdate,
                          ctx: WriteContext = Depends(write_context)):
     """Masters and managers. Name, active, services (the code never changes)."""
     return ctx.run(lambda db, actor: activities.type_out(
@@ -53,19 +59,22 @@ def update_activity_type(activity_type_id: str, body: s.ActivityTypeUpdate,
 
 @router.get("/activities", response_model=ListOf[s.ActivityOut], tags=["activities"])
 def list_activities(limit: int | None = Limit, cursor: str | None = Cursor,
-                    customer_id: str | None = Query(default=None, max_length=40),
-                    assignee_user_id: str | None = Query(default=None, max_length=40),
-                    unit_id: str | None = Query(default=None, max_length=40,
-                                                description="The office or team it is assigned to."),
-                    type: str | None = Query(default=None, max_length=100, description="An activity type's code."),
-                    status: list[s.ActivityStatus] | None = Query(default=None, description="Repeatable."),
+                    customer_id: str | None = Query(default=None, max_length=40, description=(
+                        "Only the activities scheduled for this customer (its id).")),
+                    assignee_user_id: str | None = Query(default=None, max_length=40, description=(
+                        "Only the activities assigned to this user (its id).")),
+                    unit_id: str | None = Query(default=None, max_length=40, description=(
+                        "Only the activities assigned to this office or team (its id).")),
+                    type: str | None = Query(default=None, max_length=100, description=(
+                        "Only activities of this activity type, by its code or its id.")),
+                    status: list[str] | None = status_query(ACTIVITY_STATUSES, what="activities"),
                     overdue: bool = Query(default=False, description=(
                         "Only activities whose expected completion has passed, neither completed nor cancelled.")),
                     mine: bool = Query(default=False, description="Only activities assigned to the caller's user."),
                     actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     page = activities.list_activities(session, actor=actor, customer_id=customer_id,
                                       assignee_user_id=assignee_user_id, unit_id=unit_id, type=type,
-                                      status=list(status) if status else None, overdue=overdue, mine=mine,
+                                      status=statuses(status, ACTIVITY_STATUSES), overdue=overdue, mine=mine,
                                       limit=limit, cursor=cursor)
     return list_of(page.items, page.next_cursor, lambda a: activities.activity_out(session, a))
 
@@ -80,12 +89,12 @@ def schedule_activity(body: s.ActivityCreate, ctx: WriteContext = Depends(write_
 
 
 @router.get("/activities/{activity_id}", response_model=s.ActivityOut, tags=["activities"])
-def get_activity(activity_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def get_activity(activity_id: ActivityId, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     return activities.activity_out(session, activities.get_activity(session, actor.workspace_id, activity_id))
 
 
 @router.patch("/activities/{activity_id}", response_model=s.ActivityOut, tags=["activities"])
-def update_activity(activity_id: str, body: s.ActivityUpdate, ctx: WriteContext = Depends(write_context)):
+def update_activity(activity_id: ActivityId, body: s.ActivityUpdate, ctx: WriteContext = Depends(write_context)):
     """Masters and managers. Dates and assignment until it is completed or cancelled (409 activity_final);
     contact, link, account and services while it is open (409 activity_not_open)."""
     return ctx.run(lambda db, actor: activities.activity_out(
@@ -93,13 +102,13 @@ def update_activity(activity_id: str, body: s.ActivityUpdate, ctx: WriteContext 
 
 
 @router.post("/activities/{activity_id}/start", response_model=s.ActivityOut, tags=["activities"])
-def start_activity(activity_id: str, ctx: WriteContext = Depends(write_context)):
+def start_activity(activity_id: ActivityId, ctx: WriteContext = Depends(write_context)):
     """Masters, managers and the assigned user. open -> in_progress (409 invalid_transition otherwise)."""
     return ctx.run(lambda db, actor: activities.activity_out(db, activities.start(db, activity_id, actor=actor)))
 
 
 @router.post("/activities/{activity_id}/complete", response_model=s.ActivityOut, tags=["activities"])
-def complete_activity(activity_id: str, ctx: WriteContext = Depends(write_context)):
+def complete_activity(activity_id: ActivityId, ctx: WriteContext = Depends(write_context)):
     """Masters, managers and the assigned user. in_progress -> completed; its services are billed on an
     invoice of the activity's account (else the customer's only active one), posted at once: `invoice_id`.
     409 invalid_transition, no_account, account_ambiguous; a refusal of the invoice refuses the completion."""
@@ -107,7 +116,7 @@ def complete_activity(activity_id: str, ctx: WriteContext = Depends(write_contex
 
 
 @router.post("/activities/{activity_id}/cancel", response_model=s.ActivityOut, tags=["activities"])
-def cancel_activity(activity_id: str, body: s.ActivityCancel | None = None,
+def cancel_activity(activity_id: ActivityId, body: s.ActivityCancel | None = None,
                     ctx: WriteContext = Depends(write_context)):
     """Masters and managers. open or in_progress -> cancelled (final)."""
     return ctx.run(lambda db, actor: activities.activity_out(

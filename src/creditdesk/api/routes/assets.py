@@ -3,19 +3,23 @@ return to the warehouse. Goods bought on an invoice become assets when the invoi
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
+from creditdesk.api.deps import (Cursor, Limit, WriteContext, get_actor, read_session, status_query, statuses,
+                                 write_context)
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.billing import assets
 from creditdesk.billing import asset_schemas as s
 
 router = APIRouter()
+
+ASSET_STATUSES = ("active", "returned")
+AssetId = Annotated[str, Path(description="The id of the asset, as its `id` field gives it.")]
 
 
 class AssetsMoved(BaseModel):
@@ -25,21 +29,20 @@ class AssetsMoved(BaseModel):
 
 
 @router.get("/assets", response_model=ListOf[s.AssetOut], tags=["assets"])
-def list_assets(limit: int | None = Query(default=None, ge=1, le=500),
-                cursor: str | None = Query(default=None, max_length=500),
-                account_id: str | None = Query(default=None, max_length=40,
-                                               description="The account's current (active) assets."),
+def list_assets(limit: int | None = Limit, cursor: str | None = Cursor,
+                account_id: str | None = Query(default=None, max_length=40, description=(
+                    "Only this account's current assets (its id): those it owns now, active ones only.")),
                 owned_before_by: str | None = Query(default=None, max_length=40, description=(
-                    "The assets this account transferred away or returned: its asset history.")),
-                status: Literal["active", "returned"] | None = None,
+                    "Only the assets this account (its id) transferred away or returned: its asset history.")),
+                status: list[str] | None = status_query(ASSET_STATUSES, what="assets"),
                 actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     page = assets.list_assets(session, actor=actor, account_id=account_id, owned_before_by=owned_before_by,
-                              status=status, limit=limit, cursor=cursor)
+                              status=statuses(status, ASSET_STATUSES), limit=limit, cursor=cursor)
     return list_of(page.items, page.next_cursor, lambda a: assets.asset_out(session, a))
 
 
 @router.get("/assets/{asset_id}", response_model=s.AssetOut, tags=["assets"])
-def get_asset(asset_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def get_asset(asset_id: AssetId, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """The asset with its history (acquired, imported, transferred, returned)."""
     return assets.asset_out(session, assets.get_asset(session, actor.workspace_id, asset_id), with_history=True)
 

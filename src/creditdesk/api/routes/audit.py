@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
-from creditdesk.api.deps import get_actor, read_session
+from creditdesk.api.deps import BARE_DATE, Cursor, Limit, get_actor, read_session
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor, list_audit_events
 from creditdesk.parties.schemas import Instant
@@ -33,14 +33,21 @@ class AuditEventOut(BaseModel):
 
 @router.get("/audit-events", response_model=ListOf[AuditEventOut])
 def get_audit_events(
-    limit: int | None = Query(default=None, ge=1, le=500),
-    cursor: str | None = Query(default=None, max_length=500),
-    action: str | None = Query(default=None, max_length=80, description="e.g. customer.create"),
-    object_type: str | None = Query(default=None, max_length=40),
-    object_id: str | None = Query(default=None, max_length=40),
-    actor_id: str | None = Query(default=None, max_length=40),
-    since: Instant | None = None,
-    until: Instant | None = None,
+    limit: int | None = Limit,
+    cursor: str | None = Cursor,
+    action: str | None = Query(default=None, max_length=80, description=(
+        "Only the events of this action, exactly as their `action` reads (`customer.create`, ...).")),
+    object_type: str | None = Query(default=None, max_length=40, description=(
+        "Only the events about this kind of object, exactly as their `object_type` reads (`customer`, "
+        "`api_key`, ...).")),
+    object_id: str | None = Query(default=None, max_length=40, description=(
+        "Only the events about this object (its id, as their `object_id`).")),
+    actor_id: str | None = Query(default=None, max_length=40, description=(
+        "Only the events done by this actor (a user's id, as their `actor_id`).")),
+    since: Instant | None = Query(default=None, description=(
+        "Only events at or after this instant (inclusive). " + BARE_DATE)),
+    until: Instant | None = Query(default=None, description=(
+        "Only events before this instant (exclusive). " + BARE_DATE)),
     actor: Actor = Depends(get_actor),
     session: Session = Depends(read_session),
 ):

@@ -4,14 +4,15 @@ accounting periods."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from creditdesk import csvexport, currencies
-from creditdesk.api.deps import WriteContext, get_actor, get_db, read_session, write_context
+from creditdesk.api.deps import (AccountId, Cursor, CustomerId, Limit, WriteContext, get_actor, get_db, read_session,
+                                 status_query, statuses, write_context)
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.billing import accounts, addresses, credit_control, periods, settings
@@ -20,26 +21,27 @@ from creditdesk.db import Database
 
 router = APIRouter()
 
-Limit = Query(default=None, ge=1, le=500, description="Page size (default 50).")
-Cursor = Query(default=None, max_length=500, description="next_cursor of the previous page.")
+ACCOUNT_STATUSES = get_args(s.AccountStatus)
+AddressId = Annotated[str, Path(description="The id of the address, one of this customer's (as its `id` gives it).")]
 
 
 # --- addresses ---
 
 @router.get("/customers/{customer_id}/addresses", response_model=ListOf[s.AddressOut], tags=["addresses"])
-def list_addresses(customer_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def list_addresses(customer_id: CustomerId, actor: Actor = Depends(get_actor),
+                   session: Session = Depends(read_session)):
     """The customer's address book (primary addresses first). Not paginated: a customer has a handful."""
     return list_of(addresses.list_addresses(session, customer_id, actor=actor), None, s.AddressOut.model_validate)
 
 
 @router.post("/customers/{customer_id}/addresses", status_code=201, response_model=s.AddressOut, tags=["addresses"])
-def create_address(customer_id: str, body: s.AddressCreate, ctx: WriteContext = Depends(write_context)):
+def create_address(customer_id: CustomerId, body: s.AddressCreate, ctx: WriteContext = Depends(write_context)):
     return ctx.run(lambda db, actor: s.AddressOut.model_validate(
         addresses.create_address(db, customer_id, body, actor=actor)), status_code=201)
 
 
 @router.patch("/customers/{customer_id}/addresses/{address_id}", response_model=s.AddressOut, tags=["addresses"])
-def update_address(customer_id: str, address_id: str, body: s.AddressUpdate,
+def update_address(customer_id: CustomerId, address_id: AddressId, body: s.AddressUpdate,
                    ctx: WriteContext = Depends(write_context)):
     return ctx.run(lambda db, actor: s.AddressOut.model_validate(
         addresses.update_address(db, customer_id, address_id, body, actor=actor)))
@@ -60,8 +62,10 @@ def update_billing_settings(body: s.BillingSettingsUpdate, ctx: WriteContext = D
 
 @router.get("/conversion-rates", response_model=ListOf[s.ConversionRateOut], tags=["billing settings"])
 def list_conversion_rates(limit: int | None = Limit, cursor: str | None = Cursor,
-                          from_currency: str | None = Query(default=None, max_length=3),
-                          to_currency: str | None = Query(default=None, max_length=3),
+                          from_currency: str | None = Query(default=None, max_length=3, description=(
+                              "Only rates converting from this currency (ISO 4217 code, any case).")),
+                          to_currency: str | None = Query(default=None, max_length=3, description=(
+                              "Only rates converting to this currency (ISO 4217 code, any case).")),
                           actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     page = settings.list_rates(session, actor=actor, limit=limit, cursor=cursor, from_currency=from_currency,
                                to_currency=to_currency)
@@ -85,37 +89,42 @@ def create_account(body: s.AccountCreate, ctx: WriteContext = Depends(write_cont
 
 @router.get("/accounts", response_model=ListOf[s.AccountOut], tags=["accounts"])
 def list_accounts(limit: int | None = Limit, cursor: str | None = Cursor,
-                  customer_id: str | None = Query(default=None, max_length=40),
-                  status: s.AccountStatus | None = None,
-                  currency: str | None = Query(default=None, max_length=3),
-                  credit_limit_status: Literal["exceeded", "not_exceeded"] | None = None,
+                  customer_id: str | None = Query(default=None, max_length=40, description=(
+                      "Only the accounts of this customer (its id).")),
+                  status: list[str] | None = status_query(ACCOUNT_STATUSES, what="accounts"),
+                  currency: str | None = Query(default=None, max_length=3, description=(
+                      "Only accounts in this currency (ISO 4217 code, any case).")),
+                  credit_limit_status: Literal["exceeded", "not_exceeded"] | None = Query(default=None, description=(
+                      "`exceeded`: only accounts whose posted balance is above their credit limit (their own, "
+                      "else their rating's); `not_exceeded`: only the others, accounts without a limit included.")),
                   actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     page = accounts.list_accounts(session, actor=actor, limit=limit, cursor=cursor, customer_id=customer_id,
-                                  status=status, currency=currency, credit_limit_status=credit_limit_status)
+                                  status=statuses(status, ACCOUNT_STATUSES), currency=currency,
+                                  credit_limit_status=credit_limit_status)
     credit = credit_control.credit_states(session, page.items)
     return list_of(page.items, page.next_cursor, lambda a: accounts.account_out(a, credit[a.id]))
 
 
 @router.get("/accounts/{account_id}", response_model=s.AccountOut, tags=["accounts"])
-def get_account(account_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def get_account(account_id: AccountId, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     return accounts.account_out(accounts.get_account(session, actor.workspace_id, account_id))
 
 
 @router.patch("/accounts/{account_id}", response_model=s.AccountOut, tags=["accounts"])
-def update_account(account_id: str, body: s.AccountUpdate, ctx: WriteContext = Depends(write_context)):
+def update_account(account_id: AccountId, body: s.AccountUpdate, ctx: WriteContext = Depends(write_context)):
     """The currency never changes (409 currency_immutable); the credit period (masters) stays inside the
     default credit terms' proximity range (422 credit_period_out_of_range)."""
     return ctx.run(lambda db, actor: accounts.account_out(accounts.update_account(db, account_id, body, actor=actor)))
 
 
 @router.get("/accounts/{account_id}/balance", response_model=s.BalanceOut, tags=["accounts"])
-def get_balance(account_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def get_balance(account_id: AccountId, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """Balance = opening balance of the latest closed accounting period + everything posted since."""
     return accounts.balance_out(session, accounts.get_account(session, actor.workspace_id, account_id))
 
 
 @router.get("/accounts/{account_id}/statement", response_model=s.StatementOut, tags=["accounts"])
-def get_statement(account_id: str, limit: int | None = Limit, cursor: str | None = Cursor,
+def get_statement(account_id: AccountId, limit: int | None = Limit, cursor: str | None = Cursor,
                   actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """The account's posted ledger entries, oldest first, each with the balance after it."""
     account = accounts.get_account(session, actor.workspace_id, account_id)
@@ -138,7 +147,7 @@ def statement_csv_rows(account, lines) -> Iterator[list]:
 @router.get("/accounts/{account_id}/statement.csv", response_class=StreamingResponse, tags=["accounts"],
             responses={200: {"description": "CSV, UTF-8, with a header row; amounts in major units.",
                              "content": {"text/csv": {"schema": {"type": "string"}}}}})
-def statement_csv(account_id: str, actor: Actor = Depends(get_actor), db: Database = Depends(get_db)):
+def statement_csv(account_id: AccountId, actor: Actor = Depends(get_actor), db: Database = Depends(get_db)):
     # Found (and allowed) before streaming: an error after the first byte could not be a proper answer.
     with db.read() as session:
         account = accounts.get_account(session, actor.workspace_id, account_id)

@@ -3,10 +3,12 @@ README "Group accounts and pricing agreements"; rules in billing.groups."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
 from sqlalchemy.orm import Session
 
-from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
+from creditdesk.api.deps import AccountId, WriteContext, get_actor, read_session, write_context
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.billing import accounts, groups
@@ -14,16 +16,18 @@ from creditdesk.billing import group_schemas as gs
 
 router = APIRouter()
 
+MemberId = Annotated[str, Path(description="The member account's id (the account in the group, not a user).")]
+
 
 @router.get("/accounts/{account_id}/members", response_model=ListOf[gs.MemberOut], tags=["groups"])
-def list_members(account_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def list_members(account_id: AccountId, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """The account's members (empty when it is no group's parent), oldest first."""
     rows = groups.list_members(session, account_id, actor=actor)
     return {"object": "list", "data": [groups.member_out(session, row) for row in rows], "next_cursor": None}
 
 
 @router.post("/accounts/{account_id}/members", status_code=201, response_model=gs.MemberOut, tags=["groups"])
-def add_member(account_id: str, body: gs.MemberAdd, ctx: WriteContext = Depends(write_context)):
+def add_member(account_id: AccountId, body: gs.MemberAdd, ctx: WriteContext = Depends(write_context)):
     """Masters and managers. Adds `member_id` to the group of this (parent) account with a funding scope. Each
     condition of seed 004 refused with its own code (409): parent_not_active, parent_is_member,
     parent_is_system_account, member_is_parent_account, member_not_active, member_already_in_group,
@@ -35,7 +39,7 @@ def add_member(account_id: str, body: gs.MemberAdd, ctx: WriteContext = Depends(
 
 
 @router.delete("/accounts/{account_id}/members/{member_id}", response_model=gs.GroupOut, tags=["groups"])
-def remove_member(account_id: str, member_id: str, ctx: WriteContext = Depends(write_context)):
+def remove_member(account_id: AccountId, member_id: MemberId, ctx: WriteContext = Depends(write_context)):
     """Masters and managers. The member's later invoices are its own again; posted ones stay as they are."""
     def run(db, actor):
         groups.remove_member(db, account_id, member_id, actor=actor)
@@ -44,19 +48,20 @@ def remove_member(account_id: str, member_id: str, ctx: WriteContext = Depends(w
 
 
 @router.get("/accounts/{account_id}/group", response_model=gs.GroupOut, tags=["groups"])
-def get_group(account_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def get_group(account_id: AccountId, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """The account's parent and funding scope (when a member) and its members (when a parent)."""
     return groups.group_out(session, accounts.get_account(session, actor.workspace_id, account_id))
 
 
 @router.get("/accounts/{account_id}/pricing-agreement", response_model=gs.PricingAgreementOut, tags=["groups"])
-def get_pricing_agreement(account_id: str, actor: Actor = Depends(get_actor),
+def get_pricing_agreement(account_id: AccountId, actor: Actor = Depends(get_actor),
                           session: Session = Depends(read_session)):
     return groups.agreement_out(session, accounts.get_account(session, actor.workspace_id, account_id))
 
 
 @router.post("/accounts/{account_id}/pricing-agreement", response_model=gs.PricingAgreementOut, tags=["groups"])
-def set_pricing_agreement(account_id: str, body: gs.PricingAgreementIn, ctx: WriteContext = Depends(write_context)):
+def set_pricing_agreement(account_id: AccountId, body: gs.PricingAgreementIn,
+                          ctx: WriteContext = Depends(write_context)):
     """Masters and managers. Sets the account's own price plan (same currency, else 422 currency_mismatch;
     null clears it). Invoices raised afterwards without a plan of their own take prices from it (products it
     has no price for: the currency's default plan); a group's members take their parent's."""

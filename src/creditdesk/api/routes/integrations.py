@@ -6,12 +6,13 @@ HubSpot's, authenticated by its v3 signature with the workspace's client secret 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from creditdesk.api.deps import WriteContext, get_actor, get_db, read_session, write_context
+from creditdesk.api.deps import (Cursor, Limit, WriteContext, get_actor, get_db, read_session, status_query, statuses,
+                                 write_context)
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.db import Database
@@ -21,8 +22,9 @@ from creditdesk.integrations.models import CrmIntegration
 
 router = APIRouter()
 
-Limit = Query(default=None, ge=1, le=500, description="Page size (default 50).")
-Cursor = Query(default=None, max_length=500, description="next_cursor of the previous page.")
+REVIEW_STATUSES = ("open", "resolved", "dismissed")
+MappingId = Annotated[str, Path(description="The id of the mapping, as its `id` field gives it.")]
+ItemId = Annotated[str, Path(description="The id of the review queue item, as its `id` field gives it.")]
 
 WEBHOOK_DOC = """HubSpot's webhooks (no API key: the `X-HubSpot-Signature-v3` signature, HMAC-SHA256 with the
 workspace's client secret over method + URI + body + `X-HubSpot-Request-Timestamp`, checked with the official
@@ -83,7 +85,9 @@ def put_hubspot_settings(body: s.HubspotSettingsIn, ctx: WriteContext = Depends(
 
 @router.get("/integrations/hubspot/mappings", response_model=ListOf[s.MappingOut], tags=["integrations"])
 def list_mappings(limit: int | None = Limit, cursor: str | None = Cursor,
-                  kind: Literal["company", "product", "sku"] | None = None,
+                  kind: Literal["company", "product", "sku"] | None = Query(default=None, description=(
+                      "Only mappings of this kind: `company` (a HubSpot company to a customer or office), "
+                      "`product` (a HubSpot product to a credit package) or `sku` (a SKU to a credit package).")),
                   actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     page = deals.list_mappings(session, actor=actor, kind=kind, limit=limit, cursor=cursor)
     return list_of(page.items, page.next_cursor, lambda m: deals.mapping_out(session, m))
@@ -98,18 +102,18 @@ def create_mapping(body: s.MappingCreate, ctx: WriteContext = Depends(write_cont
 
 
 @router.get("/integrations/hubspot/mappings/{mapping_id}", response_model=s.MappingOut, tags=["integrations"])
-def get_mapping(mapping_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def get_mapping(mapping_id: MappingId, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     return deals.mapping_out(session, deals.get_mapping(session, actor.workspace_id, mapping_id))
 
 
 @router.patch("/integrations/hubspot/mappings/{mapping_id}", response_model=s.MappingOut, tags=["integrations"])
-def update_mapping(mapping_id: str, body: s.MappingUpdate, ctx: WriteContext = Depends(write_context)):
+def update_mapping(mapping_id: MappingId, body: s.MappingUpdate, ctx: WriteContext = Depends(write_context)):
     """Masters. Another holder or package, or the note."""
     return ctx.run(lambda db, actor: deals.mapping_out(db, deals.update_mapping(db, mapping_id, body, actor=actor)))
 
 
 @router.delete("/integrations/hubspot/mappings/{mapping_id}", response_model=s.MappingOut, tags=["integrations"])
-def delete_mapping(mapping_id: str, ctx: WriteContext = Depends(write_context)):
+def delete_mapping(mapping_id: MappingId, ctx: WriteContext = Depends(write_context)):
     """Masters. Packs made through it stay; later deals with that id go to the review queue."""
     def run(db, actor):
         row = deals.delete_mapping(db, mapping_id, actor=actor)
@@ -121,30 +125,30 @@ def delete_mapping(mapping_id: str, ctx: WriteContext = Depends(write_context)):
 
 @router.get("/integrations/review-queue", response_model=ListOf[s.ReviewItemOut], tags=["integrations"])
 def list_review_queue(limit: int | None = Limit, cursor: str | None = Cursor,
-                      status: Literal["open", "resolved", "dismissed"] | None = Query(
-                          default=None, description="open (default: all), resolved or dismissed."),
+                      status: list[str] | None = status_query(REVIEW_STATUSES, what="items"),
                       actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """Deals that could not become a pack (newest first), with why (`reason`: unknown_company,
     unknown_product, no_holder, unknown_holder, mixed_packages, no_line_items, deal_details_missing,
     deal_changed, ...) and the deal as received."""
-    page = deals.list_review_items(session, actor=actor, status=status, limit=limit, cursor=cursor)
+    page = deals.list_review_items(session, actor=actor, status=statuses(status, REVIEW_STATUSES),
+                                   limit=limit, cursor=cursor)
     return list_of(page.items, page.next_cursor, deals.review_out)
 
 
 @router.get("/integrations/review-queue/{item_id}", response_model=s.ReviewItemOut, tags=["integrations"])
-def get_review_item(item_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def get_review_item(item_id: ItemId, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     return deals.review_out(deals.get_review_item(session, actor.workspace_id, item_id))
 
 
 @router.post("/integrations/review-queue/{item_id}/retry", response_model=s.ReviewItemOut, tags=["integrations"])
-def retry_review_item(item_id: str, ctx: WriteContext = Depends(write_context)):
+def retry_review_item(item_id: ItemId, ctx: WriteContext = Depends(write_context)):
     """Whoever may grant packs. The deal again, with today's mappings: its pack is made and the item resolved
     (`pack_id`), or 409 deal_not_mappable says what still stops it (nothing changed)."""
     return ctx.run(lambda db, actor: deals.review_out(deals.retry_review_item(db, item_id, actor=actor)))
 
 
 @router.post("/integrations/review-queue/{item_id}/dismiss", response_model=s.ReviewItemOut, tags=["integrations"])
-def dismiss_review_item(item_id: str, body: s.DismissIn, ctx: WriteContext = Depends(write_context)):
+def dismiss_review_item(item_id: ItemId, body: s.DismissIn, ctx: WriteContext = Depends(write_context)):
     """Whoever may grant packs. The deal makes no pack (granted by hand, not a credit sale): with the reason."""
     return ctx.run(lambda db, actor: deals.review_out(deals.dismiss_review_item(db, item_id, body, actor=actor)))
 

@@ -3,14 +3,14 @@ threshold emits balance.low once per crossing and, when configured, an automatic
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from creditdesk import clock
-from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
+from creditdesk.api.deps import Cursor, Limit, WriteContext, get_actor, read_session, write_context
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.credits import low_balance
@@ -18,6 +18,8 @@ from creditdesk.credits import schemas as s
 from creditdesk.credits.credit_types import credit_type
 
 router = APIRouter()
+
+ThresholdId = Annotated[str, Path(description="The id of the balance threshold, as its `id` field gives it.")]
 
 
 def _holder(kind: str, holder_id: str) -> dict | None:
@@ -50,17 +52,18 @@ class Deleted(BaseModel):
 
 
 @router.delete("/balance-thresholds/{threshold_id}", response_model=Deleted, tags=["low balance"])
-def delete_threshold(threshold_id: str, ctx: WriteContext = Depends(write_context)):
+def delete_threshold(threshold_id: ThresholdId, ctx: WriteContext = Depends(write_context)):
     """Masters. A threshold that has crossings is switched off (kept for them); otherwise deleted."""
     return ctx.run(lambda db, actor: {"id": threshold_id, "object": "balance_threshold",
                                       "deleted": low_balance.delete_threshold(db, threshold_id, actor=actor)})
 
 
 @router.get("/balance-crossings", response_model=ListOf[s.CrossingOut], tags=["low balance"])
-def list_crossings(holder_kind: str | None = Query(default=None, max_length=20),
-                   holder_id: str | None = Query(default=None, max_length=40),
-                   limit: int | None = Query(default=None, ge=1, le=500),
-                   cursor: str | None = Query(default=None, max_length=500),
+def list_crossings(holder_kind: s.HolderKind | None = Query(default=None, description=(
+                       "Only crossings of holders of this kind: `office`, `user`, `customer` or `workspace`.")),
+                   holder_id: str | None = Query(default=None, max_length=40, description=(
+                       "Only the crossings of this holder (an office, user or customer id).")),
+                   limit: int | None = Limit, cursor: str | None = Cursor,
                    actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """Newest first: each crossing below a threshold, with the balances and the top-up invoice."""
     page = low_balance.list_crossings(session, actor=actor, holder_kind=holder_kind, holder_id=holder_id,

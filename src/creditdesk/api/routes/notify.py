@@ -3,19 +3,21 @@ send log. Masters change settings and templates; every staff user reads them and
 
 from __future__ import annotations
 
+from typing import get_args
+
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 
-from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
+from creditdesk.api.deps import Cursor, Limit, WriteContext, get_actor, read_session, write_context
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.notify import schemas as ns
 from creditdesk.notify import service
+from creditdesk.notify.models import SEND_STATES
 
 router = APIRouter()
 
-Limit = Query(default=None, ge=1, le=500, description="Page size (default 50).")
-Cursor = Query(default=None, max_length=500, description="next_cursor of the previous page.")
+EVENTS = ", ".join(f"`{event}`" for event in get_args(ns.Event))
 
 
 @router.get("/email-settings", response_model=ns.EmailSettingsOut, tags=["emails"])
@@ -30,9 +32,13 @@ def update_email_settings(body: ns.EmailSettingsUpdate, ctx: WriteContext = Depe
 
 
 @router.get("/email-templates", response_model=ListOf[ns.EmailTemplateOut], tags=["emails"])
-def list_email_templates(event: ns.Event | None = Query(default=None, description="warning or expired."),
+def list_email_templates(event: ns.Event | None = Query(default=None, description=(
+                             f"Only the templates of this event: {EVENTS}.")),
                          language: str | None = Query(default=None, max_length=16, pattern=ns.LANGUAGE_PATTERN,
-                                                      description="A language code: en, de, fr-CA..."),
+                                                      description=(
+                             "Only the templates in this language, a code such as `en`, `de` or `fr-CA` (any "
+                             "case). With `event` too: that one template, the shipped default when the "
+                             "workspace has none.")),
                          actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """Every template the workspace stored, and the default language's for each event (the shipped default
     when the workspace has not changed it). With `event` and `language`: that one template as it stands
@@ -63,9 +69,11 @@ def preview_email_template(body: ns.PreviewIn, actor: Actor = Depends(get_actor)
 
 @router.get("/email-log", response_model=ListOf[ns.EmailSendOut], tags=["emails"])
 def list_email_log(limit: int | None = Limit, cursor: str | None = Cursor,
-                   state: str | None = Query(default=None, max_length=12,
-                                             description="claimed, sending, sent, retrying, failed or skipped."),
-                   pack_id: str | None = Query(default=None, max_length=40),
+                   state: str | None = Query(default=None, max_length=12, description=(
+                       "Only the emails in this state: " + ", ".join(f"`{state}`" for state in SEND_STATES)
+                       + " (422 unknown_email_state for another).")),
+                   pack_id: str | None = Query(default=None, max_length=40, description=(
+                       "Only the emails about this pack (its id).")),
                    actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """The send log, newest first, with each message as sent."""
     page = service.list_sends(session, actor=actor, limit=limit, cursor=cursor, state=state, pack_id=pack_id)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
+from creditdesk.api.deps import CustomerId, PackId, ProductRef, WriteContext, get_actor, read_session, write_context
 from creditdesk.api.schemas import ListOf
 from creditdesk.audit import Actor
 from creditdesk.billing import packages
@@ -57,7 +57,7 @@ def _pack_view(db: Session, pack) -> cs.PackOut:
 
 
 @router.post("/products/{product}/grant", status_code=201, response_model=cs.PackOut, tags=["packages"])
-def grant_package(product: str, body: PackageGrant, ctx: WriteContext = Depends(write_context)):
+def grant_package(product: ProductRef, body: PackageGrant, ctx: WriteContext = Depends(write_context)):
     """Give a credit package free (a promotion): its pack, source promotion, not paid. Idempotent with an
     Idempotency-Key header."""
     return ctx.run(lambda db, actor: _pack_view(db, packages.grant_free(
@@ -65,7 +65,8 @@ def grant_package(product: str, body: PackageGrant, ctx: WriteContext = Depends(
 
 
 @router.get("/customers/{customer_id}/packages", response_model=ListOf[PackageOut], tags=["packages"])
-def customer_packages(customer_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def customer_packages(customer_id: CustomerId, actor: Actor = Depends(get_actor),
+                      session: Session = Depends(read_session)):
     """Every package of the customer (its own, its offices' and users'): bought, used, remaining, status, and
     the invoices it was bought and spent on."""
     rows = packages.customer_packages(session, actor=actor, customer_id=customer_id)
@@ -78,7 +79,7 @@ def customer_packages(customer_id: str, actor: Actor = Depends(get_actor), sessi
 
 
 @router.post("/packs/{pack_id}/package-edit", response_model=cs.PackOut, tags=["packages"])
-def edit_package(pack_id: str, body: PackageEdit, ctx: WriteContext = Depends(write_context)):
+def edit_package(pack_id: PackId, body: PackageEdit, ctx: WriteContext = Depends(write_context)):
     """Change a package's expiry, label and notes, or correct its remaining credits with a reason (lower:
     the difference goes to breakage; higher: granted from issuance). Audited with before and after."""
     return ctx.run(lambda db, actor: _pack_view(db, packages.edit_package(

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from creditdesk import csvexport
-from creditdesk.api.deps import WriteContext, get_actor, get_db, read_session, write_context
+from creditdesk.api.deps import (Cursor, Limit, WriteContext, get_actor, get_db, read_session, status_query, statuses,
+                                 write_context)
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.credits import schemas as cs
@@ -21,13 +22,14 @@ from creditdesk.db import Database
 from creditdesk.errors import CreditdeskError
 from creditdesk.sms import schemas as s
 from creditdesk.sms import service as sms
+from creditdesk.sms.models import MESSAGE_STATUSES, PURCHASE_STATUSES
 
 router = APIRouter()
 
-Limit = Query(default=None, ge=1, le=500, description="Page size (default 50).")
-Cursor = Query(default=None, max_length=500, description="next_cursor of the previous page.")
-Account = Query(default=None, max_length=40, description='"workspace" for the pool, or a user id; omitted: every '
-                                                         "account you manage.")
+Account = Query(default=None, max_length=40, description=(
+    "Whose movements: `workspace` for the pool, or a user's id; omitted, every account you manage."))
+PurchaseId = Annotated[str, Path(description="The id of the SMS purchase, as its `id` field gives it.")]
+MessageId = Annotated[str, Path(description="The id of the message, as its `id` field gives it.")]
 CSV_DESCRIPTION = (
     "Every SMS credit movement of the last 30 days, as CSV (streamed), newest first. Columns, in this order: "
     + ", ".join(f"`{c}`" for c in sms.LOG_CSV_COLUMNS)
@@ -93,22 +95,24 @@ def _as_it_is_now(ctx: WriteContext, response: Response, read) -> Response:
 
 @router.get("/sms/purchases", response_model=ListOf[s.PurchaseOut], response_model_by_alias=True, tags=["sms"])
 def list_purchases(limit: int | None = Limit, cursor: str | None = Cursor,
-                   status: Literal["pending", "paid", "failed"] | None = None,
+                   status: list[str] | None = status_query(PURCHASE_STATUSES, what="purchases"),
                    actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
-    page = sms.list_purchases(session, actor=actor, limit=limit, cursor=cursor, status=status)
+    page = sms.list_purchases(session, actor=actor, limit=limit, cursor=cursor,
+                              status=statuses(status, PURCHASE_STATUSES))
     return list_of(page.items, page.next_cursor, sms.purchase_out)
 
 
 @router.get("/sms/purchases/{purchase_id}", response_model=s.PurchaseOut, response_model_by_alias=True,
             tags=["sms"])
-def get_purchase(purchase_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def get_purchase(purchase_id: PurchaseId, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     return sms.purchase_out(sms.get_purchase(session, purchase_id, actor=actor))
 
 
 @router.get("/sms/purchases/{purchase_id}/receipt.pdf", response_class=Response, tags=["sms"],
             responses={200: {"description": "The tax invoice / receipt (PDF).",
                              "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
-def purchase_receipt(purchase_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def purchase_receipt(purchase_id: PurchaseId, actor: Actor = Depends(get_actor),
+                     session: Session = Depends(read_session)):
     """The tax invoice / receipt of a paid purchase (409 receipt_not_available until it is paid)."""
     filename, pdf = sms.purchase_receipt(session, purchase_id, actor=actor)
     return Response(pdf, media_type="application/pdf",
@@ -117,7 +121,7 @@ def purchase_receipt(purchase_id: str, actor: Actor = Depends(get_actor), sessio
 
 @router.post("/sms/purchases/{purchase_id}/payment", response_model=s.PurchaseOut, response_model_by_alias=True,
              tags=["sms"])
-def settle_purchase(purchase_id: str, body: s.PaymentOutcome, ctx: WriteContext = Depends(write_context)):
+def settle_purchase(purchase_id: PurchaseId, body: s.PaymentOutcome, ctx: WriteContext = Depends(write_context)):
     """Record the outcome of a pending payment (master users): paid applies the credits and issues the
     receipt; failed never does."""
     return ctx.run(lambda db, actor: sms.purchase_out(sms.settle_purchase(db, purchase_id, body, actor=actor)))
@@ -179,15 +183,17 @@ def send_message(body: s.MessageCreate, ctx: WriteContext = Depends(write_contex
 
 @router.get("/messages", response_model=ListOf[s.MessageOut], tags=["messages"])
 def list_messages(limit: int | None = Limit, cursor: str | None = Cursor,
-                  status: Literal["sending", "accepted", "failed"] | None = None,
-                  sender_user_id: str | None = Query(default=None, max_length=40),
+                  status: list[str] | None = status_query(MESSAGE_STATUSES, what="messages"),
+                  sender_user_id: str | None = Query(default=None, max_length=40, description=(
+                      "Only messages sent by this user (its id), who paid for them, whoever they were sent for.")),
                   actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """The outbox, newest first (master: all; manage_office_credits: your offices' users; others: your own)."""
-    page = sms.list_messages(session, actor=actor, limit=limit, cursor=cursor, status=status,
+    page = sms.list_messages(session, actor=actor, limit=limit, cursor=cursor,
+                             status=statuses(status, MESSAGE_STATUSES),
                              sender_user_id=sender_user_id)
     return list_of(page.items, page.next_cursor, sms.message_out)
 
 
 @router.get("/messages/{message_id}", response_model=s.MessageOut, tags=["messages"])
-def get_message(message_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def get_message(message_id: MessageId, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     return sms.message_out(sms.get_message(session, message_id, actor=actor))

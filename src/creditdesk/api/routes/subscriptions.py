@@ -4,10 +4,13 @@ change services, suspend, resume, terminate; bill a subscriber as of a day (prev
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
-from creditdesk.api.deps import WriteContext, get_actor, read_session, write_context
+from creditdesk.api.deps import (Cursor, Limit, WriteContext, get_actor, read_session, status_query,
+                                 statuses, write_context)
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
 from creditdesk.billing import billing_runs, invoices, subscriptions
@@ -18,9 +21,13 @@ from creditdesk.parties.schemas import Day
 
 router = APIRouter()
 
-Limit = Query(default=None, ge=1, le=500)
-Cursor = Query(default=None, max_length=500)
 STATUSES = ("draft", "active", "suspended", "terminated")
+BILL_STATUSES = ("posted", "settled")
+SubscriptionRef = Annotated[str, Path(description=(
+    "The subscription's `id`, or its number (SUB-000001). Subscriptions of other workspaces are not found (404)."))]
+RunId = Annotated[str, Path(description="The id of the billing run, as its `id` field gives it.")]
+AccountFilter = Query(default=None, max_length=40, description="Only those of this account (its id).")
+CustomerFilter = Query(default=None, max_length=40, description="Only those of this customer (its id).")
 
 
 def _out(fn):
@@ -37,42 +44,40 @@ def create_subscription(body: s.SubscriptionCreate, ctx: WriteContext = Depends(
 
 
 @router.get("/subscriptions", response_model=ListOf[s.SubscriptionOut], tags=["subscriptions"])
-def list_subscriptions(account_id: str | None = Query(default=None, max_length=40),
-                       customer_id: str | None = Query(default=None, max_length=40),
-                       status: list[str] | None = Query(default=None, description="draft, active, suspended, "
-                                                        "terminated; repeated or comma-separated."),
+def list_subscriptions(account_id: str | None = AccountFilter,
+                       customer_id: str | None = CustomerFilter,
+                       status: list[str] | None = status_query(STATUSES, what="subscriptions"),
                        limit: int | None = Limit, cursor: str | None = Cursor, actor: Actor = Depends(get_actor),
                        session: Session = Depends(read_session)):
-    from creditdesk.api.routes.credits import statuses
-
     page = subscriptions.list_subscriptions(session, actor=actor, account_id=account_id, customer_id=customer_id,
                                             status=statuses(status, STATUSES), limit=limit, cursor=cursor)
     return list_of(page.items, page.next_cursor, lambda sub: subscriptions.subscription_out(session, sub))
 
 
 @router.get("/subscriptions/{subscription_id}", response_model=s.SubscriptionOut, tags=["subscriptions"])
-def get_subscription(subscription_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def get_subscription(subscription_id: SubscriptionRef, actor: Actor = Depends(get_actor),
+                     session: Session = Depends(read_session)):
     """By id or number (SUB-000001)."""
     return subscriptions.subscription_out(session, subscriptions.get_subscription(session, actor.workspace_id,
                                                                                   subscription_id))
 
 
 @router.post("/subscriptions/{subscription_id}/activate", response_model=s.SubscriptionOut, tags=["subscriptions"])
-def activate(subscription_id: str, body: s.Activate, ctx: WriteContext = Depends(write_context)):
+def activate(subscription_id: SubscriptionRef, body: s.Activate, ctx: WriteContext = Depends(write_context)):
     """A fund-using event: 409 credit_limit_exceeded (unless an override rule matches or an opted-in preference
     pays first), account_suspended, subscription_empty."""
     return ctx.run(_out(lambda db, actor: subscriptions.activate(db, subscription_id, body, actor=actor)))
 
 
 @router.post("/subscriptions/{subscription_id}/services", response_model=s.SubscriptionOut, tags=["subscriptions"])
-def add_service(subscription_id: str, body: s.ServiceIn, ctx: WriteContext = Depends(write_context)):
+def add_service(subscription_id: SubscriptionRef, body: s.ServiceIn, ctx: WriteContext = Depends(write_context)):
     """Add a service (a fund-using event on an active subscription). 422 not_a_subscription_service."""
     return ctx.run(_out(lambda db, actor: subscriptions.add_service(db, subscription_id, body, actor=actor)))
 
 
 @router.post("/subscriptions/{subscription_id}/remove-services", response_model=s.SubscriptionOut,
              tags=["subscriptions"])
-def remove_service(subscription_id: str, body: s.ServiceRemove, ctx: WriteContext = Depends(write_context)):
+def remove_service(subscription_id: SubscriptionRef, body: s.ServiceRemove, ctx: WriteContext = Depends(write_context)):
     """The seed's Remove Services: the service, action type remove, the effective day (the first day without it).
     422 effective_in_billed_period when that day is inside a period already billed."""
     return ctx.run(_out(lambda db, actor: subscriptions.remove_service(db, subscription_id, body, actor=actor)))
@@ -80,30 +85,31 @@ def remove_service(subscription_id: str, body: s.ServiceRemove, ctx: WriteContex
 
 @router.post("/subscriptions/{subscription_id}/change-quantity", response_model=s.SubscriptionOut,
              tags=["subscriptions"])
-def change_quantity(subscription_id: str, body: s.QuantityChange, ctx: WriteContext = Depends(write_context)):
+def change_quantity(subscription_id: SubscriptionRef, body: s.QuantityChange,
+                    ctx: WriteContext = Depends(write_context)):
     """The new quantity is billed from the next period not yet billed."""
     return ctx.run(_out(lambda db, actor: subscriptions.change_quantity(db, subscription_id, body, actor=actor)))
 
 
 @router.post("/subscriptions/{subscription_id}/suspend", response_model=s.SubscriptionOut, tags=["subscriptions"])
-def suspend(subscription_id: str, body: s.DatedAction, ctx: WriteContext = Depends(write_context)):
+def suspend(subscription_id: SubscriptionRef, body: s.DatedAction, ctx: WriteContext = Depends(write_context)):
     return ctx.run(_out(lambda db, actor: subscriptions.suspend(db, subscription_id, body, actor=actor)))
 
 
 @router.post("/subscriptions/{subscription_id}/resume", response_model=s.SubscriptionOut, tags=["subscriptions"])
-def resume(subscription_id: str, body: s.DatedAction, ctx: WriteContext = Depends(write_context)):
+def resume(subscription_id: SubscriptionRef, body: s.DatedAction, ctx: WriteContext = Depends(write_context)):
     """Billing starts again from the resume day: the days suspended are not billed."""
     return ctx.run(_out(lambda db, actor: subscriptions.resume(db, subscription_id, body, actor=actor)))
 
 
 @router.post("/subscriptions/{subscription_id}/terminate", response_model=s.SubscriptionOut, tags=["subscriptions"])
-def terminate(subscription_id: str, body: s.DatedAction, ctx: WriteContext = Depends(write_context)):
+def terminate(subscription_id: SubscriptionRef, body: s.DatedAction, ctx: WriteContext = Depends(write_context)):
     return ctx.run(_out(lambda db, actor: subscriptions.terminate(db, subscription_id, body, actor=actor)))
 
 
 @router.post("/subscriptions/{subscription_id}/bill-preview", response_model=s.BillPreviewOut,
              tags=["subscriptions"])
-def preview_bill(subscription_id: str, body: s.BillAsOf, actor: Actor = Depends(get_actor),
+def preview_bill(subscription_id: SubscriptionRef, body: s.BillAsOf, actor: Actor = Depends(get_actor),
                  session: Session = Depends(read_session)):
     """The bill that billing as of that day would make: lines, proration, taxes, totals. Writes nothing."""
     return subscriptions.preview_bill(session, subscription_id, body, actor=actor)
@@ -111,7 +117,7 @@ def preview_bill(subscription_id: str, body: s.BillAsOf, actor: Actor = Depends(
 
 @router.post("/subscriptions/{subscription_id}/bill", status_code=201, response_model=ins.InvoiceOut | None,
              tags=["subscriptions"])
-def bill_subscriber(subscription_id: str, body: s.BillAsOf, ctx: WriteContext = Depends(write_context)):
+def bill_subscriber(subscription_id: SubscriptionRef, body: s.BillAsOf, ctx: WriteContext = Depends(write_context)):
     """Masters and managers. Bill everything due as of that day: a posted bill (an invoice, numbered, with its
     PDF), or null when nothing is due (billing again as of the same day bills nothing)."""
     def run(db, actor):
@@ -121,16 +127,23 @@ def bill_subscriber(subscription_id: str, body: s.BillAsOf, ctx: WriteContext = 
 
 
 @router.get("/bills", response_model=ListOf[ins.InvoiceOut], tags=["bills"])
-def list_bills(account_id: str | None = Query(default=None, max_length=40),
-               customer_id: str | None = Query(default=None, max_length=40),
-               subscription_id: str | None = Query(default=None, max_length=40),
-               status: str | None = Query(default=None, pattern="^(posted|settled)$"),
-               period_on: Day | None = Query(default=None, description="Bills whose period covers this day."),
-               overdue: bool | None = None, limit: int | None = Limit, cursor: str | None = Cursor,
+def list_bills(account_id: str | None = AccountFilter,
+               customer_id: str | None = CustomerFilter,
+               subscription_id: str | None = Query(default=None, max_length=40, description=(
+                   "Only the bills of this subscription (its id, not its number).")),
+               status: list[str] | None = status_query(BILL_STATUSES, what="bills"),
+               period_on: Day | None = Query(default=None, description=(
+                   "Only bills whose billing period covers this day (YYYY-MM-DD): from the period's first day "
+                   "(inclusive) up to its end (exclusive).")),
+               overdue: bool | None = Query(default=None, description=(
+                   "`true`: only bills posted, with something still due and past their due date; `false`: only "
+                   "the others; omitted: both.")),
+               limit: int | None = Limit, cursor: str | None = Cursor,
                actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """Bills: the invoices of subscriptions, newest first (each is also at /v1/invoices/{id}, with its PDF)."""
     page = subscriptions.list_bills(session, actor=actor, subscription_id=subscription_id, account_id=account_id,
-                                    customer_id=customer_id, status=status, period_on=period_on, overdue=overdue,
+                                    customer_id=customer_id, status=statuses(status, BILL_STATUSES),
+                                    period_on=period_on, overdue=overdue,
                                     limit=limit, cursor=cursor)
     return list_of(page.items, page.next_cursor, lambda inv: invoices.invoice_out(session, inv))
 
@@ -157,5 +170,5 @@ def list_billing_runs(limit: int | None = Limit, cursor: str | None = Cursor, ac
 
 
 @router.get("/billing-runs/{run_id}", response_model=s.BillingRunOut, tags=["bills"])
-def get_billing_run(run_id: str, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+def get_billing_run(run_id: RunId, actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     return billing_runs.run_out(billing_runs.get_run(session, actor.workspace_id, run_id))
