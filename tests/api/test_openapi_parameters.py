@@ -152,3 +152,13 @@ def test_a_bare_date_is_the_start_of_the_day_utc_since_inclusive_until_exclusive
     assert found("since=2026-01-15T13:00:00%2B01:00") and not found("since=2026-01-15T13:00:01%2B01:00")
     assert client.get("/v1/audit-events?since=2026-01-15T13:00:00+01:00",
                       headers=workspace.headers).status_code == 422  # the bare + became a space
+
+
+def test_transfers_refuse_a_holder_id_without_its_kind(client, workspace):
+    # It used to be ignored: the whole list came back for a filter that was given.
+    answer = client.get("/v1/transfers", params={"holder_id": workspace.master_id}, headers=workspace.headers)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["code"] == "holder_kind_required"
+    both = client.get("/v1/transfers", params={"holder_kind": "user", "holder_id": workspace.master_id},
+                      headers=workspace.headers)
+    assert both.status_code == 200 and both.json()["data"] == []
