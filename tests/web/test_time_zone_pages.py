@@ -45,3 +45,16 @@ def test_the_form_means_the_same_day_and_pages_show_the_zone_with_utc_in_the_too
         assert shown == local.strftime("%Y-%m-%d %H:%M ") + local.tzname()
     settings = client.get("/settings").text
     assert "Australia/Sydney" in settings.split('id="workspace-time-zone"', 1)[1][:100]
+
+
+def test_the_history_dialog_shows_the_same_zone_as_the_pages(db, web, world):
+    """The report's eye icon loads the history as a fragment: it used UTC while every page used the zone."""
+    actor = master_actor(db, world.workspace_id)
+    db.write(lambda s: parties.update_workspace(s, ps.WorkspaceUpdate(time_zone="Australia/Sydney"), actor=actor))
+    client = logged_in(web, world.master_email)
+    fragment = client.get(f"/packs/{world.london_pack}/history?fragment=1").text
+    page = client.get(f"/packs/{world.london_pack}/history").text
+    shown = re.findall(r'<time datetime="[^"]+Z" title="[^"]+ UTC">([^<]+)</time>', fragment)
+    assert shown, fragment[:1500]
+    assert all(text.endswith(("AEDT", "AEST")) for text in shown), shown
+    assert shown == re.findall(r'<time datetime="[^"]+Z" title="[^"]+ UTC">([^<]+)</time>', page)[:len(shown)]

@@ -34,7 +34,6 @@ from creditdesk.web.core import (
     end_of,
     fmt_amount,
     fmt_date,
-    fmt_datetime,
     parse_amount,
     parse_date,
     redirect,
@@ -370,8 +369,9 @@ def pack_history(pack_id: str, request: Request, user: WebUser = Depends(current
         row = pack_rows(session, user.actor, [(pack, account)], names=names, with_projects=False)[0]
         history = history_rows(session, user, pack.id, names)
     if request.query_params.get("fragment"):
+        # The user in the context: the template's date filters show moments in the workspace's time zone.
         return HTMLResponse(render_fragment("_history.html", row=row, history=history, kinds=KIND_LABELS,
-                                            fmt_amount=fmt_amount, fmt_datetime=fmt_datetime))
+                                            user=user))
     return render(request, "history.html", nav="credits", row=row, history=history, kinds=KIND_LABELS)
 
 
