@@ -28,6 +28,7 @@ def test_emails_page_links_to_the_screen_instead_of_the_endpoint(web, world):
     client = logged_in(web, world.master_email)
     emails = client.get("/settings/emails").text
     assert f'href="{PAGE}"' in emails and "/v1/balance-thresholds" not in emails
+    assert 'id="low-balance-link"' in client.get("/settings").text
 
 
 def test_master_sets_a_threshold_in_hours_and_a_crossing_is_listed(web, db, world):
