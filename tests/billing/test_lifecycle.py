@@ -157,3 +157,22 @@ def test_write_off_closes_the_open_invoices_it_was_made_of(db):
         tampered.amount_written_off += 1
         s.flush()
         assert any("write-off entries" in p for p in verify.verify_invoices(s, workspace_id=shop.ws.id)[1])
+
+
+def test_terminate_waits_for_the_wallet_to_be_refunded(db):
+    """A terminated account takes no posting: money left in its wallet could never go back to the customer."""
+    from creditdesk.billing import wallets
+    from creditdesk.billing import wallet_schemas as ws
+
+    books = Books(db)
+    account = books.account()
+    act(db, wallets.open_wallet, account.id, actor=books.actor)
+    act(db, wallets.top_up, account.id, ws.WalletTopUp(amount=5100), actor=books.actor)
+    assert balance(db, account.id) == 0  # the account owes nothing and is owed nothing: only the wallet holds money
+    with pytest.raises(Conflict) as exc:
+        act(db, lifecycle.terminate, account.id, actor=books.actor)
+    assert (exc.value.code, exc.value.details["wallet_balance"]) == ("wallet_not_empty", 5100)
+    assert row(db, account.id).status == "active"
+    assert audit_rows(db, books.ws.id, action="account.terminate") == []
+    act(db, wallets.refund, account.id, ws.WalletRefund(amount=5100, reason="Account closed"), actor=books.actor)
+    assert act(db, lifecycle.terminate, account.id, actor=books.actor).status == "terminated"

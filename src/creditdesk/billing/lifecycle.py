@@ -133,11 +133,26 @@ def terminate(session: Session, account_id: str, *, actor: Actor, note: str | No
         raise Conflict(f"Account {account.number} has a balance of {currencies.format_money(balance, account.currency)}"
                        ": settle it, refund it or write it off first (a terminated account takes no posting).",
                        code="account_balance_not_zero", balance=balance)
+    _no_money_in_the_wallet(session, account)
     before = snapshot(account)
     account.status, account.suspension_reason = "terminated", None
     _record(session, actor, "account.terminate", account, before, note=note)
     _members_follow(session, account, "terminate", actor=actor, note=note)
     return account
+
+
+def _no_money_in_the_wallet(session: Session, account) -> None:
+    """The customer's prepaid money is theirs: a closed account could no longer refund it (a terminated account
+    takes no posting), so it is refunded (or spent) first."""
+    from creditdesk.billing import wallets
+
+    wallet = wallets.wallet_of(session, account.id)
+    left = wallets.balance(session, wallet) if wallet is not None else 0
+    if left:
+        raise Conflict(f"Account {account.number}'s wallet still holds "
+                       f"{currencies.format_money(left, wallet.currency)}: refund it to the customer first "
+                       "(a terminated account takes no posting, so it could not be refunded later).",
+                       code="wallet_not_empty", wallet_balance=left)
 
 
 def write_off(session: Session, account_id: str, reason: str, *, actor: Actor) -> cs.WriteOffOut:
