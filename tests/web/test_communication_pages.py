@@ -92,6 +92,23 @@ def test_communicate_a_bill_from_its_page_once(web, db, smtp_server):
     assert desk.contact in section and f"Invoice {desk.number} (edited)" in section and "sent" in section
 
 
+def test_without_a_mail_server_the_page_says_so_in_words(web, db, settings_env):
+    settings_env(smtp_host="")
+    desk = Desk(db)
+    client = logged_in(web, desk.emails["manager"])
+    form = client.get(f"/invoices/{desk.bill.id}/communicate").text
+    assert 'id="smtp-missing"' in form
+    data = {"template_id": desk.template, "recipient": desk.email, "other": "", "subject": "Your bill",
+            "body": "Please pay.", "csrf_token": csrf_of(form), "idempotency_key": once_key_of(form)}
+    sent = client.post(f"/invoices/{desk.bill.id}/communicate", data=data, follow_redirects=False)
+    assert sent.status_code == 303, sent.text
+    after = client.get(sent.headers["location"]).text
+    assert f"Not sent to {desk.email}: no mail server is configured" in after
+    section = after.split('id="invoice-communications"', 1)[1]
+    assert "status-failed" in section and "No mail server is configured" in section
+    assert "SmtpNotConfigured" not in after
+
+
 def test_another_address_is_checked_and_a_draft_is_refused(web, db, smtp_server):
     desk = Desk(db)
     client = logged_in(web, desk.emails["manager"])

@@ -334,7 +334,9 @@ def complete_communication(db: Database, communication_id: str, *, actor: Actor 
         smtp.send(_outgoing(db, row), settings)
         error, transient = None, False
     except Exception as exc:  # refused, unreachable, not configured: recorded (and retried when worth it)
-        error, transient = f"{type(exc).__name__}: {exc}"[:2000], _transient(exc)
+        # The person reads this on the bill's page: a missing mail server in words, the rest as the server said.
+        said = str(exc) if isinstance(exc, smtp.SmtpNotConfigured) else f"{type(exc).__name__}: {exc}"
+        error, transient = said[:2000], _transient(exc)
         log.warning("communication %s not sent: %s", communication_id, error)
     return db.write(lambda session: _record(session, communication_id, error, transient=transient, actor=actor))
 

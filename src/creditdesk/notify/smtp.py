@@ -68,7 +68,8 @@ def send(outgoing: Outgoing, settings: Settings | None = None) -> str:
     connection problem (the caller records it as a failure to retry)."""
     settings = settings or get_settings()
     if not settings.smtp_host:
-        raise SmtpNotConfigured("CREDITDESK_SMTP_HOST is not set.")
+        raise SmtpNotConfigured("No mail server is configured for this installation (CREDITDESK_SMTP_HOST is "
+                                "not set): nothing was sent.")
     message = build_message(outgoing, sender=settings.smtp_from)
     if settings.smtp_ssl:
         client: smtplib.SMTP = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port,

@@ -15,7 +15,7 @@ from creditdesk.billing import invoices
 from creditdesk.billing.invoice_models import Invoice
 from creditdesk.errors import CreditdeskError, InvalidInput, NotFound, NotPermitted
 from creditdesk.notify import communication_schemas as cs
-from creditdesk.notify import communications
+from creditdesk.notify import communications, smtp
 from creditdesk.parties.models import Customer
 from creditdesk.web import forms, once
 from creditdesk.web.catalog import errors_of, validated
@@ -58,6 +58,7 @@ def _form(request: Request, user: WebUser, invoice_id: str, *, values: dict | No
     return render(request, "communicate.html", nav="finance", invoice=invoice, customer=customer, templates=choices,
                   known=known, values=values, errors=errors or {}, sent=sent,
                   billed=invoice.status in communications.BILLED, may_send=may_send(user),
+                  smtp_configured=smtp.is_configured(),
                   attachment=communications.attachment_name(invoice), status_code=status_code)
 
 
@@ -93,6 +94,10 @@ def communicate(invoice_id: str, request: Request, user: WebUser = Depends(curre
 
         def act(session) -> once.Done:
             row = communications.communicate(session, invoice_id, data, actor=user.actor, rendered=True)
+            if not smtp.is_configured():
+                return once.Done(f"/invoices/{invoice_id}/communicate", level="error", flash=(
+                    f"Not sent to {row.recipient}: no mail server is configured for this installation. The "
+                    "attempt is recorded below."))
             return once.Done(f"/invoices/{invoice_id}/communicate",
                              flash=f"Sending the bill to {row.recipient}: its status shows below.")
         return once.run(request, user, form, act)
