@@ -58,3 +58,27 @@ def test_the_log_finds_an_account_by_its_number(web, db, world):
     by_id = client.get(f"/activity?object_id={account.id}").text
     assert "account.create" in by_number and "account.create" in by_id
     assert "account.create" not in client.get("/activity?object_id=ACC-999999").text
+
+
+def test_actions_and_object_kinds_in_words():
+    from creditdesk.web.activity import action_label, object_type_label
+
+    assert [action_label(a) for a in ("sms_message.send", "api_key.create", "subscription.activate",
+                                      "sms_purchase.paid", "balance.low", "invoice.line_add")] == [
+        "SMS message sent", "API key created", "Subscription activated", "SMS purchase paid",
+        "Balance fell below its threshold", "Invoice line added"]
+    assert object_type_label("sms_purchase") == "SMS purchase" and object_type_label("credit_note") == "Credit note"
+
+
+def test_the_object_filter_offers_billing_objects_by_name_and_rows_name_teams(web, db, world):
+    from creditdesk.parties import schemas as ps
+    from creditdesk.parties import service as parties
+
+    actor = master_actor(db, world.workspace_id)
+    team = db.write(lambda s: parties.create_team(s, ps.TeamCreate(name="Night shift"), actor=actor))
+    page = logged_in(web, world.master_email).get("/activity", params={"object_type": "team"}).text
+    select = page.split('name="object_type"', 1)[1].split("</select>", 1)[0]
+    for value, words in (("invoice", "Invoice"), ("sms_purchase", "SMS purchase"), ("subscription", "Subscription")):
+        assert f'value="{value}"' in select and f">{words}</option>" in select
+    rows = page.split("<tbody", 1)[1]
+    assert "Night shift" in rows and f'title="{team.id}"' in rows

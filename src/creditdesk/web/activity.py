@@ -47,17 +47,44 @@ VERBS = {"create": "created", "update": "changed", "delete": "deleted", "void": 
          "write_off": "written off", "post": "posted", "suspend": "suspended", "reactivate": "reactivated",
          "terminate": "terminated", "credit": "credited", "pay": "paid", "allocate": "allocated", "revoke": "revoked",
          "sms_credit_mode": "SMS credit mode changed", "sms_settings": "SMS settings changed", "login": "logged in",
-         "logout": "logged out", "complete": "completed", "start": "started", "cancel": "cancelled"}
+         "logout": "logged out", "complete": "completed", "start": "started", "cancel": "cancelled",
+         "send": "sent", "fail": "failed", "failed": "failed", "paid": "paid", "payment_failed": "payment failed",
+         "activate": "activated", "resume": "resumed", "bill": "billed", "open": "opened", "import": "imported",
+         "acquire": "acquired", "return": "returned", "transfer": "transferred", "set": "set",
+         "batch": "batch billed", "dismiss": "dismissed", "resolve": "resolved", "rotate_secret": "secret rotated",
+         "disable": "disabled", "replay": "replayed", "line_add": "line added", "line_update": "line changed",
+         "line_delete": "line removed", "line_credits": "line paid with credits",
+         "line_credits_remove": "credits taken off a line", "member_add": "member added",
+         "member_remove": "member removed", "credit_limit_override": "credit limit overridden",
+         "credit_terms_change": "credit terms changed", "pricing_agreement": "pricing agreement set",
+         "billed_to_parent": "billed to the parent account", "funded_lines_split": "funded lines split",
+         "card_register": "card registered", "card_remove": "card removed", "deactivate": "switched off",
+         "timeout": "timed out", "close": "closed", "correct": "corrected", "password_rehash": "password rehashed",
+         "retry": "to be retried", "succeeded": "succeeded", "add_service": "service added",
+         "remove_service": "service removed", "change_quantity": "quantity changed", "low": "fell below its threshold"}
+# Object words people write otherwise than the code ("Sms purchase" -> "SMS purchase").
+NOUNS = {"sms": "SMS", "api": "API", "crm": "CRM", "hubspot": "HubSpot"}
 
 
 def action_label(action: str) -> str:
     """An audit action in words: "account.write_off" -> "Account written off" (the code stays in the title)."""
     what, _, verb = action.partition(".")
-    return f"{what.replace('_', ' ').capitalize()} {VERBS.get(verb, verb.replace('_', ' '))}".strip()
+    words = [NOUNS.get(word, word) for word in what.split("_")]
+    noun = " ".join(words)
+    noun = noun[:1].upper() + noun[1:]
+    return f"{noun} {VERBS.get(verb, verb.replace('_', ' '))}".strip()
 
 
 OBJECT_TYPES = ["pack", "consumption", "credit_transfer", "hold", "project", "customer", "office", "user", "team",
-                "api_key", "credit_type", "workspace"]
+                "api_key", "credit_type", "workspace", "account", "invoice", "credit_note", "payment", "refund",
+                "subscription", "wallet", "asset", "activity", "product", "price", "sms_purchase", "sms_message",
+                "sms_transfer", "balance_threshold", "communication", "webhook_endpoint"]
+
+
+def object_type_label(kind: str) -> str:
+    """The object filter's words: "sms_purchase" -> "SMS purchase"."""
+    words = " ".join(NOUNS.get(word, word) for word in kind.split("_"))
+    return words[:1].upper() + words[1:]
 OBJECT_URLS = {"pack": "/packs/{}", "project": "/projects/{}", "office": "/offices/{}", "user": "/users/{}",
                "customer": "/customers/{}", "account": "/accounts/{}", "invoice": "/invoices/{}",
                "subscription": "/subscriptions/{}", "asset": "/assets/{}", "activity": "/activities/{}"}
@@ -80,13 +107,26 @@ def object_labels(session, workspace_id: str, names, events) -> dict[tuple[str, 
     for kind in ("office", "user", "customer", "project"):
         for object_id in wanted.get(kind, ()):
             labels[(kind, object_id)] = names.get(kind, object_id)
+    from creditdesk.billing.asset_models import Asset
+    from creditdesk.billing.invoice_models import CreditNote
+    from creditdesk.catalog.models import Product
+    from creditdesk.credits.models import CreditType
+    from creditdesk.parties.models import Team
+    from creditdesk.sms.models import SmsPurchase
+
     queries = {"pack": (Pack, lambda r: r.name), "account": (BillingAccount, lambda r: f"{r.number} · {r.name}"),
-               "invoice": (Invoice, lambda r: r.number or "draft"), "subscription": (Subscription, lambda r: r.number)}
+               "invoice": (Invoice, lambda r: r.number or "draft"), "subscription": (Subscription, lambda r: r.number),
+               "credit_note": (CreditNote, lambda r: r.number), "product": (Product, lambda r: r.name),
+               "credit_type": (CreditType, lambda r: r.name), "team": (Team, lambda r: r.name),
+               "asset": (Asset, lambda r: r.description or r.serial_number),
+               "sms_purchase": (SmsPurchase, lambda r: f"receipt SMS-{r.number:06d}" if r.number else "purchase")}
+    # Not named here: API keys, messages and webhook endpoints, whose names, recipients and URLs are not every
+    # reader's to see (a manager sees other users' keys by id only).
     for kind, (model, label) in queries.items():
         ids = wanted.get(kind)
         if ids:
             for row in session.scalars(select(model).where(model.workspace_id == workspace_id, model.id.in_(ids))):
-                labels[(kind, row.id)] = label(row)
+                labels[(kind, row.id)] = label(row) or ""
     return labels
 FILTERS = ("action", "object_type", "object_id", "actor_id", "since", "until")
 
@@ -218,7 +258,9 @@ def activity(request: Request, user: WebUser = Depends(current_user)):
                                                               limit=500).items]
     last_30 = {"since": (clock.now() - timedelta(days=30)).strftime("%Y-%m-%d")}
     return render(request, "activity.html", nav="activity", rows=rows, filters=echo, next_cursor=next_cursor,
-                  cursor=cursor, error=error, actions=COMMON_ACTIONS, object_types=OBJECT_TYPES, staff=staff,
+                  cursor=cursor, error=error, actions=COMMON_ACTIONS,
+                  object_types=[(k, object_type_label(k)) for k in OBJECT_TYPES], type_words=object_type_label,
+                  staff=staff,
                   action_label=action_label,
                   last_30=last_30)
 
