@@ -25,6 +25,13 @@ class Input(BaseModel):
         # never an amount. (Strict mode would also refuse the strings that forms and CSV rows send.)
         if isinstance(value, bool) and info.field_name and _takes_int(cls.model_fields[info.field_name].annotation):
             raise PydanticCustomError("int_type", "Input should be a valid integer, not true or false")
+        if isinstance(value, (float, str)) and info.field_name and _takes_int(
+                cls.model_fields[info.field_name].annotation) and not _WHOLE.fullmatch(str(value)):
+            # Lax mode reads 10.0 and "10.00" as 10: an integrator sending dollars where minor units are asked
+            # would record 10 cents without an error. Integers are whole numbers, written without a point.
+            raise PydanticCustomError(
+                "int_from_float", "Input should be a whole number without a decimal point; amounts are in the "
+                "smallest unit (cents: 1050 for 10.50)")
         if info.field_name and _takes(cls.model_fields[info.field_name].annotation, (date, datetime)):
             return no_number_for_a_date(value)
         return value
@@ -36,6 +43,9 @@ def _takes(annotation, kinds: tuple[type, ...]) -> bool:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return any(arg in kinds for arg in typing.get_args(annotation))
     return False
+
+
+_WHOLE = re.compile(r"\s*[-+]?\d+\s*")
 
 
 def _takes_int(annotation) -> bool:
