@@ -76,6 +76,8 @@ def test_credit_package_fields(db, master, world):
         package_id = package.id
     page = master.get(f"/catalogue/products/{package_id}").text
     assert 'value="10.5"' in page or 'value="10.50"' in page
+    listed = master.get("/catalogue/products").text
+    assert "10.50 Work hours for translation" in listed and "smallest unit" not in listed  # never 1050
 
 
 def test_price_plan_with_prices_typed_as_decimals(db, master, world):

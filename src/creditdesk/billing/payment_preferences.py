@@ -56,6 +56,13 @@ OPT_IN_OF_EVENT = {"invoice_post": "purchases", "purchase": "purchases",
 
 # --- preferences and cards -----------------------------------------------------------------------------
 
+# What the wallet's history says a payment made before a posting was for (the event's code stays in the audit row).
+PAID_FIRST_WORDS = {"invoice_post": "Paid from the wallet when the invoice was posted",
+                    "purchase": "Paid from the wallet for a purchase",
+                    "subscription_activate": "Paid from the wallet when the subscription started",
+                    "service_add": "Paid from the wallet when a service was added"}
+
+
 def get_preference(session: Session, workspace_id: str, preference_id: str) -> PaymentPreference:
     return get_in_workspace(session, PaymentPreference, workspace_id, preference_id, label="payment preference")
 
@@ -278,7 +285,7 @@ def charge_first(session: Session, account: BillingAccount, event: str, amount: 
         return None
     if plan.wallet is not None:
         payment = wallets.pay_from_wallet(session, account, plan.wallet, plan.amount, invoice=None, actor=actor,
-                                          reference=f"Paid first from the wallet: {event.replace('_', ' ')}")
+                                          reference=PAID_FIRST_WORDS.get(event, "Paid from the wallet first"))
         return PaidFirst(payment=payment)
     existing = pending_charge(session, invoice.id) if invoice is not None else None
     if existing is not None:

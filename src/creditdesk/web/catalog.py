@@ -134,8 +134,11 @@ def products_page(request: Request, user: WebUser = Depends(current_user)):
         page = catalog.list_products(session, actor=user.actor, limit=100, cursor=params.get("cursor") or None,
                                      **kwargs)
         rows = catalog.products_out(session, page.items)
+        from creditdesk.web.presenters import credit_types
+
+        types = credit_types(session, user.actor)  # a package's credits in their unit: "10.00 hours", not 1000
     return render(request, "catalogue_products.html", tab="products", products=rows, filters=filters,
-                  next_cursor=page.next_cursor, **_page_context(user))
+                  next_cursor=page.next_cursor, credit_types=types, **_page_context(user))
 
 
 def _product_choices(session, user: WebUser) -> dict:
