@@ -55,6 +55,9 @@ def test_settings_template_preview_and_log(web, db, world, smtp_server, frozen_c
     entry = log.split('href="/settings/emails/log/')[1].split('"')[0]
     shown = client.get(f"/settings/emails/log/{entry}").text
     assert 'id="email-message"' in shown and "Message-ID:" in shown
+    package = shown.split("<dt>Package</dt>", 1)[1].split("</dd>", 1)[0]
+    assert ">Web pack</a>" in package  # by name, the id in the title
+    assert 'id="email-state">sent<' in shown
 
 
 def test_staff_read_but_do_not_change(web, db, world, smtp_server):

@@ -138,5 +138,4 @@ def render_invoice(session: Session, invoice: Invoice) -> bytes:
     if invoice.notes:
         pdf.ln(2)
         pdf.line_of(invoice.notes, size=9)
-    pdf.line_of(f"Invoice id: {invoice.id}", size=8)
     return bytes(pdf.output())

@@ -19,6 +19,9 @@ from creditdesk.web.core import WebRoute, WebUser, csrf_form, current_user, db_o
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
+# The send log's states as people say them ("claimed": about to be sent, reserved so it goes once).
+STATE_WORDS = {"claimed": "about to send", "sending": "sending", "sent": "sent", "retrying": "will retry",
+               "failed": "failed", "skipped": "skipped"}
 EVENT_LABELS = {"warning": "Expiry warning (before the expiry)", "expired": "Expired notice",
                 "balance_low": "Low balance (fell below its threshold)"}
 
@@ -36,7 +39,7 @@ def _page(request: Request, user: WebUser, *, values: dict | None = None, errors
         crossing_names = _crossing_names(session, user.workspace_id, {e.crossing_id for e in log if e.crossing_id})
     return render(request, "emails.html", nav="settings", settings=current, templates=listed, log=log,
                   pack_names=pack_names, crossing_names=crossing_names,
-                  state=state, states=SEND_STATES, event_labels=EVENT_LABELS, values=values or current.model_dump(),
+                  state=state, states=SEND_STATES, state_words=STATE_WORDS, event_labels=EVENT_LABELS, values=values or current.model_dump(),
                   errors=errors or {}, can_write=user.actor.is_master, status_code=status_code)
 
 
@@ -168,4 +171,8 @@ def save_template(event: str, language: str, request: Request, user: WebUser = D
 def log_entry(send_id: str, request: Request, user: WebUser = Depends(current_user)):
     with reading(db_of(request)) as session:
         entry = service.get_send(session, user.workspace_id, send_id)
-    return render(request, "email_send.html", nav="settings", entry=entry, event_labels=EVENT_LABELS)
+        # What the email was about, by name (the id stays in the link's title).
+        about = (_pack_names(session, user.workspace_id, {entry.pack_id}).get(entry.pack_id) if entry.pack_id
+                 else _crossing_names(session, user.workspace_id, {entry.crossing_id}).get(entry.crossing_id))
+    return render(request, "email_send.html", nav="settings", entry=entry, event_labels=EVENT_LABELS,
+                  state_words=STATE_WORDS, about=about)
