@@ -187,3 +187,49 @@ class PaymentAllocation(Base):
 
 Index("ix_payment_allocations_payment", PaymentAllocation.payment_id, PaymentAllocation.id)
 Index("ix_payment_allocations_invoice", PaymentAllocation.invoice_id, PaymentAllocation.id)
+
+
+class Refund(Base):
+    """Money given back to the customer out of the account's credit (billing.payments.refund_credit): what
+    payments left unallocated, an overpayment or what a credit note released. Posted to the ledger as a debit
+    of the account against the workspace's `payments` account (the reverse of a payment)."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("method IN ('cash', 'bank_transfer', 'card', 'other')", name="method_known"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("billing_accounts.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    method: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(500))
+    reference: Mapped[str] = mapped_column(String(200), default="")
+    refunded_on: Mapped[date] = mapped_column(Date)
+    created_by: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+Index("ix_refunds_ws_id", Refund.workspace_id, Refund.id)
+Index("ix_refunds_account", Refund.account_id, Refund.id)
+
+
+class RefundPart(Base):
+    """The part of a refund taken from one payment's unallocated amount: a payment's unallocated is always its
+    amount less its allocations and its refund parts (billing.verify)."""
+
+    __tablename__ = "refund_parts"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"))
+    refund_id: Mapped[str] = mapped_column(ForeignKey("refunds.id"))
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+
+
+Index("ix_refund_parts_refund", RefundPart.refund_id, RefundPart.id)
+Index("ix_refund_parts_payment", RefundPart.payment_id, RefundPart.id)

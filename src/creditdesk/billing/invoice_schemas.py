@@ -223,3 +223,76 @@ class PaymentOut(BaseModel):
     unallocated: int
     allocations: list[AllocationOut]
     created_at: datetime
+
+
+# --- the account's credit: what its payments left unallocated ---
+
+class CreditApply(Input):
+    allocations: list[AllocationIn] | None = Field(
+        default=None, max_length=200,
+        description="Invoices of the account to pay with its credit and how much of each (more than an invoice "
+                    "has due: 422 overpayment; more than the credit: 409 credit_too_low). Omitted: the account's "
+                    "open posted invoices, oldest due first, as far as the credit goes.")
+
+
+class CreditSourceOut(BaseModel):
+    payment_id: str
+    received_on: date
+    method: str
+    reference: str
+    unallocated: int = Field(description="Minor units of this payment still on the account as its credit.")
+
+
+class AccountCreditOut(BaseModel):
+    object: Literal["account_credit"] = "account_credit"
+    account_id: str
+    currency: str
+    available: int = Field(description="Minor units: the account's credit, the sum of its payments' unallocated "
+                                       "amounts (applied to invoices or refunded only when someone asks).")
+    payments: list[CreditSourceOut] = Field(description="The payments holding it, oldest first (the order in which "
+                                                        "it is applied and refunded).")
+
+
+class CreditAppliedOut(BaseModel):
+    payment_id: str
+    invoice_id: str
+    invoice_number: str | None
+    amount: int
+
+
+class CreditApplyOut(BaseModel):
+    object: Literal["credit_application"] = "credit_application"
+    account_id: str
+    currency: str
+    applied: list[CreditAppliedOut]
+    available: int = Field(description="The account's credit left afterwards (minor units).")
+
+
+class CreditRefundCreate(Input):
+    amount: int = Field(ge=1, le=10**15, description="Minor units given back; at most the account's credit "
+                                                     "(409 credit_too_low).")
+    method: PaymentMethod = Field(default="bank_transfer", description="How the money goes back.")
+    reason: str = Field(min_length=1, max_length=500, description="Why (kept with the refund and its audit).")
+    reference: str = Field(default="", max_length=200, description="The bank or gateway reference, if any.")
+    payment_id: str | None = Field(default=None, max_length=40,
+                                   description="Refund only this payment's credit (e.g. back to the card that "
+                                               "overpaid). Omitted: the account's credit, oldest payment first.")
+
+
+class RefundPartOut(BaseModel):
+    payment_id: str
+    amount: int
+
+
+class RefundOut(BaseModel):
+    id: str
+    object: Literal["refund"] = "refund"
+    account_id: str
+    amount: int
+    currency: str
+    method: str
+    reason: str
+    reference: str
+    refunded_on: date
+    parts: list[RefundPartOut]
+    created_at: datetime

@@ -55,9 +55,10 @@ def verify_period_balances(session: Session, *, workspace_id: str | None = None)
 def verify_invoices(session: Session, *, workspace_id: str | None = None) -> tuple[int, list[str]]:
     """(invoices checked, problems): each invoice's amount due is its total less its allocations and credit
     notes, paid/credited/status agree with them; each payment's unallocated amount is its amount less its
-    allocations; and per account, what the documents posted (invoices, credit notes, payments) is what its
+    allocations and refund parts, each refund the sum of its parts; and per account, what the documents posted
+    (invoices, credit notes, payments, refunds) is what its
     entries say, and its entries' balance is its ledger balance (recomputed from the transfers)."""
-    from creditdesk.billing.invoice_models import CreditNote, Invoice, Payment, PaymentAllocation
+    from creditdesk.billing.invoice_models import CreditNote, Invoice, Payment, PaymentAllocation, Refund, RefundPart
     from creditdesk.billing.models import AccountEntry
 
     problems: list[str] = []
@@ -88,12 +89,24 @@ def verify_invoices(session: Session, *, workspace_id: str | None = None) -> tup
     pscope = [Payment.workspace_id == workspace_id] if workspace_id else []
     allocated = dict(session.execute(select(PaymentAllocation.payment_id, func.sum(PaymentAllocation.amount))
                                      .group_by(PaymentAllocation.payment_id)).tuples().all())
+    refunded = dict(session.execute(select(RefundPart.payment_id, func.sum(RefundPart.amount))
+                                    .group_by(RefundPart.payment_id)).tuples().all())
     received: dict[str, int] = {}
     for pay in session.scalars(select(Payment).where(*pscope)).yield_per(1000):
         received[pay.account_id] = received.get(pay.account_id, 0) + pay.amount
-        if pay.unallocated != pay.amount - int(allocated.get(pay.id) or 0):
+        left = pay.amount - int(allocated.get(pay.id) or 0) - int(refunded.get(pay.id) or 0)
+        if pay.unallocated != left:
             problems.append(f"payment {pay.id}: unallocated {pay.unallocated}, but {pay.amount} less its "
-                            f"allocations is {pay.amount - int(allocated.get(pay.id) or 0)}")
+                            f"allocations and refunds is {left}")
+    rscope = [Refund.workspace_id == workspace_id] if workspace_id else []
+    parts = dict(session.execute(select(RefundPart.refund_id, func.sum(RefundPart.amount))
+                                 .group_by(RefundPart.refund_id)).tuples().all())
+    refunds: dict[str, int] = {}
+    for refund in session.scalars(select(Refund).where(*rscope)).yield_per(1000):
+        refunds[refund.account_id] = refunds.get(refund.account_id, 0) + refund.amount
+        if int(parts.get(refund.id) or 0) != refund.amount:
+            problems.append(f"refund {refund.id}: {refund.amount}, but its parts add up to "
+                            f"{int(parts.get(refund.id) or 0)}")
     noted = dict(session.execute(select(CreditNote.account_id, func.sum(CreditNote.amount)).where(
         *([CreditNote.workspace_id == workspace_id] if workspace_id else [])).group_by(CreditNote.account_id))
         .tuples().all())
@@ -106,10 +119,10 @@ def verify_invoices(session: Session, *, workspace_id: str | None = None) -> tup
             .where(e.account_id == acc_id).group_by(e.kind)).tuples().all())
         by_kind = {k: int(v or 0) for k, v in by_kind.items()}
         expected = {"invoices": billed.get(acc_id, 0), "credit notes": -int(noted.get(acc_id) or 0),
-                    "payments": -received.get(acc_id, 0)}
+                    "payments": -received.get(acc_id, 0), "refunds": refunds.get(acc_id, 0)}
         posted = {"invoices": by_kind.get("invoice", 0) + by_kind.get("invoice_tax", 0),
                   "credit notes": by_kind.get("credit_note", 0) + by_kind.get("credit_note_tax", 0),
-                  "payments": by_kind.get("payment", 0)}
+                  "payments": by_kind.get("payment", 0), "refunds": by_kind.get("refund", 0)}
         for what, amount in expected.items():
             if posted[what] != amount:
                 problems.append(f"account {number}: its {what} add up to {amount}, its entries to {posted[what]}")

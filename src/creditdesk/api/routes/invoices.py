@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from creditdesk.api.deps import (Cursor, InvoiceId, Limit, WriteContext, get_actor, read_session, status_query,
+from creditdesk.api.deps import (AccountId, Cursor, InvoiceId, Limit, WriteContext, get_actor, read_session, status_query,
                                  statuses, write_context)
 from creditdesk.api.schemas import ListOf, list_of
 from creditdesk.audit import Actor
-from creditdesk.billing import credit_notes, invoices, payments, pdf
+from creditdesk.billing import accounts, credit_notes, invoices, payments, pdf
 from creditdesk.billing import invoice_schemas as s
 from creditdesk.parties.schemas import Day
 
@@ -177,3 +177,40 @@ def allocate_payment(payment_id: PaymentId, body: s.PaymentAllocate, ctx: WriteC
     `allocations` say. Credit is never allocated without this call."""
     return ctx.run(lambda db, actor: payments.payment_out(
         db, payments.allocate_payment(db, payment_id, body, actor=actor)))
+
+
+# --- the account's credit (what its payments left unallocated) ---
+
+@router.get("/accounts/{account_id}/credit", response_model=s.AccountCreditOut, tags=["payments"])
+def get_account_credit(account_id: AccountId, actor: Actor = Depends(get_actor),
+                       session: Session = Depends(read_session)):
+    """The account's credit (overpayments, what credit notes on paid invoices released) and the payments
+    holding it, oldest first. It is used only when someone applies or refunds it."""
+    return payments.credit_out(session, accounts.get_account(session, actor.workspace_id, account_id))
+
+
+@router.post("/accounts/{account_id}/credit/apply", response_model=s.CreditApplyOut, tags=["payments"])
+def apply_account_credit(account_id: AccountId, body: s.CreditApply, ctx: WriteContext = Depends(write_context)):
+    """Masters and managers. Applies the account's credit to its open invoices: oldest due first, or as
+    `allocations` say (422 overpayment; 409 credit_too_low beyond the credit; 409 no_open_invoices), taken from
+    its payments oldest first (the same allocation as POST /v1/payments/{id}/allocate)."""
+    return ctx.run(lambda db, actor: payments.apply_credit(db, account_id, body, actor=actor))
+
+
+@router.post("/accounts/{account_id}/credit/refunds", status_code=201, response_model=s.RefundOut, tags=["payments"])
+def refund_account_credit(account_id: AccountId, body: s.CreditRefundCreate,
+                          ctx: WriteContext = Depends(write_context)):
+    """Masters and managers. Gives money back out of the account's credit, never more than it (409
+    credit_too_low, with `available`): taken from its payments oldest first (or from `payment_id`), posted to
+    the ledger as a debit of the account, audited with the reason. Send an Idempotency-Key: a retry replays the
+    first answer instead of refunding twice."""
+    return ctx.run(lambda db, actor: payments.refund_out(db, payments.refund_credit(db, account_id, body, actor=actor)),
+                   status_code=201)
+
+
+@router.get("/accounts/{account_id}/credit/refunds", response_model=ListOf[s.RefundOut], tags=["payments"])
+def list_account_refunds(account_id: AccountId, limit: int | None = Limit, cursor: str | None = Cursor,
+                         actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
+    """Newest first."""
+    page = payments.list_refunds(session, actor=actor, account_id=account_id, limit=limit, cursor=cursor)
+    return list_of(page.items, page.next_cursor, lambda r: payments.refund_out(session, r))
