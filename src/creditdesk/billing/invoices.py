@@ -408,11 +408,16 @@ def remove_line_credits(session: Session, invoice_id: str, line_id: str, *, acto
 def _add_note(invoice: Invoice, text: str) -> None:
     invoice.notes = f"{invoice.notes}\n{text}" if invoice.notes else text
 
-def post_invoice(session: Session, invoice_id: str, *, actor: Actor, charge_first: bool = True) -> Invoice:
+def post_invoice(session: Session, invoice_id: str, *, actor: Actor, charge_first: bool = True,
+                 paid_at_once: bool = False) -> Invoice:
     """Post a draft: numbered, on the account, its packages and assets made once settled. Over the credit limit
     with a preference opted in for purchases, that preference pays first (billing.payment_preferences): a
     wallet at once; a card after the commit, the invoice staying a draft until the charge succeeds (see
-    payment_preferences.pending_charge). `charge_first=False` is the charge's own completion."""
+    payment_preferences.pending_charge). `charge_first=False` is the charge's own completion.
+    `paid_at_once=True` (billing.payments.mark_paid on a draft): the caller records a payment of everything due
+    in the same transaction, so no debt ever exists and the credit limit is not checked (a cash sale to a
+    customer at their limit); a terminated account is still refused. Group-funded lines billed to the parent
+    are posted on their own, with the parent's credit check."""
     invoice = _draft(session, actor, invoice_id, "post invoices")
     # Group accounts (billing.groups): a member's funded lines are billed to its parent, posted first.
     member_account_id = invoice.account_id
@@ -437,7 +442,7 @@ def post_invoice(session: Session, invoice_id: str, *, actor: Actor, charge_firs
         _price_line(session, invoice, line)
     _total(session, invoice)
     paid_first = None
-    if charge_first:
+    if charge_first and not paid_at_once:
         from creditdesk.billing import payment_preferences  # it reads wallets and payments, which read invoices
 
         paid_first = payment_preferences.charge_first(session, account, "invoice_post", invoice.total,
@@ -447,8 +452,13 @@ def post_invoice(session: Session, invoice_id: str, *, actor: Actor, charge_firs
             return invoice  # a card is charged after the commit; the invoice posts when the charge succeeds
     # Credit control (seed 004): posting is a fund-using event. A terminated account, or a limit the invoice
     # would exceed, refuses it, unless an override rule lets it through (audited by the check).
-    credit_control.check_invoice_post(session, account, invoice.total, actor=actor,
-                                      reference=Reference(kind="invoice", id=invoice.id))
+    # Paid at once, nothing is owed at any moment: the limit is about debt, so it does not apply.
+    if paid_at_once:
+        if account.status == "terminated":
+            raise Conflict("The account is terminated: nothing more is posted to it.", code="account_terminated")
+    else:
+        credit_control.check_invoice_post(session, account, invoice.total, actor=actor,
+                                          reference=Reference(kind="invoice", id=invoice.id))
     invoice.due_date = accounts.due_date(account, invoice.issue_date)
     # The settings row is the lock of the workspace's numbers: taken here, held to the commit; whatever
     # fails after this point rolls the number back with everything else, so numbers have no gaps.
@@ -472,8 +482,11 @@ def post_invoice(session: Session, invoice_id: str, *, actor: Actor, charge_firs
     if paid_first is not None:
         payment_preferences.allocate_paid_first(session, paid_first, invoice, actor=actor)
     session.flush()
+    after = _snapshot(session, invoice)
+    if paid_at_once:
+        after["credit_limit_check"] = "not applied: posted and paid at once"
     audit.record(session, actor=actor, action="invoice.post", object_type="invoice", object_id=invoice.id,
-                 before=before, after=_snapshot(session, invoice))
+                 before=before, after=after)
     return invoice
 
 
@@ -549,6 +562,28 @@ def line_out(line: InvoiceLine) -> s.LineOut:
                      if line.discount_kind else None, tax_rate_bp=line.tax_rate_bp, tax_inclusive=line.tax_inclusive,
                      net=line.net, tax=line.tax, gross=line.gross, discount_amount=line.discount_amount,
                      credits=credited)
+
+
+def package_purchases(session: Session, invoice: Invoice) -> list[dict]:
+    """What the invoice's credit package lines buy, for its page: each line with its product, whether it makes
+    a pack at all (a governed type, SMS, makes none: billing.packages) and the pack it made (None until the
+    invoice is settled, or when a credit note took the line back before)."""
+    from creditdesk.billing import packages  # packages reads invoices: imported when first needed
+    from creditdesk.credits import governance
+    from creditdesk.credits.models import CreditType
+
+    rows = session.execute(select(InvoiceLine, Product).join(Product, Product.id == InvoiceLine.product_id)
+                           .where(InvoiceLine.invoice_id == invoice.id, Product.kind == "credit_package")
+                           .order_by(InvoiceLine.position, InvoiceLine.id)).tuples().all()
+    if not rows:
+        return []
+    made = {pack.external_ref: pack for pack in packages.packs_of_invoice(session, invoice)}
+    out = []
+    for line, product in rows:
+        ct = session.get(CreditType, product.credit_type_id) if product.credit_type_id else None
+        out.append({"line": line, "product": product, "makes_pack": ct is not None and not governance.is_governed(ct),
+                    "pack": made.get(line.id)})
+    return out
 
 
 def _pending_charge_id(session: Session, invoice: Invoice) -> str | None:
