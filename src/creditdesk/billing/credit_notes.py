@@ -2,8 +2,9 @@
 
 A credit note credits the account through the ledger (its net against revenue, its tax against tax),
 takes the next CN- number of the workspace (gap-free, under the billing settings row's lock), and lowers
-what the invoice has due. A paid (or partly paid) invoice can be credited too, up to what it has not been
-credited yet (422 `credit_note_exceeds_due` above that): the part of the credit note beyond what was
+what the invoice has due. A paid (or partly paid) invoice can be credited too, up to what is due plus what was
+paid (`creditable`; 422 `credit_note_exceeds_due` above that, saying why when that is nothing: an invoice
+closed by a write-off and never paid, or one credited in full): the part of the credit note beyond what was
 still due releases that much of the payments allocated to the invoice, newest allocation first, and the
 released money becomes the account's credit (the payment's unallocated amount, shown on the account and
 applied to later invoices like any payment's remainder; a refund of it is paid out of band). The ledger
@@ -84,9 +85,12 @@ def create_credit_note(session: Session, invoice_id: str, data: s.CreditNoteCrea
         raise Conflict(f"Invoice {invoice.id} is {invoice.status}: only a posted invoice is credited (a draft is "
                        "edited or voided).", code="invoice_not_posted", status=invoice.status)
     lines: list[dict] = []
-    creditable = invoice.total - invoice.amount_credited
-    if data.full:  # what is still due; a paid invoice: all of it not credited yet
-        amount = invoice.amount_due or creditable
+    most = creditable(invoice)
+    if most == 0:
+        raise InvalidInput(_nothing_to_credit(invoice), code="credit_note_exceeds_due", field="amount", amount_due=0,
+                           creditable=0)
+    if data.full:  # what is still due; a paid invoice: all of it paid and not credited yet
+        amount = invoice.amount_due or most
     elif data.amount is not None:
         amount = data.amount
     else:
@@ -94,11 +98,12 @@ def create_credit_note(session: Session, invoice_id: str, data: s.CreditNoteCrea
             raise InvalidInput("Name at least one line.", code="invalid_credit_note", field="lines")
         lines = _line_amounts(session, invoice, data.lines)
         amount = sum(item["amount"] for item in lines)
-    if amount <= 0 or amount > creditable:
-        raise InvalidInput(f"At most {creditable} of this invoice can be credited ({invoice.amount_due} due, "
-                           f"{invoice.amount_paid} paid): a credit note cannot exceed it.",
+    if amount <= 0 or amount > most:
+        written_off = f", {invoice.amount_written_off} written off" if invoice.amount_written_off else ""
+        raise InvalidInput(f"At most {most} of this invoice can be credited ({invoice.amount_due} due, "
+                           f"{invoice.amount_paid} paid{written_off}): a credit note cannot exceed it.",
                            code="credit_note_exceeds_due", field="amount", amount_due=invoice.amount_due,
-                           creditable=creditable)
+                           creditable=most)
     credited_tax = int(session.scalar(select(func.coalesce(func.sum(CreditNote.tax), 0))
                                       .where(CreditNote.invoice_id == invoice.id)) or 0)
     if invoice.amount_credited + amount == invoice.total:
@@ -142,6 +147,22 @@ def create_credit_note(session: Session, invoice_id: str, data: s.CreditNoteCrea
     audit.record(session, actor=actor, action="invoice.credit", object_type="invoice", object_id=invoice.id,
                  before=before, after=snapshot(invoice))
     return note
+
+
+def creditable(invoice: Invoice) -> int:
+    """The most a credit note can credit: what is still due plus what was paid (each credited at most once).
+    What a write-off closed is not: that debt is gone (the account's write-off entry closed it), so crediting
+    it would hand the customer money nobody paid; the payments released by a credit note only cover what was
+    paid."""
+    return max(0, invoice.amount_due + invoice.amount_paid)
+
+
+def _nothing_to_credit(invoice: Invoice) -> str:
+    name = invoice.number or invoice.id
+    if invoice.amount_written_off:
+        return (f"Invoice {name} was written off and nothing of it is paid or due: there is nothing a credit note "
+                "could give back.")
+    return f"Invoice {name} is credited in full: there is nothing left to credit."
 
 
 def _release_payments(session: Session, invoice: Invoice, amount: int, *, actor: Actor, note_number: str) -> None:
