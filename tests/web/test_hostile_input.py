@@ -95,6 +95,21 @@ def test_grant_form_says_every_problem_next_to_its_field_at_once(web, db, world)
     assert "more decimal places" in r.text and "Nothing was granted" in r.text
 
 
+def test_grant_form_words_currency_and_expiry_refusals_next_to_their_fields(web, db, world):
+    client = logged_in(web, world.master_email)
+    base = {"holder": f"office:{world.london_id}", "credit_type": "hours", "quantity": "10", "name": "Words",
+            "price_paid": "10.00"}
+    money = post_form(client, "/packs/new", {**base, "currency": "dol"}, page="/packs/new")
+    assert money.status_code == 422
+    currency = money.text.split('id="err-currency"', 1)[1].split("</span>", 1)[0]
+    assert "DOL is not a currency code (for example AUD, EUR, USD)" in currency
+    both = post_form(client, "/packs/new", {**base, "currency": "AUD", "expires_at": "2027-06-30",
+                                            "expiry_months": "6"}, page="/packs/new")
+    assert both.status_code == 422
+    months = both.text.split('id="err-expiry_months"', 1)[1].split("</span>", 1)[0]
+    assert "an expiry date or a number of months" in months and "expires_at" not in months
+
+
 def test_grant_form_takes_thousands_separators(web, db, world):
     client = logged_in(web, world.master_email)
     data = {"holder": f"office:{world.london_id}", "credit_type": "hours", "quantity": "1,500.25",

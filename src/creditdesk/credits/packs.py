@@ -145,7 +145,8 @@ def grant_or_find(session: Session, data: schemas.PackCreate, *, actor: Actor, i
     purchased_at = clock.aware(data.purchased_at) or now
     starts_at = clock.aware(data.starts_at) or purchased_at
     if data.expires_at and data.expiry_months:
-        raise InvalidCredits("Give either expires_at or expiry_months, not both.", code="expiry_ambiguous")
+        raise InvalidCredits("Give an expiry date or a number of months until the expiry, not both.",
+                             code="expiry_ambiguous", field="expiry_months")
     expires_at = clock.aware(data.expires_at)
     if data.expiry_months:
         try:

@@ -59,6 +59,8 @@ def sentence(err: dict, label: str) -> str:
         if said[0].islower():  # a validator's words about the value ("a phone number: ..."): name the field
             return f"{label} must be {said}." if said.startswith(("a ", "an ")) else f"{label}: {said}."
         return said + "."
+    if kind == "unknown_currency":
+        return f"{label}: {ctx.get('value', 'this')} is not a currency code (for example AUD, EUR, USD)."
     if kind in ("literal_error", "enum"):
         return f"{label}: choose from the list."
     return f"{label} is not valid."
