@@ -555,3 +555,12 @@ def test_a_currency_that_is_not_iso_4217_is_an_error_of_its_line(db):
     report = run_import(db, shop.actor, text)
     assert [line for line, _ in report.errors] == [2] and "ISO 4217" in report.errors[0][1]
     assert [p.currency for p in packs_of(db, shop.ws)] == ["GBP"]
+
+
+def test_a_date_the_schema_cannot_read_is_said_about_its_column(db):
+    shop = make_shop(db)
+    report = run_import(db, shop.actor, csv_text(
+        f"office,{shop.berlin},credits,100,Bad expiry,,,,,,,,,,2027-13-45T00:00:00Z,,,,,,"))
+    [(line, message)] = report.errors
+    assert line == 2 and message.startswith("expires_at: not a date"), message
+    assert "Input should" not in message and "expires_at.datetime" not in message

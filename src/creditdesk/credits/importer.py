@@ -240,6 +240,18 @@ class Units:
 _BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
+def schema_problem(exc: ValidationError) -> str:
+    """A row the schema refused, said about its column ("expires_at: not a date ..."), not pydantic's location
+    path ("expires_at.datetime: Input should be a valid datetime or date, invalid character in year")."""
+    first = exc.errors()[0]
+    column = str(first.get("loc", ("row",))[0]) if first.get("loc") else "row"
+    kind = str(first.get("type", ""))
+    if kind.startswith(("datetime", "date")):
+        return f"{column}: not a date (2027-12-31) or a date and time (2027-12-31T17:00:00+10:00)"
+    message = str(first.get("msg", "")).removeprefix("Value error, ").replace("Input should be", "should be")
+    return f"{column}: {message}"
+
+
 def units_of(session: Session, workspace_id: str) -> Units:
     """The workspace's credit types' scales and its customers, offices and users by name and email."""
     scales = dict(session.execute(select(CreditType.code, CreditType.scale).where(
@@ -376,8 +388,7 @@ def validate_file(stream: io.TextIOBase, *, units: Units | None = None) -> FileC
         try:
             row.data = _row_to_pack(row.raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            row.error = f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg')}"
+            row.error = schema_problem(exc)
             kept.append(row)
             continue
         own_key = row.raw["idempotency_key"]
@@ -764,9 +775,7 @@ def _grant_one(session: Session, row: Row, *, actor: Actor, report: ImportReport
     try:
         data = row.data or _row_to_pack(row.raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        report.error(row.line, f"{where}: {first.get('msg')}")
+        report.error(row.line, schema_problem(exc))
         return
     if row.slot in existing:
         report.skip(row.line)

@@ -11,6 +11,8 @@ login. Only that one integer per user is kept server side.
 
 from __future__ import annotations
 
+import re
+
 import hashlib
 import hmac
 import secrets
@@ -347,6 +349,15 @@ _env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=selec
 SOURCE_LABELS = {"purchase": "Purchase", "crm_deal": "CRM deal", "manual": "Granted manually", "transfer": "Transfer",
                  "promotion": "Promotion", "subscription": "Subscription", "import": "CSV import",
                  "wallet": "Wallet top-up"}
+_ERROR_CODE = re.compile(r"\s*\(([a-z]+_[a-z_]+)\)$")
+
+
+def without_code(message: str) -> str:
+    """An import line's problem for people: the stable code scripts read ("... (holder_not_found)") left off."""
+    return _ERROR_CODE.sub("", message or "")
+
+
+_env.filters["without_code"] = without_code
 _env.globals.update(source_labels=SOURCE_LABELS, fmt_amount=fmt_amount, fmt_date=_fmt_date_here, fmt_datetime=_fmt_datetime_here,
                     days_until=_days_until_here, query_string=query_string,
                     currency_exponent=currency_exponent, period_text=period_text)
@@ -380,10 +391,17 @@ def render_fragment(template: str, **context: Any) -> str:
     return _env.get_template(template).render(**context)
 
 
-def redirect(request: Request, url: str, *, flash: str | None = None, level: str = "success") -> RedirectResponse:
+def redirect(request: Request, url: str, *, flash: str | None = None, level: str = "success",
+             links: list | None = None) -> RedirectResponse:
+    """`links`: [(label, local path)] shown after the flash's text (what the action made, e.g. the packs an
+    invoice's payment granted); anything but a local path is dropped."""
     response = RedirectResponse(url, status_code=303)
     if flash:
-        response.set_cookie(FLASH_COOKIE, _serializer("flash").dumps([{"level": level, "text": flash}]),
+        item: dict = {"level": level, "text": flash}
+        local = [[str(label), href] for label, href in links or [] if safe_next(href, "") == href and href]
+        if local:
+            item["links"] = local
+        response.set_cookie(FLASH_COOKIE, _serializer("flash").dumps([item]),
                             max_age=300, httponly=True, samesite="lax",
                             secure=get_settings().secure_cookies or request.url.scheme == "https",
                             path="/")

@@ -9,6 +9,7 @@ import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -18,7 +19,7 @@ from creditdesk import csvexport
 from creditdesk.credits import importer, reads
 from creditdesk.credits import schemas as s
 from creditdesk.credits import governance, packs, transfers
-from creditdesk.credits.models import Pack
+from creditdesk.credits.models import CreditType, Pack
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.ledger.models import LedgerAccount
 from creditdesk.parties import service as parties
@@ -404,6 +405,23 @@ CHANGE_HOLDER_FIELDS = {"not_found": "holder", "same_holder": "holder", "holder_
                         "holder_required": "holder"}
 
 
+def _holder_choices(session, user: WebUser, pack: Pack) -> dict:
+    """The holder picker with only the holders the credit type's rules let this user move the pack to (SMS
+    packs: governance.sms_receivers, the rule the move itself applies), so a refusal never waits for "Yes"."""
+    choices = holder_choices(session, user.workspace_id)
+    ct = session.get(CreditType, pack.credit_type_id)
+    if not governance.is_governed(ct):
+        return {**choices, "workspace": True, "governed": False}
+    ref = packs.HolderRef
+    candidates = [ref("workspace", user.workspace_id), *(ref("office", i) for i, _ in choices["offices"]),
+                  *(ref("user", i) for i, _ in choices["users"])]
+    allowed = {(h.kind, h.id) for h in governance.sms_receivers(
+        session, user.actor, ct, ref(pack.holder_kind, pack.holder_id), candidates)}
+    return {"offices": [(i, label) for i, label in choices["offices"] if ("office", i) in allowed],
+            "users": [(i, label) for i, label in choices["users"] if ("user", i) in allowed],
+            "workspace": ("workspace", user.workspace_id) in allowed, "governed": True}
+
+
 def _with_message(errors: dict[str, str], fallback: str) -> tuple[str | None, dict[str, str]]:
     """The top message of a form and the messages of its fields."""
     errors = dict(errors)
@@ -419,7 +437,7 @@ def change_holder_form(pack_id: str, request: Request, user: WebUser = Depends(c
     with reading(db_of(request)) as session:
         pack, account = _load_pack(session, user, pack_id)
         row = pack_rows(session, user.actor, [(pack, account)])[0]
-        choices = holder_choices(session, user.workspace_id)
+        choices = _holder_choices(session, user, pack)
     return render(request, "change_holder.html", nav="credits", row=row, choices=choices, confirm=None,
                   error=None, errors={}, selected="", reason="")
 
@@ -443,7 +461,7 @@ def change_holder(pack_id: str, request: Request, user: WebUser = Depends(curren
     with reading(db) as session:
         pack, account = _load_pack(session, user, pack_id)
         row = pack_rows(session, user.actor, [(pack, account)])[0]
-        choices = holder_choices(session, user.workspace_id)
+        choices = _holder_choices(session, user, pack)
         # Every field checked before answering: the holder, then the schema (the reason's length).
         try:
             kind, holder_id = forms.holder_value(selected)
@@ -457,9 +475,16 @@ def change_holder(pack_id: str, request: Request, user: WebUser = Depends(curren
         if not errors:
             try:
                 target = Names(session, user.workspace_id).holder(kind, holder_id or user.workspace_id)
-                packs.resolve_holder(session, user.workspace_id, kind, holder_id)
+                holder, _ = packs.resolve_holder(session, user.workspace_id, kind, holder_id)
+                # The credit type's rules at the first step (SMS packs: who may hold them), not only at "Yes".
+                governance.authorize_transfer(session, user.actor, session.get(CreditType, pack.credit_type_id),
+                                              packs.HolderRef(pack.holder_kind, pack.holder_id), holder,
+                                              what="change a pack's holder")
             except NotPermitted as exc:
-                raise forms.worded(exc) from None
+                if exc.code in ("not_permitted", "pool_master_only"):  # the SMS rules: about the chosen holder
+                    errors.update({"holder": forms.plain(exc.message)})
+                else:
+                    raise forms.worded(exc) from None
             except CreditdeskError as exc:
                 errors.update(forms.placed(exc, CHANGE_HOLDER_FIELDS, words=words))
         if errors:
@@ -748,13 +773,13 @@ def import_packs(request: Request, user: WebUser = Depends(current_user), form: 
         return _import_page(request, error=exc.message, filename=filename)
     with reading(db) as session:
         names = Names(session, user.workspace_id)
-        rows = [_preview_row(row, names, units) for row in preview.to_create[:500]]
+        rows = [_preview_row(row, names, units, user.zone) for row in preview.to_create[:500]]
     return render(request, "import_preview.html", nav="credits", preview=preview, rows=rows, filename=filename,
                   content_b64=base64.b64encode(zlib.compress(content.encode(), 6)).decode(),
                   signature=_signature(user, filename, content))
 
 
-def _preview_row(row: importer.Row, names, units: importer.Units) -> dict:
+def _preview_row(row: importer.Row, names, units: importer.Units, zone) -> dict:
     raw = row.raw
     scale = units.scales.get(raw["credit_type"] or "", 0)
     price = int(raw["price_paid"] or 0)
@@ -765,8 +790,9 @@ def _preview_row(row: importer.Row, names, units: importer.Units) -> dict:
             "credit_type": raw["credit_type"], "quantity": fmt_amount(int(raw["quantity"]), scale),
             "name": raw["name"], "price": (fmt_amount(price, currencies.minor_units(currency)) + f" {currency}")
             if price and currency else "",
-            "expires": raw["expires_at"] or (f"{raw['expiry_months']} months after purchase"
-                                             if raw["expiry_months"] else "never")}
+            # The moment the row resolves to, as the day people typed (2027-12-31 ends at 23:59:59 there).
+            "expires": fmt_date(datetime.fromisoformat(raw["expires_at"]), zone) if raw["expires_at"]
+            else (f"{raw['expiry_months']} months after purchase" if raw["expiry_months"] else "never")}
 
 
 @fixed.post("/packs/import/confirm", response_class=HTMLResponse)
