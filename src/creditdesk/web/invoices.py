@@ -14,12 +14,12 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 
 from creditdesk import currencies
-from creditdesk.billing import credit_notes, invoices, payments, pdf
+from creditdesk.billing import accounts, credit_notes, invoices, payments, pdf
 from creditdesk.billing import invoice_schemas as ins
 from creditdesk.billing.invoice_models import PAYMENT_METHODS
 from creditdesk.billing.models import BillingAccount
 from creditdesk.catalog import service as catalog
-from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
+from creditdesk.errors import Conflict, CreditdeskError, InvalidInput, NotPermitted
 from creditdesk.parties.models import Customer
 from creditdesk.web import core, forms, once
 from creditdesk.web.core import WebRoute, WebUser, csrf_form, current_user, db_of, reading, render
@@ -144,7 +144,10 @@ def _page(request: Request, user: WebUser, invoice_id: str, *, errors: dict | No
         wallet = wallets.wallet_of(session, account.id)
         wallet_balance = wallets.balance(session, wallet) if wallet is not None else None
         charges = payment_preferences.list_charges(session, actor=user.actor, invoice_id=invoice.id, limit=20).items
+        account_credit = payments.account_credit(session, account.id)
+        purchases = invoices.package_purchases(session, invoice)
     return render(request, "invoice.html", nav="finance", invoice=out, account=account, customer=customer,
+                  account_credit=account_credit, purchases=purchases, creditable=credit_notes.creditable(invoice),
                   wallet_balance=wallet_balance, charges=charges, choices=choices, notes=notes, payments=paid, products=products, methods=PAYMENT_METHODS,
                   may_write=may_write(user), errors=errors or {}, values=values or {},
                   money=lambda amount: currencies.format_money(amount, out.currency), status_code=status_code)
@@ -184,6 +187,20 @@ def _act(request: Request, user: WebUser, form: FormData, invoice_id: str, actio
 
 def _back(invoice_id: str, flash: str) -> once.Done:
     return once.Done(f"/invoices/{invoice_id}", flash=flash)
+
+
+def _paid(session, user: WebUser, invoice_id: str, flash: str, *, was: str) -> once.Done:
+    """Back to the invoice after money reached it: when that settled it (it was `was` before), say so, and
+    name and link the packs its credit packages made."""
+    invoice = invoices.get_invoice(session, user.workspace_id, invoice_id)
+    if invoice.status != "settled" or was == "settled":
+        return _back(invoice_id, flash)
+    made = [p["pack"] for p in invoices.package_purchases(session, invoice) if p["pack"] is not None]
+    if not made:
+        return _back(invoice_id, f"{flash} Invoice {invoice.number} is paid.")
+    names = "pack" if len(made) == 1 else "packs"
+    return once.Done(f"/invoices/{invoice_id}", flash=f"{flash} Invoice {invoice.number} is paid: {names} granted:",
+                     links=[(pack.name, f"/packs/{pack.id}") for pack in made])
 
 
 @router.post("/invoices/{invoice_id}/lines", response_class=HTMLResponse)
@@ -255,10 +272,12 @@ def pay_invoice(invoice_id: str, request: Request, user: WebUser = Depends(curre
                                method=values["method"] or "bank_transfer", reference=values["reference"],
                                received_on=_day(form, "received_on", "Received on"),
                                allocations=[{"invoice_id": invoice.id, "amount": min(amount, invoice.amount_due)}])
+        was = invoice.status
         pay = payments.record_payment(session, data, actor=user.actor)
         extra = f"; {currencies.format_money(pay.unallocated, pay.currency)} stays on the account as a credit" \
             if pay.unallocated else ""
-        return _back(invoice_id, f"Payment of {currencies.format_money(pay.amount, pay.currency)} recorded{extra}.")
+        return _paid(session, user, invoice_id,
+                     f"Payment of {currencies.format_money(pay.amount, pay.currency)} recorded{extra}.", was=was)
     return _act(request, user, form, invoice_id, action, field="amount", values=values)
 
 
@@ -269,11 +288,14 @@ def mark_paid(invoice_id: str, request: Request, user: WebUser = Depends(current
         method = forms.text(form, "method", limit=20) or "other"
         if method not in PAYMENT_METHODS:
             raise InvalidInput("Choose a payment method.", field="method")
+        was = invoices.get_invoice(session, user.workspace_id, invoice_id).status
         pay = payments.mark_paid(session, invoice_id, actor=user.actor, method=method)
         if pay is None:
             number = invoices.get_invoice(session, user.workspace_id, invoice_id).number
-            return _back(invoice_id, f"Posted as {number}: paid with credits, nothing left to pay.")
-        return _back(invoice_id, f"Marked as paid: {currencies.format_money(pay.amount, pay.currency)} recorded.")
+            return _paid(session, user, invoice_id, f"Posted as {number}: paid with credits, nothing left to pay.",
+                         was=was)
+        return _paid(session, user, invoice_id,
+                     f"Marked as paid: {currencies.format_money(pay.amount, pay.currency)} recorded.", was=was)
     return _act(request, user, form, invoice_id, action)
 
 
@@ -293,10 +315,119 @@ def credit_note(invoice_id: str, request: Request, user: WebUser = Depends(curre
                 rename={"amount": "credit_amount"})
 
 
+@router.post("/invoices/{invoice_id}/apply-credit", response_class=HTMLResponse)
+def apply_credit_to_invoice(invoice_id: str, request: Request, user: WebUser = Depends(current_user),
+                            form: FormData = Depends(csrf_form)):
+    """The invoice page's "apply it": the account's credit, as much as this invoice has due."""
+    def action(session) -> once.Done:
+        invoice = invoices.get_invoice(session, user.workspace_id, invoice_id)
+        was = invoice.status
+        if invoice.status != invoices.OPEN or invoice.amount_due <= 0:
+            raise Conflict(f"Invoice {invoice.number or 'draft'} is {invoice.status}: nothing to pay.",
+                                    code="invoice_not_open")
+        amount = min(payments.account_credit(session, invoice.account_id), invoice.amount_due)
+        data = ins.CreditApply(allocations=[ins.AllocationIn(invoice_id=invoice.id, amount=amount)] if amount else None)
+        done = payments.apply_credit(session, invoice.account_id, data, actor=user.actor)
+        applied = sum(a.amount for a in done.applied)
+        return _paid(session, user, invoice_id, f"{currencies.format_money(applied, done.currency)} of the account's "
+                     "credit applied to this invoice.", was=was)
+    return _act(request, user, form, invoice_id, action, field="apply_credit", rename={"allocations": "apply_credit"})
+
+
 def account_sections(session, user: WebUser, account: BillingAccount) -> dict:
-    """The account page's Invoices and Payments sections."""
+    """The account page's Invoices, Payments and Credit sections."""
     rows = invoices.list_invoices(session, actor=user.actor, account_id=account.id, limit=20).items
     paid = payments.list_payments(session, actor=user.actor, account_id=account.id, limit=20).items
+    credit = payments.credit_out(session, account)
     return {"account_invoices": rows, "account_payments": paid, "is_overdue": invoices.is_overdue,
-            "may_invoice": may_write(user)}
+            "may_invoice": may_write(user), "credit_available": credit.available,
+            "credit_invoices": payments.open_invoices(session, account.id) if credit.available else [],
+            "account_refunds": payments.list_refunds(session, actor=user.actor, account_id=account.id,
+                                                     limit=20).items,
+            "refund_methods": [m for m in PAYMENT_METHODS]}
+
+
+# --- the account page's Credit section: apply it, refund it ---
+
+CREDIT_LABELS = {"amount": "Amount", "method": "Paid back by", "reason": "Reason", "reference": "Reference"}
+
+
+def _on_account(request: Request, user: WebUser, form: FormData, account_id: str, form_id: str, action,
+                *, by_code: dict | None = None) -> Response:
+    """A form of the account's Credit section, once; refused, the account page again with its values and every
+    problem next to its field."""
+    from creditdesk.web.finance import form_errors, render_account
+
+    invoices.require_billing_writer(user.actor, "use account credit")  # before the key: a member gets 403
+    values = {name: forms.text(form, name, limit=500) for name in form.keys()
+              if name not in ("csrf_token", once.FIELD)}
+    try:
+        return once.run(request, user, form, action)
+    except NotPermitted:
+        raise
+    except CreditdeskError as exc:
+        errors = form_errors(exc, values=values, labels=CREDIT_LABELS, by_code=by_code)
+        return render_account(request, user, account_id, form=form_id, values=values, errors=errors,
+                              status_code=exc.http_status if exc.http_status >= 400 else 422)
+
+
+@router.post("/accounts/{account_id}/credit/apply", response_class=HTMLResponse)
+def apply_account_credit(account_id: str, request: Request, user: WebUser = Depends(current_user),
+                         form: FormData = Depends(csrf_form)):
+    """Apply the credit: the amounts typed next to the open invoices, or (none typed) oldest due first."""
+    def action(session) -> once.Done:
+        from creditdesk.web.finance import Problems
+
+        account = accounts.get_account(session, user.workspace_id, account_id)
+        problems = Problems(CREDIT_LABELS)
+        wanted = []
+        for name in form.keys():
+            if not name.startswith("amount_") or not forms.text(form, name, limit=40):
+                continue
+            amount = problems.read(name, lambda name=name: _amount(form, name, account.currency, "Amount"))
+            if amount == 0:
+                problems.add(name, "The amount must be more than zero.")
+            elif amount is not None:
+                wanted.append(ins.AllocationIn(invoice_id=name[len("amount_"):][:40], amount=amount))
+        problems.check()
+        try:
+            done = payments.apply_credit(session, account_id, ins.CreditApply(allocations=wanted or None),
+                                         actor=user.actor)
+        except CreditdeskError as exc:  # "allocations[n]" is the amount typed next to the n-th invoice
+            field = str(exc.details.get("field") or "")
+            if field.startswith("allocations["):
+                exc.details["field"] = f"amount_{wanted[int(field[len('allocations['):-1])].invoice_id}"
+            elif field == "allocations":
+                exc.details["field"] = ""
+            raise
+        parts = {}
+        for a in done.applied:
+            parts[a.invoice_number] = parts.get(a.invoice_number, 0) + a.amount
+        said = ", ".join(f"{currencies.format_money(v, done.currency)} to {k}" for k, v in parts.items())
+        return once.Done(f"/accounts/{account_id}#account-credit", flash=f"Credit applied: {said}.")
+    return _on_account(request, user, form, account_id, "credit-apply", action,
+                       by_code={"credit_too_low": "", "no_open_invoices": ""})
+
+
+@router.post("/accounts/{account_id}/credit/refund", response_class=HTMLResponse)
+def refund_account_credit(account_id: str, request: Request, user: WebUser = Depends(current_user),
+                          form: FormData = Depends(csrf_form)):
+    def action(session) -> once.Done:
+        from creditdesk.web.finance import Problems
+
+        account = accounts.get_account(session, user.workspace_id, account_id)
+        problems = Problems(CREDIT_LABELS)
+        amount = problems.read("amount", lambda: _amount(form, "amount", account.currency, "Amount"))
+        if amount == 0:
+            problems.add("amount", "The amount must be more than zero.")
+        data = problems.schema(ins.CreditRefundCreate, {
+            "amount": amount or 1, "method": forms.text(form, "method", limit=20) or "bank_transfer",
+            "reason": forms.text(form, "reason", limit=500).strip(),
+            "reference": forms.text(form, "reference", limit=200)})
+        problems.check()
+        refund = payments.refund_credit(session, account_id, data, actor=user.actor)
+        return once.Done(f"/accounts/{account_id}#account-credit",
+                         flash=f"Refunded {currencies.format_money(refund.amount, refund.currency)} of the account's "
+                               f"credit ({refund.method.replace('_', ' ')}).")
+    return _on_account(request, user, form, account_id, "credit-refund", action)
 

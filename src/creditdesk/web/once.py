@@ -66,13 +66,14 @@ core._env.globals["once_field"] = field
 @dataclass
 class Done:
     """What a form's write answers: the page the browser is sent to and the message it shows there.
-    Both are stored under the key, so a repeat goes to the same place. `first` is the first answer
+    Both (and `links`) are stored under the key, so a repeat goes to the same place. `first` is the first answer
     when it is a page of its own (an import report) rather than that redirect; it is not stored."""
 
     url: str
     flash: str | None = None
     level: str = "success"
     first: Callable[[], Response] | None = None
+    links: list[tuple[str, str]] | None = None  # [(label, local path)] shown after the flash (core.redirect)
 
 
 def key_of(form: FormData) -> str:
@@ -117,7 +118,7 @@ def run(request: Request, user: WebUser, form: FormData, action: Callable[[Sessi
             return claimed
         done = action(session)
         idempotency.complete(session, claimed, status=303, body=json.dumps(
-            {"url": done.url, "flash": done.flash, "level": done.level}))
+            {"url": done.url, "flash": done.flash, "level": done.level, "links": done.links or []}))
         return done
 
     try:
@@ -130,7 +131,7 @@ def run(request: Request, user: WebUser, form: FormData, action: Callable[[Sessi
         return _replayed(request, outcome)
     if outcome.first is not None:
         return outcome.first()
-    return redirect(request, outcome.url, flash=outcome.flash, level=outcome.level)
+    return redirect(request, outcome.url, flash=outcome.flash, level=outcome.level, links=outcome.links)
 
 
 def answered(request: Request, user: WebUser, form: FormData) -> Response | None:
@@ -146,4 +147,5 @@ def answered(request: Request, user: WebUser, form: FormData) -> Response | None
 def _replayed(request: Request, replay: idempotency.Replay) -> Response:
     stored = json.loads(replay.body)
     text = f"{ALREADY_DONE}: {stored['flash']}" if stored.get("flash") else f"{ALREADY_DONE}."
-    return redirect(request, stored["url"], flash=text, level=stored.get("level") or "success")
+    return redirect(request, stored["url"], flash=text, level=stored.get("level") or "success",
+                    links=stored.get("links"))
