@@ -61,7 +61,7 @@ def open_invoices(session: Session, account_id: str, *, for_update: bool = False
 
 
 def _plan(session: Session, workspace_id: str, account_id: str, available: int,
-          wanted: list[s.AllocationIn] | None, *, what: str) -> list[tuple[Invoice, int]]:
+          wanted: list[s.AllocationIn] | None, *, what: str, currency: str = "") -> list[tuple[Invoice, int]]:
     """Which invoices get how much of `available` (a payment's or the account's credit): oldest due first,
     or as `wanted` says (each checked; their sum at most `available`). The invoices are locked."""
     plan: list[tuple[Invoice, int]] = []
@@ -99,8 +99,9 @@ def _plan(session: Session, workspace_id: str, account_id: str, available: int,
             raise InvalidInput(f"The allocations ({total}) are more than the payment has to allocate "
                                f"({available}).", code="allocation_exceeds_payment", field="allocations",
                                available=available)
-        raise CreditTooLow(f"The allocations ({total}) are more than the account's credit ({available}).",
-                           field="allocations", available=available)
+        raise CreditTooLow(f"That is {currencies.format_money(total, currency)}: more than the account's credit "
+                           f"({currencies.format_money(available, currency)}).", field="allocations",
+                           available=available)
     return plan
 
 
@@ -256,7 +257,8 @@ def apply_credit(session: Session, account_id: str, data: s.CreditApply, *, acto
     available = sum(p.unallocated for p in sources)
     if available == 0:
         raise CreditTooLow(f"Account {account.number} has no credit to apply.", available=0)
-    plan = _plan(session, account.workspace_id, account.id, available, data.allocations, what="account")
+    plan = _plan(session, account.workspace_id, account.id, available, data.allocations, what="account",
+                 currency=account.currency)
     if not plan:
         raise Conflict(f"Account {account.number} has no posted invoice with something due: there is nothing to "
                        "apply its credit to.", code="no_open_invoices")
