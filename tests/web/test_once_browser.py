@@ -54,3 +54,22 @@ def test_double_clicking_consume_on_a_slow_link_consumes_once(page):  # noqa: F8
     expect(page.locator(".flash.success")).to_contain_text("Consumed 0.25 hours")
     page.goto(project)
     assert consumptions_shown(page) == before + 1
+
+
+def test_back_after_consuming_does_not_bring_the_typed_amount_back(page):  # noqa: F811
+    """Back to the project after a consumption: the page has a new one-time key, so a form the browser filled
+    in again would consume a second time on one more click. The money form comes back empty."""
+    log_in(page)
+    nav(page, "Projects").click()
+    page.get_by_role("link", name="Acme website refresh").click()
+    before = consumptions_shown(page)
+    page.get_by_label("Amount (hours)").fill("0.5")
+    page.locator("#consume-form").get_by_role("button", name="Consume").click()
+    expect(page.locator(".flash.success")).to_contain_text("Consumed 0.50 hours")
+    page.go_back()
+    page.wait_for_load_state()
+    amount = page.get_by_label("Amount (hours)")
+    expect(amount).to_have_value("")
+    page.locator("#consume-form").get_by_role("button", name="Consume").click()  # empty: the browser refuses
+    page.goto(page.url)
+    assert consumptions_shown(page) == before + 1

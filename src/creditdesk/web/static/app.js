@@ -89,6 +89,18 @@
     }, 0);
   });
 
+  // Back to a money form after submitting it: the server renders a fresh one-time key, but the browser
+  // would put the typed values back, so one more click would act a second time. Forms that move credits
+  // or money (they carry a one-time key) come back as the server rendered them; the person types again.
+  window.addEventListener("pageshow", function (event) {
+    var entry = window.performance && performance.getEntriesByType &&
+      performance.getEntriesByType("navigation")[0];
+    if (!event.persisted && !(entry && entry.type === "back_forward")) { return; }
+    Array.prototype.forEach.call(document.querySelectorAll("form"), function (form) {
+      if (form.querySelector("input[name=idempotency_key]")) { form.reset(); }
+    });
+  });
+
   // Typing in a field that belongs to a choice (Communicate: "Other address") ticks that choice.
   document.addEventListener("input", function (event) {
     var target = event.target;
