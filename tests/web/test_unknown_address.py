@@ -18,3 +18,12 @@ def test_api_clients_keep_problem_json(web):
         assert answer.status_code == 404, path
         assert answer.headers["content-type"].startswith("application/problem+json"), (path, accept)
         assert answer.json()["code"] == "not_found"
+
+
+def test_a_forms_step_opened_in_a_browser_gets_a_page(web, world):
+    from tests.web.conftest import logged_in
+
+    client = logged_in(web, world.master_email)
+    page = client.get(f"/packs/{world.london_pack}/void", headers={"Accept": "text/html"})
+    assert page.status_code == 405 and page.headers["content-type"].startswith("text/html")
+    assert "step of a form" in page.text and "Nothing was done" in page.text

@@ -144,12 +144,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        if exc.status_code == 404 and _browser_page(request):
-            # A mistyped back-office address in a browser: a page with the way back, not a JSON document.
+        if exc.status_code in (404, 405) and _browser_page(request):
+            # A mistyped back-office address, or a form's step opened again (reload, new tab): a page with the
+            # way back, not a JSON document.
+            from creditdesk.errors import CreditdeskError as PageError
             from creditdesk.errors import NotFound
             from creditdesk.web.core import error_page
 
-            return error_page(request, NotFound("There is no page at this address."))
+            if exc.status_code == 404:
+                return error_page(request, NotFound("There is no page at this address."))
+            return error_page(request, PageError(
+                "This address is a step of a form: open the page the form is on and submit it from there. "
+                "Nothing was done.", code="method_not_allowed", http_status=405))
         detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         return problem_response(problem(exc.status_code, code, detail, detail, instance=request.url.path),
                                 getattr(exc, "headers", None))

@@ -416,7 +416,7 @@ def safe_next(url: str | None, default: str = "/home") -> str:
 
 
 def error_page(request: Request, exc: CreditdeskError) -> HTMLResponse:
-    titles = {403: "Not permitted", 404: "Not found"}
+    titles = {403: "Not permitted", 404: "Not found", 405: "Not a page"}
     return render(request, "error.html", status_code=exc.http_status,
                   title=titles.get(exc.http_status, exc.title), message=exc.message, code=exc.code)
 
