@@ -301,3 +301,13 @@ def test_expiry_pills_say_the_days_and_colour_by_nearness(web, db, world):
     assert pill("London top-up")[0] == "pill-warn" and re.fullmatch(r"in (9|10) days", pill("London top-up")[1])
     assert pill("London content pack")[0] == "pill-ok"
     assert "expired" not in re.sub(r"Expired and depleted", "", page).lower()
+
+
+def test_a_range_given_back_to_front_is_said_not_shown_as_nothing(web, world):
+    client = logged_in(web, world.master_email)
+    page = client.get("/credits", params={"expires_from": "2027-02-01", "expires_to": "2027-01-01"})
+    assert "Expires from (2027-02-01) is after Expires to (2027-01-01): swap them." in page.text
+    page = client.get("/credits", params={"credit_type": "hours", "remaining_min": "5", "remaining_max": "1"})
+    assert "Remaining from (5) is more than Remaining to (1): swap them." in page.text
+    export = client.get("/credits/export.csv", params={"expires_from": "2027-02-01", "expires_to": "2027-01-01"})
+    assert export.status_code in (400, 422)

@@ -113,6 +113,11 @@ def report_filters(request: Request, types: dict, where=None) -> ReportFilters:
             continue
         if day:
             kwargs[key] = convert(day, where)
+    if "expires_from" in kwargs and "expires_to" in kwargs and kwargs["expires_from"] > kwargs["expires_to"]:
+        errors.append(f"Expires from ({echo['expires_from']}) is after Expires to ({echo['expires_to']}): swap them.")
+    if "remaining_min" in kwargs and "remaining_max" in kwargs and kwargs["remaining_min"] > kwargs["remaining_max"]:
+        errors.append(f"Remaining from ({echo['remaining_min']}) is more than Remaining to "
+                      f"({echo['remaining_max']}): swap them.")
     if echo["left_below"]:
         if echo["left_below"].isdigit() and 1 <= int(echo["left_below"]) <= 100:
             kwargs["left_below"] = int(echo["left_below"])
