@@ -370,6 +370,15 @@ def test_reverse_a_consumption_from_the_project_page_with_a_reason(db, web, worl
     assert event and event[0].after["reason"] == "Logged on the wrong project"
     after = web.get(f"/projects/{world.project_id}").text
     assert link not in after and "reversed" in after
+    # The pack history says why the credits came back.
+    with db.read() as session:
+        from creditdesk.credits.consumptions import operation_lines
+        from creditdesk.credits.repository import CONSUME
+
+        pack_id = operation_lines(session, consumption_id, CONSUME)[0]["pack_id"]
+    history = web.get(f"/packs/{pack_id}").text
+    returned = history.split("Returned (reversal)", 1)[1].split("</td>", 1)[0]
+    assert "Reason: Logged on the wrong project" in returned
     # Reversing again is refused with the service's message, nothing done twice.
     again = post_form(web, f"/consumptions/{consumption_id}/reverse", {"reason": "twice", "back": "/credits",
                                                                                "idempotency_key": "again-1"},

@@ -278,11 +278,15 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
     if governance.can_manage_packs(user.actor):  # the service decides at reversal (governed types: masters)
         reversible = repository.posted_consumption_ids(
             session, user.workspace_id, {e.operation_id for e in entries if e.kind == "consume"})
+    reasons = _reversal_reasons(session, user.workspace_id,
+                                {e.operation_id for e in entries if e.kind == "reversal" and e.operation_id})
     out = []
     for e in entries:
         ref = e.reference
         link_text, link = None, ref.url
-        if ref.kind == "project" and ref.id:
+        if ref.kind == "pack" and ref.id == pack_id and e.kind != "grant":
+            link = None  # an expiry or a void of the pack itself: nothing to point at (never "Granted manually")
+        elif ref.kind == "project" and ref.id:
             link_text = f"Project: {names.get('project', ref.id)}"
         elif ref.kind == "pack" and ref.id == pack_id:
             # The pack's own grant: say where it came from rather than link the page to itself.
@@ -303,8 +307,10 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
             invoice_id, label = invoice_lines[ref.id]
             link, link_text = f"/invoices/{invoice_id}", label.capitalize()
         elif ref.kind and ref.id:
-            link_text = f"{ref.kind.replace('_', ' ').capitalize()} {ref.id}"
+            link_text = ref.kind.replace('_', ' ').capitalize()  # "Credit transfer": its id means nothing here
         detail = []
+        if e.kind == "reversal" and reasons.get(e.operation_id):
+            detail.append(f"Reason: {reasons[e.operation_id]}")
         for key, change in (e.detail or {}).items():
             if key == "reason":
                 if change:
@@ -330,6 +336,20 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
                     "reverse": (f"/consumptions/{e.operation_id}/reverse?back=/packs/{pack_id}"
                                 if e.kind == "consume" and e.operation_id in reversible else None)})
     return out
+
+
+def _reversal_reasons(session, workspace_id: str, consumption_ids: set[str]) -> dict[str, str]:
+    """consumption id -> the reason given when it was reversed (kept in its audit row)."""
+    if not consumption_ids:
+        return {}
+    from sqlalchemy import select
+
+    from creditdesk.audit import AuditEvent
+
+    rows = session.scalars(select(AuditEvent).where(
+        AuditEvent.workspace_id == workspace_id, AuditEvent.action == "consumption.reverse",
+        AuditEvent.object_id.in_(sorted(consumption_ids))))
+    return {row.object_id: (row.after or {}).get("reason") or "" for row in rows}
 
 
 def _invoice_lines(session, workspace_id: str, line_ids: set[str]) -> dict[str, tuple[str, str]]:
