@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -307,7 +308,10 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
             invoice_id, label = invoice_lines[ref.id]
             link, link_text = f"/invoices/{invoice_id}", label.capitalize()
         elif ref.kind and ref.id:
-            link_text = ref.kind.replace('_', ' ').capitalize()  # "Credit transfer": its id means nothing here
+            # A reference the caller gave ("invoice INV-2026-0043") is shown; one of our own ids (xfer_01m8...)
+            # means nothing to a person.
+            words = ref.kind.replace('_', ' ').capitalize()
+            link_text = words if _INTERNAL_ID.fullmatch(ref.id) else f"{words} {ref.id}"
         detail = []
         if e.kind == "reversal" and reasons.get(e.operation_id):
             detail.append(f"Reason: {reasons[e.operation_id]}")
@@ -336,6 +340,9 @@ def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dic
                     "reverse": (f"/consumptions/{e.operation_id}/reverse?back=/packs/{pack_id}"
                                 if e.kind == "consume" and e.operation_id in reversible else None)})
     return out
+
+
+_INTERNAL_ID = re.compile(r"[a-z]{2,8}_[0-9a-z]{20,}")
 
 
 def _reversal_reasons(session, workspace_id: str, consumption_ids: set[str]) -> dict[str, str]:
