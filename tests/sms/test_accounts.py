@@ -18,7 +18,7 @@ def test_master_sees_the_pool_and_every_staff_member_with_send_sms(world):
     assert set(rows) == {"pool"} | STAFF_WITH_SEND_SMS  # not Dan (no send_sms) nor Ian (deactivated)
     assert list(rows)[0] == "pool" and list(rows)[1] == "master"  # the pool first, then oneself
     pool = rows["pool"]
-    assert (pool.kind, pool.id, pool.name) == ("workspace", world.ws, "Unallocated (workspace pool)")
+    assert (pool.kind, pool.id, pool.name) == ("workspace", world.ws, "System credits (unallocated)")
     assert pool.actions == ["purchase", "transfer_to", "transfer_from", "logs"]
     assert rows["Cat"].actions == ["purchase", "transfer_to", "transfer_from", "logs"]
 

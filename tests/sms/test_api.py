@@ -273,8 +273,8 @@ def test_logs_and_csv_of_the_last_30_days(funded, world, frozen_clock):
     table = list(csv.reader(io.StringIO(r.text)))
     assert table[0] == list(sms.LOG_CSV_COLUMNS) == [
         "date_utc", "account_kind", "account_id", "account_name", "direction", "movement", "quantity",
-        "counterparty_kind", "counterparty_id", "counterparty_name", "reference_kind", "reference_id",
-        "actor_id", "actor_name", "ledger_transfer_id"]
+        "counterparty_kind", "counterparty_id", "counterparty_name", "reference", "memo", "reference_kind",
+        "reference_id", "actor_id", "actor_name", "movement_id"]
     assert [(row[0], row[5], row[6], row[9]) for row in table[1:]] == [
         ("2026-01-20T12:00:00Z", "transfer_out", "7", "Ben"), ("2026-01-15T12:00:00Z", "purchase", "100", "")]
 

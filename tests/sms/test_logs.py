@@ -117,11 +117,13 @@ def test_csv_rows(world, history):
         "date_utc": "2026-01-25T12:00:00Z", "account_kind": "user", "account_id": world.ids["Ann"],
         "account_name": "Ann", "direction": "out", "movement": "transfer_out", "quantity": "5",
         "counterparty_kind": "user", "counterparty_id": world.ids["Ben"], "counterparty_name": "Ben",
-        "reference_kind": "credit_transfer", "reference_id": by_column[0]["reference_id"],
-        "actor_id": world.ids["Ann"], "actor_name": "Ann", "ledger_transfer_id": by_column[0]["ledger_transfer_id"]}
+        "reference": "Transfer", "memo": "", "reference_kind": "credit_transfer",
+        "reference_id": by_column[0]["reference_id"], "actor_id": world.ids["Ann"], "actor_name": "Ann",
+        "movement_id": by_column[0]["reference_id"]}
     assert by_column[0]["reference_id"].startswith("xfer_")
-    assert by_column[0]["ledger_transfer_id"].startswith("lt_")
+    assert by_column[1]["reference"] == "SMS to +61400000001"
     assert by_column[3]["date_utc"] == "2026-01-15T12:00:00Z" and by_column[3]["movement"] == "purchase"
+    assert by_column[3]["reference"] == "Receipt SMS-000002"
 
 
 def test_a_change_of_holder_is_an_out_and_in_pair_at_its_time(world, frozen_clock):

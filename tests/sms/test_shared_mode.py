@@ -50,7 +50,7 @@ def test_a_message_is_paid_by_the_office_pool_then_the_workspace_pool(world):
     world.send("Ben", "Second")  # North's pool: now empty
     world.send("Ann", "Third")  # the workspace pool
     box = _box(world, "master")
-    assert box[("office", "North")].available == 0 and box[("workspace", "Unallocated (workspace pool)")].available == 4
+    assert box[("office", "North")].available == 0 and box[("workspace", "System credits (unallocated)")].available == 4
     # Cat (South, no pool) is paid by the workspace pool too; when both are empty the refusal says so.
     for _ in range(4):
         world.send("Cat", "Hi")
@@ -84,7 +84,7 @@ def test_who_buys_and_moves_office_credits(world):
     assert exc.value.code == "invalid_sms_account"
     box = _box(world, "Mia")
     assert box[("office", "East")].available == 6 and box[("office", "North")].available == 3
-    assert ("office", "South") not in box and ("workspace", "Unallocated (workspace pool)") not in box
+    assert ("office", "South") not in box and ("workspace", "System credits (unallocated)") not in box
     assert "purchase" not in _box(world, "Ann")[("office", "North")].actions  # members see, do not manage
 
 

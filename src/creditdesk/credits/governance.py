@@ -30,7 +30,9 @@ Shared office SMS credits (the workspace's SMS credit mode `shared`, seed 003's 
 holders are the workspace pool and the business's own offices; a message is paid from the sender's office pool,
 then the pool; purchases and transfers go to office pools (`check_purchase_shared`, `check_transfer_shared`).
 Credits users still hold from the individual mode stay theirs: a master or their office manager moves them into
-a pool (a switch of mode moves nothing by itself).
+a pool (a switch of mode moves nothing by itself). Back in individual mode, office pools still holding credits are
+leftover pools, the mirror image: their credits only leave, to the workspace pool (master users) or to users who
+may send SMS (master users; office managers for their own offices), `check_leftover_pool_transfer`.
 
 Each rule is one function; the services call them, and a future batch writer calls the same ones.
 """
@@ -246,13 +248,41 @@ def check_transfer_shared(session: Session, actor: Actor, source, to) -> None:
         raise NotPermitted("You can transfer SMS credits only between your own offices.", code="not_permitted")
 
 
+def why_cannot_send(user: User) -> str | None:
+    """Why this user may not hold, receive or use SMS credits, in words (None: they may)."""
+    if may_send_sms(user):
+        return None
+    if not user.is_active:
+        return "is deactivated"
+    if not user.is_staff:
+        return "is not a staff user (a customer contact)"
+    return "may not send SMS"
+
+
 def require_recipient(user: User) -> None:
     """Credits can be bought for or transferred to active (staff) users who may send SMS only."""
-    if not may_send_sms(user):
-        why = "is deactivated" if not user.is_active else (
-            "is not a staff user" if not user.is_staff else "does not have the send_sms permission")
-        raise InvalidInput(f"SMS credits can only go to active users with permission to send SMS; {user.name} {why}.",
+    why = why_cannot_send(user)
+    if why:
+        raise InvalidInput(f"SMS credits can only go to active users who may send SMS; {user.name} {why}.",
                            code="recipient_cannot_send_sms", user_id=user.id)
+
+
+def who_can_allow_sending(session: Session, workspace_id: str, user: User) -> list[User]:
+    """Who can give this user permission to send SMS (parties' rule for changing a user): the active master
+    users, and for a member the active managers with manage_users who hold send_sms and every permission the
+    member holds. Said by name to someone who may not send, instead of a dead end."""
+    candidates = session.scalars(select(User).where(
+        User.workspace_id == workspace_id, User.is_active.is_(True), User.is_staff.is_(True),
+        User.id != user.id).order_by(User.name, User.id))
+    held = set(user.permissions or [])
+    out = []
+    for other in candidates:
+        theirs = set(other.permissions or [])
+        if other.role == "master" or (
+                user.role == "member" and other.role == "manager" and "manage_users" in theirs
+                and "send_sms" in theirs and held <= theirs):
+            out.append(other)
+    return out
 
 
 def require_individual_mode(ws: Workspace) -> None:
@@ -284,6 +314,9 @@ def check_transfer(session: Session, actor: Actor, source, to) -> None:
     """Who may move SMS credits where: master -> pool <-> any user and user <-> user; office manager ->
     between users of their offices; others -> from their own credits to a team member, never from a
     team member's. The receiver must be able to receive them; frozen credits may leave."""
+    if source.kind == "office":
+        check_leftover_pool_transfer(session, actor, source, to)
+        return
     if source.kind not in SMS_HOLDER_KINDS or to.kind not in SMS_HOLDER_KINDS:
         raise InvalidInput("SMS credits move between the workspace pool and users only.", code="invalid_sms_account")
     if "workspace" in (source.kind, to.kind):
@@ -303,6 +336,44 @@ def check_transfer(session: Session, actor: Actor, source, to) -> None:
                                code="not_permitted")
     if to.kind == "user":
         require_recipient(session.get(User, to.id))
+
+
+def check_leftover_pool_transfer(session: Session, actor: Actor, source, to) -> None:
+    """Individual mode: an office pool still holding credits from the shared mode (a switch of mode moves
+    nothing) is a leftover pool. Its credits may only leave: master users move them to the workspace pool or to
+    a user who may send SMS; a user with manage_office_credits moves those of their own offices to users of
+    their offices. The mirror of the users' leftover credits in shared mode (check_transfer_shared)."""
+    require_own_office(session, actor.workspace_id, source.id)
+    if to.kind not in SMS_HOLDER_KINDS:
+        raise InvalidInput("With individual user SMS credits, an office pool's credits move to the workspace pool "
+                           "or to a user who may send SMS.", code="invalid_sms_account")
+    if to.kind == "workspace":
+        require_pool_manager(actor)
+    elif not actor.is_master:
+        scope = scope_of(session, actor)
+        if scope.kind != "office" or source.id not in scope.office_ids or not scope.covers(to.id):
+            raise NotPermitted("Master users move an office pool's leftover SMS credits; office managers those of "
+                               "their own offices, to users of their offices.", code="not_permitted")
+    if to.kind == "user":
+        require_recipient(session.get(User, to.id))
+
+
+def sms_receivers(session: Session, actor: Actor, ct, source, candidates) -> list:
+    """Of `candidates` (holder refs), those the rules of this credit type let `actor` move credits to from
+    `source` (a transfer or a change of holder): pickers offer only these, so a refusal never waits for the
+    confirmation. Every candidate for an ungoverned type."""
+    if not is_governed(ct):
+        return list(candidates)
+    out = []
+    for to in candidates:
+        if (to.kind, to.id) == (source.kind, source.id):
+            continue
+        try:
+            authorize_transfer(session, actor, ct, source, to)
+        except (InvalidInput, NotPermitted, NotFound, Conflict):
+            continue
+        out.append(to)
+    return out
 
 
 # --- every path ----------------------------------------------------------------------------------

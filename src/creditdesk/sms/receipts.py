@@ -87,6 +87,13 @@ class _Receipt(FPDF):
 Document = _Receipt
 
 
+def shown_payment_reference(purchase: SmsPurchase) -> str | None:
+    """The payment's reference as a person reads it: a gateway's or a bank's own reference, never one made of
+    our purchase id (the built-in methods' "invoice:smsp_..."): the receipt number says which purchase it is."""
+    reference = purchase.payment_reference
+    return None if not reference or purchase.id in reference else reference
+
+
 def render_receipt(purchase: SmsPurchase, *, account_name: str, number: str, buyer_name: str | None = None) -> bytes:
     """The receipt PDF of a paid purchase."""
     pdf = _Receipt()
@@ -104,8 +111,8 @@ def render_receipt(purchase: SmsPurchase, *, account_name: str, number: str, buy
     pdf.line_of(f"Date: {paid_on}")
     method = payments.get_payment_method(purchase.payment_method)
     method_label = method.label if method is not None else purchase.payment_method.replace("_", " ")
-    pdf.line_of(f"Status: PAID ({method_label}"
-                + (f", reference {purchase.payment_reference})" if purchase.payment_reference else ")"))
+    reference = shown_payment_reference(purchase)
+    pdf.line_of(f"Status: PAID ({method_label}" + (f", reference {reference})" if reference else ")"))
     pdf.ln(4)
 
     top = pdf.get_y()
@@ -155,5 +162,4 @@ def render_receipt(purchase: SmsPurchase, *, account_name: str, number: str, buy
                 f"(includes {purchase.tax_label} {format_money(purchase.tax, cur)})", size=9)
     if buyer_name:
         pdf.line_of(f"Purchased by: {buyer_name}", size=9)
-    pdf.line_of(f"Purchase id: {purchase.id}", size=9)
     return bytes(pdf.output())

@@ -74,8 +74,11 @@ class SmsAccountOut(BaseModel):
     can_send_sms: bool = Field(description="Active staff user with send_sms: may receive and use credits.")
     available: int = Field(description="Credits spendable now (0 when frozen).")
     held: int = Field(description="Credits reserved by messages being sent.")
-    frozen: int = Field(description="Credits that cannot be used until transferred away (send_sms removed or "
-                                    "user deactivated).")
+    frozen: int = Field(description="Credits that cannot be used until transferred away (send_sms removed, "
+                                    "user deactivated, or credits left over from the other SMS credit mode).")
+    leftover: bool = Field(default=False, description=(
+        "Credits left over from the other SMS credit mode (a switch of mode moves nothing): office pools in "
+        "individual mode, users' own credits in shared mode. They are not spent until moved (transfer_from)."))
     actions: list[Action]
 
 
@@ -198,16 +201,22 @@ class Party(BaseModel):
 
 class SmsLogEntry(BaseModel):
     object: Literal["sms_log_entry"] = "sms_log_entry"
-    id: str = Field(description="The ledger transfer id; with the account, unique.")
+    id: str = Field(description="The movement's id (the transfer, message, purchase pack or ledger operation); "
+                                "with the account and direction, unique.")
     at: datetime
     account: Party
     direction: Literal["in", "out"]
     movement: str = Field(description="purchase, grant, transfer_in, transfer_out, sent, consumed, reversal, "
                                       "expired, voided")
-    quantity: int = Field(description="Credits moved (positive; see direction).")
+    quantity: int = Field(description="Credits moved (positive; see direction): one line per movement and "
+                                      "account, however many packs it took (pack history has the detail).")
     counterparty: Party | None
     reference_kind: str | None
     reference_id: str | None
+    reference: str = Field(default="", description=(
+        "The movement in words, with its document number: 'Receipt SMS-000006', 'SMS to +61400000001', "
+        "'Transfer', 'Pack SMS credits' (never an id)."))
+    memo: str | None = Field(default=None, description="The memo typed with a transfer.")
     actor_id: str | None
     actor_name: str | None
     pack_id: str

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from creditdesk import audit, clock, external_calls
@@ -58,6 +58,8 @@ from creditdesk.sms.senders import SendResult, SmsSender, current_sender
 log = logging.getLogger("creditdesk.sms")
 
 SMS = "sms"
+# The workspace pool's one name (seed 003's "system or unallocated credits"), wherever it is shown.
+POOL_NAME = "System credits (unallocated)"
 LOG_DAYS = 30
 MAX_SEGMENTS = 10
 HOLD_TIMEOUT_SECONDS = 300
@@ -70,8 +72,8 @@ TRANSFER_CONDITIONS = (
 # The columns of GET /v1/sms/logs.csv, in this order (documented in the API and tested).
 LOG_CSV_COLUMNS = (
     "date_utc", "account_kind", "account_id", "account_name", "direction", "movement", "quantity",
-    "counterparty_kind", "counterparty_id", "counterparty_name", "reference_kind", "reference_id",
-    "actor_id", "actor_name", "ledger_transfer_id",
+    "counterparty_kind", "counterparty_id", "counterparty_name", "reference", "memo", "reference_kind",
+    "reference_id", "actor_id", "actor_name", "movement_id",
 )
 
 
@@ -120,13 +122,21 @@ def sms_settings(ws: Workspace) -> dict:
             **{k: stored.get(k, v) for k, v in DEFAULT_PRICING.items()}, "seller": seller}
 
 
-def settings_out(ws: Workspace) -> schemas.SmsSettingsOut:
-    return schemas.SmsSettingsOut(**sms_settings(ws), payment_methods=payments.payment_method_codes(),
+def payment_methods_for(actor: Actor) -> list[str]:
+    """The payment methods this actor may choose. The built-in test payment stays pending until a master user
+    records its outcome, so only master users (who can settle it) may choose it: anyone else would leave a
+    purchase nobody they know of can move forward."""
+    return [code for code in payments.payment_method_codes()
+            if code != payments.TestPending.code or actor.is_master]
+
+
+def settings_out(ws: Workspace, actor: Actor) -> schemas.SmsSettingsOut:
+    return schemas.SmsSettingsOut(**sms_settings(ws), payment_methods=payment_methods_for(actor),
                                   transfer_conditions=TRANSFER_CONDITIONS)
 
 
 def get_settings(session: Session, *, actor: Actor) -> schemas.SmsSettingsOut:
-    return settings_out(_workspace(session, actor))
+    return settings_out(_workspace(session, actor), actor)
 
 
 def update_settings(session: Session, data: schemas.SmsSettingsUpdate, *, actor: Actor) -> schemas.SmsSettingsOut:
@@ -163,7 +173,7 @@ def update_settings(session: Session, data: schemas.SmsSettingsUpdate, *, actor:
         audit.record(session, actor=actor, action="workspace.sms_credit_mode", object_type="workspace",
                      object_id=ws.id, before={"sms_credit_mode": before["credit_mode"]},
                      after={"sms_credit_mode": after["credit_mode"], **(left or {})})
-    return settings_out(ws)
+    return settings_out(ws, actor)
 
 
 def credits_left_by_mode_change(session: Session, workspace_id: str, new_mode: str) -> dict:
@@ -287,7 +297,10 @@ def create_purchase(session: Session, data: schemas.PurchaseCreate, *, actor: Ac
     method = payments.get_payment_method(data.payment_method)
     if method is None:
         raise InvalidInput(f"Unknown payment method {data.payment_method!r}; use one of "
-                           f"{', '.join(payments.payment_method_codes())}.", code="unknown_payment_method")
+                           f"{', '.join(payment_methods_for(actor))}.", code="unknown_payment_method")
+    if method.code not in payment_methods_for(actor):
+        raise NotPermitted("The test payment stays pending until a master user records its outcome: only master "
+                           "users may choose it.", code="payment_method_not_allowed")
     holder = authorize_purchase(session, actor, data.for_)
     settings = sms_settings(ws)
     subtotal = settings["unit_price"] * data.quantity
@@ -445,8 +458,9 @@ def purchase_receipt(session: Session, purchase_id: str, *, actor: Actor) -> tup
 
 
 def holder_name(session: Session, kind: str, holder_id: str) -> str:
+    """An SMS account's name, the same on every screen, CSV, receipt and message."""
     if kind == "workspace":
-        return "Unallocated (workspace pool)"
+        return POOL_NAME
     if kind == "office":
         from creditdesk.parties.models import Office
 
@@ -474,8 +488,15 @@ def transfer(session: Session, data: schemas.SmsTransferCreate, *, actor: Actor)
         "credit_type": ct.code, "amount": data.quantity, "memo": data.memo})
     shared = governance.is_shared_mode(session, ws.id)
     check = governance.check_transfer_shared if shared else authorize_transfer
-    result = transfers.transfer_credits(session, request, actor=actor,
-                                      authorize=lambda s, a, src, dst, _ct: check(s, a, src, dst))
+    try:
+        result = transfers.transfer_credits(session, request, actor=actor,
+                                          authorize=lambda s, a, src, dst, _ct: check(s, a, src, dst))
+    except InsufficientCredits as exc:
+        available, requested = exc.details.get("available", 0), exc.details.get("requested", data.quantity)
+        raise InsufficientCredits(
+            f"Not enough SMS credits to transfer: {holder_name(session, source.kind, source.id)} has "
+            f"{available:,} available, {requested:,} requested. Nothing was transferred.",
+            available=available, requested=requested) from None
     audit.record(session, actor=actor, action="sms_transfer.create", object_type="credit_transfer",
                  object_id=result.transfer.id,
                  after={"from": source.as_dict(), "to": to.as_dict(), "quantity": data.quantity,
@@ -496,15 +517,14 @@ def send_message(session: Session, data: schemas.MessageCreate, *, actor: Actor,
     if actor.user_id is None:
         raise InvalidInput("A message is sent by a user (their own credits pay); use a user's API key.",
                            code="sender_required")
-    if not actor.has("send_sms"):
-        raise NotPermitted("Sending SMS needs the send_sms permission. Any SMS credits you hold are frozen "
-                           "until transferred to a user who may send.", code="not_permitted")
+    refusal = sending_refusal(session, actor)
+    if refusal and not actor.has("send_sms"):
+        raise NotPermitted(refusal, code="not_permitted")
     ws = _workspace(session, actor)
     shared = governance.is_shared_mode(session, ws.id)
     user = get_in_workspace(session, User, actor.workspace_id, actor.user_id)
-    if not may_send_sms(user):
-        raise CreditsFrozen("Your SMS credits are frozen: you no longer have permission to send SMS (or your user "
-                            "is deactivated). They can be transferred to another user.", user_id=user.id)
+    if refusal:
+        raise CreditsFrozen(refusal, user_id=user.id)
     if data.on_behalf_of_user_id:
         get_in_workspace(session, User, actor.workspace_id, data.on_behalf_of_user_id)
     count = count_segments(data.body)
@@ -548,6 +568,31 @@ def send_message(session: Session, data: schemas.MessageCreate, *, actor: Actor,
     _after_commit(session, message, lambda db, message_id: complete_message(db, message_id, actor=actor,
                                                                             sender=sender))
     return message
+
+
+def sending_refusal(session: Session, actor: Actor) -> str | None:
+    """Why this actor may not send SMS, in words a person reads, with who can change it (None: they may). The
+    rule send_message applies, so Send SMS offers the form only to those it will accept."""
+    if actor.user_id is None:
+        return "A message is sent by a user (their own credits pay); use a user's API key."
+    user = session.get(User, actor.user_id)
+    if user is not None and user.workspace_id == actor.workspace_id and actor.has("send_sms") and may_send_sms(user):
+        return None
+    if user is None or not user.is_active:
+        return "You may not send SMS: your user is deactivated."
+    text = "You may not send SMS: you do not have permission to send SMS."
+    helpers = [u.name for u in governance.who_can_allow_sending(session, actor.workspace_id, user)]
+    if helpers:
+        text += f" {_and(helpers)} can give it to you (Users page)."
+    else:
+        text += " A master user can give it to you (Users page)."
+    if not governance.is_shared_mode(session, actor.workspace_id):
+        text += " Any SMS credits you hold are frozen until transferred to a user who may send."
+    return text
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def complete_message(db: Database, message_id: str, *, actor: Actor | None = None,
@@ -751,7 +796,41 @@ def list_accounts(session: Session, *, actor: Actor) -> list[schemas.SmsAccountO
             can_send_sms=can_send, available=available if can_send else 0, held=held,
             frozen=0 if can_send else available, actions=actions))
     people.sort(key=lambda a: (not a.is_self, a.name.lower(), a.id))
-    return rows + people
+    return rows + people + _leftover_pools(session, actor, ws, scope, ct)
+
+
+def _leftover_pools(session: Session, actor: Actor, ws: Workspace, scope, ct) -> list[schemas.SmsAccountOut]:
+    """Individual mode: office pools still holding credits from the shared mode, for those who may move them
+    (governance.check_leftover_pool_transfer: master users, office managers for their offices). Their credits
+    are frozen (not spent in this mode) until moved to the workspace pool or a user who may send SMS."""
+    from creditdesk.parties.models import Office
+
+    if scope.kind == "team":
+        return []
+    balances = {key: value for key, value in _balances(session, ct, None, ws.id).items()
+                if key[0] == "office" and (value[0] or value[1])}
+    if not balances:
+        return []
+    offices = session.scalars(select(Office).where(Office.workspace_id == ws.id, Office.customer_id.is_(None),
+                                                   Office.id.in_([key[1] for key in balances]))
+                              .order_by(Office.name, Office.id))
+    rows = []
+    for office in offices:
+        if scope.kind != "master" and office.id not in scope.office_ids:
+            continue
+        available, held = balances[("office", office.id)]
+        rows.append(schemas.SmsAccountOut(
+            kind="office", id=office.id, name=office.name, email=office.email, is_self=False, is_active=True,
+            can_send_sms=False, available=0, held=held, frozen=available, leftover=True,
+            actions=["transfer_from", "logs"]))
+    return rows
+
+
+def leftover_credits(session: Session, *, actor: Actor) -> list[schemas.SmsAccountOut]:
+    """The SMS accounts of the viewer's reach whose credits need someone to move them: credits left over from
+    the other mode (office pools in individual mode, users' own credits in shared mode) and users' frozen
+    credits (send_sms removed, deactivated). What the home page counts as needing attention."""
+    return [row for row in list_accounts(session, actor=actor) if row.frozen and "transfer_from" in row.actions]
 
 
 def _shared_accounts(session: Session, actor: Actor, ws: Workspace, scope, ct) -> list[schemas.SmsAccountOut]:
@@ -788,7 +867,7 @@ def _shared_accounts(session: Session, actor: Actor, ws: Workspace, scope, ct) -
             rows.append(schemas.SmsAccountOut(
                 kind="user", id=user.id, name=user.name, email=user.email, is_self=user.id == actor.user_id,
                 is_active=user.is_active, can_send_sms=False, available=0, held=held, frozen=available,
-                actions=["transfer_from", "logs"]))
+                leftover=True, actions=["transfer_from", "logs"]))
     return rows
 
 
@@ -847,8 +926,13 @@ def _log_holders(session: Session, actor: Actor, account: str | None) -> list[Ho
 def list_logs(session: Session, *, actor: Actor, account: str | None = None, limit: int | None = None,
               cursor: str | None = None) -> Page[schemas.SmsLogEntry]:
     """Every incoming and outgoing SMS credit movement of the last 30 days (by the clock) of one
-    account ("workspace" for the pool, or a user id), or of every account the viewer manages. Newest first.
-    Holds are not movements; a sent message shows when its hold is captured."""
+    account ("workspace" for the pool, an office or a user id), or of every account the viewer manages. Newest
+    first. Holds are not movements; a sent message shows when its hold is captured.
+
+    One line per movement and account: a transfer that took credits from eight packs is one line on each side
+    (its sum and its memo), a message paid from two packs one line; which packs paid is in the packs' history.
+    The grouping is done by the database (one statement, keyset-paginated on the group's last ledger row), so
+    a movement never straddles two pages."""
     holders = _log_holders(session, actor, account)
     ct = find_sms_credit_type(session, actor.workspace_id)
     if ct is None or holders == []:
@@ -865,22 +949,55 @@ def list_logs(session: Session, *, actor: Actor, account: str | None = None, lim
             conds.append(and_(Pack.holder_kind == "office", Pack.holder_id.in_(offices)))
         if any(h.kind == "workspace" for h in holders):
             conds.append(Pack.holder_kind == "workspace")
-    stmt = (select(t, Pack)
+    # What makes one movement: a grant is its own (one pack each); a transfer or a consumption is its ledger
+    # operation; a message's capture (no operation id) is its message; anything else its ledger row.
+    movement_key = case((t.code == "grant", t.id), (t.operation_id.is_not(None), t.operation_id),
+                        (t.reference_kind == "sms_message", t.reference_id), else_=t.id)
+    direction = case((Pack.ledger_account_id == t.debit_account_id, "out"), else_="in")
+    legs = (select(t.id.label("ledger_id"), t.code.label("code"), movement_key.label("movement_key"),
+                   direction.label("direction"), Pack.holder_kind.label("holder_kind"),
+                   Pack.holder_id.label("holder_id"), Pack.id.label("pack_id"), t.amount.label("amount"),
+                   t.created_at.label("at"), t.actor_id.label("actor_id"), t.reference_kind.label("reference_kind"),
+                   t.reference_id.label("reference_id"))
             .join(Pack, or_(Pack.ledger_account_id == t.debit_account_id, Pack.ledger_account_id == t.credit_account_id))
             .where(t.workspace_id == actor.workspace_id, Pack.workspace_id == actor.workspace_id,
                    Pack.credit_type_id == ct.id, t.phase.in_((POSTED, POST_PENDING)), t.created_at >= since,
-                   or_(*conds)))
-    page = paginate(session, stmt, id_column=Pack.id, sort_column=t.id, limit=limit, cursor=cursor,
-                    descending=True, row_key=lambda row: (row[0].id, row[1].id))
-    return Page(items=_log_entries(session, [(row[0], row[1]) for row in page.items]), next_cursor=page.next_cursor)
+                   or_(*conds))).subquery()
+    g = legs.c
+    grouped = (select(g.movement_key, g.code, g.direction, g.holder_kind, g.holder_id,
+                      func.max(g.ledger_id).label("last_id"), func.max(g.pack_id).label("last_pack"),
+                      func.min(g.pack_id).label("first_pack"), func.sum(g.amount).label("quantity"),
+                      func.max(g.at).label("at"), func.max(g.actor_id).label("actor_id"),
+                      func.max(g.reference_kind).label("reference_kind"), func.max(g.reference_id).label("reference_id"))
+               .group_by(g.movement_key, g.code, g.direction, g.holder_kind, g.holder_id)).subquery()
+    # (last ledger row, last pack) is unique per line: the two sides of a transfer share the ledger rows but
+    # never a pack; the receiving side's packs are the newer, so it comes first, as it always did.
+    page = paginate(session, select(grouped), id_column=grouped.c.last_pack, sort_column=grouped.c.last_id,
+                    limit=limit, cursor=cursor, descending=True, row_key=lambda row: (row.last_id, row.last_pack))
+    return Page(items=_log_entries(session, page.items), next_cursor=page.next_cursor)
 
 
-def _log_entries(session: Session, rows: list[tuple[LedgerTransfer, Pack]]) -> list[schemas.SmsLogEntry]:
-    other_accounts = {t.credit_account_id if t.debit_account_id == p.ledger_account_id else t.debit_account_id
-                      for t, p in rows if t.code == "transfer"}
-    others = {p.ledger_account_id: p for p in session.scalars(
-        select(Pack).where(Pack.ledger_account_id.in_(other_accounts)))} if other_accounts else {}
-    actor_ids = {t.actor_id for t, _ in rows if t.actor_id}
+MOVEMENT_WORDS = {"transfer": "Transfer", "consume": "Consumption", "capture": "Consumption", "expire": "Expiry",
+                  "void": "Pack voided", "reversal": "Returned"}
+
+
+def _log_entries(session: Session, rows: list) -> list[schemas.SmsLogEntry]:
+    from creditdesk.credits.models import CreditTransfer
+
+    def ids_of(kind: str) -> set[str]:
+        return {r.reference_id for r in rows if r.reference_kind == kind and r.reference_id}
+
+    xfers = {x.id: x for x in session.scalars(select(CreditTransfer).where(
+        CreditTransfer.id.in_(ids_of("credit_transfer"))))} if ids_of("credit_transfer") else {}
+    grant_packs = {r.first_pack for r in rows if r.code == "grant"}
+    granted = {p.id: p for p in session.scalars(select(Pack).where(Pack.id.in_(grant_packs)))} if grant_packs else {}
+    purchase_ids = {p.external_ref for p in granted.values() if p.external_ref}
+    purchases = {p.id: p for p in session.scalars(select(SmsPurchase).where(
+        SmsPurchase.id.in_(purchase_ids)))} if purchase_ids else {}
+    message_ids = ids_of("sms_message")
+    recipients = dict(session.execute(select(SmsMessage.id, SmsMessage.recipient).where(
+        SmsMessage.id.in_(message_ids))).all()) if message_ids else {}
+    actor_ids = {r.actor_id for r in rows if r.actor_id}
     names = dict(session.execute(select(User.id, User.name).where(User.id.in_(actor_ids))).all()) if actor_ids else {}
     label_cache: dict[tuple[str, str], str] = {}
 
@@ -891,30 +1008,43 @@ def _log_entries(session: Session, rows: list[tuple[LedgerTransfer, Pack]]) -> l
         return schemas.Party(kind=kind, id=holder_id, name=label_cache[key])
 
     out = []
-    for t, pack in rows:
-        direction = "out" if t.debit_account_id == pack.ledger_account_id else "in"
-        counterparty = None
-        reference_kind, reference_id = t.reference_kind, t.reference_id
-        if t.code == "grant":
+    for r in rows:
+        counterparty = memo = None
+        reference_kind, reference_id = r.reference_kind, r.reference_id
+        reference = MOVEMENT_WORDS.get(r.code, r.code.replace("_", " ").capitalize())
+        if r.code == "grant":
+            pack = granted.get(r.first_pack)
             # A purchase only if the pack is its purchase's own (granted by the paid purchase, under the
             # purchase's internal key): a pack claiming source purchase otherwise is a grant.
-            bought = pack.source == "purchase" and pack.external_ref is not None and \
+            bought = pack is not None and pack.source == "purchase" and pack.external_ref is not None and \
                 pack.internal_key == f"sms_purchase:{pack.external_ref}"
             movement = "purchase" if bought else "grant"
             if bought:
                 reference_kind, reference_id = "sms_purchase", pack.external_ref
-        elif t.code == "capture":
-            movement = "sent" if t.reference_kind == "sms_message" else "consumed"
+                purchase = purchases.get(pack.external_ref)
+                number = receipt_number(purchase) if purchase is not None else None
+                reference = f"Receipt {number}" if number else "Purchase"
+            else:
+                reference = f"Pack “{pack.name}”" if pack is not None else "Pack"
+        elif r.code == "capture":
+            movement = "sent" if r.reference_kind == "sms_message" else "consumed"
+            if r.reference_kind == "sms_message":
+                reference = f"SMS to {recipients[r.reference_id]}" if r.reference_id in recipients else "SMS"
         else:
-            movement = MOVEMENTS.get((t.code, direction), t.code)
-        if t.code == "transfer":
-            other = others.get(t.credit_account_id if direction == "out" else t.debit_account_id)
-            if other is not None:
-                counterparty = party(other.holder_kind, other.holder_id)
+            movement = MOVEMENTS.get((r.code, r.direction), r.code)
+        if r.code == "transfer":
+            xfer = xfers.get(r.reference_id)
+            if xfer is not None:
+                counterparty = (party(xfer.to_holder_kind, xfer.to_holder_id) if r.direction == "out"
+                                else party(xfer.from_holder_kind, xfer.from_holder_id))
+                memo = xfer.memo or None
+                if memo and memo.startswith("Change of holder"):
+                    reference = "Change of holder"
         out.append(schemas.SmsLogEntry(
-            id=t.id, at=t.created_at, account=party(pack.holder_kind, pack.holder_id), direction=direction,
-            movement=movement, quantity=t.amount, counterparty=counterparty, reference_kind=reference_kind,
-            reference_id=reference_id, actor_id=t.actor_id, actor_name=names.get(t.actor_id), pack_id=pack.id))
+            id=r.movement_key, at=r.at, account=party(r.holder_kind, r.holder_id), direction=r.direction,
+            movement=movement, quantity=int(r.quantity), counterparty=counterparty, reference_kind=reference_kind,
+            reference_id=reference_id, reference=reference, memo=memo, actor_id=r.actor_id,
+            actor_name=names.get(r.actor_id), pack_id=r.first_pack))
     return out
 
 
@@ -922,8 +1052,8 @@ def log_csv_row(entry: schemas.SmsLogEntry) -> list[str]:
     cp = entry.counterparty
     return [entry.at.strftime("%Y-%m-%dT%H:%M:%SZ"), entry.account.kind, entry.account.id, entry.account.name,
             entry.direction, entry.movement, str(entry.quantity), cp.kind if cp else "", cp.id if cp else "",
-            cp.name if cp else "", entry.reference_kind or "", entry.reference_id or "", entry.actor_id or "",
-            entry.actor_name or "", entry.id]
+            cp.name if cp else "", entry.reference, entry.memo or "", entry.reference_kind or "",
+            entry.reference_id or "", entry.actor_id or "", entry.actor_name or "", entry.id]
 
 
 def iter_logs(session: Session, *, actor: Actor, account: str | None = None, batch: int = 500):
