@@ -169,3 +169,11 @@ def test_every_export_handler_uses_the_one_writer():
     for module in (api_sms, activity, packs, web_sms):
         source = inspect.getsource(module)
         assert "csv.writer" not in source, module.__name__
+
+
+def test_a_byte_order_mark_only_when_asked():
+    from creditdesk import csvexport
+
+    plain = b"".join(csvexport.stream(["name"], [["Zoë"]]))
+    marked = b"".join(csvexport.stream(["name"], [["Zoë"]], bom=True))
+    assert plain == "name\r\nZoë\r\n".encode() and marked == b"\xef\xbb\xbf" + plain

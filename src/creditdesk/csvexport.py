@@ -57,9 +57,13 @@ def cell(value: Cell) -> str:
     return text
 
 
-def stream(header: Sequence[str], rows: Iterable[Sequence[Cell]], *, flush_rows: int = FLUSH_ROWS) -> Iterator[bytes]:
-    """The CSV (RFC 4180, CRLF line ends) of `header` then `rows`, as UTF-8 chunks of `flush_rows` rows."""
+def stream(header: Sequence[str], rows: Iterable[Sequence[Cell]], *, flush_rows: int = FLUSH_ROWS,
+           bom: bool = False) -> Iterator[bytes]:
+    """The CSV (RFC 4180, CRLF line ends) of `header` then `rows`, as UTF-8 chunks of `flush_rows` rows. `bom`:
+    start with a byte order mark, so that Excel reads the file as UTF-8 ("Zoë", not "ZoÃ«")."""
     buffer = io.StringIO()
+    if bom:
+        buffer.write("\ufeff")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([cell(name) for name in header])
     for n, row in enumerate(rows, start=1):
@@ -71,9 +75,11 @@ def stream(header: Sequence[str], rows: Iterable[Sequence[Cell]], *, flush_rows:
     yield buffer.getvalue().encode()
 
 
-def response(header: Sequence[str], rows: Iterable[Sequence[Cell]], *, filename: str) -> StreamingResponse:
-    """A streamed CSV download. Rows are produced while the response is sent: check access before."""
+def response(header: Sequence[str], rows: Iterable[Sequence[Cell]], *, filename: str,
+             bom: bool = False) -> StreamingResponse:
+    """A streamed CSV download. Rows are produced while the response is sent: check access before. The back
+    office's downloads (opened in spreadsheets) pass `bom=True`; the API's stay plain UTF-8 for scripts."""
     safe_name = _FILENAME_UNSAFE.sub("_", filename) or "export.csv"
-    return StreamingResponse(stream(header, rows), media_type="text/csv; charset=utf-8",
+    return StreamingResponse(stream(header, rows, bom=bom), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{safe_name}"',
                                       "Cache-Control": "no-store"})

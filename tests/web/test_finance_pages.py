@@ -51,6 +51,11 @@ def test_address_account_balance_and_statement(web, db, world):
     assert "Download CSV" in page
     csv = client.get(f"{url}/statement.csv")
     assert csv.status_code == 200 and "1234.56" in csv.text
+    # For people: a byte order mark for spreadsheets, the day in the workspace's zone, entries in words, no ids.
+    assert csv.content.startswith(b"\xef\xbb\xbf")
+    header, first = csv.text.lstrip("\ufeff").splitlines()[:2]
+    assert header == "date,time,entry,document,debit,credit,balance,currency"
+    assert "lt_" not in csv.text and first.split(",")[4] == "1234.56"
     listing = client.get("/accounts?currency=EUR").text
     assert "ACC-000001" in listing and format_money(123_456, "EUR") in listing and "Finance" in listing
     assert "ACC-000001" not in client.get("/accounts?currency=AUD").text

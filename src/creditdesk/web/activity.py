@@ -295,7 +295,7 @@ def activity_csv(request: Request, user: WebUser = Depends(current_user)):
                 return
 
     stamp = clock.now().strftime("%Y%m%d")
-    return csvexport.response(CSV_COLUMNS, rows(), filename=f"activity-{stamp}.csv")
+    return csvexport.response(CSV_COLUMNS, rows(), filename=f"activity-{stamp}.csv", bom=True)
 
 
 # --- settings -----------------------------------------------------------------------------------------

@@ -11,8 +11,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
-from creditdesk import currencies
-from creditdesk.api.routes.billing import STATEMENT_COLUMNS, statement_csv_rows
+from creditdesk import clock, currencies
 from creditdesk.billing import accounts, addresses, credit_control, settings
 from creditdesk.billing import schemas as bs
 from creditdesk.billing.models import BillingAccount, CustomerAddress
@@ -253,6 +252,7 @@ def new_account(request: Request, user: WebUser = Depends(current_user), form: F
 
 # --- the account page ---
 
+PEOPLE_STATEMENT_COLUMNS = ["date", "time", "entry", "document", "debit", "credit", "balance", "currency"]
 KIND_LABELS = {"invoice": "Invoice", "invoice_tax": "Invoice (tax)", "credit_note": "Credit note",
                "credit_note_tax": "Credit note (tax)", "payment": "Payment", "write_off": "Write-off",
                "opening_balance": "Opening balance"}
@@ -335,11 +335,36 @@ def account_statement_csv(account_id: str, request: Request, user: WebUser = Dep
     with reading(db) as session:
         account = accounts.get_account(session, user.workspace_id, account_id)
 
-    def rows():
-        with db.read() as session:
-            yield from statement_csv_rows(account, accounts.statement_rows(session, account))
+    zone = user.zone
 
-    return csv_response(STATEMENT_COLUMNS, rows(), filename=f"statement-{account.number}.csv")
+    def rows():
+        # For people (a customer, a spreadsheet): the day in the workspace's zone, the entry in words and the
+        # document by its number. Scripts have /v1/accounts/{id}/statement.csv with ids and UTC moments.
+        from creditdesk import csvexport
+
+        scale = currencies.minor_units(account.currency)
+        with db.read() as session:
+            chunk: list = []
+
+            def flush():
+                references = statement_references(session, user.workspace_id, chunk)
+                for line in chunk:
+                    document = references.get((line.reference_kind, line.reference_id), ("", None))[0] \
+                        if line.reference_kind and line.reference_id else ""
+                    local = clock.aware(line.posted_at).astimezone(zone)
+                    yield [local.strftime("%Y-%m-%d"), local.strftime("%H:%M"),
+                           KIND_LABELS.get(line.kind, line.kind.replace("_", " ").capitalize()), document,
+                           csvexport.amount(line.debit, scale) if line.debit else "",
+                           csvexport.amount(line.credit, scale) if line.credit else "",
+                           csvexport.amount(line.balance, scale), account.currency]
+                chunk.clear()
+            for line in accounts.statement_rows(session, account):
+                chunk.append(line)
+                if len(chunk) == 500:
+                    yield from flush()
+            yield from flush()
+
+    return csv_response(PEOPLE_STATEMENT_COLUMNS, rows(), filename=f"statement-{account.number}.csv", bom=True)
 
 
 @router.get("/accounts/{account_id}/edit", response_class=HTMLResponse)

@@ -253,7 +253,7 @@ def export_report(request: Request, user: WebUser = Depends(current_user)):
             if not cursor:
                 return
 
-    return csvexport.response(EXPORT_COLUMNS, rows(), filename="active-credit-packs.csv")
+    return csvexport.response(EXPORT_COLUMNS, rows(), filename="active-credit-packs.csv", bom=True)
 
 
 # --- one pack --------------------------------------------------------------------------------------
