@@ -141,9 +141,23 @@ def test_who_may(api, client, db, world, workspace):
             (manager, f"/v1/accounts/{account}/write-off", {"reason": "x"}, 403),
             (manager, f"/v1/accounts/{account}/credit-terms", {"credit_limit": 5}, 403),
             (manager, "/v1/credit-ratings", {"code": "M", "name": "M"}, 403),
+            (manager, "/v1/accounts", {"customer_id": world["customer"], "name": "Rated",
+                                       "credit_rating_id": world["rating"]}, 403),
+            (manager, "/v1/accounts", {"customer_id": world["customer"], "name": "Unrated"}, 201),
             (manager, "/v1/override-rules", {"name": "M", "events": ["purchase"]}, 403),
             (member, "/v1/decisions/spend", {"account_id": account, "event": "purchase", "amount": 1}, 200)):
         r = client.post(path, json=body, headers=headers)
         assert r.status_code == status, (path, r.text)
     assert client.get("/v1/credit-ratings", headers=member).status_code == 200
     assert client.get("/v1/override-rules", headers=member).status_code == 200
+
+
+def test_an_account_opened_with_a_credit_rating_has_its_limit_from_the_start(api, world):
+    """Seed 002: credit terms are set at creation, based on the selected credit rating."""
+    rated = api.post("/v1/accounts", {"customer_id": world["customer"], "name": "Rated", "currency": "EUR",
+                                      "credit_rating_id": world["rating"]})
+    assert (rated["credit_rating_id"], rated["credit_limit"]) == (world["rating"], None)  # none of its own
+    assert api.get(f"/v1/accounts/{rated['id']}")["effective_credit_limit"] == 600  # the rating's, in EUR
+    refused = api.post("/v1/accounts", {"customer_id": world["customer"], "name": "Nope",
+                                        "credit_rating_id": "crr_nope"}, status=404)
+    assert refused["code"] == "not_found"

@@ -93,3 +93,49 @@ def test_members_read_but_do_not_write(web, db, world):
                   {"type": "billing", "line1": "x", "city": "y", "country": "AU", "idempotency_key": "k1"})
     assert r.status_code == 403
     assert count(db, CustomerAddress, world.workspace_id) == 0
+
+
+def test_a_new_account_takes_a_credit_rating_and_an_address_before_the_customer_is_chosen(web, db, world):
+    """Seed 002: the credit terms are set at creation from the selected credit rating; the form lists every
+    customer's addresses (grouped) when no customer is chosen yet, and refuses another customer's."""
+    from creditdesk.billing import addresses, credit_control
+    from creditdesk.billing import credit_schemas as ccs
+    from creditdesk.billing import schemas as bs
+    from creditdesk.parties import schemas as ps
+    from creditdesk.parties import service as parties
+
+    actor = master_actor(db, world.workspace_id)
+    configure(db, actor=actor)
+
+    def setup(s):
+        rating = credit_control.create_rating(s, ccs.CreditRatingCreate(code="B", name="Bronze",
+                                                                        limits={"AUD": 50_000}), actor=actor)
+        other = parties.create_customer(s, ps.CustomerCreate(name="Zeta Other"), actor=actor)
+        mine = addresses.create_address(s, world.customer_id, bs.AddressCreate(
+            type="billing", line1="1 Collins St", city="Melbourne", country="AU"), actor=actor)
+        theirs = addresses.create_address(s, other.id, bs.AddressCreate(
+            type="billing", line1="9 Elsewhere Rd", city="Perth", country="AU"), actor=actor)
+        return rating.id, mine.id, theirs.id
+    rating, mine, theirs = db.write(setup)
+    client = logged_in(web, world.master_email)
+    form = client.get("/accounts/new").text
+    assert "1 Collins St" in form and "9 Elsewhere Rd" in form and 'label="Zeta Other"' in form
+    assert 'name="credit_rating_id"' in form and "B · Bronze" in form
+    wrong = post_form(client, "/accounts/new", {"customer_id": world.customer_id, "name": "Main", "currency": "AUD",
+                                                "billing_address_id": theirs, "credit_rating_id": rating},
+                      page="/accounts/new")
+    assert wrong.status_code in (404, 422) and 'id="err-billing_address_id"' in wrong.text
+    assert count(db, BillingAccount, world.workspace_id) == 0
+    ok = post_form(client, "/accounts/new", {"customer_id": world.customer_id, "name": "Main", "currency": "AUD",
+                                             "billing_address_id": mine, "credit_rating_id": rating},
+                   page="/accounts/new")
+    assert ok.status_code == 303, ok.text
+    with db.read() as s:
+        account = s.scalar(select(BillingAccount).where(BillingAccount.workspace_id == world.workspace_id))
+        assert (account.credit_rating_id, account.billing_address_id) == (rating, mine)
+        state = credit_control.credit_state(s, account)
+        assert (state.credit_limit, state.limit_source) == (50_000, "rating")
+    # A manager opens accounts but does not choose ratings (masters' credit terms).
+    web.cookies.clear()
+    manager = logged_in(web, world.manager_email)
+    assert 'name="credit_rating_id"' not in manager.get("/accounts/new").text

@@ -89,6 +89,12 @@ def create_account(session: Session, data: schemas.AccountCreate, *, actor: Acto
     if data.credit_period_days is not None and data.credit_period_days != days:
         require_finance(actor, "give an account a credit period other than the default")
         days = check_credit_period(settings, data.credit_period_days)
+    rating_id = None
+    if data.credit_rating_id:
+        from creditdesk.billing.credit_control import get_rating  # credit_control builds on this module
+
+        require_finance(actor, "give an account a credit rating")
+        rating_id = get_rating(session, ws, data.credit_rating_id).id
     now = clock.now()
     op = ledger.Operation(ws, actor_id=actor.user_id)
     ledger_account_id = op.open_account(unit=currency, code=LEDGER_CODE, at=now)
@@ -98,7 +104,8 @@ def create_account(session: Session, data: schemas.AccountCreate, *, actor: Acto
     account = BillingAccount(id=new_id("acc"), workspace_id=ws, number=format_number(number), customer_id=customer.id,
                              name=data.name, currency=currency, classification=data.classification or None,
                              billing_address_id=address_id, credit_period_days=days, status="active",
-                             ledger_account_id=ledger_account_id, created_at=now, updated_at=now)
+                             credit_rating_id=rating_id, ledger_account_id=ledger_account_id, created_at=now,
+                             updated_at=now)
     session.add(account)
     session.flush()
     audit.record(session, actor=actor, action="account.create", object_type="account", object_id=account.id,

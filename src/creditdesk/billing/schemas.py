@@ -138,6 +138,10 @@ class AccountCreate(Input):
     credit_period_days: int | None = Field(default=None, ge=0, le=3650,
                                            description="Default: the default credit terms' period; must stay "
                                                        "inside their proximity range.")
+    credit_rating_id: str | None = Field(default=None, max_length=40, description=(
+        "A credit rating (/v1/credit-ratings) whose limit in the account's currency applies from the start, as "
+        "the credit terms are set at creation from the selected rating. Masters only; later changes: "
+        "POST /v1/accounts/{id}/credit-terms."))
 
 
 class AccountUpdate(Input):

@@ -133,6 +133,21 @@ class Problems:
             raise FieldErrors(dict(self.errors))
 
 
+def _address_books(session, workspace_id: str, customers: list[Customer]) -> list[tuple[str, list]]:
+    """(customer name, its addresses) for the customers that have some (at most 2,000 addresses)."""
+    from sqlalchemy import select
+
+    names = {c.id: c.name for c in customers}
+    rows = session.scalars(select(CustomerAddress).where(CustomerAddress.workspace_id == workspace_id)
+                           .order_by(CustomerAddress.customer_id, CustomerAddress.is_primary.desc(),
+                                     CustomerAddress.id).limit(2000))
+    grouped: dict[str, list] = {}
+    for address in rows:
+        if address.customer_id in names:
+            grouped.setdefault(address.customer_id, []).append(address)
+    return sorted(((names[cid], book) for cid, book in grouped.items()), key=lambda pair: pair[0].lower())
+
+
 def _customers(session, user: WebUser) -> list[Customer]:
     rows, cursor = [], None
     while True:
@@ -185,9 +200,15 @@ def _account_form(request: Request, user: WebUser, values: dict, *, account: Bil
         customers = _customers(session, user) if account is None else []
         customer_id = account.customer_id if account else values.get("customer_id")
         book = addresses.list_addresses(session, customer_id, actor=user.actor) if customer_id else []
+        # No customer chosen yet (the form works without JavaScript): every customer's addresses, grouped by
+        # customer; the service refuses one that is not the chosen customer's.
+        books = _address_books(session, user.workspace_id, customers) if not customer_id else []
         customer = session.get(Customer, account.customer_id) if account else None
+        ratings = credit_control.all_ratings(session, user.workspace_id) \
+            if account is None and may_set_credit_period(user) else []
     return render(request, "account_form.html", nav="finance", values=values, account=account, customer=customer,
-                  customers=customers, addresses=book, one_line=addresses.one_line, billing=billing,
+                  customers=customers, addresses=book, address_books=books, ratings=ratings,
+                  one_line=addresses.one_line, billing=billing,
                   currencies=settings.allowed_currencies(billing) if billing else [],
                   may_set_credit_period=may_set_credit_period(user), errors=errors or {}, status_code=status_code)
 
@@ -213,7 +234,8 @@ def account_create_request(values: dict, billing) -> bs.AccountCreate:
     data = problems.schema(bs.AccountCreate, {
         "customer_id": values["customer_id"], "name": values["name"], "currency": values["currency"] or None,
         "classification": values["classification"] or None,
-        "billing_address_id": values["billing_address_id"] or None, "credit_period_days": days})
+        "billing_address_id": values["billing_address_id"] or None, "credit_period_days": days,
+        "credit_rating_id": values.get("credit_rating_id") or None})
     problems.check()
     return data
 
@@ -228,7 +250,8 @@ def new_account_form(request: Request, user: WebUser = Depends(current_user)):
 @fixed.post("/accounts/new", response_class=HTMLResponse)
 def new_account(request: Request, user: WebUser = Depends(current_user), form: FormData = Depends(csrf_form)):
     values = {k: forms.text(form, k, limit=300) for k in ("customer_id", "name", "currency", "classification",
-                                                           "billing_address_id", "credit_period_days")}
+                                                           "billing_address_id", "credit_period_days",
+                                                           "credit_rating_id")}
     try:
         parties.require_manager(user.actor, "open accounts")
         with reading(db_of(request)) as session:
@@ -244,8 +267,14 @@ def new_account(request: Request, user: WebUser = Depends(current_user), form: F
     except CreditdeskError as exc:
         if exc.http_status == 404 and exc.code != "not_found":
             raise
-        errors = ({"customer_id": "Choose the customer from the list."} if exc.code == "not_found"
-                  else form_errors(exc))
+        if exc.code == "not_found" and "credit rating" in exc.message:
+            errors = {"credit_rating_id": "Choose a credit rating from the list."}
+        elif exc.code == "not_found" and "address" in exc.message:
+            errors = {"billing_address_id": "Choose one of this customer's addresses (or None)."}
+        elif exc.code == "not_found":
+            errors = {"customer_id": "Choose the customer from the list."}
+        else:
+            errors = form_errors(exc)
         return _account_form(request, user, values, errors=errors, status_code=exc.http_status
                              if exc.http_status in (404, 409, 422) else 422)
 
