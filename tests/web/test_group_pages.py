@@ -47,6 +47,11 @@ def test_members_section_add_remove_and_parent_shown(web, db, world):
     assert len(audit_rows(db, world.workspace_id, action="account.member_add")) == 1
     page = client.get(url).text
     assert member.number in page and "products fuel" in page
+    # The form offers the catalogue by name, and no longer offers the member now in a group (nor the parent).
+    form = client.get(new).text
+    assert '<option value="fuel"' in form and ">Fuel</option>" in form
+    listed = form.split('name="member_id"', 1)[1].split("</select>", 1)[0]
+    assert member.number not in listed and parent.number not in listed
     member_page = client.get(f"/accounts/{member.id}").text
     assert 'id="group-parent"' in member_page and parent.number in member_page
     groups_page = client.get("/finance/groups").text  # Finance > Groups lists the parent with its member

@@ -64,12 +64,25 @@ def _member_page(request: Request, user: WebUser, account_id: str, values: dict,
     with reading(db_of(request)) as session:
         account = accounts.get_account(session, user.workspace_id, account_id)
         # Candidates: active accounts of the parent's currency and of other owners (the service checks the rest).
+        # Accounts already in a group (as a member or as a parent) are not offered: the service would refuse them.
+        from creditdesk.billing.group_models import GroupMember as Membership
+        from creditdesk.catalog.models import Product, ProductFamily, ProductType
+
+        grouped = select(Membership.member_id).where(Membership.workspace_id == user.workspace_id).union(
+            select(Membership.parent_id).where(Membership.workspace_id == user.workspace_id))
         candidates = list(session.scalars(select(BillingAccount).where(
             BillingAccount.workspace_id == user.workspace_id, BillingAccount.currency == account.currency,
-            BillingAccount.customer_id != account.customer_id, BillingAccount.status == "active")
+            BillingAccount.customer_id != account.customer_id, BillingAccount.status == "active",
+            BillingAccount.id.not_in(grouped))
             .order_by(BillingAccount.number).limit(500)))
+        # A partial scope names products, types and families: chosen from the catalogue, not typed as codes.
+        choices = {name: list(session.execute(select(model.code, model.name).where(
+            model.workspace_id == user.workspace_id).order_by(model.name).limit(500)))
+            for name, model in (("products", Product), ("product_types", ProductType),
+                                ("product_families", ProductFamily))}
     return render(request, "group_member_form.html", nav="finance", account=account, candidates=candidates,
-                  values=values, errors=errors or {}, scope_labels=SCOPE_LABELS, status_code=status_code)
+                  values=values, errors=errors or {}, scope_labels=SCOPE_LABELS, choices=choices,
+                  status_code=status_code)
 
 
 @router.get("/accounts/{account_id}/members/new", response_class=HTMLResponse)
@@ -82,8 +95,9 @@ def new_member_form(account_id: str, request: Request, user: WebUser = Depends(c
 def new_member(account_id: str, request: Request, user: WebUser = Depends(current_user),
                form: FormData = Depends(csrf_form)) -> Response:
     parties.require_manager(user.actor, "manage group accounts")
-    values = {k: forms.text(form, k, limit=2000) for k in ("member_id", "scope", "products", "product_types",
-                                                            "product_families")}
+    values = {k: forms.text(form, k, limit=2000) for k in ("member_id", "scope")}
+    for k in ("products", "product_types", "product_families"):  # chosen in a list (several), or typed codes
+        values[k] = " ".join(str(v)[:2000] for v in form.getlist(k)[:500])
 
     def add(session) -> once.Done:
         data = validated(gs.MemberAdd, {"member_id": values["member_id"], "funding": {
