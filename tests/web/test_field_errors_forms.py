@@ -196,7 +196,7 @@ def test_sms_transfer_shows_every_problem_next_to_its_field_and_moves_nothing(we
     dan = post(client, "/sms/transfer", {"account": ids["Ann"], "direction": "from", "other": ids["Dan"],
                                          "quantity": "5", "agree": "yes"}, page=page)
     assert dan.status_code == 422
-    assert message_at(dan.text, "other").endswith("Dan does not have the “Send SMS” permission.")
+    assert message_at(dan.text, "other").endswith("Dan may not send SMS.")
     for response in (too_many, dan):
         assert_plain(response.text)
     assert effects(db, ws) == before
@@ -233,7 +233,7 @@ def test_send_sms_without_the_permission_is_told_in_words(web, db, people):
     before = effects(db, people["ws"])
     refused = post(client, "/sms/messages", {"to": "+61400000001", "body": "Hello"}, page="/sms/messages")
     assert refused.status_code == 403
-    assert "needs the “Send SMS” permission" in top_message(refused.text)
+    assert top_message(refused.text).startswith("You may not send SMS: you do not have permission to send SMS.")
     assert_plain(refused.text)
     assert effects(db, people["ws"]) == before
 

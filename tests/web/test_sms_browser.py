@@ -185,7 +185,7 @@ def test_master_moves_frozen_credits_away_and_pool_to_user(page):
     action(page, "Dan Dispatch", "Transfer SMS Credits from This Account")
     form = page.locator("#transfer-form")
     expect(form).to_contain_text("50 frozen")
-    form.get_by_label("To", exact=True).select_option(label="System credits (unallocated) (System credits)")
+    form.get_by_label("To", exact=True).select_option(label="System credits (unallocated)")
     form.get_by_label("Quantity (SMS credits)").fill("50")
     form.get_by_label("I agree to the conditions").check()
     form.get_by_role("button", name="Transfer").click()
@@ -247,13 +247,15 @@ def test_user_without_send_sms_sees_only_themselves_and_cannot_send(page, who):
     log_in(page, who)
     open_box(page)
     assert [n.split(" ")[0] for n in rows_text(page)] == ["Carol"]
+    # Offered only what will be allowed: the menu and the page say why, and who can change it, before typing.
+    page.locator("#user-menu summary").click()
+    expect(page.locator("#menu-cannot-send")).to_have_text("SMS outbox · you may not send SMS")
     page.goto("/sms/messages")
-    form = page.locator("#send-form")
-    form.get_by_label("To (phone number)").fill("+61400000123")
-    form.get_by_label("Message").fill("Hello")
-    form.get_by_role("button", name="Send SMS").click()
-    expect(page.get_by_role("alert")).to_contain_text("needs the “Send SMS” permission")
-    expect(page.get_by_role("alert")).not_to_contain_text("send_sms")
+    expect(page.locator("#send-form")).to_have_count(0)
+    notice = page.locator("#cannot-send")
+    expect(notice).to_contain_text("You may not send SMS: you do not have permission to send SMS.")
+    expect(notice).to_contain_text("can give it to you")
+    expect(notice).not_to_contain_text("send_sms")
 
 
 def test_send_sms_counts_segments_and_credits_as_you_type(page):

@@ -361,9 +361,9 @@ def test_change_holder_of_an_sms_pack_follows_the_transfer_rules(web, db, people
     page = f"/packs/{pack_id}/change-holder"
     refused = post_form(client, page, {"holder": f"user:{people['ids']['Dan']}", "reason": "x", "confirm": "yes"},
                         page=page)
-    # Next to the holder, in words (the permission by its label, never its code).
+    # Next to the holder, in words (never the permission's code).
     assert refused.status_code == 422 and "send_sms" not in refused.text
-    assert "“Send SMS” permission" in refused.text.split('id="err-holder"', 1)[1].split("</span>", 1)[0]
+    assert "Dan may not send SMS" in refused.text.split('id="err-holder"', 1)[1].split("</span>", 1)[0]
     assert balance(db, people["ws"], "user", people["ids"]["Ann"]) == 100
     moved = post_form(client, page, {"holder": f"user:{people['ids']['Ben']}", "reason": "x", "confirm": "yes"},
                       page=page)

@@ -52,7 +52,8 @@ class SmsSettingsOut(BaseModel):
     tax_rate_bp: int
     tax_label: str
     seller: dict
-    payment_methods: list[str]
+    payment_methods: list[str] = Field(description="The payment methods you may choose (the built-in `test` "
+                                      "method, which stays pending until settled, for master users only).")
     transfer_conditions: str
 
 

@@ -78,6 +78,14 @@ def attention(session, user: WebUser) -> dict:
         frozen = [(users[h], types[t], int(total)) for h, t, total in held
                   if h in users and governance.is_frozen(users[h], types[t])]
     items["frozen"] = frozen
+    # SMS credits left over from the other SMS credit mode (office pools in individual mode, users' own credits in
+    # shared mode): not spent until someone moves them, so they need attention as frozen credits do. The SMS
+    # service says which (in the viewer's reach); users already counted as frozen are not counted twice.
+    from creditdesk.sms import service as sms
+
+    counted = {u.id for u, _, _ in frozen}
+    items["sms_leftover"] = [r for r in sms.leftover_credits(session, actor=user.actor)
+                             if r.leftover and not (r.kind == "user" and r.id in counted)]
     try:
         from creditdesk.notify.models import EmailSend
 

@@ -19,6 +19,7 @@ from creditdesk.sms import payments
 from creditdesk.sms import schemas as s
 from creditdesk.sms import segments
 from creditdesk.sms import service as sms
+from creditdesk.sms.receipts import shown_payment_reference
 from creditdesk.web import forms, once, repository
 from creditdesk.web.catalog import FieldErrors, errors_of
 from creditdesk.web.core import (
@@ -36,7 +37,7 @@ from creditdesk.web.core import (
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
 POOL = "workspace"
-POOL_NAME = "System credits (unallocated)"
+POOL_NAME = sms.POOL_NAME  # one name for the pool, on every page, CSV, receipt and message
 MOVEMENT_LABELS = {
     "purchase": "Purchased", "grant": "Granted", "transfer_in": "Transfer in", "transfer_out": "Transfer out",
     "sent": "SMS sent", "consumed": "Consumed", "reversal": "Returned", "expired": "Expired", "voided": "Voided",
@@ -82,11 +83,34 @@ def _method_label(code: str) -> str:
 
 # --- the box ----------------------------------------------------------------------------------------
 
+def _key_name(session, key: str) -> str:
+    """The name of the account a form's key names (the pool, an office pool, a user)."""
+    ref = _ref(key)
+    return sms.holder_name(session, ref.kind, ref.id or "")
+
+
+def _pending_purchases(session, user: WebUser) -> list[dict]:
+    """Purchases waiting for their payment's outcome, for master users (who alone record it): each with what
+    the page shows and the settle form needs."""
+    if not user.actor.is_master:
+        return []
+    page = sms.list_purchases(session, actor=user.actor, status="pending", limit=100)
+    out = []
+    for p in page.items:
+        buyer = sms.holder_name(session, "user", p.actor_id) if p.actor_id else ""
+        out.append({"id": p.id, "for_name": sms.holder_name(session, p.for_kind, p.for_id),
+                    "quantity": p.quantity, "total": _money(p.total, p.currency),
+                    "method": _method_label(p.payment_method), "buyer": buyer, "created_at": p.created_at})
+    return out
+
+
 @router.get("/sms", response_class=HTMLResponse)
 def manage(request: Request, user: WebUser = Depends(current_user)):
     rows, settings, _ = _accounts(request, user)
+    with reading(db_of(request)) as session:
+        pending = _pending_purchases(session, user)
     return render(request, "sms.html", nav="sms", rows=rows, key=_key, name=_name, settings=settings,
-                  shared=settings.credit_mode != "individual")
+                  shared=settings.credit_mode != "individual", pending=pending)
 
 
 # --- purchase ---------------------------------------------------------------------------------------
@@ -140,7 +164,7 @@ def _purchase_request(values: dict) -> s.PurchaseCreate:
 def _purchase_page(request: Request, user: WebUser, values: dict, *, errors: dict | None = None,
                    status_code: int = 200) -> HTMLResponse:
     rows, settings, _ = _accounts(request, user)
-    options = [(_key(r), _name(r)) for r in rows if "purchase" in r.actions]
+    options = [(_key(r), _name(r), r.kind) for r in rows if "purchase" in r.actions]
     errors = dict(errors or {})
     if not options and errors:  # no form to show them next to (nobody to buy for): all at the top
         errors = {"": " ".join(errors.values())}
@@ -181,8 +205,7 @@ def purchase_proceed(request: Request, user: WebUser = Depends(current_user), fo
         with reading(db_of(request)) as session:
             sms.authorize_purchase(session, user.actor, data.for_)
             settings = sms.get_settings(session, actor=user.actor)
-            for_name = (POOL_NAME if data.for_.kind == "workspace"
-                        else sms.holder_name(session, data.for_.kind, data.for_.id))
+            for_name = sms.holder_name(session, data.for_.kind, data.for_.id or "")
     except CreditdeskError as exc:
         return _purchase_refused(request, user, values, exc)
     subtotal = settings.unit_price * data.quantity
@@ -212,8 +235,7 @@ def purchase_pay(request: Request, user: WebUser = Depends(current_user), form: 
 def _purchase_view(request: Request, user: WebUser, purchase_id: str):
     with reading(db_of(request)) as session:
         purchase = sms.get_purchase(session, purchase_id, actor=user.actor)
-        for_name = (POOL_NAME if purchase.for_kind == "workspace"
-                    else sms.holder_name(session, purchase.for_kind, purchase.for_id))
+        for_name = sms.holder_name(session, purchase.for_kind, purchase.for_id)
     return purchase, for_name
 
 
@@ -223,6 +245,7 @@ def purchase_confirmation(purchase_id: str, request: Request, user: WebUser = De
     cur = purchase.currency
     return render(request, "sms_confirmation.html", nav="sms", p=purchase, for_name=for_name,
                   receipt_number=sms.receipt_number(purchase), method=_method_label(purchase.payment_method),
+                  reference=shown_payment_reference(purchase),
                   for_key=POOL if purchase.for_kind == "workspace" else purchase.for_id,
                   money={k: _money(getattr(purchase, k), cur) for k in ("unit_price", "subtotal", "tax", "total")})
 
@@ -234,10 +257,18 @@ def settle(purchase_id: str, request: Request, user: WebUser = Depends(current_u
     outcome = forms.validated(s.PaymentOutcome, status=status, reference=forms.optional(form, "reference"),
                               reason=forms.optional(form, "reason"))
 
+    # From the list of pending purchases on Manage SMS credits, back to it; from the purchase page, to it.
+    back = "/sms" if forms.text(form, "back") == "/sms" else f"/sms/purchases/{purchase_id}"
+
     def record(session) -> once.Done:
-        sms.settle_purchase(session, purchase_id, outcome, actor=user.actor)
-        return once.Done(f"/sms/purchases/{purchase_id}",
-                         flash="Payment recorded." if status == "paid" else "Payment recorded as failed.")
+        purchase = sms.settle_purchase(session, purchase_id, outcome, actor=user.actor)
+        for_name = sms.holder_name(session, purchase.for_kind, purchase.for_id)
+        if purchase.status == "paid":
+            text = (f"Payment recorded: {purchase.quantity:,} SMS credits applied to {for_name}; receipt "
+                    f"{sms.receipt_number(purchase)} issued.")
+        else:
+            text = f"Payment recorded as failed: no credits applied to {for_name}."
+        return once.Done(back, flash=text)
     return once.run(request, user, form, record)
 
 
@@ -262,6 +293,9 @@ def _transfer_page(request: Request, user: WebUser, key: str, direction: str, va
     # The other side: accounts credits may go to (from this one) or come from (into this one).
     other_action = "transfer_to" if direction == "from" else "transfer_from"
     others = [(_key(r), _name(r), r) for r in rows if other_action in r.actions and _key(r) != key]
+    if direction == "from" and account.kind == "office":
+        # A leftover office pool (individual mode) gives to the pool or to users who may send SMS, no other pool.
+        others = [o for o in others if o[2].kind != "office"]
     helpers = []
     if not others and account.kind == "user":
         # No dead end: say by name who can move these credits instead.
@@ -327,7 +361,7 @@ def transfer(request: Request, user: WebUser = Depends(current_user), form: Form
 
         def move(session) -> once.Done:
             sms.transfer(session, data, actor=user.actor)
-            names = [POOL_NAME if k == POOL else sms.holder_name(session, "user", k) for k in (source, to)]
+            names = [_key_name(session, k) for k in (source, to)]
             return once.Done("/sms", flash=f"Transferred {data.quantity:,} SMS credits from {names[0]} to "
                                            f"{names[1]}. The credits are applied.")
         return once.run(request, user, form, move)
@@ -353,14 +387,7 @@ def transfer(request: Request, user: WebUser = Depends(current_user), form: Form
 def _log_rows(request: Request, user: WebUser, account: str | None):
     with reading(db_of(request)) as session:
         entries = list(sms.iter_logs(session, actor=user.actor, account=account))
-        title = None
-        if account:
-            title = POOL_NAME if account == POOL else sms.holder_name(session, "user", account)
-    for e in entries:
-        if e.account.kind == "workspace":
-            e.account.name = POOL_NAME
-        if e.counterparty is not None and e.counterparty.kind == "workspace":
-            e.counterparty.name = POOL_NAME
+        title = _key_name(session, account) if account else None
     return entries, title
 
 
@@ -402,12 +429,15 @@ def _messages_page(request: Request, user: WebUser, values: dict, *, error: str 
                                                        if m.on_behalf_of_user_id}
         names = {i: sms.holder_name(session, "user", i) for i in ids}
         people = repository.users_for_select(session, user.workspace_id)
-        payers = sms.shared_payers(session, user.actor) if settings.credit_mode == "shared" else None
+        # The form only for those the service will let send; the others read why and who can change it.
+        refusal = sms.sending_refusal(session, user.actor)
+        payers = (sms.shared_payers(session, user.actor)
+                  if settings.credit_mode == "shared" and refusal is None else None)
     errors = dict(errors or {})
     error = error or errors.pop("", None) or ("Nothing was sent: correct the fields marked below." if errors else None)
     return render(request, "sms_messages.html", nav="sms", own=own, messages=messages, names=names, people=people,
                   payers=payers, values=values, error=error, errors=errors, status_code=status_code,
-                  sms_alphabet=SMS_ALPHABET)
+                  sms_alphabet=SMS_ALPHABET, refusal=refusal)
 
 
 # The live counter on Send SMS (static/sms_counter.js) counts with the server's own alphabet and limits
@@ -428,6 +458,10 @@ def send(request: Request, user: WebUser = Depends(current_user), form: FormData
     body = str(form.get("body") or "")[:1600]
     values = {"to": forms.text(form, "to", limit=40), "body": body,
               "on_behalf_of": forms.text(form, "on_behalf_of", limit=40)}
+    with reading(db_of(request)) as session:
+        refusal = sms.sending_refusal(session, user.actor)  # the service's own rule, asked before any key
+    if refusal is not None:
+        return _messages_page(request, user, values, error=refusal, status_code=403)
     try:
         errors: dict[str, str] = {}
         if not values["to"]:

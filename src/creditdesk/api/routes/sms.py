@@ -27,14 +27,19 @@ from creditdesk.sms.models import MESSAGE_STATUSES, PURCHASE_STATUSES
 router = APIRouter()
 
 Account = Query(default=None, max_length=40, description=(
-    "Whose movements: `workspace` for the pool, or a user's id; omitted, every account you manage."))
+    "Whose movements: `workspace` for the pool, an office's id (its pool) or a user's id; omitted, every "
+    "account you manage."))
 PurchaseId = Annotated[str, Path(description="The id of the SMS purchase, as its `id` field gives it.")]
 MessageId = Annotated[str, Path(description="The id of the message, as its `id` field gives it.")]
 CSV_DESCRIPTION = (
     "Every SMS credit movement of the last 30 days, as CSV (streamed), newest first. Columns, in this order: "
     + ", ".join(f"`{c}`" for c in sms.LOG_CSV_COLUMNS)
     + ". `date_utc` is ISO 8601 in UTC; `direction` is in or out; `movement` is purchase, grant, transfer_in, "
-      "transfer_out, sent, consumed, reversal, expired or voided; `quantity` is the positive number of credits.")
+      "transfer_out, sent, consumed, reversal, expired or voided; `quantity` is the positive number of credits, "
+      "one line per movement and account (a transfer that took several packs is one line on each side); "
+      "`reference` is the movement in words with its document number (`Receipt SMS-000006`, `SMS to +61...`); "
+      "`memo` is the memo typed with a transfer; `movement_id` is the transfer's, message's or ledger operation's "
+      "id.")
 
 
 # --- settings ---
@@ -57,7 +62,8 @@ def update_settings(body: s.SmsSettingsUpdate, ctx: WriteContext = Depends(write
 def list_accounts(actor: Actor = Depends(get_actor), session: Session = Depends(read_session)):
     """The accounts you may see (master: the pool and every staff user with send_sms; manage_office_credits:
     the staff of your offices; others: yourself and your team members), each with balance, frozen credits
-    and the actions you may take on it."""
+    and the actions you may take on it. Credits left over from the other SMS credit mode are listed with
+    `leftover: true` to those who may move them (individual mode: office pools; shared mode: users' credits)."""
     return list_of(sms.list_accounts(session, actor=actor), None, lambda a: a)
 
 
@@ -134,7 +140,8 @@ def settle_purchase(purchase_id: PurchaseId, body: s.PaymentOutcome, ctx: WriteC
 def transfer(body: s.SmsTransferCreate, ctx: WriteContext = Depends(write_context)):
     """Transfer SMS credits (master: pool <-> any user; manage_office_credits: between users of your offices;
     others: from your own credits to a team member). Only to active users with send_sms; frozen credits may be
-    transferred out. `agree_to_conditions` must be true."""
+    transferred out, and so may a leftover office pool's (individual mode: masters to the pool or a user,
+    office managers of that office to its users). `agree_to_conditions` must be true."""
     def run(db, actor):
         result = sms.transfer(db, body, actor=actor)
         return transfers.transfer_out(db, result.transfer, result.lines).model_dump(mode="json", by_alias=True)
