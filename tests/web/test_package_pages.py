@@ -98,3 +98,29 @@ def test_drop_down_only_on_covered_lines_with_balance_and_refusals(web, db, worl
     refused = post_form(client, f"{url}/lines/{new_line}/pay-with-credits",
                         {"pack_id": pack_id, "credit_quantity": "2"}, page=url)
     assert refused.status_code == 409 and "1 available, 2 requested" in refused.text
+
+
+def test_edit_shows_the_expiry_day_of_the_workspace_and_names_the_customer(web, db, world):
+    """West of UTC the end of a local day is the next day in UTC: the form showed that next day, and saving it
+    unchanged moved the expiry a day later."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from creditdesk.billing import packages
+    from creditdesk.credits.models import Pack
+    from creditdesk.parties import schemas as ps
+    from creditdesk.parties import service as parties
+
+    setup(db, world)
+    actor = master_actor(db, world.workspace_id)
+    db.write(lambda s: parties.update_workspace(s, ps.WorkspaceUpdate(time_zone="America/New_York"), actor=actor))
+    with db.read() as s:
+        pack_id = s.scalar(select(Pack.id).where(Pack.workspace_id == world.workspace_id,
+                                                 Pack.customer_id == world.customer_id,
+                                                 Pack.name.like("%massage%")).limit(1))
+    db.write(lambda s: packages.edit_package(s, pack_id, actor=actor, expires_on=date(2027, 6, 30)))
+    page = logged_in(web, world.master_email).get(f"/packs/{pack_id}/package-edit").text
+    assert 'value="2027-06-30"' in page, re.findall(r'name="expires_on"[^>]*', page)
+    crumbs = page.split('class="crumbs"', 1)[1].split("</p>", 1)[0]
+    assert "Acme" in crumbs and ">Customer<" not in crumbs

@@ -16,6 +16,7 @@ from creditdesk.billing import invoices, packages
 from creditdesk.credits import governance
 from creditdesk.credits.models import CreditType
 from creditdesk.errors import CreditdeskError, InvalidInput, NotPermitted
+from creditdesk.parties.models import Customer
 from creditdesk.web import core, forms, once
 from creditdesk.web.core import WebRoute, WebUser, csrf_form, current_user, db_of, reading, render
 
@@ -69,8 +70,12 @@ def _edit_page(request: Request, user: WebUser, pack_id: str, *, errors: dict | 
         rows = [r for r in packages.customer_packages(session, actor=user.actor, customer_id=pack.customer_id or "")
                 if r.pack.id == pack.id] if pack.customer_id else []
         scale = session.get(CreditType, pack.credit_type_id).scale
-    expires = clock.aware(pack.expires_at).date().isoformat() if pack.expires_at else ""
+        customer = session.get(Customer, pack.customer_id) if pack.customer_id else None
+    # The day where the business is: an expiry is the end of a day in the workspace's zone (UTC's date of that
+    # moment is the next day west of UTC).
+    expires = clock.aware(pack.expires_at).astimezone(user.zone).date().isoformat() if pack.expires_at else ""
     return render(request, "package_edit.html", nav="clients", pack=pack, row=rows[0] if rows else None,
+                  customer=customer,
                   scale=scale, expires=expires, errors=errors or {}, values=values or {}, status_code=status_code)
 
 
