@@ -72,16 +72,27 @@ def test_partial_first_period_is_prorated_by_days_and_billing_twice_bills_nothin
 def test_remove_a_service_from_an_effective_day(api, shop):
     sub = subscribe(api, shop["account"], services=("fibre", "tv"), start="2027-01-01")
     tv = next(s for s in sub["services"] if s["product_code"] == "tv")
-    api.post(f"/v1/subscriptions/{sub['id']}/bill", {"as_of": "2027-01-01"})  # January billed in advance
-    refused = api.post(f"/v1/subscriptions/{sub['id']}/remove-services",
-                       {"service_id": tv["id"], "action": "remove", "effective_on": "2027-01-20"}, status=422)
-    assert refused["code"] == "effective_in_billed_period" and refused["billed_through"] == "2027-02-01"
+    fibre = next(s for s in sub["services"] if s["product_code"] == "fibre")
+    bill = api.post(f"/v1/subscriptions/{sub['id']}/bill", {"as_of": "2027-01-01"})  # January billed in advance
+    assert bill["total"] == (3100 + 1000) * 11 // 10
+    # From a day inside the billed January: taken, and 20-31 January of TV (12 of the 31 days billed) credited at
+    # once on that bill: 11.00 (10.00 and its tax) x 12 / 31 = 4.258 -> 4.26.
     out = api.post(f"/v1/subscriptions/{sub['id']}/remove-services",
-                   {"service_id": tv["id"], "action": "remove", "effective_on": "2027-02-15"}, status=200)
-    assert next(s for s in out["services"] if s["id"] == tv["id"])["end_on"] == "2027-02-15"
+                   {"service_id": tv["id"], "action": "remove", "effective_on": "2027-01-20"}, status=200)
+    assert next(s for s in out["services"] if s["id"] == tv["id"])["end_on"] == "2027-01-20"
+    notes = api.get(f"/v1/invoices/{bill['id']}/credit-notes")["data"]
+    tv_line = next(line for line in bill["lines"] if line["product_code"] == "tv")
+    assert [(n["amount"], n["lines"]) for n in notes] == [(426, [{"line_id": tv_line["id"], "amount": 426}])]
+    assert api.get(f"/v1/invoices/{bill['id']}")["amount_due"] == 4510 - 426
     preview = api.post(f"/v1/subscriptions/{sub['id']}/bill-preview", {"as_of": "2027-03-01"}, status=200)
-    tv_lines = [(line["description"], line["unit_price"]) for line in preview["lines"] if "TV" in line["description"]]
-    assert tv_lines == [("TV pack, 2027-02-01 to 2027-02-14 (14/28 days)", 500)]  # then nothing from 15 February
+    assert not [line for line in preview["lines"] if "TV" in line["description"]]  # nothing from 20 January
+    # From a day not billed yet: nothing to credit, and billed up to the day before it.
+    api.post(f"/v1/subscriptions/{sub['id']}/remove-services",
+             {"service_id": fibre["id"], "action": "remove", "effective_on": "2027-02-15"}, status=200)
+    preview = api.post(f"/v1/subscriptions/{sub['id']}/bill-preview", {"as_of": "2027-03-01"}, status=200)
+    assert [(line["description"], line["unit_price"]) for line in preview["lines"]] == [
+        ("Fibre 100, 2027-02-01 to 2027-02-14 (14/28 days)", 1550)]
+    assert len(api.get(f"/v1/invoices/{bill['id']}/credit-notes")["data"]) == 1
     assert api.post(f"/v1/subscriptions/{sub['id']}/remove-services", {"service_id": tv["id"]},
                     status=409)["code"] == "service_removed"
 

@@ -207,12 +207,13 @@ def test_subscription_page_forms(web, db, world):
     db_bill = post_form(client, f"{url}/bill", {"as_of": "2027-02-01"}, page=url)
     assert db_bill.status_code == 303
     before = workspace_state(db, world.workspace_id)
-    bad = post_form(client, f"{url}/remove-services", {"service_id": service_id, "action": "remove",
-                                                       "effective_on": "2027-02-10"}, page=url)
+    # (A removal inside a billed period is taken now, with a credit note: the add-service form's start instead.)
+    bad = post_form(client, f"{url}/services", {"product": "fibre", "quantity": "2", "start_on": "2020-02-10"},
+                    page=url)
     assert bad.status_code == 422
-    form = form_of(bad.text, "remove-services")
-    assert "billed up to and including 2027-02-28" in error_of(form, "effective_on")
-    assert 'value="2027-02-10"' in form and f'value="{service_id}" selected' in form
+    form = form_of(bad.text, "add-service")
+    assert "before the subscription" in error_of(form, "start_on")
+    assert 'value="2020-02-10"' in form and 'value="2"' in form
     plain(bad.text)
     bad = post_form(client, f"{url}/suspend", {"on": "tomorrow"}, page=url)
     assert "choose a day" in error_of(form_of(bad.text, "sub-suspend-form"), "on")

@@ -7,7 +7,7 @@ separate round of ORM statements. A billing run bills thousands of subscriptions
 
 For a batch of subscriptions this module reads what they need at once (their services, products, prices and
 tax rates, accounts, group memberships and pricing agreements, the revenue and tax ledger accounts), plans
-every bill in memory with the same functions as `bill_locked` (`subscriptions.pieces`, `prorated`,
+every bill in memory with the same functions as `bill_locked` (`subscriptions.pieces`, `bill_line`,
 `catalog.lines.compute_line`, `accounts.due_date`), takes the invoice numbers in one step under the billing
 settings row's lock, and writes invoices, lines, ledger transfers (one ledger Batch), account entries, audit
 rows and the services' `billed_through` with one executemany per table.
@@ -37,7 +37,7 @@ from creditdesk.billing.invoices import NUMBER_PREFIX, QUANTITY_SCALE
 from creditdesk.billing.models import AccountEntry, BillingAccount
 from creditdesk.billing.settings import require_settings
 from creditdesk.billing.subscription_models import Subscription, SubscriptionService
-from creditdesk.billing.subscriptions import Piece, _line_description, pieces, prorated
+from creditdesk.billing.subscriptions import BillLine, bill_line, pieces
 from creditdesk.catalog import service as catalog
 from creditdesk.catalog.lines import compute_line
 from creditdesk.catalog.models import Product
@@ -51,7 +51,7 @@ from creditdesk.ledger.models import NO_CACHE
 class _Bill:
     sub: object  # a row of SUB_COLUMNS
     account: object  # a row of ACCOUNT_COLUMNS
-    lines: list[tuple[object, Product, Piece, int]]
+    lines: list[BillLine]
     billed_through: dict[str, date]
 
 
@@ -134,10 +134,10 @@ def bill_set(session: Session, subs: list, as_of: date, *, actor_for, accounts_b
                 continue
             product = products[svc.product_id]
             unit = svc.unit_price if svc.unit_price is not None else price(product, account.currency)
-            bill.lines += [(svc, product, piece, prorated(unit, piece)) for piece in found]
+            bill.lines += [bill_line(svc, product, piece, unit) for piece in found]
             bill.billed_through[svc.id] = found[-1].end
-        if bill.lines and (all(unit == 0 for *_, unit in bill.lines)
-                           or any(svc.pay_with_credits for svc, *_ in bill.lines)):
+        if bill.lines and (all(line.unit_price == 0 for line in bill.lines)
+                           or any(line.service.pay_with_credits for line in bill.lines)):
             # A bill of nothing settles when posted, and usage paid with credits burns packs: one by one.
             slow.append(sub.id)
             continue
@@ -165,17 +165,18 @@ def bill_set(session: Session, subs: list, as_of: date, *, actor_for, accounts_b
         account = bill.account
         invoice_id = next(fresh["inv"])
         subtotal = tax_total = total = 0
-        for position, (svc, product, piece, unit) in enumerate(bill.lines, start=1):
+        for position, line in enumerate(bill.lines, start=1):
+            product, unit = line.product, line.unit_price
             rate_id, rate_bp, inclusive = tax(product)
-            key = (unit, svc.quantity, rate_bp, inclusive)
+            key = (unit, line.quantity, rate_bp, inclusive)
             totals = totals_of.get(key)
             if totals is None:
-                totals = totals_of[key] = compute_line(unit, Decimal(svc.quantity), rate_bp=rate_bp,
+                totals = totals_of[key] = compute_line(unit, Decimal(line.quantity), rate_bp=rate_bp,
                                                        inclusive=inclusive)
             line_rows.append({
                 "id": next(fresh["inl"]), "workspace_id": account.workspace_id, "invoice_id": invoice_id,
                 "position": position, "product_id": product.id, "product_code": product.code,
-                "description": _line_description(product, piece), "quantity_milli": svc.quantity * QUANTITY_SCALE,
+                "description": line.description, "quantity_milli": line.quantity * QUANTITY_SCALE,
                 "unit_price": unit, "discount_kind": None, "discount_value": None, "tax_rate_id": rate_id,
                 "tax_rate_bp": rate_bp, "tax_inclusive": inclusive, "net": totals.net, "tax": totals.tax,
                 "gross": totals.gross, "discount_amount": totals.discount, "credit_quantity_milli": 0,
@@ -183,7 +184,7 @@ def bill_set(session: Session, subs: list, as_of: date, *, actor_for, accounts_b
                 "created_at": now, "updated_at": now})
             subtotal, tax_total, total = subtotal + totals.net, tax_total + totals.tax, total + totals.gross
         number = f"{NUMBER_PREFIX}{next(numbers):06d}"
-        start, end = min(p.start for _, _, p, _ in bill.lines), max(p.end for _, _, p, _ in bill.lines)
+        start, end = min(line.piece.start for line in bill.lines), max(line.piece.end for line in bill.lines)
         invoice_rows.append({
             "id": invoice_id, "workspace_id": account.workspace_id, "account_id": account.id,
             "customer_id": account.customer_id, "number": number, "status": "posted", "currency": account.currency,

@@ -43,8 +43,10 @@ class ServiceRemove(Input):
     service_id: str = Field(min_length=1, max_length=40)
     action: Literal["remove"] = Field(default="remove", description="The seed's action type: Remove Service.")
     effective_on: date | None = Field(default=None, description=(
-        "The first day without the service (default: today). Not before the end of what is already billed "
-        "(billed_through): a billed period is corrected by a credit note on its bill."))
+        "The first day without the service (default: today; a day before the service starts: it never runs). "
+        "A day inside a period already billed is taken: the days billed from it on are credited at once, by a "
+        "credit note on each bill concerned (the line's amount x the days not used / the days it billed, rounded "
+        "half up once), in the same transaction."))
 
 
 class QuantityChange(Input):
@@ -73,6 +75,13 @@ class ServiceOut(BaseModel):
     end_on: date | None
     pay_with_credits: bool = False
     removed_at: datetime | None
+    price: int | None = Field(default=None, description=(
+        "The price per period of one unit, as billed now, in the account's currency (minor units): the agreed "
+        "`unit_price`, else the price plan's (the account's pricing agreement, else the currency's default plan); "
+        "null when no plan prices it (billing it would be refused: no_price)."))
+    price_source: Literal["agreed", "price_plan"] | None = Field(default=None, description=(
+        "Where `price` comes from."))
+    price_plan_id: str | None = Field(default=None, description="The price plan `price` comes from, if any.")
 
 
 class SubscriptionOut(BaseModel):

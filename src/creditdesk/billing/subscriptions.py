@@ -5,8 +5,9 @@ quarterly, yearly), counted from the first billing day on or after the day it wa
 that first billing day are a partial period. A period is due on the day it starts.
 
 **Proration, by days.** A service billed for part of a period (it started, ended or resumed inside it, or
-the period is the partial first one) is charged its per-period price x the days it ran / the days of the full
-aligned period containing them (31 for 1-31 December), rounded half up to the minor unit once per line.
+the period is the partial first one) is charged its per-period price (unit price x quantity) x the days it ran /
+the days of the full aligned period containing them (31 for 1-31 December), rounded half up to the minor unit
+once per line (`BillLine`: 2 x 499.00 for 11/30 days is 365.93, not 2 x 182.97).
 
 **Billing** (`bill`, `preview_bill`): everything due as of a day: for each service, the periods from its own
 `billed_through` (or its start) whose start is on or before that day. One bill (an invoice with the
@@ -17,13 +18,17 @@ and writes nothing at all.
 
 **Actions.** activate (a fund-using event: refused over the credit limit unless an override rule matches, and
 on a suspended account), add a service (also fund-using), remove a service (the seed's Remove Services, action
-type remove, from an effective day that is not inside a billed period), change a quantity (from the next
+type remove, from an effective day: the first day without it; days of it already billed from that day are
+credited at once by a credit note on their bill, prorated like a bill), change a quantity (from the next
 period not yet billed), suspend (nothing is billed while suspended) and resume (billing starts again from
-the resume day), terminate. Every action is audited with before and after.
+the resume day), terminate (its services' billed days from then on credited the same way). Every action is
+audited with before and after. A subscription is created only for an active account (seed 004: a suspended
+account takes no new subscriptions).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -105,10 +110,40 @@ def pieces(sub: Subscription, svc: SubscriptionService, as_of: date) -> list[Pie
     return out
 
 
-def prorated(unit_price: int, piece: Piece) -> int:
+def prorated(period_price: int, piece: Piece) -> int:
+    """`period_price` (a line's whole price for a full period: unit price x quantity) for the piece's days,
+    rounded half up once."""
     if piece.days == piece.period_days:
-        return unit_price
-    return currencies.round_half_up(Decimal(unit_price) * piece.days / piece.period_days)
+        return period_price
+    return currencies.round_half_up(Decimal(period_price) * piece.days / piece.period_days)
+
+
+@dataclass(frozen=True)
+class BillLine:
+    """One bill line: a service for one piece of a period, as the invoice line it becomes.
+
+    A full period is billed as the service's quantity x its unit price. A piece of a period is billed as one
+    line whose money is rounded once: quantity x unit price x days / period days (2 x 499.00 for 11 of 30 days
+    is 365.93, never 2 x 182.97). So that line is quantity 1 at that amount, the service's quantity in its
+    description ("Support x 2, ..."). Except for a service paid with credits: a credit pays one unit, so its
+    lines keep the quantity and a unit's prorated price."""
+    service: object  # SubscriptionService, or a row of bill_engine.SERVICE_COLUMNS
+    product: Product
+    piece: Piece
+    quantity: int
+    unit_price: int
+
+    @property
+    def description(self) -> str:
+        return _line_description(self.product, self.piece, 1 if self.quantity == self.service.quantity
+                                 else self.service.quantity)
+
+
+def bill_line(svc, product: Product, piece: Piece, unit: int) -> BillLine:
+    """The line billing `svc` (priced `unit` per period) for `piece` (see BillLine)."""
+    if piece.days == piece.period_days or svc.pay_with_credits:
+        return BillLine(svc, product, piece, svc.quantity, prorated(unit, piece))
+    return BillLine(svc, product, piece, 1, prorated(unit * svc.quantity, piece))
 
 
 def _next_due(svc: SubscriptionService) -> date | None:
@@ -158,9 +193,32 @@ def next_bill_on(session: Session, sub: Subscription) -> date | None:
     return sub.billed_through if sub.status == "active" else None
 
 
+def service_prices(session: Session, sub: Subscription, rows: list[SubscriptionService]
+                   ) -> dict[str, tuple[int | None, str | None, str | None]]:
+    """Each service's (price per period of one unit as billed now, where it comes from, its price plan): the
+    agreed price, else the price plan's in the account's currency; (None, None, None) when no plan has one."""
+    account = session.get(BillingAccount, sub.account_id)
+    plan = groups.agreed_price_plan(session, account) if any(r.unit_price is None for r in rows) else None
+    quotes: dict[str, tuple[int | None, str | None, str | None]] = {}
+    out = {}
+    for r in rows:
+        if r.unit_price is not None:
+            out[r.id] = (r.unit_price, "agreed", None)
+            continue
+        if r.product_id not in quotes:
+            try:
+                quote = catalog.price_of(session, account.workspace_id, r.product_id, account.currency, plan)
+                quotes[r.product_id] = (quote.unit_price, "price_plan", quote.price_plan_id)
+            except InvalidInput:
+                quotes[r.product_id] = (None, None, None)
+        out[r.id] = quotes[r.product_id]
+    return out
+
+
 def subscription_out(session: Session, sub: Subscription) -> s.SubscriptionOut:
     rows = services_of(session, sub.id)
     products = {p.id: p for p in session.scalars(select(Product).where(Product.id.in_({r.product_id for r in rows})))}
+    prices = service_prices(session, sub, rows)
     return s.SubscriptionOut(
         id=sub.id, number=sub.number, name=sub.name, account_id=sub.account_id, customer_id=sub.customer_id,
         status=sub.status, frequency=sub.frequency, billing_day=sub.billing_day, started_on=sub.started_on,
@@ -169,7 +227,8 @@ def subscription_out(session: Session, sub: Subscription) -> s.SubscriptionOut:
         services=[s.ServiceOut(id=r.id, product_id=r.product_id, product_code=products[r.product_id].code,
                                name=products[r.product_id].name, quantity=r.quantity, unit_price=r.unit_price,
                                start_on=r.start_on, end_on=r.end_on, pay_with_credits=r.pay_with_credits,
-                               removed_at=clock.aware(r.removed_at))
+                               removed_at=clock.aware(r.removed_at), price=prices[r.id][0],
+                               price_source=prices[r.id][1], price_plan_id=prices[r.id][2])
                   for r in rows],
         created_at=clock.aware(sub.created_at), updated_at=clock.aware(sub.updated_at))
 
@@ -231,9 +290,11 @@ def _new_service(session: Session, sub: Subscription, data: s.ServiceIn, start_o
 def create_subscription(session: Session, data: s.SubscriptionCreate, *, actor: Actor) -> Subscription:
     _writer(actor, "create subscriptions")
     account = accounts.get_account(session, actor.workspace_id, data.account_id, for_update=True)
-    if account.status == "terminated":
-        raise Conflict(f"Account {account.number} is terminated: it takes no subscriptions.",
-                       code="account_terminated")
+    if account.status != "active":
+        # Seed 004: a suspended account takes no new subscriptions, not even a draft to activate later.
+        what = "reactivate it first" if account.status == "suspended" else "it is closed"
+        raise Conflict(f"Account {account.number} is {account.status}: it takes no new subscriptions ({what}).",
+                       code=f"account_{account.status}", field="account_id", status=account.status)
     settings = require_settings(session, actor.workspace_id, for_update=True)
     now = clock.now()
     sub = Subscription(id=new_id("sub"), workspace_id=account.workspace_id, account_id=account.id,
@@ -319,31 +380,108 @@ def _service(session: Session, sub: Subscription, service_id: str) -> Subscripti
     return svc
 
 
-def _end_service(svc: SubscriptionService, on: date, field: str) -> None:
-    if svc.billed_through is not None and on < svc.billed_through:
-        # billed_through is the first day not billed yet: the last billed day is the one before it.
-        last_billed = svc.billed_through - timedelta(days=1)
-        raise InvalidInput(f"The service is billed up to and including {last_billed} (the end of a period already "
-                           f"billed): remove it from {svc.billed_through} or later, or credit its bill with a "
-                           "credit note.",
-                           code="effective_in_billed_period", field=field, billed_through=str(svc.billed_through))
-    svc.end_on = max(on, svc.start_on)
-    svc.removed_at = svc.updated_at = clock.now()
+# "Fibre 100 × 2, 2027-01-20 to 2027-01-31 (12/31 days)": the days a bill line billed (_line_description).
+_LINE_DAYS = re.compile(r", (\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2})(?: \(\d+/\d+ days\))?$")
+
+
+def _billed_days(line: InvoiceLine) -> tuple[date, date] | None:
+    """[first day, first day after) a bill line billed, read from its description."""
+    found = _LINE_DAYS.search(line.description or "")
+    if found is None:
+        return None
+    return date.fromisoformat(found.group(1)), date.fromisoformat(found.group(2)) + timedelta(days=1)
+
+
+def _billed_lines(session: Session, sub: Subscription, svc: SubscriptionService,
+                  since: date) -> list[tuple[Invoice, InvoiceLine, date, date]]:
+    """The posted bill lines of `svc` with days on or after `since`: (bill, line, first day, day after).
+
+    A bill line does not name its service, only its product and days. Lines of one bill for the same
+    product and days come from services of that product billed for those days, in the order `plan_bill`
+    takes services (`services_of`): the k-th such line is the k-th such service's."""
+    same = [r for r in services_of(session, sub.id) if r.product_id == svc.product_id]
+    bills = session.scalars(select(Invoice).where(
+        Invoice.workspace_id == sub.workspace_id, Invoice.subscription_id == sub.id,
+        Invoice.status.in_(("posted", "settled")), Invoice.period_end > since).order_by(Invoice.id))
+    out = []
+    for invoice in bills:
+        by_days: dict[tuple[date, date], list[InvoiceLine]] = {}
+        for line in invoices.lines_of(session, invoice.id):
+            days = _billed_days(line) if line.product_id == svc.product_id else None
+            if days is not None and days[1] > since:
+                by_days.setdefault(days, []).append(line)
+        for (first, after), lines in by_days.items():
+            billed = [r for r in same if r.start_on <= first and (r.billed_through or r.start_on) >= after]
+            if svc in billed and billed.index(svc) < len(lines):
+                out.append((invoice, lines[billed.index(svc)], first, after))
+    return out
+
+
+def _credit_unused(session: Session, sub: Subscription, ends: list[tuple[SubscriptionService, date]], *,
+                   actor: Actor, why: str) -> list:
+    """Credit notes for the days each service of `ends` was billed for from its day: each of its lines billed
+    for days on or after that day is credited its amount x the days not used / the days it billed, rounded half
+    up once (what was billed, prorated like a bill: the price, quantity and tax of the bill, not today's, which
+    may have changed since); one credit note per bill, through credit_notes.create_credit_note (numbered, posted
+    to the ledger, audited)."""
+    from creditdesk.billing import credit_notes
+    from creditdesk.billing.invoice_models import CreditNote
+
+    by_bill: dict[str, list[ins.CreditNoteLineIn]] = {}
+    billed = [(svc, since, found) for svc, since in ends
+              if svc.billed_through is not None and since < svc.billed_through
+              for found in _billed_lines(session, sub, svc, since)]
+    for _svc, since, (invoice, line, first, after) in billed:
+        unused = (after - max(since, first)).days
+        amount = currencies.round_half_up(Decimal(line.gross) * unused / (after - first).days)
+        credited = sum(item["amount"] for note in session.scalars(select(CreditNote).where(
+            CreditNote.invoice_id == invoice.id)) for item in (note.lines or []) if item["line_id"] == line.id)
+        # Never more than the line has left, nor than the bill can take back (a written-off part stays so).
+        taken = sum(item.amount for item in by_bill.get(invoice.id, []))
+        amount = min(amount, line.gross - credited, credit_notes.creditable(invoice) - taken)
+        if amount > 0:
+            by_bill.setdefault(invoice.id, []).append(ins.CreditNoteLineIn(line_id=line.id, amount=amount))
+    return [credit_notes.create_credit_note(session, invoice_id, ins.CreditNoteCreate(lines=lines, reason=why),
+                                            actor=actor)
+            for invoice_id, lines in by_bill.items()]
+
+
+def _end_services(session: Session, sub: Subscription, services: list[SubscriptionService], on: date, *,
+                  actor: Actor, why: str) -> list:
+    """End the services from `on` (the first day without them; not before each one's start). Days already billed
+    from then on are credited (`_credit_unused`), one credit note per bill: removing a service inside a billed
+    period does not leave anyone to compute a credit note by hand. Returns the credit notes."""
+    ends = [(svc, max(on, svc.start_on)) for svc in services]
+    notes = _credit_unused(session, sub, ends, actor=actor, why=why)
+    now = clock.now()
+    for svc, end in ends:
+        svc.end_on, svc.removed_at, svc.updated_at = end, now, now
+    return notes
 
 
 def remove_service(session: Session, subscription_id: str, data: s.ServiceRemove, *, actor: Actor) -> Subscription:
+    return remove_service_credited(session, subscription_id, data, actor=actor)[0]
+
+
+def remove_service_credited(session: Session, subscription_id: str, data: s.ServiceRemove, *,
+                            actor: Actor) -> tuple[Subscription, list]:
     """The seed's Remove Services: the service, action type remove, an effective day (the first day without
-    it; not inside a period already billed)."""
+    it; default today). From a day inside a period already billed, the unused days billed are credited at once
+    (`_end_services`), in the same transaction. Returns the subscription and those credit notes."""
     sub, _ = _locked(session, actor, subscription_id, "change subscriptions")
     _status(sub, ("draft", "active", "suspended"), "have services removed")
     svc = _service(session, sub, data.service_id)
     if svc.removed_at is not None:
         raise Conflict("This service is already removed.", code="service_removed")
     before = _snapshot(session, sub)
-    _end_service(svc, data.effective_on or _today(), "effective_on")
+    product = session.get(Product, svc.product_id)
+    on = data.effective_on or _today()
+    notes = _end_services(session, sub, [svc], on, actor=actor,
+                          why=f"{product.name} removed from {max(on, svc.start_on)} ({sub.number}): days not used")
     _refresh_due(session, sub)
-    _record(session, actor, "service_remove", sub, before, service_id=svc.id)
-    return sub
+    _record(session, actor, "service_remove", sub, before, service_id=svc.id,
+            credit_notes=[{"id": n.id, "number": n.number, "amount": n.amount} for n in notes])
+    return sub, notes
 
 
 def change_quantity(session: Session, subscription_id: str, data: s.QuantityChange, *,
@@ -399,11 +537,11 @@ def terminate(session: Session, subscription_id: str, data: s.DatedAction, *, ac
     _status(sub, ("draft", "active", "suspended"), "be terminated")
     on = data.on or _today()
     before = _snapshot(session, sub)
-    for svc in services_of(session, sub.id):
-        if svc.removed_at is None:
-            _end_service(svc, on, "on")
+    notes = _end_services(session, sub, [svc for svc in services_of(session, sub.id) if svc.removed_at is None], on,
+                          actor=actor, why=f"{sub.number} terminated from {on}: days not used")
     sub.status, sub.terminated_on, sub.billed_through = "terminated", on, None
-    _record(session, actor, "terminate", sub, before, note=data.note)
+    _record(session, actor, "terminate", sub, before, note=data.note,
+            credit_notes=[{"id": n.id, "number": n.number, "amount": n.amount} for n in notes])
     return sub
 
 
@@ -414,14 +552,14 @@ class BillPlan:
     subscription: Subscription
     account: BillingAccount
     as_of: date
-    lines: list[tuple[SubscriptionService, Product, Piece, int]]  # service, product, days, unit price
+    lines: list[BillLine]
     billed_through: dict[str, date]  # service id -> its new billed_through
 
     @property
     def period(self) -> tuple[date | None, date | None]:
         if not self.lines:
             return None, None
-        return min(p.start for _, _, p, _ in self.lines), max(p.end for _, _, p, _ in self.lines)
+        return min(line.piece.start for line in self.lines), max(line.piece.end for line in self.lines)
 
 
 def plan_bill(session: Session, sub: Subscription, account: BillingAccount, as_of: date) -> BillPlan:
@@ -439,21 +577,23 @@ def plan_bill(session: Session, sub: Subscription, account: BillingAccount, as_o
         products[svc.product_id] = product
         unit = svc.unit_price if svc.unit_price is not None else catalog.price_of(
             session, account.workspace_id, product.id, account.currency, agreed).unit_price
-        for piece in found:
-            plan.lines.append((svc, product, piece, prorated(unit, piece)))
+        plan.lines += [bill_line(svc, product, piece, unit) for piece in found]
         plan.billed_through[svc.id] = found[-1].end
     return plan
 
 
-def _line_description(product: Product, piece: Piece) -> str:
+def _line_description(product: Product, piece: Piece, quantity: int = 1) -> str:
+    """"Fibre 100, 2027-01-01 to 2027-01-31", with the days billed of the period when it is a piece of it, and the
+    service's quantity when the line's is not it (a prorated line: BillLine). `_billed_days` reads it back."""
     last = date.fromordinal(piece.end.toordinal() - 1)
-    text = f"{product.name}, {piece.start.isoformat()} to {last.isoformat()}"
+    name = product.name if quantity == 1 else f"{product.name} × {quantity}"
+    text = f"{name}, {piece.start.isoformat()} to {last.isoformat()}"
     return text if piece.days == piece.period_days else f"{text} ({piece.days}/{piece.period_days} days)"
 
 
 def _lines_in(plan: BillPlan) -> list[ins.LineCreate]:
-    return [ins.LineCreate(product=product.id, description=_line_description(product, piece), quantity=svc.quantity,
-                           unit_price=unit) for svc, product, piece, unit in plan.lines]
+    return [ins.LineCreate(product=line.product.id, description=line.description, quantity=line.quantity,
+                           unit_price=line.unit_price) for line in plan.lines]
 
 
 def preview_bill(session: Session, subscription_id: str, data: s.BillAsOf, *, actor: Actor) -> s.BillPreviewOut:
@@ -523,7 +663,8 @@ def _pay_usage_with_credits(session: Session, invoice: Invoice, plan: BillPlan, 
     from creditdesk.billing import packages
 
     lines = invoices.lines_of(session, invoice.id)
-    for line, (svc, product, _piece, _unit) in zip(lines, plan.lines):
+    for line, planned in zip(lines, plan.lines):
+        svc, product = planned.service, planned.product
         if not svc.pay_with_credits:
             continue
         covering = [p for p in packages.packs_covering(session, workspace_id=invoice.workspace_id,

@@ -6,7 +6,7 @@ billing.subscriptions, the functions the API calls, once."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
@@ -99,8 +99,9 @@ def _list_page(request: Request, user: WebUser, *, values: dict | None = None, e
         rows = [subscriptions.subscription_out(session, sub) for sub in page.items]
         ids = {r.account_id for r in rows}
         account_of = {a.id: a for a in session.scalars(select(BillingAccount).where(BillingAccount.id.in_(ids)))}
+        # Only accounts that take new subscriptions (create_subscription refuses the others).
         choices = list(session.scalars(select(BillingAccount).where(
-            BillingAccount.workspace_id == user.workspace_id, BillingAccount.status != "terminated")
+            BillingAccount.workspace_id == user.workspace_id, BillingAccount.status == "active")
             .order_by(BillingAccount.number).limit(500)))
         products = _services(session, user.workspace_id)
     values = values or {"account_id": account_id or "", "frequency": "monthly", "billing_day": "1", "quantity": "1"}
@@ -155,6 +156,7 @@ def _page(request: Request, user: WebUser, subscription_id: str, *, preview=None
     return render(request, "subscription.html", nav="finance", sub=out, account=account, bills=bills,
                   products=products, preview=preview, as_of=as_of or date.today().isoformat(),
                   may_manage=may_manage(user), money=lambda amount: currencies.format_money(amount, account.currency),
+                  last_day=lambda end_on: end_on - timedelta(days=1),  # end_on is the first day without it
                   form_values={form: values or {}} if form else {}, form_errors={form: errors or {}} if form else {},
                   status_code=status_code)
 
@@ -229,8 +231,16 @@ def _remove(session, user, subscription_id, form):
     data = problems.schema(s.ServiceRemove, {"service_id": forms.text(form, "service_id", limit=40),
                                              "action": "remove", "effective_on": effective_on})
     problems.check()
-    subscriptions.remove_service(session, subscription_id, data, actor=user.actor)
-    return "Service removed.", None
+    _, notes = subscriptions.remove_service_credited(session, subscription_id, data, actor=user.actor)
+    return "Service removed." + _credited(notes), None
+
+
+def _credited(notes) -> str:
+    """What the flash says of the credit notes an action issued for days already billed."""
+    if not notes:
+        return ""
+    return " Days already billed were credited: " + ", ".join(
+        f"{n.number} ({currencies.format_money(n.amount, n.currency)})" for n in notes) + "."
 
 
 def _add(session, user, subscription_id, form):
