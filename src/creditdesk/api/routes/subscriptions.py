@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Response
 from sqlalchemy.orm import Session
 
 from creditdesk.api.deps import (Cursor, Limit, WriteContext, get_actor, read_session, status_query,
                                  statuses, write_context)
 from creditdesk.api.schemas import ListOf, list_of
+from creditdesk import idempotency
 from creditdesk.audit import Actor
 from creditdesk.billing import billing_runs, invoices, subscriptions
 from creditdesk.billing import invoice_schemas as ins
 from creditdesk.billing import subscription_schemas as s
-from creditdesk.db import Database
 from creditdesk.parties.schemas import Day
 
 router = APIRouter()
@@ -149,17 +149,35 @@ def list_bills(account_id: str | None = AccountFilter,
 
 
 @router.post("/billing-runs", status_code=201, response_model=s.BillingRunOut, tags=["bills"])
-def start_billing_run(body: s.BillingRunIn, request: Request, actor: Actor = Depends(get_actor)):
+def start_billing_run(body: s.BillingRunIn, ctx: WriteContext = Depends(write_context)):
     """Masters. Bill every subscription of the workspace due as of the day, in batches (see README "Billing
     runs"): running it again bills nothing twice, and a run cut off resumes where it stopped. Answers the
-    finished run. For large workspaces use the CLI (`creditdesk billing run --as-of`) or the jobs."""
+    finished run. For large workspaces use the CLI (`creditdesk billing run --as-of`) or the jobs.
+
+    With an `Idempotency-Key`, as every write: the same key and body replay the first run's answer
+    (`Idempotent-Replayed: true`) and start nothing; the same key with another body is refused (422
+    idempotency_key_reused); while the first run is still going, 409 idempotency_request_in_progress."""
+    return _start_run(body, ctx)
+
+
+def _start_run(body: s.BillingRunIn, ctx: WriteContext) -> Response:
     from creditdesk.parties.service import require_master
 
-    require_master(actor, "start billing runs")
-    db: Database = request.app.state.db
-    row = billing_runs.run(db, body.as_of, workspace_id=actor.workspace_id, actor_for=lambda ws: actor,
-                           run_actor=actor)
-    return billing_runs.run_out(row)
+    actor = ctx.actor
+    require_master(actor, "start billing runs")  # before the key: a 403 is never stored under it
+
+    def answer(row) -> tuple[int, str]:
+        return 201, billing_runs.run_out(row).model_dump_json()
+    key = billing_runs.RunKey(caller=idempotency.caller_of(actor), key=ctx.key, fingerprint=ctx.fingerprint,
+                              method=ctx.method, path=ctx.path, answer=answer) if ctx.key is not None else None
+    # A run is many transactions (one per batch), so not ctx.run's one: the key is claimed with the run's row
+    # and answered when it finishes (billing_runs.run).
+    outcome = billing_runs.run(ctx.db, body.as_of, workspace_id=actor.workspace_id, actor_for=lambda ws: actor,
+                               run_actor=actor, key=key)
+    if isinstance(outcome, idempotency.Replay):
+        return Response(outcome.body, status_code=outcome.status, headers={"Idempotent-Replayed": "true"},
+                        media_type="application/json" if outcome.status < 400 else "application/problem+json")
+    return Response(answer(outcome)[1], status_code=201, media_type="application/json")
 
 
 @router.get("/billing-runs", response_model=ListOf[s.BillingRunOut], tags=["bills"])
