@@ -133,6 +133,8 @@ SCREENS = [
     Screen("subscriptions", "/subscriptions", "/subscriptions"),
     Screen("subscription", "/subscriptions/{subscription_id}", "/subscriptions/{subscription}"),
     Screen("bills", "/bills", "/bills"),
+    Screen("billing-runs", "/billing-runs", "/billing-runs"),
+    Screen("billing-run", "/billing-runs/{run_id}", "/billing-runs/{billing_run}"),
     Screen("credit-ratings", "/finance/credit-ratings", "/finance/credit-ratings"),
     Screen("override-rules", "/finance/override-rules", "/finance/override-rules"),
     Screen("groups", "/finance/groups", "/finance/groups"),
@@ -354,7 +356,7 @@ def _seed(db) -> dict[str, str]:
     from creditdesk.billing.asset_models import Asset
     from creditdesk.billing.group_models import GroupMember
     from creditdesk.billing.models import CustomerAddress
-    from creditdesk.billing.subscription_models import Subscription
+    from creditdesk.billing.subscription_models import BillingRun, Subscription
     from creditdesk.catalog.models import PricePlan, Product
     from creditdesk.credits.models import Consumption, Pack, Project
     from creditdesk.notify.communication_models import CommunicationTemplate
@@ -399,6 +401,8 @@ def _seed(db) -> dict[str, str]:
             "invoice": one(Invoice, Invoice.status == "posted", Invoice.amount_credited > 0),
             "draft_invoice": one(Invoice, Invoice.status == "draft", Invoice.notes.like("Spa visit%")),
             "subscription": one(Subscription),
+            # The jobs' run (every workspace) that billed the demo's subscription above: its part here.
+            "billing_run": session.scalar(select(BillingRun.id).order_by(BillingRun.id).limit(1)),
             "asset": one(Asset),
             "activity": one(Activity),
         }

@@ -47,4 +47,6 @@ def mount(app: FastAPI) -> None:
     app.include_router(billing_settings_pages.router)
     from creditdesk.web import low_balance as low_balance_pages  # Settings > Low balance (issue 16's thresholds)
     app.include_router(low_balance_pages.router)
+    from creditdesk.web import billing_runs as billing_run_pages  # Finance > Billing runs (seed 002)
+    app.include_router(billing_run_pages.router)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
