@@ -58,3 +58,20 @@ def test_the_history_dialog_shows_the_same_zone_as_the_pages(db, web, world):
     assert shown, fragment[:1500]
     assert all(text.endswith(("AEDT", "AEST")) for text in shown), shown
     assert shown == re.findall(r'<time datetime="[^"]+Z" title="[^"]+ UTC">([^<]+)</time>', page)[:len(shown)]
+
+
+def test_why_a_pack_cannot_pay_names_the_day_where_the_business_is(db, web, world):
+    """The project's near misses: a pack expiring at the end of 31 January in Sydney is 12:59 UTC that day; one
+    starting on 1 February in Sydney starts at 13:00 UTC on 31 January, which UTC's date called the 31st."""
+    from creditdesk.credits import packs
+    from creditdesk.credits import schemas as cs
+
+    actor = master_actor(db, world.workspace_id)
+    db.write(lambda s: parties.update_workspace(s, ps.WorkspaceUpdate(time_zone="Australia/Sydney"), actor=actor))
+    start = datetime(2099, 1, 31, 13, 0, tzinfo=UTC)  # 00:00 on 1 February 2099 in Sydney (AEDT)
+    db.write(lambda s: packs.grant_pack(s, cs.PackCreate(
+        holder={"kind": "office", "id": world.leeds_id}, credit_type="hours", quantity=100, name="Later pack",
+        starts_at=start), actor=actor))
+    page = logged_in(web, world.master_email).get(f"/projects/{world.project_id}?credit_type=hours").text
+    assert "Later pack" in page
+    assert "starts on 2099-02-01" in page and "starts on 2099-01-31" not in page

@@ -256,7 +256,7 @@ def activity(request: Request, user: WebUser = Depends(current_user)):
                 for e in events]
         staff = [(u.id, u.name) for u in parties.list_users(session, actor=user.actor, is_staff=True,
                                                               limit=500).items]
-    last_30 = {"since": (clock.now() - timedelta(days=30)).strftime("%Y-%m-%d")}
+    last_30 = {"since": (clock.now().astimezone(user.zone) - timedelta(days=30)).strftime("%Y-%m-%d")}
     return render(request, "activity.html", nav="activity", rows=rows, filters=echo, next_cursor=next_cursor,
                   cursor=cursor, error=error, actions=COMMON_ACTIONS,
                   object_types=[(k, object_type_label(k)) for k in OBJECT_TYPES], type_words=object_type_label,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from sqlalchemy.orm import Session
 
@@ -120,12 +121,13 @@ def pack_rows(session: Session, actor: Actor, rows: list[tuple[Pack, LedgerAccou
     return out
 
 
-def near_miss_reasons(row: PackRow, reasons: list[str], *, wanted_unit: str | None) -> list[str]:
+def near_miss_reasons(row: PackRow, reasons: list[str], *, wanted_unit: str | None, zone=UTC) -> list[str]:
+    """Why a pack cannot pay, in words; its days are the days where the business is (`zone`)."""
     view = row.view
     values = {
         "holder": f"{row.holder.kind_label.lower()} {row.holder.name}",
-        "expires": view.expires_at.strftime("%Y-%m-%d") if view.expires_at else "",
-        "starts": view.starts_at.strftime("%Y-%m-%d"),
+        "expires": view.expires_at.astimezone(zone).strftime("%Y-%m-%d") if view.expires_at else "",
+        "starts": view.starts_at.astimezone(zone).strftime("%Y-%m-%d"),
         "products": ", ".join(view.product_codes) or "no product",
         "unit": view.credit_type, "wanted": wanted_unit or "",
         "void_reason": view.void_reason or "",

@@ -142,7 +142,7 @@ def _project_view(request: Request, user: WebUser, project_id: str, *, credit_ty
                 reasons = [r for r in m.reasons if r != "other_credit_type"] if m.pack.credit_type == credit_type \
                     else m.reasons
                 misses.append((rows[m.pack.id], near_miss_reasons(rows[m.pack.id], reasons,
-                                                                  wanted_unit=credit_type)))
+                                                                  wanted_unit=credit_type, zone=user.zone)))
         recent_consumptions = consumptions.list_consumptions(session, actor=user.actor, limit=50,
                                                              context_kind="project", context_id=project.id).items
         consumption_rows = []
