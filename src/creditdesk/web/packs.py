@@ -594,10 +594,14 @@ def _grant_page(request: Request, user: WebUser, values: dict, *, error: str | N
         choices = holder_choices(session, user.workspace_id)
         staff = [(u.id, u.name) for u in parties.list_users(session, actor=user.actor, is_staff=True,
                                                               limit=500).items]
+        from creditdesk.billing import settings as billing_settings
+
+        billing = billing_settings.get_settings(session, user.workspace_id)
     if errors and not error:
         error = "Nothing was granted: correct the fields marked below."
     return render(request, "grant.html", nav="credits", values=values, error=error, errors=errors or {},
                   types=types, choices=choices,
+                  currency_hint=(billing.default_currency if billing and billing.default_currency else "AUD"),
                   staff=staff, sources=[x for x in s.Source.__args__ if x != "transfer"], status_code=status_code)
 
 
