@@ -64,7 +64,7 @@ def test_every_command_has_help():
     paths = all_command_paths()
     names = {" ".join(p) for p in paths}
     assert {"", "serve", "db", "db upgrade", "db check", "workspace", "workspace create", "apikey",
-            "apikey create"} <= names
+            "apikey create", "apikey list"} <= names
     for path in paths:
         result = run(*path, "--help")
         assert "Usage:" in result.output, path
@@ -125,6 +125,21 @@ def test_apikey_create(cli_db):
     with api(cli_db) as client:
         keys = client.get("/v1/api-keys", headers={"Authorization": f"Bearer {secret}"}).json()["data"]
         assert "deploy bot" in {k["name"] for k in keys}
+
+
+def test_apikey_list_never_prints_secrets(cli_db):
+    import json
+
+    created = run("workspace", "create", "Keys Inc", "--master-email", "k@example.com", "--json").stdout
+    ws_id, first = json.loads(created)["workspace_id"], json.loads(created)["api_key"]
+    second = json.loads(run("apikey", "create", "--workspace", ws_id, "--name", "deploy bot", "--json").stdout)
+    listed = json.loads(run("apikey", "list", "--workspace", ws_id, "--json").stdout)
+    assert [k["id"] for k in listed["data"]][-1] == second["api_key_id"] and listed["next_cursor"] is None
+    assert "deploy bot" in {k["name"] for k in listed["data"]}
+    table = run("apikey", "list", "--workspace", ws_id).output
+    assert "deploy bot" in table and first not in table and second["api_key"] not in table
+    paged = json.loads(run("apikey", "list", "--workspace", ws_id, "--limit", "1", "--json").stdout)
+    assert len(paged["data"]) == 1 and paged["next_cursor"]
 
 
 def test_apikey_create_for_another_user(cli_db):

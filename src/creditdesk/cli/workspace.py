@@ -83,6 +83,41 @@ def apikey_create(
     console.print(f"API key {key.id} acting as {key.user_id} (shown once): [bold]{secret}[/bold]")
 
 
+@apikey_app.command("list")
+def apikey_list(
+    workspace_id: str = typer.Option(..., "--workspace", help="Workspace id (ws_...)."),
+    limit: int = typer.Option(50, "--limit", min=1, max=500, help="Keys per page (1 to 500)."),
+    cursor: str = typer.Option(None, "--cursor", help="The next page: the cursor printed after a full page."),
+    database_url: str = DatabaseOption,
+    as_json: bool = JsonOption,
+):
+    """List a workspace's API keys (never their secrets): id, name, the user it acts as, prefix, last used,
+    revoked. Newest last; `--cursor` pages on."""
+    from rich.table import Table
+
+    from creditdesk.audit import Actor
+    from creditdesk.parties import service as parties
+
+    db = open_db(database_url)
+    ensure_schema(db, apply_if_empty=False)
+    with db.read() as session:
+        page = parties.list_api_keys(session, actor=Actor.system(workspace_id), limit=limit, cursor=cursor)
+        rows = [{"id": k.id, "name": k.name, "user_id": k.user_id, "prefix": k.prefix,
+                 "created_at": k.created_at.isoformat() if k.created_at else None,
+                 "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+                 "revoked": k.revoked_at is not None} for k in page.items]
+    if as_json:
+        typer.echo(json.dumps({"data": rows, "next_cursor": page.next_cursor}))
+        return
+    table = Table("id", "name", "acts as", "prefix", "last used", "revoked")
+    for r in rows:
+        table.add_row(r["id"], r["name"], r["user_id"], r["prefix"], (r["last_used_at"] or "never")[:19],
+                      "yes" if r["revoked"] else "")
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"More: --cursor {page.next_cursor}")
+
+
 @workspace_app.command("list")
 def workspace_list(database_url: str = DatabaseOption, as_json: bool = JsonOption):
     """List the workspaces of this database: id, name, when created, and how many users each has."""
