@@ -83,3 +83,31 @@ def test_a_member_sees_no_wallet_forms_and_is_refused(web, db, world):
     assert 'id="account-wallet"' in page and 'id="wallet-top-up"' not in page
     r = post_form(client, f"{url}/wallet/top-up", {"amount": "1"}, page=url)
     assert r.status_code == 403
+
+
+def test_posting_paid_at_once_from_the_wallet_says_so(web, db, world):
+    """Over the credit limit, an opted-in wallet pays first: the flash said only "Posted as INV-..."."""
+    from creditdesk.billing import credit_control, payment_preferences
+    from creditdesk.billing import credit_schemas as ccs
+    from creditdesk.billing import wallet_schemas as ws
+
+    actor = master_actor(db, world.workspace_id)
+    configure(db, actor=actor)
+    account = make_account(db, actor=actor, customer_id=world.customer_id, name="Prepaid shop")
+
+    def setup(s):
+        catalog.create_product(s, cs.ProductCreate(code="setup", name="Setup", kind="service", unit="each"),
+                               actor=actor)
+        credit_control.change_credit_terms(s, account.id, ccs.CreditTermsChange(credit_limit=1000), actor=actor)
+        wallets.open_wallet(s, account.id, actor=actor)
+        wallets.top_up(s, account.id, ws.WalletTopUp(amount=100_000), actor=actor)
+        payment_preferences.create_preference(s, ws.PreferenceCreate(account_id=account.id, kind="wallet",
+                                                                     opt_in_purchases=True), actor=actor)
+        return invoices.create_invoice(s, ins.InvoiceCreate(account_id=account.id, lines=[
+            {"product": "setup", "quantity": "1", "unit_price": 5000}]), actor=actor)
+    invoice = db.write(setup)
+    client = logged_in(web, world.master_email)
+    posted = post_form(client, f"/invoices/{invoice.id}/post", {}, page=f"/invoices/{invoice.id}")
+    assert posted.status_code == 303, posted.text
+    flash = client.get(posted.headers["location"]).text.split('class="flash', 1)[1].split("</div>", 1)[0]
+    assert "Posted as INV-" in flash and "at once (settled)" in flash, flash

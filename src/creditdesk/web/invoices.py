@@ -249,7 +249,12 @@ def post_invoice(invoice_id: str, request: Request, user: WebUser = Depends(curr
             charge = payment_preferences.pending_charge(session, invoice.id)
             return _back(invoice_id, f"Over the credit limit: charging {currencies.format_money(charge.amount, charge.currency)} "
                                      "to the account's card first; the invoice posts when the charge succeeds.")
-        return _back(invoice_id, f"Posted as {invoice.number}." + (f" {group_note}" if group_note else ""))
+        # Paid at once (from the wallet, by the payment preferences): say so, with what is left due.
+        paid = "" if not invoice.amount_paid else (
+            f" Paid {currencies.format_money(invoice.amount_paid, invoice.currency)} at once"
+            + (" (settled)." if invoice.status == "settled"
+               else f"; {currencies.format_money(invoice.amount_due, invoice.currency)} still due."))
+        return _back(invoice_id, f"Posted as {invoice.number}." + paid + (f" {group_note}" if group_note else ""))
     return _act(request, user, form, invoice_id, action)
 
 
