@@ -194,8 +194,9 @@ def mode_change_question(new_mode: str, left: dict) -> str:
     text = f"Switching to {what}. Nothing is moved."
     if left["credits"]:
         whose = "users" if new_mode == "shared" else "office pools"
-        text += (f" {left['credits']} credit(s) held by {left['holders']} {whose} stay where they are and are not "
-                 f"spent in the new mode until a master user transfers them.")
+        text += (f" {left['credits']:,} credit(s) held by {left['holders']} {whose} stay where they are and are not "
+                 f"spent in the new mode until a master user transfers them (they stay listed in Manage SMS credits "
+                 f"until then).")
     return text + " Confirm the change (confirm_mode_change: true)."
 
 
