@@ -104,6 +104,8 @@ def test_shared_mode_names_holders_and_office_pools(web, db, people):
     form = client.get("/sms/purchase").text
     assert "North — office pool" in form and "User credits" not in form
     page = f"/sms/transfer?account={north}&direction=from"
+    options = client.get(page).text.split('id="transfer-other"', 1)[1].split("</select>")[0]
+    assert set(re.findall(r'<option value="([^"]+)"', options)) >= {"workspace", east}  # pool to pool offered
     moved = post_form(client, "/sms/transfer", {"account": north, "direction": "from", "other": east,
                                                 "quantity": "50", "agree": "yes"}, page=page)
     assert moved.status_code == 303

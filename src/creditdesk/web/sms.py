@@ -293,7 +293,7 @@ def _transfer_page(request: Request, user: WebUser, key: str, direction: str, va
     # The other side: accounts credits may go to (from this one) or come from (into this one).
     other_action = "transfer_to" if direction == "from" else "transfer_from"
     others = [(_key(r), _name(r), r) for r in rows if other_action in r.actions and _key(r) != key]
-    if direction == "from" and account.kind == "office":
+    if direction == "from" and account.kind == "office" and account.leftover:
         # A leftover office pool (individual mode) gives to the pool or to users who may send SMS, no other pool.
         others = [o for o in others if o[2].kind != "office"]
     helpers = []
