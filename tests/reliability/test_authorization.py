@@ -74,6 +74,8 @@ WRITE_BODIES = {
     ("POST", "/v1/invoices/{invoice_id}/void"): None,
     ("POST", "/v1/invoices/{invoice_id}/credit-notes"): {"full": True},
     ("POST", "/v1/payments/{payment_id}/allocate"): {},
+    ("POST", "/v1/accounts/{account_id}/credit/apply"): {},
+    ("POST", "/v1/accounts/{account_id}/credit/refunds"): {"amount": 1, "reason": "Stolen"},
     # credit control
     ("PATCH", "/v1/credit-ratings/{rating_id}"): {"name": "Stolen"},
     ("PATCH", "/v1/override-rules/{rule_id}"): {"name": "Stolen"},

@@ -543,6 +543,12 @@ CASES += [
                                                           "method": "cash"}, allowed=MANAGERS),
     Case("payment.allocate", "POST", "/v1/payments/{payment_id}/allocate", "payment", {}, MANAGERS,
          fresh=fresh_invoice("payment")),
+    # Account credit (an unallocated payment): applied to open invoices or refunded, as payments are made.
+    Case("account_credit.apply", "POST", "/v1/accounts/{account_id}/credit/apply", "account", {}, MANAGERS,
+         fresh=fresh_invoice("payment")),
+    Case("account_credit.refund", "POST", "/v1/accounts/{account_id}/credit/refunds", "account",
+         {"amount": 100, "reason": "Matrix"}, MANAGERS, special={c: 201 for c in MANAGERS},
+         fresh=fresh_invoice("payment")),
 ]
 
 

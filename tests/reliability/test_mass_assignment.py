@@ -117,6 +117,11 @@ def target(db, live_server):
     ids["inv_posted"] = _ok(c.post("/v1/invoices", json={"account_id": ids["acc1"], "lines": [line]}))["id"]
     _ok(c.post(f"/v1/invoices/{ids['inv_posted']}/post"))
     ids["pay1"] = _ok(c.post("/v1/payments", json={"account_id": ids["acc1"], "amount": 100, "allocations": []}))["id"]
+    # Account credit to apply and refund: an account of its own with an open invoice and more paid than it owes.
+    ids["acc_credit"] = _ok(c.post("/v1/accounts", json={"customer_id": ids["c1"], "name": "Credit"}))["id"]
+    owed = _ok(c.post("/v1/invoices", json={"account_id": ids["acc_credit"], "lines": [line]}))["id"]
+    _ok(c.post(f"/v1/invoices/{owed}/post"))
+    _ok(c.post("/v1/payments", json={"account_id": ids["acc_credit"], "amount": 50_000, "allocations": []}))
     # Packs from CRM deals: a company mapping, and a deal of an unknown company in the review queue.
     ids["crmm1"] = _ok(c.post("/v1/integrations/hubspot/mappings", json={
         "kind": "company", "external_id": "ma-co-1", "holder": {"kind": "customer", "id": ids["c1"]}}))["id"]
@@ -354,6 +359,9 @@ def _invoice_bases(ids: dict) -> dict:
         ("POST", "/v1/payments"): ("/v1/payments", {"account_id": ids["acc1"], "amount": 5, "allocations": [
             {"invoice_id": ids["inv_posted"], "amount": 5}]}),
         ("POST", "/v1/payments/{payment_id}/allocate"): (f"/v1/payments/{ids['pay1']}/allocate", {}),
+        ("POST", "/v1/accounts/{account_id}/credit/apply"): (f"/v1/accounts/{ids['acc_credit']}/credit/apply", {}),
+        ("POST", "/v1/accounts/{account_id}/credit/refunds"): (f"/v1/accounts/{ids['acc_credit']}/credit/refunds",
+                                                               {"amount": 1, "reason": "r"}),
         # credit packages (issue 13)
         ("POST", "/v1/products/{product}/grant"): ("/v1/products/ma-pkg-free/grant", {
             "holder": {"kind": "customer", "id": ids["c1"]}}),
