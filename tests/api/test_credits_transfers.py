@@ -105,6 +105,7 @@ def test_transfer_is_idempotent_and_the_insufficient_answer_replays(world, db, w
     too_much = api.post("/v1/transfers", office_to_office(world, 71), key="xfer-too-much")
     body409 = problem(too_much, 409, "insufficient_credits")
     assert (body409["available"], body409["requested"]) == (70, 71)
+    assert body409["detail"] == "Not enough Credits to transfer: 70 available, 71 requested."  # its name, unit
     api.pack("office", world.berlin, 500, "Top-up")
     before = state(db, workspace.id)
     replay = api.post("/v1/transfers", office_to_office(world, 71), key="xfer-too-much")

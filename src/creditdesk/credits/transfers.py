@@ -74,8 +74,13 @@ def transfer_credits(session: Session, data: schemas.TransferRequest, *, actor: 
     plan = burn.plan(sorted(live, key=burn.burn_key), data.amount)
     moved = sum(t for _, t in plan)
     if moved < data.amount:
-        raise InsufficientCredits(f"Not enough {ct.code} credits to transfer: {moved} available, "
-                                  f"{data.amount} requested.", available=moved, requested=data.amount)
+        from creditdesk.amounts import format_amount
+
+        # In the credit type's unit and name (the stable fields carry the integers); read only on this refusal.
+        row = session.get(CreditType, ct.id)
+        raise InsufficientCredits(f"Not enough {row.name} to transfer: {format_amount(moved, row.scale)} "
+                                  f"available, {format_amount(data.amount, row.scale)} requested.", available=moved,
+                                  requested=data.amount)
     xfer = CreditTransfer(id=new_id("xfer"), workspace_id=ws, credit_type_id=ct.id, from_holder_kind=source.kind,
                           from_holder_id=source.id, to_holder_kind=to.kind, to_holder_id=to.id,
                           from_pack_id=data.from_pack_id, amount=data.amount, memo=data.memo, actor_id=actor.user_id,
