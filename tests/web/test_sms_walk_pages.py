@@ -73,7 +73,7 @@ def test_a_leftover_office_pool_is_listed_moved_and_counted(web, db, people, nor
     # The home page counts it as frozen credits needing attention, with a link to move them.
     home = client.get("/home").text
     card = home.split('id="home-frozen"', 1)[1].split("</section>", 1)[0]
-    assert "North (office pool)" in card and "60 sms" in card
+    assert "North (office pool)" in card and "60 SMS credits" in card
     assert f"/sms/transfer?account={north}&amp;direction=from" in card
     # The transfer form: to the system credits or users who may send SMS, never Dan nor another office.
     page = f"/sms/transfer?account={north}&direction=from"
