@@ -311,3 +311,15 @@ def test_a_range_given_back_to_front_is_said_not_shown_as_nothing(web, world):
     assert "Remaining from (5) is more than Remaining to (1): swap them." in page.text
     export = client.get("/credits/export.csv", params={"expires_from": "2027-02-01", "expires_to": "2027-01-01"})
     assert export.status_code in (400, 422)
+
+
+def test_the_printed_report_says_what_it_lists(web, world):
+    """Print hides the filters form: the page carries a print-only line with the workspace, the moment and the
+    filters in words."""
+    client = logged_in(web, world.master_email)
+    page = client.get("/credits", params={"credit_type": "hours", "expires_from": "2026-12-01",
+                                          "expires_to": "2026-12-31"}).text
+    summary = page.split('id="print-summary">', 1)[1].split("</p>", 1)[0]
+    assert "Web workspace" in summary and "printed" in summary
+    assert "credit type Work hours" in summary and "expiring 2026-12-01 to 2026-12-31" in summary
+    assert "all active packs" in client.get("/credits").text.split('id="print-summary">', 1)[1].split("</p>", 1)[0]

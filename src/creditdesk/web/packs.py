@@ -209,6 +209,7 @@ def report(request: Request, user: WebUser = Depends(current_user)):
     active = next((pid for pid, _, values in presets
                    if all(filters.echo.get(k) == v for k, v in values.items())), None)
     return render(request, "credits.html", nav="credits", rows=rows, filters=filters.echo, errors=filters.errors,
+                  print_summary=_filters_in_words(filters.echo, types, choices["offices"]),
                   next_cursor=next_cursor, cursor=cursor, limit=limit, types=types, offices=choices["offices"],
                   labels=labels, sorts=REPORT_SORTS, page_sizes=PAGE_SIZES, totals=totals, position=position,
                   previous=previous, following=following, presets=presets, active_preset=active,
@@ -262,6 +263,30 @@ def _load_pack(session, user: WebUser, pack_id: str):
     pack = reads.get_visible_pack(session, actor=user.actor, pack_id=pack_id)
     account = session.get(LedgerAccount, pack.ledger_account_id)
     return pack, account
+
+
+def _filters_in_words(echo: dict, types: dict, offices: list) -> str:
+    """The report's filters as a printed page says them ("active packs, credit type Work hours, expiring
+    2026-12-01 to 2026-12-31"): a printout shows what it is a list of."""
+    said = []
+    if echo.get("q"):
+        said.append(f'search "{echo["q"]}"')
+    if echo.get("credit_type"):
+        ct = types.get(echo["credit_type"])
+        said.append(f"credit type {ct.name if ct else echo['credit_type']}")
+    if echo.get("office_id"):
+        said.append("office " + next((label for oid, label in offices if oid == echo["office_id"]), echo["office_id"]))
+    if echo.get("status_label"):
+        said.append(f'status label "{echo["status_label"]}"')
+    if echo.get("remaining_min") or echo.get("remaining_max"):
+        said.append(f"remaining {echo.get('remaining_min') or '…'} to {echo.get('remaining_max') or '…'}")
+    if echo.get("left_below"):
+        said.append(f"under {echo['left_below']} % left")
+    if echo.get("not_started"):
+        said.append("not started yet")
+    if echo.get("expires_from") or echo.get("expires_to"):
+        said.append(f"expiring {echo.get('expires_from') or '…'} to {echo.get('expires_to') or '…'}")
+    return ("active packs, " + ", ".join(said)) if said else "all active packs"
 
 
 def history_rows(session, user: WebUser, pack_id: str, names: Names) -> list[dict]:
