@@ -117,3 +117,20 @@ def test_the_test_payment_method_stays_pending_until_settled(world):
     paid = api.post(f"/v1/sms/purchases/{purchase['id']}/payment", {"status": "paid"}, status=200).json()
     assert paid["status"] == "paid"
     assert api.balance("workspace", None, credit_type="sms")["total"] == 10
+
+
+def test_packs_under_a_percentage_left_and_not_started_as_the_report_has_them(world, frozen_clock):
+    api = world.api
+    full = api.pack("office", world.berlin, 100, "Untouched")["id"]
+    api.pack("office", world.berlin, 100, "Nearly used")
+    api.created("/v1/consumptions", {"context": {"kind": "office", "id": world.berlin}, "credit_type": "credits",
+                                     "amount": 81, "allow_partial": False, "product_code": None})
+    later = api.pack("office", world.berlin, 10, "Next year", starts_at="2099-01-01T00:00:00Z")["id"]
+    under_20 = set(ids(api.get("/v1/packs", {"left_below": 20, "limit": 500})))
+    remaining = {p["id"]: p["remaining"] for p in api.get("/v1/packs", {"limit": 500}).json()["data"]}
+    quantity = {p["id"]: p["quantity"] for p in api.get("/v1/packs", {"limit": 500}).json()["data"]}
+    assert under_20 == {pid for pid in remaining if remaining[pid] * 100 < quantity[pid] * 20}
+    assert full not in under_20
+    assert ids(api.get("/v1/packs", {"not_started": "true"})) == [later]
+    problem(api.get("/v1/packs", {"left_below": 0}, status=None), 422, "validation_error")
+    assert under_20 and len(under_20) < len(remaining)  # the 81 spent left some pack under 20 %, not all

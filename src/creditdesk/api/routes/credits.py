@@ -157,6 +157,12 @@ def list_packs(
     external_ref: str | None = Query(default=None, min_length=1, max_length=200, description=(
         "Exactly this external ref (a CRM deal's `hubspot:deal:981` is not `hubspot:deal:9810`); `q` is a "
         "substring search.")),
+    left_below: int | None = Query(default=None, ge=1, le=100, description=(
+        "Only packs with less than this percentage of their original quantity available (exclusive: 20 lists "
+        "19.99 % and not 20 %), as the back office's \"under 20 % left\" view.")),
+    not_started: bool = Query(default=False, description=(
+        "With true, only packs whose start is still to come (bought ahead, not usable yet); false, the "
+        "default, filters nothing.")),
     sort: str = Query(default="created", pattern="^(created|expires_at|name|remaining|quantity|priority)$",
                       description=(
                           "What the list is ordered by: `created` (creation order, the default), `expires_at` "
@@ -171,7 +177,8 @@ def list_packs(
                             status=statuses(status, PACK_STATUSES),
                             credit_type=credit_type, remaining_min=remaining_min, remaining_max=remaining_max,
                             expires_from=expires_from, expires_to=expires_to, q=q, status_label=status_label,
-                            sort=sort, descending=order == "desc", external_ref=external_ref)
+                            sort=sort, descending=order == "desc", external_ref=external_ref,
+                            left_below=left_below, not_started=not_started)
     return {"object": "list", "data": reads.packs_out(session, page.items), "next_cursor": page.next_cursor}
 
 
