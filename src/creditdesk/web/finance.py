@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.datastructures import FormData
 
 from creditdesk import clock, currencies
@@ -90,7 +90,7 @@ def form_errors(exc: CreditdeskError, *, fields: dict[str, str] | None = None, v
         raise exc
     [(field, message)] = errors_of(exc).items()
     field = field or (by_code or {}).get(exc.code, "")  # a refusal about one field that does not name it
-    return {(fields or {}).get(field, field): _plain(exc) or message}
+    return {(fields or {}).get(field, field): _plain(exc) or forms.plain(message)}
 
 
 class Problems:
@@ -118,15 +118,10 @@ class Problems:
     def schema(self, model: type[BaseModel], data: dict, *, where: dict[str, str] | None = None):
         """The request schema, or None with each of its errors next to its field (the field's label, never
         pydantic's words); `where` places a schema field on the form's field of another name."""
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
-                where = where or {}
-                name = (where.get(".".join(loc)) or where.get(loc[0]) or loc[0]) if loc else ""
-                self.add(name, forms.sentence(err, self.labels.get(name) or forms.label_of(loc)))
-            return None
+        data_out, errors = forms.schema_errors(model, data, fields=where, labels=self.labels)
+        for name, message in errors.items():
+            self.add(name, message)
+        return data_out
 
     def check(self) -> None:
         if self.errors:
